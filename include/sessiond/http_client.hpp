@@ -1,0 +1,83 @@
+#pragma once
+// An asynchronous HTTP client: one libcurl multi handle driven by its own
+// thread, so no CAF worker ever blocks on the network. Callers hand over a
+// request and a callback; the callback runs on the client's thread and must be
+// short (typically one caf::anon_send).
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace sessiond {
+
+struct HttpRequest {
+  std::string method = "GET";
+  std::string url;
+  std::vector<std::string> headers;  // "Name: value"
+  std::string body;
+  // Netscape cookie-file lines loaded into libcurl's cookie engine before the
+  // transfer (the session's jar); see CookieJar.
+  std::vector<std::string> cookies;
+  std::chrono::milliseconds timeout{10000};
+};
+
+struct HttpResponse {
+  long status = 0;        // 0 when no HTTP response arrived
+  int curl_code = 0;      // CURLcode; 0 = transport ok
+  std::string error;      // curl's error text; never contains headers or cookies
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
+  std::string body;
+  std::string redirect_url;          // CURLINFO_REDIRECT_URL (redirects are not followed)
+  std::vector<std::string> cookies;  // the jar after the transfer (CURLINFO_COOKIELIST)
+  std::chrono::microseconds elapsed{0};
+
+  bool transport_ok() const { return curl_code == 0; }
+  // First header with that (case-insensitive) name.
+  std::optional<std::string> header(std::string_view name) const;
+};
+
+// What session actors talk to; tests substitute a scripted transport.
+class HttpTransport {
+ public:
+  using Callback = std::function<void(HttpResponse)>;
+  virtual ~HttpTransport() = default;
+  virtual void submit(HttpRequest request, Callback done) = 0;
+};
+
+class HttpClient final : public HttpTransport {
+ public:
+  struct Options {
+    std::size_t max_in_flight = 256;          // transfers running at once; the rest wait in FIFO order
+    std::size_t max_body_bytes = 4u << 20;    // larger bodies fail the transfer (curl_code set)
+    long max_host_connections = 0;            // 0 = libcurl default (no limit)
+    std::string user_agent = "sessiond";
+  };
+
+  explicit HttpClient(Options options);
+  ~HttpClient() override;  // stops the thread; pending callbacks get error "shutdown"
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  void submit(HttpRequest request, Callback done) override;
+
+  std::size_t in_flight() const { return in_flight_.load(); }
+  std::size_t queued() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::atomic<std::size_t> in_flight_{0};
+};
+
+}  // namespace sessiond
