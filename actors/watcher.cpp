@@ -1,1 +1,221 @@
-// placeholder: being written
+#include "sessiond/watcher.hpp"
+
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+
+#include <dirent.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include "sessiond/json_log.hpp"
+#include "sessiond/session_file.hpp"
+
+namespace sessiond {
+
+// Blocks on the inotify fd (and an eventfd to stop) on its own thread and
+// forwards batches of events to the watcher actor.
+class InotifyReader {
+ public:
+  InotifyReader(caf::actor watcher) : watcher_(std::move(watcher)) {
+    fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    stop_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd_ >= 0 && stop_fd_ >= 0) thread_ = std::thread([this] { run(); });
+  }
+  ~InotifyReader() { stop(); }
+
+  bool ok() const { return fd_ >= 0 && stop_fd_ >= 0; }
+
+  // Watches `dir`; false (errno set) when it cannot.
+  bool watch(const std::string& dir) {
+    constexpr std::uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM |
+                                   IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR;
+    return ::inotify_add_watch(fd_, dir.c_str(), mask) >= 0;
+  }
+
+  void stop() {
+    if (stopped_.exchange(true)) return;
+    if (stop_fd_ >= 0) {
+      std::uint64_t one = 1;
+      [[maybe_unused]] auto n = ::write(stop_fd_, &one, sizeof one);
+    }
+    if (thread_.joinable()) thread_.join();
+    watcher_ = nullptr;  // drop our strong reference to the actor
+    if (fd_ >= 0) ::close(fd_);
+    if (stop_fd_ >= 0) ::close(stop_fd_);
+    fd_ = stop_fd_ = -1;
+  }
+
+ private:
+  void run() {
+    alignas(inotify_event) char buf[64 * 1024];
+    for (;;) {
+      pollfd fds[2] = {{fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+      int rc = ::poll(fds, 2, -1);
+      if (rc < 0 && errno == EINTR) continue;
+      if (rc < 0 || (fds[1].revents & POLLIN)) return;
+      auto batch = std::make_shared<std::vector<DirEvent>>();
+      for (;;) {
+        ssize_t n = ::read(fd_, buf, sizeof buf);
+        if (n <= 0) break;
+        for (char* p = buf; p < buf + n;) {
+          auto* ev = reinterpret_cast<inotify_event*>(p);
+          batch->push_back(DirEvent{ev->len ? std::string(ev->name) : std::string(), ev->mask});
+          p += sizeof(inotify_event) + ev->len;
+        }
+      }
+      if (!batch->empty()) caf::anon_send(watcher_, inotify_atom::value, DirEventsPtr(std::move(batch)));
+    }
+  }
+
+  caf::actor watcher_;
+  int fd_ = -1;
+  int stop_fd_ = -1;
+  std::atomic<bool> stopped_{false};
+  std::thread thread_;
+};
+
+namespace {
+
+using Self = caf::stateful_actor<WatcherState>;
+
+constexpr std::size_t kMaxIgnoredNamesRemembered = 10000;
+
+std::optional<std::string> owned_id(Self* self, const std::string& name) {
+  auto& st = self->state;
+  auto id = session_id_from_filename(name);
+  if (!id) {
+    // Temp files of writers (ours and others') start with a dot: not worth a line.
+    if (!name.empty() && name.front() != '.' && st.ignored_names.size() < kMaxIgnoredNamesRemembered &&
+        st.ignored_names.insert(name).second)
+      log::debug("file_ignored", "not a session file name (session-<id>.json)", {{"file", name}});
+    return std::nullopt;
+  }
+  if (!owns(st.setup.shard, *id)) return std::nullopt;
+  return id;
+}
+
+std::string path_of(const WatcherState& st, const std::string& id) {
+  return st.setup.dir + "/" + session_filename(id);
+}
+
+void report_added(Self* self, const std::string& id, std::int64_t mtime) {
+  auto& st = self->state;
+  st.known[id] = mtime;
+  self->send(st.setup.supervisor, added_atom::value, id, path_of(st, id));
+}
+
+void report_removed(Self* self, const std::string& id) {
+  auto& st = self->state;
+  if (st.known.erase(id)) self->send(st.setup.supervisor, removed_atom::value, id);
+}
+
+std::int64_t mtime_of(const std::string& path) {
+  struct stat s {};
+  if (::lstat(path.c_str(), &s) != 0) return -1;
+  return static_cast<std::int64_t>(s.st_mtim.tv_sec) * 1000000000 + s.st_mtim.tv_nsec;
+}
+
+void ensure_watch(Self* self) {
+  auto& st = self->state;
+  if (st.watching || !st.reader || !st.reader->ok()) return;
+  // Add the watch before scanning, so nothing written in between is missed.
+  st.watching = st.reader->watch(st.setup.dir);
+}
+
+void rescan(Self* self) {
+  auto& st = self->state;
+  ensure_watch(self);
+  DIR* d = ::opendir(st.setup.dir.c_str());
+  if (!d) {
+    if (!st.dir_missing_reported) {
+      log::error("file_error", "cannot read the sessions directory; sessions in it are paused until it is back",
+                 {{"dir", st.setup.dir}, {"error", std::strerror(errno)}});
+      st.dir_missing_reported = true;
+    }
+    // Its files are gone with it: stop refreshing them (nothing is deleted).
+    std::vector<std::string> ids;
+    for (auto& [id, _] : st.known) ids.push_back(id);
+    for (auto& id : ids) report_removed(self, id);
+    st.watching = false;
+  } else {
+    if (st.dir_missing_reported) {
+      log::info("dir_restored", "sessions directory is back", {{"dir", st.setup.dir}});
+      st.dir_missing_reported = false;
+    }
+    std::unordered_set<std::string> seen;
+    while (auto* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name == "." || name == ".." || e->d_type == DT_DIR) continue;
+      auto id = owned_id(self, name);
+      if (!id) continue;
+      seen.insert(*id);
+      auto mtime = mtime_of(path_of(st, *id));
+      auto it = st.known.find(*id);
+      if (it == st.known.end() || it->second != mtime) report_added(self, *id, mtime);
+    }
+    ::closedir(d);
+    std::vector<std::string> gone;
+    for (auto& [id, _] : st.known)
+      if (!seen.count(id)) gone.push_back(id);
+    for (auto& id : gone) report_removed(self, id);
+  }
+  if (!st.scanned) {
+    st.scanned = true;
+    self->send(st.setup.supervisor, scanned_atom::value);
+  }
+}
+
+}  // namespace
+
+caf::behavior watcher_actor(Self* self, WatcherSetup setup) {
+  auto& st = self->state;
+  st.setup = std::move(setup);
+  st.reader = std::make_shared<InotifyReader>(caf::actor_cast<caf::actor>(self));
+  if (!st.reader->ok())
+    log::warn("startup", "inotify unavailable; relying on periodic rescans",
+              {{"error", std::strerror(errno)}});
+  auto reader = st.reader;
+  self->attach_functor([reader] { reader->stop(); });
+  rescan(self);
+  self->delayed_send(self, st.setup.rescan_interval, rescan_atom::value);
+  return {
+      [=](inotify_atom, const DirEventsPtr& events) {
+        auto& st = self->state;
+        bool need_rescan = false;
+        for (const auto& ev : *events) {
+          if (ev.mask & (IN_Q_OVERFLOW | IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) {
+            if (ev.mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) st.watching = false;
+            need_rescan = true;
+            continue;
+          }
+          if (ev.mask & IN_ISDIR) continue;
+          auto id = owned_id(self, ev.name);
+          if (!id) continue;
+          if (ev.mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
+            report_added(self, *id, mtime_of(path_of(st, *id)));
+          } else if (ev.mask & (IN_DELETE | IN_MOVED_FROM)) {
+            report_removed(self, *id);
+          }
+        }
+        if (need_rescan) rescan(self);
+      },
+      [=](rescan_atom) {
+        rescan(self);
+        auto& st = self->state;
+        // While the directory is missing, look for it more often.
+        Millis next = st.dir_missing_reported ? std::min(st.setup.rescan_interval, Millis(1000))
+                                              : st.setup.rescan_interval;
+        self->delayed_send(self, next, rescan_atom::value);
+      },
+  };
+}
+
+}  // namespace sessiond

@@ -1,1 +1,147 @@
-int main() { return 0; }
+// sessiond: keeps web login sessions alive. Entry point: parses the command
+// line and dispatches to the daemon or to a client of a running daemon.
+
+#include <httplib.h>
+
+#include <chrono>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "admin_server.hpp"
+#include "daemon.hpp"
+#include "sessiond/config.hpp"
+#include "sessiond/session_file.hpp"
+
+namespace {
+
+using namespace sessiond;
+using json = nlohmann::json;
+
+std::string daemon_url(const Config& c) {
+  if (!c.url.empty()) return c.url;
+  auto a = parse_listen(c.listen == "off" ? "127.0.0.1:9464" : c.listen);
+  std::string host = a.host == "0.0.0.0" ? "127.0.0.1" : a.host == "::" ? "::1" : a.host;
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return "http://" + host + ":" + std::to_string(a.port);
+}
+
+std::unique_ptr<httplib::Client> client_for(const Config& c, const std::string& url) {
+  auto cli = std::make_unique<httplib::Client>(url);
+  cli->set_connection_timeout(3, 0);
+  cli->set_read_timeout(130, 0);
+  if (!c.admin_token.empty()) cli->set_bearer_token_auth(c.admin_token);
+  return cli;
+}
+
+int no_daemon(const std::string& url, httplib::Error err) {
+  std::cerr << "sessiond: no sessiond answers at " << url << " (" << httplib::to_string(err)
+            << "). Is it running? Point at it with --url or --listen.\n";
+  return 1;
+}
+
+std::string age(const json& seconds) {
+  if (!seconds.is_number()) return "-";
+  double s = seconds.get<double>();
+  std::ostringstream out;
+  if (s < 120) out << static_cast<long>(s) << "s";
+  else if (s < 7200) out << static_cast<long>(s / 60) << "m";
+  else out << static_cast<long>(s / 3600) << "h";
+  return out.str();
+}
+
+std::string until(const json& iso) {
+  if (!iso.is_string()) return "-";
+  auto t = parse_iso8601(iso.get<std::string>());
+  if (!t) return "-";
+  double s = std::chrono::duration<double>(*t - std::chrono::system_clock::now()).count();
+  return s <= 0 ? "now" : "in " + age(s);
+}
+
+int status_command(const Config& c) {
+  auto url = daemon_url(c);
+  auto cli = client_for(c, url);
+  auto res = cli->Get("/status");
+  if (!res) return no_daemon(url, res.error());
+  if (res->status != 200) {
+    std::cerr << "sessiond: " << url << "/status answered " << res->status << ": " << res->body << "\n";
+    return 1;
+  }
+  if (c.output == "json") {
+    std::cout << res->body << "\n";
+    return 0;
+  }
+  auto doc = json::parse(res->body, nullptr, false);
+  if (doc.is_discarded()) {
+    std::cerr << "sessiond: " << url << "/status did not answer JSON\n";
+    return 1;
+  }
+  std::vector<std::vector<std::string>> rows = {{"ID", "STATE", "LAST REFRESH", "COUNT", "NEXT", "LAST ERROR"}};
+  for (const auto& s : doc["sessions"]) {
+    std::string err = s["lastError"].is_string() ? s["lastError"].get<std::string>() : "-";
+    if (err.size() > 60) err = err.substr(0, 57) + "...";
+    rows.push_back({s.value("mobile", "?"), s.value("state", "?"),
+                    s["lastRefreshAgeSeconds"].is_number() ? age(s["lastRefreshAgeSeconds"]) + " ago" : "never",
+                    std::to_string(s.value("refreshCount", 0)), s.value("refreshing", false) ? "running" : until(s["nextRefresh"]),
+                    err});
+  }
+  std::vector<std::size_t> width(rows[0].size(), 0);
+  for (auto& r : rows)
+    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  for (auto& r : rows) {
+    for (std::size_t i = 0; i < r.size(); ++i)
+      std::cout << std::left << std::setw(static_cast<int>(i + 1 < r.size() ? width[i] + 3 : 0)) << r[i];
+    std::cout << "\n";
+  }
+  std::cout << "\n" << doc.value("activeSessions", 0) << " active of " << doc.value("totalSessions", 0)
+            << " sessions; refresh interval " << doc.value("refreshInterval", 0) << "s; ready: "
+            << (doc.value("ready", false) ? "yes" : "no") << "\n";
+  return 0;
+}
+
+int refresh_command(const Config& c) {
+  auto url = daemon_url(c);
+  auto cli = client_for(c, url);
+  std::string path = c.args.empty() ? "/refresh" : "/sessions/" + c.args.front() + "/refresh";
+  if (!c.args.empty() && !valid_session_id(c.args.front())) {
+    std::cerr << "sessiond: invalid session id \"" << c.args.front() << "\"\n";
+    return 2;
+  }
+  auto res = cli->Post(path.c_str(), "", "application/json");
+  if (!res) return no_daemon(url, res.error());
+  std::cout << res->body << "\n";
+  return res->status / 100 == 2 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Config config;
+  try {
+    config = parse_config(argc, argv, environment_map());
+  } catch (const ConfigError& e) {
+    std::cerr << "sessiond: " << e.what() << "\n";
+    return 2;
+  }
+  if (config.help) {
+    std::cout << usage(config.command);
+    return 0;
+  }
+  try {
+    if (config.command == "run") return run_daemon(config, DaemonMode::run);
+    if (config.command == "once") return run_daemon(config, DaemonMode::once);
+    if (config.command == "demo") return run_daemon(config, DaemonMode::demo);
+    if (config.command == "check-config") return check_config(config);
+    if (config.command == "status") return status_command(config);
+    if (config.command == "refresh") return refresh_command(config);
+  } catch (const ConfigError& e) {
+    std::cerr << "sessiond: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "sessiond: " << e.what() << "\n";
+    return 1;
+  }
+  std::cerr << usage("");
+  return 2;
+}

@@ -1,1 +1,337 @@
-// placeholder: being written
+#include "sessiond/config.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "sessiond/sharding.hpp"
+
+extern char** environ;
+
+namespace sessiond {
+
+std::optional<Millis> parse_duration(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  std::size_t i = 0;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
+    ++i;
+  if (i == 0) return std::nullopt;
+  double value = 0;
+  try {
+    value = std::stod(std::string(text.substr(0, i)));
+  } catch (...) {
+    return std::nullopt;
+  }
+  auto unit = text.substr(i);
+  double ms = 0;
+  if (unit.empty() || unit == "s") ms = value * 1000;
+  else if (unit == "ms") ms = value;
+  else if (unit == "m") ms = value * 60000;
+  else if (unit == "h") ms = value * 3600000;
+  else return std::nullopt;
+  if (!std::isfinite(ms) || ms > 1e12) return std::nullopt;
+  return Millis(static_cast<Millis::rep>(std::llround(ms)));
+}
+
+std::string format_duration(Millis d) {
+  auto ms = d.count();
+  if (ms % 3600000 == 0 && ms != 0) return std::to_string(ms / 3600000) + "h";
+  if (ms % 60000 == 0 && ms != 0) return std::to_string(ms / 60000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+namespace {
+
+struct Flag {
+  const char* name;
+  const char* value_name;  // nullptr: boolean flag
+  const char* help;
+  std::function<void(Config&, const std::string&)> set;
+};
+
+Millis duration_value(const std::string& flag, const std::string& v) {
+  auto d = parse_duration(v);
+  if (!d || d->count() <= 0)
+    throw ConfigError("--" + flag + ": expected a positive duration such as 5m, 30s or 500ms, got \"" +
+                      v + "\"");
+  return *d;
+}
+
+long long int_value(const std::string& flag, const std::string& v, long long lo, long long hi) {
+  try {
+    std::size_t used = 0;
+    long long n = std::stoll(v, &used);
+    if (used == v.size() && n >= lo && n <= hi) return n;
+  } catch (...) {
+  }
+  throw ConfigError("--" + flag + ": expected a whole number from " + std::to_string(lo) + " to " +
+                    std::to_string(hi) + ", got \"" + v + "\"");
+}
+
+bool bool_value(const std::string& flag, const std::string& v) {
+  if (v == "true" || v == "1" || v == "yes" || v.empty()) return true;
+  if (v == "false" || v == "0" || v == "no") return false;
+  throw ConfigError("--" + flag + ": expected true or false, got \"" + v + "\"");
+}
+
+const std::vector<Flag>& flags() {
+  static const std::vector<Flag> all = {
+      {"config", "FILE", "JSON file with flag values (keys are flag names)",
+       [](Config& c, const std::string& v) { c.config_file = v; }},
+      {"profile", "FILE", "site profile (JSON); see profiles/",
+       [](Config& c, const std::string& v) { c.profile_path = v; }},
+      {"sessions-dir", "DIR", "directory of session-<id>.json files (default: sessions)",
+       [](Config& c, const std::string& v) { c.sessions_dir = v; }},
+      {"interval", "DUR", "refresh interval (default: the profile's, 5m)",
+       [](Config& c, const std::string& v) { c.interval = duration_value("interval", v); }},
+      {"idle-timeout", "DUR", "the site's idle logout (default: the profile's, 10m)",
+       [](Config& c, const std::string& v) { c.idle_timeout = duration_value("idle-timeout", v); }},
+      {"listen", "ADDR", "HTTP address for /metrics, /status and the admin API (default "
+                         "127.0.0.1:9464; \"off\" disables)",
+       [](Config& c, const std::string& v) { c.listen = v; }},
+      {"log-level", "LEVEL", "trace, debug, info, warn or error (default info)",
+       [](Config& c, const std::string& v) {
+         static const char* ok[] = {"trace", "debug", "info", "warn", "error", "off"};
+         if (std::find(std::begin(ok), std::end(ok), v) == std::end(ok))
+           throw ConfigError("--log-level: expected trace, debug, info, warn or error, got \"" + v +
+                             "\"");
+         c.log_level = v;
+       }},
+      {"admin-token", "TOKEN", "bearer token required by mutating endpoints",
+       [](Config& c, const std::string& v) { c.admin_token = v; }},
+      {"shard-index", "N|auto", "this replica's index (auto: from the pod name sessiond-N)",
+       [](Config& c, const std::string& v) {
+         if (v != "auto") int_value("shard-index", v, 0, 100000);
+         c.shard_index = v;
+       }},
+      {"shard-count", "N", "number of replicas sharing the sessions directory (default 1)",
+       [](Config& c, const std::string& v) {
+         c.shard_count = static_cast<std::uint32_t>(int_value("shard-count", v, 1, 100000));
+       }},
+      {"on-logged-out", "MODE", "quarantine (move to invalid/, default), mark, or delete",
+       [](Config& c, const std::string& v) {
+         if (v == "quarantine") c.on_logged_out = OnLoggedOut::quarantine;
+         else if (v == "mark") c.on_logged_out = OnLoggedOut::mark;
+         else if (v == "delete") c.on_logged_out = OnLoggedOut::remove;
+         else throw ConfigError("--on-logged-out: expected quarantine, mark or delete, got \"" + v + "\"");
+       }},
+      {"drain-timeout", "DUR", "on SIGTERM, how long in-flight refreshes may finish (default 20s)",
+       [](Config& c, const std::string& v) { c.drain_timeout = duration_value("drain-timeout", v); }},
+      {"heartbeat-interval", "DUR", "heartbeat log interval (default 1m)",
+       [](Config& c, const std::string& v) {
+         c.heartbeat_interval = duration_value("heartbeat-interval", v);
+       }},
+      {"status-interval", "DUR", "status summary log interval (default 10m)",
+       [](Config& c, const std::string& v) {
+         c.status_interval = duration_value("status-interval", v);
+       }},
+      {"rescan-interval", "DUR", "full directory rescan interval, besides inotify (default 30s)",
+       [](Config& c, const std::string& v) {
+         c.rescan_interval = duration_value("rescan-interval", v);
+       }},
+      {"max-in-flight", "N", "HTTP requests in flight at most, all sites (default 256)",
+       [](Config& c, const std::string& v) {
+         c.max_in_flight = static_cast<std::size_t>(int_value("max-in-flight", v, 1, 100000));
+       }},
+      {"io-threads", "N", "threads for disk I/O (default 4)",
+       [](Config& c, const std::string& v) {
+         c.io_threads = static_cast<std::size_t>(int_value("io-threads", v, 1, 256));
+       }},
+      {"restart-limit", "N", "restarts of one session actor per window before it is marked failed",
+       [](Config& c, const std::string& v) {
+         c.restart_limit = static_cast<int>(int_value("restart-limit", v, 0, 1000));
+       }},
+      {"restart-window", "DUR", "window of --restart-limit (default 1m)",
+       [](Config& c, const std::string& v) { c.restart_window = duration_value("restart-window", v); }},
+      {"per-session-metrics", nullptr, "add per-session metric series (small deployments only)",
+       [](Config& c, const std::string& v) {
+         c.per_session_metrics = bool_value("per-session-metrics", v);
+       }},
+      {"url", "URL", "status/refresh: the daemon's base URL (default: http://<listen>)",
+       [](Config& c, const std::string& v) { c.url = v; }},
+      {"output", "FORMAT", "status: table or json",
+       [](Config& c, const std::string& v) {
+         if (v != "table" && v != "json") throw ConfigError("--output: expected table or json");
+         c.output = v;
+       }},
+      {"sessions", "N", "demo: how many sessions the fake site logs in (default 5)",
+       [](Config& c, const std::string& v) {
+         c.demo_sessions = static_cast<int>(int_value("sessions", v, 1, 100000));
+       }},
+  };
+  return all;
+}
+
+const Flag* find_flag(const std::string& name) {
+  for (const auto& f : flags())
+    if (name == f.name) return &f;
+  return nullptr;
+}
+
+std::string env_name(const std::string& flag) {
+  std::string out = "SESSIOND_";
+  for (char c : flag) out += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+const char* kCommands[] = {"run", "once", "status", "refresh", "check-config", "demo"};
+
+}  // namespace
+
+std::map<std::string, std::string> environment_map() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv(*e);
+    auto eq = kv.find('=');
+    if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return env;
+}
+
+Config parse_config(int argc, const char* const* argv, const std::map<std::string, std::string>& env) {
+  Config c;
+  // 1. Split the command line into the command, flags and positionals.
+  std::vector<std::pair<const Flag*, std::string>> cli;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      c.help = true;
+      continue;
+    }
+    if (a == "-o") a = "--output";
+    if (a.rfind("--", 0) == 0) {
+      std::string name = a.substr(2), value;
+      bool has_value = false;
+      if (auto eq = name.find('='); eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+        has_value = true;
+      }
+      const Flag* f = find_flag(name);
+      if (!f) throw ConfigError("unknown flag --" + name + " (see sessiond --help)");
+      if (f->value_name && !has_value) {
+        if (i + 1 >= argc) throw ConfigError("--" + name + " needs a value (" + f->value_name + ")");
+        value = argv[++i];
+      }
+      cli.emplace_back(f, value);
+      continue;
+    }
+    if (c.command.empty()) {
+      if (std::find(std::begin(kCommands), std::end(kCommands), a) == std::end(kCommands))
+        throw ConfigError("unknown command \"" + a +
+                          "\" (commands: run, once, status, refresh, check-config, demo)");
+      c.command = a;
+    } else {
+      c.args.push_back(a);
+    }
+  }
+  // 2. The config file may itself come from the environment or the command line.
+  std::string config_file;
+  if (auto it = env.find("SESSIOND_CONFIG"); it != env.end()) config_file = it->second;
+  for (auto& [f, v] : cli)
+    if (std::string(f->name) == "config") config_file = v;
+  if (!config_file.empty()) {
+    std::ifstream in(config_file);
+    if (!in) throw ConfigError("--config: cannot read " + config_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto doc = nlohmann::json::parse(ss.str(), nullptr, false, true);
+    if (doc.is_discarded() || !doc.is_object())
+      throw ConfigError(config_file + ": expected a JSON object of flag name -> value");
+    for (auto& [k, v] : doc.items()) {
+      const Flag* f = find_flag(k);
+      if (!f || k == "config") throw ConfigError(config_file + ": unknown key \"" + k + "\"");
+      std::string value = v.is_string() ? v.get<std::string>() : v.dump();
+      try {
+        f->set(c, value);
+      } catch (const ConfigError& e) {
+        throw ConfigError(config_file + ": " + e.what());
+      }
+    }
+    c.config_file = config_file;
+  }
+  // 3. Environment.
+  if (auto it = env.find("DEBUG_MODE"); it != env.end() && it->second == "true") c.log_level = "debug";
+  for (const auto& f : flags()) {
+    if (std::string(f.name) == "config") continue;
+    auto it = env.find(env_name(f.name));
+    if (it == env.end()) continue;
+    try {
+      f.set(c, it->second);
+    } catch (const ConfigError& e) {
+      throw ConfigError(env_name(f.name) + ": " + e.what());
+    }
+  }
+  // 4. Command line wins.
+  for (auto& [f, v] : cli) f->set(c, v);
+  if (c.command.empty() && !c.help) throw ConfigError("no command given (see sessiond --help)");
+  if (c.command == "refresh" && c.args.size() > 1) throw ConfigError("refresh takes at most one ID");
+  if (c.command != "refresh" && !c.args.empty())
+    throw ConfigError("unexpected argument \"" + c.args.front() + "\"");
+  return c;
+}
+
+std::string usage(const std::string& command) {
+  std::ostringstream out;
+  if (command.empty()) {
+    out << "sessiond keeps web login sessions alive.\n\n"
+           "Usage: sessiond COMMAND [FLAGS]\n\n"
+           "Commands:\n"
+           "  run           the daemon: watch the sessions directory and keep every session alive\n"
+           "  once          one check+refresh pass over all sessions; exit 1 if any failed\n"
+           "  status        show the sessions of a running daemon (-o json for JSON)\n"
+           "  refresh [ID]  ask a running daemon to refresh one session, or all now\n"
+           "  check-config  validate the profile and flags; exit 2 on error\n"
+           "  demo          run the daemon against the bundled fake site\n\n"
+           "Run 'sessiond COMMAND --help' for details.\n\n";
+  } else {
+    static const std::map<std::string, std::string> what = {
+        {"run", "Watches --sessions-dir and refreshes every session on schedule until SIGTERM."},
+        {"once", "Checks and refreshes every session once, then exits: 0 when all succeeded, 1 "
+                 "otherwise, 2 on bad configuration."},
+        {"status", "Prints the sessions of the daemon at --url (or --listen) as a table."},
+        {"refresh", "Asks the daemon at --url (or --listen) to refresh session ID, or all."},
+        {"check-config", "Loads --profile and every flag; prints the effective settings or the "
+                         "error (exit 2)."},
+        {"demo", "Starts the bundled fake site, logs --sessions accounts in, and runs the daemon "
+                 "against it with a short interval. Ctrl-C stops everything."},
+    };
+    auto it = what.find(command);
+    out << "Usage: sessiond " << command << (command == "refresh" ? " [ID]" : "") << " [FLAGS]\n\n"
+        << (it != what.end() ? it->second : "") << "\n\n";
+  }
+  out << "Flags (each also read from SESSIOND_<FLAG>, e.g. SESSIOND_SESSIONS_DIR):\n";
+  for (const auto& f : flags()) {
+    std::string left = std::string("  --") + f.name + (f.value_name ? std::string(" ") + f.value_name : "");
+    out << left << std::string(left.size() < 30 ? 30 - left.size() : 1, ' ') << f.help << "\n";
+  }
+  out << "  -h, --help                  this help\n"
+         "\nDEBUG_MODE=true turns on debug logs.\n";
+  return out.str();
+}
+
+std::uint32_t resolve_shard_index(const Config& config) {
+  if (config.shard_index != "auto") return static_cast<std::uint32_t>(std::stoul(config.shard_index));
+  std::string pod;
+  if (const char* p = std::getenv("SESSIOND_POD_NAME"); p && *p) pod = p;
+  if (pod.empty()) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) == 0) pod = host;
+  }
+  auto ordinal = ordinal_from_pod_name(pod);
+  if (!ordinal)
+    throw ConfigError("--shard-index auto: cannot read an ordinal from the pod name \"" + pod +
+                      "\" (expected NAME-N; set SESSIOND_POD_NAME)");
+  if (*ordinal >= config.shard_count)
+    throw ConfigError("--shard-index auto: ordinal " + std::to_string(*ordinal) +
+                      " is not below --shard-count " + std::to_string(config.shard_count));
+  return *ordinal;
+}
+
+}  // namespace sessiond

@@ -1,1 +1,196 @@
-// placeholder: being written
+#include "sessiond/cookie_jar.hpp"
+
+#include <cmath>
+#include <sstream>
+#include <tuple>
+
+namespace sessiond {
+namespace {
+
+constexpr std::string_view kHttpOnlyPrefix = "#HttpOnly_";
+
+struct NetscapeCookie {
+  std::string domain;  // without leading dot
+  bool include_subdomains = false;
+  std::string path = "/";
+  bool secure = false;
+  bool http_only = false;
+  long long expires = 0;  // 0: session cookie
+  std::string name;
+  std::string value;
+};
+
+std::optional<NetscapeCookie> parse_line(std::string_view line) {
+  NetscapeCookie c;
+  if (line.substr(0, kHttpOnlyPrefix.size()) == kHttpOnlyPrefix) {
+    c.http_only = true;
+    line.remove_prefix(kHttpOnlyPrefix.size());
+  } else if (!line.empty() && line.front() == '#') {
+    return std::nullopt;
+  }
+  std::vector<std::string_view> f;
+  std::size_t start = 0;
+  while (f.size() < 6) {
+    auto tab = line.find('\t', start);
+    if (tab == std::string_view::npos) return std::nullopt;
+    f.push_back(line.substr(start, tab - start));
+    start = tab + 1;
+  }
+  f.push_back(line.substr(start));  // the value may contain anything but newlines
+  c.domain = std::string(f[0]);
+  if (!c.domain.empty() && c.domain.front() == '.') c.domain.erase(0, 1);
+  c.include_subdomains = f[1] == "TRUE";
+  c.path = std::string(f[2]);
+  c.secure = f[3] == "TRUE";
+  try {
+    c.expires = std::stoll(std::string(f[4]));
+  } catch (...) {
+    return std::nullopt;
+  }
+  c.name = std::string(f[5]);
+  c.value = std::string(f[6]);
+  return c;
+}
+
+std::string to_line(const NetscapeCookie& c) {
+  std::string out;
+  if (c.http_only) out += kHttpOnlyPrefix;
+  if (c.include_subdomains) out += '.';
+  out += c.domain;
+  out += c.include_subdomains ? "\tTRUE\t" : "\tFALSE\t";
+  out += c.path.empty() ? "/" : c.path;
+  out += c.secure ? "\tTRUE\t" : "\tFALSE\t";
+  out += std::to_string(c.expires);
+  out += '\t';
+  out += c.name;
+  out += '\t';
+  out += c.value;
+  return out;
+}
+
+// Playwright's identity of a cookie: name + domain (with its leading dot, which
+// marks a domain cookie) + path.
+std::tuple<std::string, std::string, std::string> key_of(const nlohmann::json& c) {
+  return {c.value("name", ""), c.value("domain", ""), c.value("path", "/")};
+}
+
+std::string playwright_domain(const NetscapeCookie& c) {
+  return c.include_subdomains ? "." + c.domain : c.domain;
+}
+
+}  // namespace
+
+CookieLines jar_from_playwright(const nlohmann::json& cookies) {
+  CookieLines lines;
+  if (!cookies.is_array()) return lines;
+  for (const auto& c : cookies) {
+    if (!c.is_object() || !c.contains("name") || !c["name"].is_string()) continue;
+    if (!c.contains("value") || !c["value"].is_string()) continue;
+    NetscapeCookie n;
+    std::string domain = c.value("domain", "");
+    if (domain.empty()) continue;
+    n.include_subdomains = domain.front() == '.';
+    n.domain = n.include_subdomains ? domain.substr(1) : domain;
+    n.path = c.value("path", "/");
+    n.secure = c.value("secure", false);
+    n.http_only = c.value("httpOnly", false);
+    double expires = -1;
+    if (c.contains("expires") && c["expires"].is_number()) expires = c["expires"].get<double>();
+    n.expires = expires < 0 ? 0 : static_cast<long long>(std::floor(expires));
+    if (expires >= 0 && n.expires == 0) n.expires = 1;  // 0 would mean "session" to libcurl
+    n.name = c["name"].get<std::string>();
+    n.value = c["value"].get<std::string>();
+    if (n.name.find_first_of("\t\r\n") != std::string::npos ||
+        n.value.find_first_of("\r\n") != std::string::npos)
+      continue;
+    lines.push_back(to_line(n));
+  }
+  return lines;
+}
+
+nlohmann::json playwright_from_jar(const nlohmann::json& original, const CookieLines& jar) {
+  nlohmann::json out = nlohmann::json::array();
+  std::vector<NetscapeCookie> parsed;
+  for (const auto& line : jar)
+    if (auto c = parse_line(line)) parsed.push_back(std::move(*c));
+
+  auto find_parsed = [&](const std::tuple<std::string, std::string, std::string>& key)
+      -> NetscapeCookie* {
+    for (auto& p : parsed)
+      if (std::get<0>(key) == p.name && std::get<1>(key) == playwright_domain(p) &&
+          std::get<2>(key) == p.path)
+        return &p;
+    return nullptr;
+  };
+
+  std::vector<bool> used(parsed.size(), false);
+  auto apply = [](nlohmann::json& c, const NetscapeCookie& p) {
+    c["value"] = p.value;
+    c["httpOnly"] = p.http_only;
+    c["secure"] = p.secure;
+    double old = c.contains("expires") && c["expires"].is_number() ? c["expires"].get<double>() : -1;
+    long long old_floor = old < 0 ? 0 : static_cast<long long>(std::floor(old));
+    if (old_floor == 0 && old >= 0) old_floor = 1;
+    if (p.expires != old_floor) c["expires"] = p.expires == 0 ? -1.0 : static_cast<double>(p.expires);
+  };
+  // Existing cookies first, in their order, with every field they had.
+  if (original.is_array()) {
+    for (const auto& c : original) {
+      if (!c.is_object()) continue;
+      auto* p = find_parsed(key_of(c));
+      if (!p) continue;  // deleted or expired
+      used[static_cast<std::size_t>(p - parsed.data())] = true;
+      nlohmann::json updated = c;
+      apply(updated, *p);
+      out.push_back(std::move(updated));
+    }
+  }
+  for (std::size_t i = 0; i < parsed.size(); ++i) {
+    if (used[i]) continue;
+    const auto& p = parsed[i];
+    nlohmann::json c = {{"name", p.name},     {"value", p.value},
+                        {"domain", playwright_domain(p)}, {"path", p.path},
+                        {"expires", -1.0},    {"httpOnly", p.http_only},
+                        {"secure", p.secure}, {"sameSite", "Lax"}};
+    apply(c, p);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+std::optional<std::string> jar_value(const CookieLines& jar, std::string_view name) {
+  for (const auto& line : jar)
+    if (auto c = parse_line(line); c && c->name == name) return c->value;
+  return std::nullopt;
+}
+
+void jar_set(CookieLines& jar, std::string_view host, std::string_view name,
+             std::string_view value) {
+  for (auto it = jar.begin(); it != jar.end();) {
+    auto c = parse_line(*it);
+    if (c && c->name == name && c->domain == host) it = jar.erase(it);
+    else ++it;
+  }
+  NetscapeCookie c;
+  c.domain = std::string(host);
+  c.name = std::string(name);
+  c.value = std::string(value);
+  jar.push_back(to_line(c));
+}
+
+std::string url_host(std::string_view url) {
+  auto scheme = url.find("://");
+  if (scheme != std::string_view::npos) url.remove_prefix(scheme + 3);
+  auto end = url.find_first_of("/?#");
+  if (end != std::string_view::npos) url = url.substr(0, end);
+  auto at = url.rfind('@');
+  if (at != std::string_view::npos) url.remove_prefix(at + 1);
+  if (!url.empty() && url.front() == '[') {
+    auto close = url.find(']');
+    return std::string(url.substr(1, close == std::string_view::npos ? url.size() - 1 : close - 1));
+  }
+  auto colon = url.find(':');
+  return std::string(url.substr(0, colon));
+}
+
+}  // namespace sessiond

@@ -1,1 +1,554 @@
-// placeholder: being written
+#include "sessiond/profile.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "sessiond/cookie_jar.hpp"
+
+namespace sessiond {
+namespace {
+
+using json = nlohmann::json;
+
+[[noreturn]] void fail(const std::string& field, const std::string& what) {
+  throw ProfileError(field + ": " + what);
+}
+
+const json* optional_field(const json& obj, const char* key) {
+  auto it = obj.find(key);
+  return it == obj.end() || it->is_null() ? nullptr : &*it;
+}
+
+std::string get_string(const json& obj, const char* key, const std::string& field,
+                       std::string fallback = {}) {
+  const json* v = optional_field(obj, key);
+  if (!v) return fallback;
+  if (!v->is_string()) fail(field + "." + key, "expected a string");
+  return v->get<std::string>();
+}
+
+Millis get_duration(const json& obj, const char* key, const std::string& field, Millis fallback) {
+  const json* v = optional_field(obj, key);
+  if (!v) return fallback;
+  std::optional<Millis> d;
+  if (v->is_number()) d = Millis(static_cast<Millis::rep>(v->get<double>() * 1000));
+  else if (v->is_string()) d = parse_duration(v->get<std::string>());
+  if (!d || d->count() <= 0)
+    fail(field + "." + key, "expected a positive duration such as \"5m\", \"30s\" or \"500ms\"");
+  return *d;
+}
+
+double get_number(const json& obj, const char* key, const std::string& field, double fallback,
+                  double lo, double hi) {
+  const json* v = optional_field(obj, key);
+  if (!v) return fallback;
+  if (!v->is_number()) fail(field + "." + key, "expected a number");
+  double d = v->get<double>();
+  if (d < lo || d > hi)
+    fail(field + "." + key, "must be between " + std::to_string(lo) + " and " + std::to_string(hi));
+  return d;
+}
+
+std::vector<std::pair<std::string, std::string>> get_headers(const json& obj, const char* key,
+                                                              const std::string& field) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const json* v = optional_field(obj, key);
+  if (!v) return out;
+  if (!v->is_object()) fail(field + "." + key, "expected an object of header name -> value");
+  for (auto& [name, value] : v->items()) {
+    if (!value.is_string()) fail(field + "." + key + "." + name, "expected a string");
+    if (name.empty() || name.find_first_of(":\r\n ") != std::string::npos)
+      fail(field + "." + key + "." + name, "not a valid header name");
+    out.emplace_back(name, value.get<std::string>());
+  }
+  return out;
+}
+
+void check_template(const std::string& text, const std::string& field, bool allow_value) {
+  std::size_t pos = 0;
+  while ((pos = text.find('{', pos)) != std::string::npos) {
+    auto end = text.find('}', pos);
+    if (end == std::string::npos) return;  // a lone brace is literal (JSON bodies)
+    std::string name = text.substr(pos + 1, end - pos - 1);
+    bool known = name == "id" || name == "file" || name == "base_url" ||
+                 (allow_value && name == "value") || name.rfind("cookie:", 0) == 0 ||
+                 name.rfind("header:", 0) == 0 || name.rfind("field:/", 0) == 0;
+    // Literal JSON such as {"a":1} contains quotes or colons first: not a placeholder.
+    bool looks_like_placeholder = !name.empty() && name.find_first_of("\" {") == std::string::npos;
+    if (looks_like_placeholder && !known)
+      fail(field, "unknown placeholder {" + name +
+                      "} (known: {id}, {file}, {base_url}, {cookie:NAME}, {header:NAME}, "
+                      "{field:/json/pointer}" + (allow_value ? ", {value}" : "") + ")");
+    pos = end + 1;
+  }
+}
+
+std::pair<int, int> parse_status(const json& v, const std::string& field) {
+  if (v.is_number_integer()) {
+    int s = v.get<int>();
+    if (s < 100 || s > 599) fail(field, "HTTP status must be 100..599");
+    return {s, s};
+  }
+  if (v.is_string()) {
+    auto s = v.get<std::string>();
+    if (s.size() == 3 && s[0] >= '1' && s[0] <= '5' && s[1] == 'x' && s[2] == 'x') {
+      int base = (s[0] - '0') * 100;
+      return {base, base + 99};
+    }
+  }
+  fail(field, "expected a status code such as 302 or a class such as \"2xx\"");
+}
+
+Rule parse_rule(const json& v, const std::string& field) {
+  if (!v.is_object()) fail(field, "expected a rule object");
+  static const char* known[] = {"status", "redirect_contains", "body_contains",
+                                "body_not_contains", "json_pointer", "equals"};
+  for (auto& [k, _] : v.items())
+    if (std::find(std::begin(known), std::end(known), k) == std::end(known))
+      fail(field + "." + k, "unknown rule field (known: status, redirect_contains, "
+                            "body_contains, body_not_contains, json_pointer, equals)");
+  Rule r;
+  if (const json* s = optional_field(v, "status")) {
+    if (s->is_array()) {
+      for (std::size_t i = 0; i < s->size(); ++i)
+        r.status.push_back(parse_status((*s)[i], field + ".status[" + std::to_string(i) + "]"));
+    } else {
+      r.status.push_back(parse_status(*s, field + ".status"));
+    }
+  }
+  if (optional_field(v, "redirect_contains"))
+    r.redirect_contains = get_string(v, "redirect_contains", field);
+  if (optional_field(v, "body_contains")) r.body_contains = get_string(v, "body_contains", field);
+  if (optional_field(v, "body_not_contains"))
+    r.body_not_contains = get_string(v, "body_not_contains", field);
+  if (optional_field(v, "json_pointer")) {
+    auto text = get_string(v, "json_pointer", field);
+    try {
+      r.json_pointer = json::json_pointer(text);
+    } catch (const json::exception& e) {
+      fail(field + ".json_pointer", std::string("not a JSON pointer: ") + e.what());
+    }
+  }
+  if (v.contains("equals")) {
+    if (!r.json_pointer) fail(field + ".equals", "needs json_pointer");
+    r.equals = v["equals"];
+  }
+  return r;
+}
+
+std::vector<Rule> parse_rules(const json& step, const char* key, const std::string& field) {
+  std::vector<Rule> out;
+  const json* v = optional_field(step, key);
+  if (!v) return out;
+  if (!v->is_array()) fail(field + "." + key, "expected an array of rules");
+  for (std::size_t i = 0; i < v->size(); ++i)
+    out.push_back(parse_rule((*v)[i], field + "." + key + "[" + std::to_string(i) + "]"));
+  return out;
+}
+
+Capture parse_capture(const json& v, const std::string& field) {
+  if (!v.is_object()) fail(field, "expected a capture object");
+  Capture c;
+  auto from = get_string(v, "from", field);
+  if (from.rfind("json:", 0) == 0) {
+    c.from = Capture::From::json;
+    c.source = from.substr(5);
+    try {
+      (void)json::json_pointer(c.source);
+    } catch (const json::exception&) {
+      fail(field + ".from", "\"json:\" must be followed by a JSON pointer such as /token");
+    }
+  } else if (from.rfind("header:", 0) == 0 && from.size() > 7) {
+    c.from = Capture::From::header;
+    c.source = from.substr(7);
+  } else {
+    fail(field + ".from", "expected \"json:/pointer\" or \"header:Name\"");
+  }
+  auto to = get_string(v, "to", field);
+  if (to.rfind("header:", 0) == 0 && to.size() > 7) {
+    c.to = Capture::To::header;
+    c.target = to.substr(7);
+  } else if (to.rfind("cookie:", 0) == 0 && to.size() > 7) {
+    c.to = Capture::To::cookie;
+    c.target = to.substr(7);
+  } else {
+    fail(field + ".to", "expected \"header:Name\" or \"cookie:NAME\"");
+  }
+  c.format = get_string(v, "format", field, "{value}");
+  check_template(c.format, field + ".format", true);
+  if (const json* r = optional_field(v, "required")) {
+    if (!r->is_boolean()) fail(field + ".required", "expected true or false");
+    c.required = r->get<bool>();
+  }
+  return c;
+}
+
+Step parse_step(const json& v, const std::string& field, Millis default_timeout) {
+  if (!v.is_object()) fail(field, "expected an object");
+  static const char* known[] = {"method", "path", "headers", "body",  "exec",
+                                "timeout", "logged_in", "logged_out", "capture"};
+  for (auto& [k, _] : v.items())
+    if (std::find(std::begin(known), std::end(known), k) == std::end(known))
+      fail(field + "." + k, "unknown field");
+  Step s;
+  s.name = field;
+  s.timeout = get_duration(v, "timeout", field, default_timeout);
+  if (const json* e = optional_field(v, "exec")) {
+    if (!e->is_array() || e->empty()) fail(field + ".exec", "expected a non-empty array of strings");
+    for (std::size_t i = 0; i < e->size(); ++i) {
+      if (!(*e)[i].is_string()) fail(field + ".exec[" + std::to_string(i) + "]", "expected a string");
+      s.exec.push_back((*e)[i].get<std::string>());
+      check_template(s.exec.back(), field + ".exec[" + std::to_string(i) + "]", false);
+    }
+    if (optional_field(v, "path")) fail(field + ".path", "a step has either exec or path, not both");
+    return s;
+  }
+  s.method = get_string(v, "method", field, "GET");
+  static const char* methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"};
+  if (std::find(std::begin(methods), std::end(methods), s.method) == std::end(methods))
+    fail(field + ".method", "expected one of GET, POST, PUT, PATCH, DELETE, HEAD");
+  s.path = get_string(v, "path", field);
+  if (s.path.empty()) fail(field + ".path", "required (or use exec)");
+  check_template(s.path, field + ".path", false);
+  s.headers = get_headers(v, "headers", field);
+  for (auto& [name, value] : s.headers) check_template(value, field + ".headers." + name, false);
+  if (const json* b = optional_field(v, "body")) {
+    s.body = b->is_string() ? b->get<std::string>() : b->dump();
+    check_template(s.body, field + ".body", false);
+  }
+  s.logged_in = parse_rules(v, "logged_in", field);
+  s.logged_out = parse_rules(v, "logged_out", field);
+  if (const json* c = optional_field(v, "capture")) {
+    if (!c->is_array()) fail(field + ".capture", "expected an array");
+    for (std::size_t i = 0; i < c->size(); ++i)
+      s.captures.push_back(parse_capture((*c)[i], field + ".capture[" + std::to_string(i) + "]"));
+  }
+  return s;
+}
+
+bool rule_matches(const Rule& r, const HttpResponse& res, std::optional<json>& parsed) {
+  if (!r.status.empty()) {
+    bool any = false;
+    for (auto [lo, hi] : r.status) any = any || (res.status >= lo && res.status <= hi);
+    if (!any) return false;
+  }
+  if (r.redirect_contains) {
+    std::string target = res.redirect_url;
+    if (target.empty()) target = res.header("location").value_or("");
+    if (target.find(*r.redirect_contains) == std::string::npos) return false;
+  }
+  if (r.body_contains && res.body.find(*r.body_contains) == std::string::npos) return false;
+  if (r.body_not_contains && res.body.find(*r.body_not_contains) != std::string::npos) return false;
+  if (r.json_pointer) {
+    if (!parsed) parsed = json::parse(res.body, nullptr, false);
+    if (parsed->is_discarded() || !parsed->contains(*r.json_pointer)) return false;
+    if (r.equals && parsed->at(*r.json_pointer) != *r.equals) return false;
+  }
+  return true;
+}
+
+std::string base64url_decode(std::string_view in) {
+  auto val = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '-' || c == '+') return 62;
+    if (c == '_' || c == '/') return 63;
+    return -1;
+  };
+  std::string out;
+  unsigned buffer = 0;
+  int bits = 0;
+  for (char c : in) {
+    if (c == '=') break;
+    int v = val(c);
+    if (v < 0) return {};
+    buffer = (buffer << 6) | static_cast<unsigned>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((buffer >> bits) & 0xff));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+const char* to_string(Verdict v) {
+  switch (v) {
+    case Verdict::logged_in: return "logged_in";
+    case Verdict::logged_out: return "logged_out";
+    default: return "transient";
+  }
+}
+
+Verdict Step::evaluate(const HttpResponse& res) const {
+  if (!res.transport_ok() || res.status == 0) return Verdict::transient;
+  std::optional<json> parsed;
+  for (const auto& r : logged_out)
+    if (rule_matches(r, res, parsed)) return Verdict::logged_out;
+  // Overload and server errors never count as a verdict on the session.
+  if (res.status == 429 || res.status >= 500) return Verdict::transient;
+  if (logged_in.empty()) return res.status >= 200 && res.status < 300 ? Verdict::logged_in
+                                                                     : Verdict::transient;
+  for (const auto& r : logged_in)
+    if (rule_matches(r, res, parsed)) return Verdict::logged_in;
+  return Verdict::transient;
+}
+
+Profile parse_profile(const std::string& text) {
+  json doc;
+  try {
+    doc = json::parse(text, nullptr, true, /*ignore_comments=*/true);
+  } catch (const json::parse_error& e) {
+    throw ProfileError(std::string("not valid JSON: ") + e.what());
+  }
+  if (!doc.is_object()) throw ProfileError("profile: expected a JSON object");
+  static const char* known[] = {"name", "base_url", "interval", "idle_timeout", "jitter", "timeout",
+                                "headers", "check", "refresh", "token_deadline", "retry",
+                                "max_in_flight", "rate_limit", "exec_max_concurrent",
+                                "circuit_breaker", "description"};
+  for (auto& [k, _] : doc.items())
+    if (std::find(std::begin(known), std::end(known), k) == std::end(known))
+      fail(k, "unknown field");
+  Profile p;
+  p.name = get_string(doc, "name", "profile", "unnamed");
+  p.base_url = get_string(doc, "base_url", "profile");
+  if (p.base_url.rfind("http://", 0) != 0 && p.base_url.rfind("https://", 0) != 0)
+    fail("base_url", "required, and must start with http:// or https://");
+  while (!p.base_url.empty() && p.base_url.back() == '/') p.base_url.pop_back();
+  p.interval = get_duration(doc, "interval", "profile", p.interval);
+  p.idle_timeout = get_duration(doc, "idle_timeout", "profile", p.idle_timeout);
+  if (p.interval >= p.idle_timeout)
+    fail("interval", "must be shorter than idle_timeout (" + format_duration(p.idle_timeout) +
+                         "), or sessions expire between refreshes");
+  p.jitter = get_number(doc, "jitter", "profile", p.jitter, 0.0, 0.5);
+  Millis timeout = get_duration(doc, "timeout", "profile", Millis(15000));
+  p.default_headers = get_headers(doc, "headers", "profile");
+  if (const json* c = optional_field(doc, "check")) p.check = parse_step(*c, "check", timeout);
+  if (const json* r = optional_field(doc, "refresh")) p.refresh = parse_step(*r, "refresh", timeout);
+  if (!p.check && !p.refresh) fail("check", "a profile needs a check step, a refresh step, or both");
+  if (const json* t = optional_field(doc, "token_deadline")) {
+    if (!t->is_object()) fail("token_deadline", "expected an object");
+    TokenDeadline td;
+    auto from = get_string(*t, "from", "token_deadline");
+    if (from.rfind("cookie:", 0) == 0 && from.size() > 7) {
+      td.from = TokenDeadline::From::cookie;
+    } else if (from.rfind("header:", 0) == 0 && from.size() > 7) {
+      td.from = TokenDeadline::From::header;
+    } else {
+      fail("token_deadline.from", "expected \"cookie:NAME\" or \"header:Name\"");
+    }
+    td.name = from.substr(7);
+    td.pattern = get_string(*t, "regex", "token_deadline",
+                            "([A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*)");
+    try {
+      td.regex = std::regex(td.pattern);
+    } catch (const std::regex_error& e) {
+      fail("token_deadline.regex", std::string("invalid regular expression: ") + e.what());
+    }
+    td.margin = get_duration(*t, "margin", "token_deadline", td.margin);
+    p.token_deadline = std::move(td);
+  }
+  if (const json* r = optional_field(doc, "retry")) {
+    if (!r->is_object()) fail("retry", "expected an object");
+    p.retry.base = get_duration(*r, "base", "retry", p.retry.base);
+    p.retry.max = get_duration(*r, "max", "retry", p.retry.max);
+    p.retry.max_attempts =
+        static_cast<int>(get_number(*r, "max_attempts", "retry", 0, 0, 1000));
+    if (p.retry.max < p.retry.base) fail("retry.max", "must be at least retry.base");
+  }
+  p.max_in_flight =
+      static_cast<std::size_t>(get_number(doc, "max_in_flight", "profile", 64, 1, 100000));
+  p.exec_max_concurrent =
+      static_cast<std::size_t>(get_number(doc, "exec_max_concurrent", "profile", 2, 1, 1024));
+  if (const json* rl = optional_field(doc, "rate_limit")) {
+    if (!rl->is_object()) fail("rate_limit", "expected an object");
+    p.rate_limit_per_second = get_number(*rl, "per_second", "rate_limit", 0, 0, 1e6);
+    p.rate_limit_burst = get_number(*rl, "burst", "rate_limit", 0, 0, 1e6);
+  }
+  if (const json* cb = optional_field(doc, "circuit_breaker")) {
+    if (!cb->is_object()) fail("circuit_breaker", "expected an object");
+    p.circuit.failure_ratio =
+        get_number(*cb, "failure_ratio", "circuit_breaker", p.circuit.failure_ratio, 0.01, 1.0);
+    p.circuit.min_requests = static_cast<int>(
+        get_number(*cb, "min_requests", "circuit_breaker", p.circuit.min_requests, 1, 1e6));
+    p.circuit.window = get_duration(*cb, "window", "circuit_breaker", p.circuit.window);
+    p.circuit.open_for = get_duration(*cb, "open_for", "circuit_breaker", p.circuit.open_for);
+  }
+  return p;
+}
+
+Profile load_profile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ProfileError(path + ": cannot read the profile file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  try {
+    return parse_profile(ss.str());
+  } catch (const ProfileError& e) {
+    throw ProfileError(path + ": " + e.what());
+  }
+}
+
+std::string expand_template(const std::string& text, const TemplateContext& ctx) {
+  if (text.find('{') == std::string::npos) return text;
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    auto open = text.find('{', pos);
+    if (open == std::string::npos) break;
+    auto close = text.find('}', open);
+    if (close == std::string::npos) break;
+    out.append(text, pos, open - pos);
+    std::string name = text.substr(open + 1, close - open - 1);
+    std::optional<std::string> value;
+    if (name == "id") value = ctx.id;
+    else if (name == "file") value = ctx.file;
+    else if (name == "base_url") value = ctx.base_url;
+    else if (name.rfind("cookie:", 0) == 0) {
+      auto cname = name.substr(7);
+      if (ctx.jar) value = jar_value(*ctx.jar, cname);
+      if (!value && ctx.session.contains("cookies") && ctx.session["cookies"].is_array())
+        for (const auto& c : ctx.session["cookies"])
+          if (c.is_object() && c.value("name", "") == cname && c.contains("value") &&
+              c["value"].is_string())
+            value = c["value"].get<std::string>();
+      if (!value) value = std::string();
+    } else if (name.rfind("header:", 0) == 0) {
+      auto h = ctx.session.find("headers");
+      value = std::string();
+      if (h != ctx.session.end() && h->is_object()) {
+        auto it = h->find(name.substr(7));
+        if (it != h->end() && it->is_string()) value = it->get<std::string>();
+      }
+    } else if (name.rfind("field:/", 0) == 0) {
+      value = std::string();
+      try {
+        json::json_pointer ptr(name.substr(6));
+        if (ctx.session.contains(ptr)) {
+          const auto& f = ctx.session.at(ptr);
+          value = f.is_string() ? f.get<std::string>() : f.dump();
+        }
+      } catch (const json::exception&) {
+      }
+    }
+    if (value) {
+      out += *value;
+    } else {
+      out.append(text, open, close - open + 1);  // not a placeholder: literal text
+    }
+    pos = close + 1;
+  }
+  out.append(text, pos, std::string::npos);
+  return out;
+}
+
+HttpRequest make_request(const Profile& profile, const Step& step, const TemplateContext& ctx,
+                         std::vector<std::string> cookies) {
+  HttpRequest req;
+  req.method = step.method;
+  std::string path = expand_template(step.path, ctx);
+  req.url = path.rfind("http://", 0) == 0 || path.rfind("https://", 0) == 0
+                ? path
+                : profile.base_url + (path.empty() || path.front() == '/' ? "" : "/") + path;
+  req.timeout = step.timeout;
+  auto add = [&](const std::string& name, const std::string& value) {
+    // Later sources override earlier ones (case-insensitive names).
+    auto same = [&](const std::string& h) {
+      if (h.size() <= name.size() || h[name.size()] != ':') return false;
+      for (std::size_t i = 0; i < name.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(h[i])) !=
+            std::tolower(static_cast<unsigned char>(name[i])))
+          return false;
+      return true;
+    };
+    req.headers.erase(std::remove_if(req.headers.begin(), req.headers.end(), same),
+                      req.headers.end());
+    if (value.find_first_of("\r\n") != std::string::npos) return;  // no header injection
+    req.headers.push_back(name + ": " + value);
+  };
+  for (auto& [n, v] : profile.default_headers) add(n, expand_template(v, ctx));
+  if (auto h = ctx.session.find("headers"); h != ctx.session.end() && h->is_object())
+    for (auto& [n, v] : h->items())
+      if (v.is_string()) add(n, v.get<std::string>());
+  for (auto& [n, v] : step.headers) add(n, expand_template(v, ctx));
+  req.body = expand_template(step.body, ctx);
+  req.cookies = std::move(cookies);
+  return req;
+}
+
+bool apply_captures(const Step& step, const HttpResponse& response, const std::string& base_url,
+                    json& session, std::vector<std::string>& jar) {
+  if (step.captures.empty()) return true;
+  std::optional<json> body;
+  bool ok = true;
+  for (const auto& c : step.captures) {
+    std::optional<std::string> value;
+    if (c.from == Capture::From::header) {
+      value = response.header(c.source);
+    } else {
+      if (!body) body = json::parse(response.body, nullptr, false);
+      if (!body->is_discarded()) {
+        json::json_pointer ptr(c.source);
+        if (body->contains(ptr)) {
+          const auto& v = body->at(ptr);
+          value = v.is_string() ? v.get<std::string>() : v.dump();
+        }
+      }
+    }
+    if (!value || value->empty()) {
+      ok = ok && !c.required;
+      continue;
+    }
+    std::string formatted = c.format;
+    for (std::size_t p; (p = formatted.find("{value}")) != std::string::npos;)
+      formatted.replace(p, 7, *value);
+    if (c.to == Capture::To::header) {
+      if (!session.contains("headers") || !session["headers"].is_object())
+        session["headers"] = json::object();
+      session["headers"][c.target] = formatted;
+    } else {
+      jar_set(jar, url_host(base_url), c.target, formatted);
+    }
+  }
+  return ok;
+}
+
+std::optional<std::int64_t> jwt_exp(std::string_view jwt) {
+  auto first = jwt.find('.');
+  if (first == std::string_view::npos) return std::nullopt;
+  auto second = jwt.find('.', first + 1);
+  if (second == std::string_view::npos) return std::nullopt;
+  auto payload = base64url_decode(jwt.substr(first + 1, second - first - 1));
+  auto claims = json::parse(payload, nullptr, false);
+  if (claims.is_discarded() || !claims.is_object()) return std::nullopt;
+  auto exp = claims.find("exp");
+  if (exp == claims.end() || !exp->is_number()) return std::nullopt;
+  return static_cast<std::int64_t>(exp->get<double>());
+}
+
+std::optional<std::chrono::system_clock::time_point> token_expiry(const TokenDeadline& deadline,
+                                                                  const json& session) {
+  std::optional<std::string> raw;
+  if (deadline.from == TokenDeadline::From::cookie) {
+    if (session.contains("cookies") && session["cookies"].is_array())
+      for (const auto& c : session["cookies"])
+        if (c.is_object() && c.value("name", "") == deadline.name && c.contains("value") &&
+            c["value"].is_string())
+          raw = c["value"].get<std::string>();
+  } else if (auto h = session.find("headers"); h != session.end() && h->is_object()) {
+    auto it = h->find(deadline.name);
+    if (it != h->end() && it->is_string()) raw = it->get<std::string>();
+  }
+  if (!raw) return std::nullopt;
+  std::smatch m;
+  if (!std::regex_search(*raw, m, deadline.regex)) return std::nullopt;
+  auto exp = jwt_exp(m.size() > 1 && m[1].matched ? m[1].str() : m[0].str());
+  if (!exp) return std::nullopt;
+  return std::chrono::system_clock::time_point(std::chrono::seconds(*exp));
+}
+
+}  // namespace sessiond

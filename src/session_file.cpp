@@ -1,1 +1,348 @@
-// placeholder: being written
+#include "sessiond/session_file.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <random>
+
+#include "sessiond/json_log.hpp"
+
+namespace sessiond {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::string_view kPrefix = "session-";
+constexpr std::string_view kSuffix = ".json";
+constexpr std::string_view kTempMarker = ".tmp-";
+
+FileIdentity identity_of(const struct stat& st) {
+  FileIdentity id;
+  id.device = static_cast<std::uint64_t>(st.st_dev);
+  id.inode = static_cast<std::uint64_t>(st.st_ino);
+  id.size = static_cast<std::int64_t>(st.st_size);
+  id.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return id;
+}
+
+FileError errno_error(FileErrorKind fallback, const std::string& what, int err) {
+  FileErrorKind kind = fallback;
+  if (err == ENOENT) kind = FileErrorKind::not_found;
+  else if (err == EACCES || err == EPERM) kind = FileErrorKind::permission;
+  else if (err == ELOOP) kind = FileErrorKind::symlink;
+  return FileError{kind, what + ": " + std::strerror(err)};
+}
+
+std::string dirname_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+std::string basename_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+void fsync_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+std::optional<FileError> validate_schema(const json& doc) {
+  if (!doc.is_object()) return FileError{FileErrorKind::schema, "top level is not a JSON object"};
+  auto cookies = doc.find("cookies");
+  if (cookies == doc.end()) return FileError{FileErrorKind::schema, "no \"cookies\" array"};
+  if (!cookies->is_array()) return FileError{FileErrorKind::schema, "\"cookies\" is not an array"};
+  for (std::size_t i = 0; i < cookies->size(); ++i) {
+    const auto& c = (*cookies)[i];
+    if (!c.is_object() || !c.contains("name") || !c["name"].is_string() || !c.contains("value") ||
+        !c["value"].is_string() || !c.contains("domain") || !c["domain"].is_string())
+      return FileError{FileErrorKind::schema, "cookies[" + std::to_string(i) +
+                                                  "] needs string name, value and domain"};
+    if (c.contains("expires") && !c["expires"].is_number())
+      return FileError{FileErrorKind::schema,
+                       "cookies[" + std::to_string(i) + "].expires is not a number"};
+  }
+  if (auto o = doc.find("origins"); o != doc.end() && !o->is_array())
+    return FileError{FileErrorKind::schema, "\"origins\" is not an array"};
+  if (auto h = doc.find("headers"); h != doc.end()) {
+    if (!h->is_object()) return FileError{FileErrorKind::schema, "\"headers\" is not an object"};
+    for (auto& [k, v] : h->items())
+      if (!v.is_string())
+        return FileError{FileErrorKind::schema, "headers." + k + " is not a string"};
+  }
+  if (auto k = doc.find("keepalive"); k != doc.end() && !k->is_object())
+    return FileError{FileErrorKind::schema, "\"keepalive\" is not an object"};
+  return std::nullopt;
+}
+
+std::string random_suffix() {
+  static std::atomic<std::uint64_t> counter{0};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1)) + "-" +
+         std::to_string(rng() % 1000000);
+}
+
+}  // namespace
+
+const char* to_string(FileErrorKind kind) {
+  switch (kind) {
+    case FileErrorKind::not_found: return "not_found";
+    case FileErrorKind::io: return "io";
+    case FileErrorKind::permission: return "permission";
+    case FileErrorKind::too_large: return "too_large";
+    case FileErrorKind::symlink: return "symlink";
+    case FileErrorKind::parse: return "parse";
+    case FileErrorKind::schema: return "schema";
+    case FileErrorKind::write: return "write";
+  }
+  return "io";
+}
+
+bool valid_session_id(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  if (id == "." || id == "..") return false;
+  for (char c : id) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::optional<std::string> session_id_from_filename(std::string_view name) {
+  if (name.size() <= kPrefix.size() + kSuffix.size()) return std::nullopt;
+  if (name.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
+  if (name.substr(name.size() - kSuffix.size()) != kSuffix) return std::nullopt;
+  auto id = name.substr(kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
+  if (!valid_session_id(id)) return std::nullopt;
+  return std::string(id);
+}
+
+std::string session_filename(std::string_view id) {
+  return std::string(kPrefix) + std::string(id) + std::string(kSuffix);
+}
+
+std::optional<FileIdentity> stat_identity(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return std::nullopt;
+  return identity_of(st);
+}
+
+std::variant<LoadedSession, FileError> load_session_file(const std::string& path,
+                                                         std::size_t max_bytes) {
+  struct stat lst {};
+  if (::lstat(path.c_str(), &lst) != 0) return errno_error(FileErrorKind::io, "stat", errno);
+  if (S_ISLNK(lst.st_mode))
+    return FileError{FileErrorKind::symlink,
+                     "is a symbolic link; session files must be regular files in the sessions "
+                     "directory (links are never followed)"};
+  // O_NONBLOCK: a FIFO planted in the directory must not hang a worker.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return errno_error(FileErrorKind::io, "open", errno);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return errno_error(FileErrorKind::io, "fstat", err);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return FileError{FileErrorKind::io, "not a regular file"};
+  }
+  if (static_cast<std::size_t>(st.st_size) > max_bytes) {
+    ::close(fd);
+    return FileError{FileErrorKind::too_large, "file is " + std::to_string(st.st_size) +
+                                                   " bytes, over the limit of " +
+                                                   std::to_string(max_bytes)};
+  }
+  std::string content;
+  content.resize(static_cast<std::size_t>(st.st_size));
+  std::size_t got = 0;
+  while (got < content.size()) {
+    ssize_t n = ::read(fd, content.data() + got, content.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::close(fd);
+      return errno_error(FileErrorKind::io, "read", err);
+    }
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  content.resize(got);
+  if (content.empty()) return FileError{FileErrorKind::parse, "file is empty"};
+  json doc = json::parse(content, nullptr, false);
+  if (doc.is_discarded()) return FileError{FileErrorKind::parse, "not valid JSON"};
+  if (auto err = validate_schema(doc)) return *err;
+  return LoadedSession{std::move(doc), identity_of(st)};
+}
+
+std::string serialize_session(const json& doc) {
+  return doc.dump(2, ' ', false, json::error_handler_t::replace);
+}
+
+std::variant<FileIdentity, FileError> write_file_atomic(const std::string& path,
+                                                        const std::string& content) {
+  const std::string dir = dirname_of(path);
+  const std::string tmp = dir + "/." + basename_of(path) + std::string(kTempMarker) + random_suffix();
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return errno_error(FileErrorKind::write, "create temp file", errno);
+  auto abandon = [&](const char* what, int err) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    FileError e = errno_error(FileErrorKind::write, what, err);
+    if (e.kind == FileErrorKind::not_found) e.kind = FileErrorKind::write;
+    return e;
+  };
+  std::size_t done = 0;
+  while (done < content.size()) {
+    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return std::variant<FileIdentity, FileError>(abandon("write", errno));
+    done += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd) != 0) return std::variant<FileIdentity, FileError>(abandon("fsync", errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return std::variant<FileIdentity, FileError>(abandon("fstat", errno));
+  if (::close(fd) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return errno_error(FileErrorKind::write, "close", err);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return errno_error(FileErrorKind::write, "rename", err);
+  }
+  fsync_dir(dir);
+  return identity_of(st);
+}
+
+SaveOutcome save_if_unchanged(const std::string& path, const json& doc,
+                              const FileIdentity& expected) {
+  // Check as late as possible; the remaining window (check -> rename) is
+  // microseconds, and a bot write inside it is detected on the next cycle by
+  // the identity check, since its rename gives a new inode.
+  auto current = stat_identity(path);
+  if (!current || *current != expected)
+    return SaveOutcome{SaveOutcome::Kind::changed_on_disk, {}, std::nullopt};
+  auto result = write_file_atomic(path, serialize_session(doc));
+  if (auto* err = std::get_if<FileError>(&result))
+    return SaveOutcome{SaveOutcome::Kind::failed, {}, *err};
+  return SaveOutcome{SaveOutcome::Kind::saved, std::get<FileIdentity>(result), std::nullopt};
+}
+
+std::variant<std::string, FileError> quarantine_file(const std::string& path,
+                                                     const std::string& sessions_dir) {
+  const std::string dir = sessions_dir + "/invalid";
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    return errno_error(FileErrorKind::write, "create " + dir, errno);
+  const std::string name = basename_of(path);
+  std::string target = dir + "/" + name;
+  // Never replace an earlier quarantined file: link() fails if the name exists.
+  for (int i = 0; i < 100; ++i) {
+    if (::link(path.c_str(), target.c_str()) == 0) {
+      if (::unlink(path.c_str()) != 0) {
+        int err = errno;
+        ::unlink(target.c_str());
+        return errno_error(FileErrorKind::write, "unlink after quarantine", err);
+      }
+      fsync_dir(dir);
+      fsync_dir(sessions_dir);
+      return target;
+    }
+    if (errno != EEXIST) return errno_error(FileErrorKind::write, "link into " + dir, errno);
+    auto stem = name.substr(0, name.size() - kSuffix.size());
+    target = dir + "/" + stem + "." + std::to_string(std::time(nullptr)) +
+             (i ? "-" + std::to_string(i) : std::string()) + std::string(kSuffix);
+  }
+  return FileError{FileErrorKind::write, "no free name in " + dir};
+}
+
+int remove_stale_temp_files(const std::string& dir, std::chrono::seconds min_age) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return 0;
+  int removed = 0;
+  const auto now = std::time(nullptr);
+  while (auto* e = ::readdir(d)) {
+    std::string_view name(e->d_name);
+    if (name.size() < 2 || name.front() != '.' || name.find(kTempMarker) == std::string_view::npos)
+      continue;
+    if (name.substr(1, kPrefix.size()) != kPrefix) continue;
+    std::string full = dir + "/" + std::string(name);
+    struct stat st {};
+    if (::lstat(full.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (now - st.st_mtime < min_age.count()) continue;
+    if (::unlink(full.c_str()) == 0) ++removed;
+  }
+  ::closedir(d);
+  return removed;
+}
+
+KeepaliveBlock read_keepalive(const json& doc) {
+  KeepaliveBlock k;
+  auto it = doc.find("keepalive");
+  if (it == doc.end() || !it->is_object()) return k;
+  const json& b = *it;
+  auto str = [&](const char* key) -> std::optional<std::string> {
+    auto f = b.find(key);
+    if (f != b.end() && f->is_string()) return f->get<std::string>();
+    return std::nullopt;
+  };
+  if (auto s = str("state")) k.state = *s;
+  k.last_refresh = str("lastRefresh");
+  if (auto c = b.find("refreshCount"); c != b.end() && c->is_number_integer())
+    k.refresh_count = c->get<std::int64_t>();
+  k.last_error = str("lastError");
+  k.invalid_since = str("invalidSince");
+  return k;
+}
+
+void write_keepalive(json& doc, const KeepaliveBlock& k) {
+  auto opt = [](const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); };
+  json block = doc.contains("keepalive") && doc["keepalive"].is_object() ? doc["keepalive"]
+                                                                         : json::object();
+  block["state"] = k.state;
+  block["lastRefresh"] = opt(k.last_refresh);
+  block["refreshCount"] = k.refresh_count;
+  block["lastError"] = opt(k.last_error);
+  block["invalidSince"] = opt(k.invalid_since);
+  doc["keepalive"] = std::move(block);
+}
+
+std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_view text) {
+  std::tm tm{};
+  int ms = 0;
+  std::string s(text);
+  const char* rest = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (!rest) return std::nullopt;
+  if (*rest == '.') {
+    ++rest;
+    int digits = 0;
+    while (*rest >= '0' && *rest <= '9') {
+      if (digits < 3) ms = ms * 10 + (*rest - '0');
+      ++digits;
+      ++rest;
+    }
+    for (; digits < 3; ++digits) ms *= 10;
+  }
+  if (*rest != 'Z' && *rest != '\0') return std::nullopt;
+  auto secs = timegm(&tm);
+  return std::chrono::system_clock::time_point(std::chrono::seconds(secs)) +
+         std::chrono::milliseconds(ms);
+}
+
+}  // namespace sessiond

@@ -1,0 +1,63 @@
+#pragma once
+// Command line, environment (SESSIOND_<FLAG>) and config file (JSON object
+// whose keys are flag names), in increasing order: defaults < --config file <
+// environment < command line. DEBUG_MODE=true means --log-level debug.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "sessiond/duration.hpp"
+
+namespace sessiond {
+
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+enum class OnLoggedOut { quarantine, mark, remove };
+
+struct Config {
+  std::string command;            // run | once | status | refresh | check-config | demo
+  std::vector<std::string> args;  // positional arguments (refresh ID)
+  bool help = false;
+
+  std::string config_file;
+  std::string profile_path;
+  std::string sessions_dir = "sessions";
+  std::optional<Millis> interval;      // overrides the profile
+  std::optional<Millis> idle_timeout;  // overrides the profile
+  std::string listen = "127.0.0.1:9464";  // "off" disables the HTTP port
+  std::string log_level = "info";
+  std::string admin_token;
+  std::string shard_index = "0";  // a number or "auto" (from the pod name)
+  std::uint32_t shard_count = 1;
+  OnLoggedOut on_logged_out = OnLoggedOut::quarantine;
+  Millis drain_timeout{20000};
+  Millis heartbeat_interval{60000};
+  Millis status_interval{600000};
+  Millis rescan_interval{30000};
+  std::size_t max_in_flight = 256;
+  std::size_t io_threads = 4;
+  int restart_limit = 5;        // restarts of one session actor ...
+  Millis restart_window{60000};  // ... within this window, then it is marked failed
+  bool per_session_metrics = false;
+  std::string url;               // status/refresh: the daemon's address (default: from --listen)
+  std::string output = "table";  // status: table | json
+  int demo_sessions = 5;
+};
+
+// `env` is the process environment (name -> value).
+Config parse_config(int argc, const char* const* argv, const std::map<std::string, std::string>& env);
+
+std::map<std::string, std::string> environment_map();
+
+std::string usage(const std::string& command);
+
+// Shard index to use: a number, or from SESSIOND_POD_NAME / the hostname.
+std::uint32_t resolve_shard_index(const Config& config);
+
+}  // namespace sessiond

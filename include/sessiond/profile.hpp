@@ -1,0 +1,135 @@
+#pragma once
+// A site profile: what "check" and "refresh" mean for one website, as data.
+// See README "Profile format". Parsing validates everything up front and names
+// the offending field in the error.
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <regex>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sessiond/backoff.hpp"
+#include "sessiond/duration.hpp"
+#include "sessiond/http_client.hpp"
+
+namespace sessiond {
+
+// What one step's response says about the session.
+enum class Verdict { logged_in, logged_out, transient };
+const char* to_string(Verdict v);
+
+struct ProfileError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// All present conditions must hold (AND); a step's rule list matches when any
+// rule does (OR).
+struct Rule {
+  std::vector<std::pair<int, int>> status;  // inclusive ranges; empty = any status
+  std::optional<std::string> redirect_contains;
+  std::optional<std::string> body_contains;
+  std::optional<std::string> body_not_contains;
+  std::optional<nlohmann::json::json_pointer> json_pointer;
+  std::optional<nlohmann::json> equals;  // with json_pointer; absent: the pointer must exist
+};
+
+struct Capture {
+  enum class From { json, header } from = From::json;
+  std::string source;  // JSON pointer text or header name
+  enum class To { header, cookie } to = To::header;
+  std::string target;            // header or cookie name
+  std::string format = "{value}";  // e.g. "Bearer {value}"
+  bool required = false;           // a missing value makes the step transient
+};
+
+struct Step {
+  std::string name;  // "check" or "refresh"
+  std::string method = "GET";
+  std::string path;  // appended to base_url; may be absolute URL
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::vector<std::string> exec;  // non-empty: run this command instead of HTTP
+  Millis timeout{15000};
+  std::vector<Rule> logged_in;   // empty: any 2xx
+  std::vector<Rule> logged_out;  // checked first
+  std::vector<Capture> captures;
+
+  bool is_exec() const { return !exec.empty(); }
+  Verdict evaluate(const HttpResponse& response) const;
+};
+
+// A token whose expiry bounds the session (e.g. a JWT access token).
+struct TokenDeadline {
+  enum class From { cookie, header } from = From::cookie;
+  std::string name;
+  std::string pattern;  // regex; group 1 (or the whole match) is the JWT
+  std::regex regex;
+  Millis margin{120000};  // refresh this long before exp
+};
+
+struct CircuitBreakerPolicy {
+  double failure_ratio = 0.5;  // open when this share of recent requests failed transiently
+  int min_requests = 20;       // ... out of at least this many in the window
+  Millis window{30000};
+  Millis open_for{15000};  // then let one probe through (half-open)
+};
+
+struct Profile {
+  std::string name;
+  std::string base_url;
+  Millis interval{std::chrono::minutes(5)};
+  Millis idle_timeout{std::chrono::minutes(10)};
+  double jitter = 0.1;  // refreshes land in [interval*(1-jitter), interval]
+  std::vector<std::pair<std::string, std::string>> default_headers;
+  std::optional<Step> check;
+  std::optional<Step> refresh;
+  std::optional<TokenDeadline> token_deadline;
+  RetryPolicy retry;
+  std::size_t max_in_flight = 64;        // HTTP requests toward the site at once
+  double rate_limit_per_second = 0;      // 0: unlimited
+  double rate_limit_burst = 0;           // token bucket size (0: = rate)
+  std::size_t exec_max_concurrent = 2;   // external commands at once
+  CircuitBreakerPolicy circuit;
+};
+
+// Parses profile JSON (comments allowed). Throws ProfileError naming the field.
+Profile parse_profile(const std::string& text);
+Profile load_profile(const std::string& path);
+
+// What a template may refer to: {id}, {file}, {base_url}, {cookie:NAME},
+// {header:NAME} (the session file's "headers"), {field:/json/pointer}.
+struct TemplateContext {
+  const std::string& id;
+  const nlohmann::json& session;  // the session file document
+  const std::string& base_url;
+  std::string file;                                 // exec steps only
+  const std::vector<std::string>* jar = nullptr;    // current cookies, preferred over the file's
+};
+std::string expand_template(const std::string& text, const TemplateContext& ctx);
+
+// The HTTP request for a step: URL, profile default headers, the session
+// file's "headers" (captured tokens, bot-provided Authorization), step headers
+// and body, all templated; `cookies` is the session's jar in libcurl form.
+HttpRequest make_request(const Profile& profile, const Step& step, const TemplateContext& ctx,
+                         std::vector<std::string> cookies);
+
+// Applies the step's captures from `response` into the session document
+// ("headers" object) and the jar lines. Returns false when a required capture
+// is missing.
+bool apply_captures(const Step& step, const HttpResponse& response, const std::string& base_url,
+                    nlohmann::json& session, std::vector<std::string>& jar);
+
+// exp of the profile's deadline token in this session, if present.
+std::optional<std::chrono::system_clock::time_point> token_expiry(
+    const TokenDeadline& deadline, const nlohmann::json& session);
+
+// exp claim of a JWT (no signature check: we only schedule by it).
+std::optional<std::int64_t> jwt_exp(std::string_view jwt);
+
+}  // namespace sessiond

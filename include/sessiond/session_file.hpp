@@ -1,0 +1,95 @@
+#pragma once
+// Session files on disk: `<dir>/session-<id>.json` in Playwright storage-state
+// format. Reading validates without ever modifying; writing is atomic (temp
+// file in the same directory, fsync, rename, fsync of the directory) with mode
+// 0600, so a crash leaves the old or the new file, never a torn one.
+
+#include <chrono>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace sessiond {
+
+// What identifies one version of a file: any rewrite (in place or by rename)
+// changes at least one of these.
+struct FileIdentity {
+  std::uint64_t device = 0;
+  std::uint64_t inode = 0;
+  std::int64_t size = -1;
+  std::int64_t mtime_ns = 0;
+  bool operator==(const FileIdentity& o) const {
+    return device == o.device && inode == o.inode && size == o.size && mtime_ns == o.mtime_ns;
+  }
+  bool operator!=(const FileIdentity& o) const { return !(*this == o); }
+};
+
+// Reasons double as the `reason` label of sessiond_session_file_errors_total.
+enum class FileErrorKind { not_found, io, permission, too_large, symlink, parse, schema, write };
+const char* to_string(FileErrorKind kind);
+
+struct FileError {
+  FileErrorKind kind;
+  std::string message;  // never contains file content
+};
+
+struct LoadedSession {
+  nlohmann::json doc;
+  FileIdentity identity;
+};
+
+constexpr std::size_t kMaxSessionFileBytes = 8u << 20;
+
+// session-<id>.json -> id, when id matches [A-Za-z0-9_.-]{1,64}.
+std::optional<std::string> session_id_from_filename(std::string_view filename);
+bool valid_session_id(std::string_view id);
+std::string session_filename(std::string_view id);
+
+std::variant<LoadedSession, FileError> load_session_file(const std::string& path,
+                                                         std::size_t max_bytes = kMaxSessionFileBytes);
+std::optional<FileIdentity> stat_identity(const std::string& path);
+
+// Writes `content` to `path` atomically with mode 0600.
+std::variant<FileIdentity, FileError> write_file_atomic(const std::string& path,
+                                                        const std::string& content);
+
+// Serialises a session document as Playwright does (2-space indentation).
+std::string serialize_session(const nlohmann::json& doc);
+
+// Saves `doc` unless the file on disk is no longer the version we read
+// (`expected`): the login bot wrote a newer session, which wins.
+struct SaveOutcome {
+  enum class Kind { saved, changed_on_disk, failed } kind;
+  FileIdentity identity;  // saved: the new file
+  std::optional<FileError> error;
+};
+SaveOutcome save_if_unchanged(const std::string& path, const nlohmann::json& doc,
+                              const FileIdentity& expected);
+
+// Moves a logged-out session into <dir>/invalid/ (created 0700) without ever
+// replacing an earlier quarantined file. Returns the new path.
+std::variant<std::string, FileError> quarantine_file(const std::string& path,
+                                                     const std::string& sessions_dir);
+
+// Removes temp files left by a crashed writer (older than `min_age`: another
+// replica may be writing right now).
+int remove_stale_temp_files(const std::string& dir, std::chrono::seconds min_age);
+
+// The keepalive block sessiond owns inside each file.
+struct KeepaliveBlock {
+  std::string state = "active";  // active | retrying | at_risk | invalid
+  std::optional<std::string> last_refresh;  // RFC 3339
+  std::int64_t refresh_count = 0;
+  std::optional<std::string> last_error;
+  std::optional<std::string> invalid_since;
+};
+KeepaliveBlock read_keepalive(const nlohmann::json& doc);
+void write_keepalive(nlohmann::json& doc, const KeepaliveBlock& block);
+
+// Parses the RFC 3339 timestamps sessiond writes ("2026-11-28T10:30:00.000Z").
+std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_view text);
+
+}  // namespace sessiond
