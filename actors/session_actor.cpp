@@ -58,7 +58,8 @@ void schedule(Self* self, Millis delay) {
   ++st.timer_gen;
   if (delay < Millis(0)) delay = Millis(0);
   st.status.next_refresh = st.rt->now() + delay;
-  self->delayed_send(self, delay, tick_atom::value, st.timer_gen);
+  if (delay == Millis(0)) self->send(self, tick_atom::value, st.timer_gen);
+  else self->delayed_send(self, delay, tick_atom::value, st.timer_gen);
 }
 
 void cancel_timer(SessionActorState& st) {
@@ -565,26 +566,33 @@ caf::behavior session_actor(Self* self, RuntimePtr rt, std::string id, std::stri
     st.rt->io->post([me, path_copy, gen] {
       // Only the keepalive block matters here; a bad file is reported by the cycle.
       auto loaded = load_session_file(path_copy);
-      std::optional<WallTime> last;
+      std::int64_t last_ms = -1, count = 0;
       if (auto* ok = std::get_if<LoadedSession>(&loaded)) {
         auto k = read_keepalive(ok->doc);
-        if (k.last_refresh) last = parse_iso8601(*k.last_refresh);
+        if (auto t = k.last_refresh ? parse_iso8601(*k.last_refresh) : std::nullopt)
+          last_ms = std::chrono::duration_cast<Millis>(t->time_since_epoch()).count();
+        count = k.refresh_count;
       }
-      caf::anon_send(me, tick_atom::value, gen,
-                     last ? std::chrono::duration_cast<Millis>(last->time_since_epoch()).count()
-                          : std::int64_t{-1});
+      caf::anon_send(me, tick_atom::value, gen, last_ms, count);
     });
   }
   publish(self);
 
   return {
       // The first schedule, once the file's last refresh time is known.
-      [=](tick_atom, std::uint64_t gen, std::int64_t last_refresh_ms) {
+      [=](tick_atom, std::uint64_t gen, std::int64_t last_refresh_ms, std::int64_t refresh_count) {
         auto& st = self->state;
         if (gen != st.timer_gen) return;
         std::optional<Millis> since;
-        if (last_refresh_ms >= 0)
-          since = std::chrono::duration_cast<Millis>(st.rt->now().time_since_epoch()) - Millis(last_refresh_ms);
+        if (last_refresh_ms >= 0) {
+          // What the file says about earlier runs, until the first cycle here.
+          WallTime last{std::chrono::duration_cast<WallTime::duration>(Millis(last_refresh_ms))};
+          st.last_ok = last;
+          st.status.last_refresh = last;
+          st.status.refresh_count = refresh_count;
+          since = std::chrono::duration_cast<Millis>(st.rt->now() - last);
+          if (*since < st.rt->idle_timeout) st.status.state = SessionState::active;
+        }
         schedule(self, initial_delay(since, st.rt->interval, st.rt->profile->jitter, st.rt->catchup_window,
                                      uniform(st)));
         publish(self);

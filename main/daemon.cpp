@@ -46,7 +46,11 @@ Plan make_plan(Config config, const std::string& base_url_override = {}) {
   } catch (const ProfileError& e) {
     throw ConfigError(std::string("profile ") + e.what());
   }
-  if (!base_url_override.empty()) plan.profile->base_url = base_url_override;
+  const std::string& base_url = base_url_override.empty() ? config.base_url : base_url_override;
+  if (!base_url.empty()) {
+    plan.profile->base_url = base_url;
+    while (plan.profile->base_url.back() == '/') plan.profile->base_url.pop_back();
+  }
   plan.interval = config.interval.value_or(plan.profile->interval);
   plan.idle_timeout = config.idle_timeout.value_or(plan.profile->idle_timeout);
   if (plan.interval >= plan.idle_timeout)
@@ -206,6 +210,9 @@ int run_daemon(Config config, DaemonMode mode) {
 
   HttpClient::Options http_opts;
   http_opts.max_in_flight = std::min(cfg.max_in_flight, plan.profile->max_in_flight);
+  // One connection per request in flight, reused (keep-alive): no more
+  // connections toward the site than requests we allow at once.
+  http_opts.max_host_connections = static_cast<long>(http_opts.max_in_flight);
   http_opts.user_agent = "sessiond/" SESSIOND_VERSION;
   auto http = std::make_unique<HttpClient>(http_opts);
   auto io = std::make_unique<WorkerPool>(cfg.io_threads);

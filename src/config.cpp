@@ -23,7 +23,9 @@ std::optional<Millis> parse_duration(std::string_view text) {
   if (i == 0) return std::nullopt;
   double value = 0;
   try {
-    value = std::stod(std::string(text.substr(0, i)));
+    std::size_t used = 0;
+    value = std::stod(std::string(text.substr(0, i)), &used);
+    if (used != i) return std::nullopt;  // "1.2.3s"
   } catch (...) {
     return std::nullopt;
   }
@@ -86,6 +88,12 @@ const std::vector<Flag>& flags() {
        [](Config& c, const std::string& v) { c.config_file = v; }},
       {"profile", "FILE", "site profile (JSON); see profiles/",
        [](Config& c, const std::string& v) { c.profile_path = v; }},
+      {"base-url", "URL", "override the profile's base_url (e.g. a staging site)",
+       [](Config& c, const std::string& v) {
+         if (v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0)
+           throw ConfigError("--base-url: expected http://... or https://..., got \"" + v + "\"");
+         c.base_url = v;
+       }},
       {"sessions-dir", "DIR", "directory of session-<id>.json files (default: sessions)",
        [](Config& c, const std::string& v) { c.sessions_dir = v; }},
       {"interval", "DUR", "refresh interval (default: the profile's, 5m)",
@@ -139,7 +147,7 @@ const std::vector<Flag>& flags() {
        [](Config& c, const std::string& v) {
          c.max_in_flight = static_cast<std::size_t>(int_value("max-in-flight", v, 1, 100000));
        }},
-      {"io-threads", "N", "threads for disk I/O (default 4)",
+      {"io-threads", "N", "threads for disk I/O (default 16; saves fsync in parallel)",
        [](Config& c, const std::string& v) {
          c.io_threads = static_cast<std::size_t>(int_value("io-threads", v, 1, 256));
        }},

@@ -68,6 +68,22 @@ std::string to_line(const NetscapeCookie& c) {
   return out;
 }
 
+// Fields read from a Playwright cookie must have their Playwright types (a
+// wrong type would make nlohmann's value() throw): such entries are skipped.
+bool well_typed(const nlohmann::json& c) {
+  if (!c.is_object()) return false;
+  auto is = [&](const char* key, bool (nlohmann::json::*check)() const noexcept, bool required) {
+    auto it = c.find(key);
+    return it == c.end() ? !required : ((*it).*check)();
+  };
+  return is("name", &nlohmann::json::is_string, true) &&
+         is("value", &nlohmann::json::is_string, true) &&
+         is("domain", &nlohmann::json::is_string, false) &&
+         is("path", &nlohmann::json::is_string, false) &&
+         is("secure", &nlohmann::json::is_boolean, false) &&
+         is("httpOnly", &nlohmann::json::is_boolean, false);
+}
+
 // Playwright's identity of a cookie: name + domain (with its leading dot, which
 // marks a domain cookie) + path.
 std::tuple<std::string, std::string, std::string> key_of(const nlohmann::json& c) {
@@ -84,8 +100,7 @@ CookieLines jar_from_playwright(const nlohmann::json& cookies) {
   CookieLines lines;
   if (!cookies.is_array()) return lines;
   for (const auto& c : cookies) {
-    if (!c.is_object() || !c.contains("name") || !c["name"].is_string()) continue;
-    if (!c.contains("value") || !c["value"].is_string()) continue;
+    if (!well_typed(c)) continue;
     NetscapeCookie n;
     std::string domain = c.value("domain", "");
     if (domain.empty()) continue;
@@ -136,7 +151,7 @@ nlohmann::json playwright_from_jar(const nlohmann::json& original, const CookieL
   // Existing cookies first, in their order, with every field they had.
   if (original.is_array()) {
     for (const auto& c : original) {
-      if (!c.is_object()) continue;
+      if (!well_typed(c)) continue;  // never made it into the jar
       auto* p = find_parsed(key_of(c));
       if (!p) continue;  // deleted or expired
       used[static_cast<std::size_t>(p - parsed.data())] = true;

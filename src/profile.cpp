@@ -80,7 +80,8 @@ void check_template(const std::string& text, const std::string& field, bool allo
       fail(field, "unknown placeholder {" + name +
                       "} (known: {id}, {file}, {base_url}, {cookie:NAME}, {header:NAME}, "
                       "{field:/json/pointer}" + (allow_value ? ", {value}" : "") + ")");
-    pos = end + 1;
+    // A literal brace may enclose placeholders (a JSON body): look inside it.
+    pos = looks_like_placeholder ? end + 1 : pos + 1;
   }
 }
 
@@ -437,10 +438,13 @@ std::string expand_template(const std::string& text, const TemplateContext& ctx)
     }
     if (value) {
       out += *value;
+      pos = close + 1;
     } else {
-      out.append(text, open, close - open + 1);  // not a placeholder: literal text
+      // Not a placeholder: a literal brace, which may enclose placeholders
+      // ({"mobile": "{id}"}), so continue right after it.
+      out += '{';
+      pos = open + 1;
     }
-    pos = close + 1;
   }
   out.append(text, pos, std::string::npos);
   return out;

@@ -27,6 +27,7 @@ struct Config {
 
   std::string config_file;
   std::string profile_path;
+  std::string base_url;  // overrides the profile's (staging sites, tests)
   std::string sessions_dir = "sessions";
   std::optional<Millis> interval;      // overrides the profile
   std::optional<Millis> idle_timeout;  // overrides the profile
@@ -41,7 +42,7 @@ struct Config {
   Millis status_interval{600000};
   Millis rescan_interval{30000};
   std::size_t max_in_flight = 256;
-  std::size_t io_threads = 4;
+  std::size_t io_threads = 16;  // fsync-bound: saves wait on the disk in parallel
   int restart_limit = 5;        // restarts of one session actor ...
   Millis restart_window{60000};  // ... within this window, then it is marked failed
   bool per_session_metrics = false;

@@ -1,0 +1,376 @@
+// Actor tests with deterministic time: CAF's test coordinator drives the
+// scheduler and the clock; HTTP is a scripted transport; blocking work runs
+// inline; session files are real files in a temp dir.
+
+#include <catch2/catch.hpp>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/scheduler/test_coordinator.hpp>
+#include <caf/send.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <deque>
+#include <filesystem>
+#include <fstream>
+
+#include "sessiond/json_log.hpp"
+#include "sessiond/session_actor.hpp"
+#include "sessiond/supervisor.hpp"
+
+using namespace sessiond;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+namespace {
+
+const char* kProfile = R"({
+  "name": "test", "base_url": "http://127.0.0.1:1", "interval": "5m", "idle_timeout": "10m", "jitter": 0.1,
+  "check": {"path": "/pwa",
+            "logged_in": [{"status": 200, "body_contains": "homeSection"}],
+            "logged_out": [{"status": [302], "redirect_contains": "/login"}]},
+  "refresh": {"method": "POST", "path": "/api/refresh",
+              "logged_in": [{"status": 200, "json_pointer": "/token"}],
+              "capture": [{"from": "json:/token", "to": "header:Authorization", "format": "Bearer {value}"}]},
+  "retry": {"base": "2s", "max": "30s"}
+})";
+
+struct InlineExecutor : Executor {
+  void post(std::function<void()> task) override { task(); }
+};
+
+// Records requests; the test answers them one by one.
+struct ScriptedTransport : HttpTransport {
+  struct Pending {
+    HttpRequest request;
+    Callback done;
+  };
+  std::deque<Pending> pending;
+  int submitted = 0;
+  void submit(HttpRequest request, Callback done) override {
+    ++submitted;
+    pending.push_back({std::move(request), std::move(done)});
+  }
+  // Answers the oldest request; `sid` (if set) rotates the sid cookie.
+  HttpRequest answer(long status, std::string body, std::optional<std::string> sid = std::nullopt,
+                     std::vector<std::pair<std::string, std::string>> headers = {}) {
+    REQUIRE_FALSE(pending.empty());
+    auto p = std::move(pending.front());
+    pending.pop_front();
+    HttpResponse r;
+    r.status = status;
+    r.body = std::move(body);
+    r.headers = std::move(headers);
+    r.cookies = p.request.cookies;
+    if (sid) jar_set(r.cookies, "127.0.0.1", "sid", *sid);
+    p.done(std::move(r));
+    return p.request;
+  }
+};
+
+// Stands in for the Metrics actor: keeps what it is told.
+struct Recorded {
+  std::vector<std::string> outcomes;
+  std::vector<SessionStatus> statuses;
+  int restarts = 0;
+  int file_errors = 0;
+};
+
+caf::behavior recorder(caf::event_based_actor*, std::shared_ptr<Recorded> rec) {
+  return {
+      [=](status_atom, const SessionStatusPtr& s) { rec->statuses.push_back(*s); },
+      [=](outcome_atom, const std::string& result, double) { rec->outcomes.push_back(result); },
+      [=](request_atom, const std::string&, const std::string&) {},
+      [=](file_error_atom, const std::string&) { ++rec->file_errors; },
+      [=](restart_atom) { ++rec->restarts; },
+      [=](forget_atom, const std::string&) {},
+      [=](ready_atom) {},
+  };
+}
+
+struct Fixture {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  caf::scheduler::test_coordinator* sched = nullptr;
+  caf::actor_clock::time_point t0;
+  std::string dir;
+  ScriptedTransport http;
+  InlineExecutor inline_exec;
+  std::shared_ptr<Recorded> rec = std::make_shared<Recorded>();
+  std::shared_ptr<Runtime> rt = std::make_shared<Runtime>();
+  const WallTime wall0 = std::chrono::system_clock::now();
+
+  Fixture() {
+    cfg.set("scheduler.policy", caf::atom("testing"));
+    sys = std::make_unique<caf::actor_system>(cfg);
+    sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
+    t0 = sched->clock().now();
+    char tmpl[] = "/tmp/sessiond-actors-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+    rt->profile = std::make_shared<Profile>(parse_profile(kProfile));
+    rt->sessions_dir = dir;
+    rt->interval = rt->profile->interval;
+    rt->idle_timeout = rt->profile->idle_timeout;
+    rt->catchup_window = 10s;
+    rt->http = &http;
+    rt->io = &inline_exec;
+    rt->exec = &inline_exec;
+    auto* clock = &sched->clock();
+    auto start = t0;
+    auto wall = wall0;
+    rt->now = [clock, start, wall] {
+      return wall + std::chrono::duration_cast<std::chrono::system_clock::duration>(clock->now() - start);
+    };
+    rt->metrics = sys->spawn(recorder, rec);
+  }
+  std::vector<caf::actor> actors;  // stopped at the end, even when a REQUIRE fails
+
+  caf::actor spawn_session(const std::string& id, const std::string& path) {
+    actors.push_back(sys->spawn(session_actor, RuntimePtr(rt), id, path, caf::actor()));
+    return actors.back();
+  }
+
+  ~Fixture() {
+    for (auto& a : actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    sched->run();
+    std::filesystem::remove_all(dir);
+  }
+
+  std::string write_session(const std::string& id, std::optional<WallTime> last_refresh) {
+    json doc = {{"cookies", json::array({{{"name", "sid"}, {"value", "s0"}, {"domain", "127.0.0.1"},
+                                          {"path", "/"}, {"expires", -1}, {"httpOnly", true},
+                                          {"secure", false}, {"sameSite", "Lax"}}})},
+                {"origins", json::array({{{"origin", "http://127.0.0.1"},
+                                          {"localStorage", json::array({{{"name", "k"}, {"value", "v"}}})}}})},
+                {"botField", 42}};
+    if (last_refresh) {
+      KeepaliveBlock k;
+      k.last_refresh = sessiond::log::iso8601(*last_refresh);
+      k.refresh_count = 7;
+      write_keepalive(doc, k);
+    }
+    std::string path = dir + "/" + session_filename(id);
+    REQUIRE(std::holds_alternative<FileIdentity>(write_file_atomic(path, serialize_session(doc))));
+    return path;
+  }
+
+  json read(const std::string& path) {
+    std::ifstream in(path);
+    return json::parse(in);
+  }
+
+  void advance(Millis d) {
+    sched->clock().advance_time(d);
+    sched->run();
+  }
+
+  void refresh_ok(const std::string& new_sid) {
+    auto check = http.answer(200, "<div class=\"homeSection\">", new_sid);
+    CHECK(check.url == "http://127.0.0.1:1/pwa");
+    sched->run();
+    auto refresh = http.answer(200, R"({"token":"T1"})");
+    CHECK(refresh.method == "POST");
+    sched->run();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a session actor refreshes on schedule, rotates and saves", "[actors]") {
+  Fixture f;
+  // Refreshed 1 minute ago: next refresh due in about 4 minutes, not now.
+  auto path = f.write_session("09120000001", f.wall0 - 1min);
+  auto a = f.spawn_session("09120000001", path);
+  f.sched->run();
+  CHECK(f.http.pending.empty());
+  f.advance(3min);
+  CHECK(f.http.pending.empty());  // jitter keeps it within [0.9, 1.0] of the 4 minutes left
+  f.advance(1min + 1s);
+  REQUIRE(f.http.pending.size() == 1);
+  f.refresh_ok("s1");
+  CHECK(f.rec->outcomes == std::vector<std::string>{"success"});
+  auto doc = f.read(path);
+  CHECK(doc["cookies"][0]["value"] == "s1");
+  CHECK(doc["cookies"][0]["sameSite"] == "Lax");
+  CHECK(doc["headers"]["Authorization"] == "Bearer T1");
+  CHECK(doc["keepalive"]["refreshCount"] == 8);
+  CHECK(doc["keepalive"]["state"] == "active");
+  CHECK(doc["botField"] == 42);
+  CHECK(doc["origins"][0]["localStorage"][0]["value"] == "v");
+  // Next one about one interval later, with the rotated cookie and the token.
+  f.advance(4min + 20s);
+  CHECK(f.http.pending.empty());
+  f.advance(45s);
+  REQUIRE(f.http.pending.size() == 1);
+  auto req = f.http.pending.front().request;
+  CHECK(jar_value(req.cookies, "sid") == std::optional<std::string>("s1"));
+  CHECK(std::find(req.headers.begin(), req.headers.end(), "Authorization: Bearer T1") != req.headers.end());
+  f.refresh_ok("s2");
+  CHECK(f.rec->outcomes.size() == 2);
+}
+
+TEST_CASE("an overdue session is refreshed within the catch-up window", "[actors]") {
+  Fixture f;
+  auto path = f.write_session("09120000002", f.wall0 - 20min);
+  auto a = f.spawn_session("09120000002", path);
+  f.sched->run();
+  f.advance(10s);
+  CHECK(f.http.pending.size() == 1);
+}
+
+TEST_CASE("transient failures are retried with backoff; never two cycles at once", "[actors]") {
+  Fixture f;
+  auto path = f.write_session("09120000003", std::nullopt);
+  auto a = f.spawn_session("09120000003", path);
+  f.sched->run();
+  f.advance(10s);
+  REQUIRE(f.http.pending.size() == 1);
+  // A manual refresh while a cycle runs does not start a second one.
+  caf::anon_send(a, refresh_atom::value);
+  f.sched->run();
+  CHECK(f.http.pending.size() == 1);
+  f.http.answer(503, "busy");
+  f.sched->run();
+  CHECK(f.rec->outcomes == std::vector<std::string>{"transient_error"});
+  CHECK(f.rec->statuses.back().state == SessionState::retrying);
+  CHECK(f.rec->statuses.back().retry_count == 1);
+  // First retry within [base/2, base] = [1s, 2s]; nothing before.
+  f.advance(900ms);
+  CHECK(f.http.pending.empty());
+  f.advance(1200ms);
+  REQUIRE(f.http.pending.size() == 1);
+  f.http.answer(429, "slow down", std::nullopt, {{"retry-after", "20"}});
+  f.sched->run();
+  // Retry-After wins over the (shorter) backoff.
+  f.advance(19s);
+  CHECK(f.http.pending.empty());
+  f.advance(2s);
+  REQUIRE(f.http.pending.size() == 1);
+  f.refresh_ok("s9");
+  CHECK(f.rec->outcomes.back() == "success");
+  CHECK(f.rec->statuses.back().state == SessionState::active);
+  CHECK(f.rec->statuses.back().retry_count == 0);
+  CHECK(f.read(path)["cookies"][0]["value"] == "s9");
+}
+
+TEST_CASE("a logged-out session is quarantined and no longer refreshed", "[actors]") {
+  Fixture f;
+  auto path = f.write_session("09120000004", std::nullopt);
+  auto a = f.spawn_session("09120000004", path);
+  f.sched->run();
+  f.advance(10s);
+  REQUIRE(f.http.pending.size() == 1);
+  f.http.answer(302, "", std::nullopt, {{"location", "/login?next=%2Fpwa"}});
+  f.sched->run();
+  CHECK(f.rec->outcomes == std::vector<std::string>{"logged_out"});
+  CHECK(f.rec->statuses.back().state == SessionState::invalid);
+  CHECK_FALSE(std::filesystem::exists(path));
+  auto moved = f.read(f.dir + "/invalid/session-09120000004.json");
+  CHECK(moved["keepalive"]["state"] == "invalid");
+  CHECK(moved["botField"] == 42);
+  f.advance(1h);
+  CHECK(f.http.pending.empty());
+  CHECK(f.http.submitted == 1);
+}
+
+TEST_CASE("a save that fails keeps the rotated cookie for the next cycle", "[actors]") {
+  Fixture f;
+  auto path = f.write_session("09120000005", std::nullopt);
+  auto a = f.spawn_session("09120000005", path);
+  f.sched->run();
+  f.advance(10s);
+  REQUIRE(f.http.pending.size() == 1);
+  // The directory cannot take the temp file: make the save fail. (Root ignores
+  // permissions, so replace the directory by a file of the same name instead.)
+  std::string moved_dir = f.dir + ".away";
+  std::filesystem::rename(f.dir, moved_dir);
+  { std::ofstream blocker(f.dir); }
+  f.http.answer(200, "<div class=\"homeSection\">", std::string("rotated"));
+  f.sched->run();
+  f.http.answer(200, R"({"token":"T2"})");
+  f.sched->run();
+  REQUIRE_FALSE(f.rec->outcomes.empty());
+  CHECK(f.rec->outcomes.back() == "transient_error");
+  CHECK(f.rec->file_errors == 1);
+  std::filesystem::remove(f.dir);
+  std::filesystem::rename(moved_dir, f.dir);
+  CHECK(f.read(path)["cookies"][0]["value"] == "s0");  // old file intact
+  // The retry uses the rotated cookie, not the stale one on disk.
+  f.advance(3s);
+  REQUIRE(f.http.pending.size() == 1);
+  CHECK(jar_value(f.http.pending.front().request.cookies, "sid") == std::optional<std::string>("rotated"));
+  f.refresh_ok("rotated2");
+  CHECK(f.read(path)["cookies"][0]["value"] == "rotated2");
+}
+
+TEST_CASE("the bot's rewrite during a refresh wins", "[actors]") {
+  Fixture f;
+  auto path = f.write_session("09120000006", std::nullopt);
+  auto a = f.spawn_session("09120000006", path);
+  f.sched->run();
+  f.advance(10s);
+  REQUIRE(f.http.pending.size() == 1);
+  f.http.answer(200, "<div class=\"homeSection\">", std::string("ours"));
+  f.sched->run();
+  // The login bot writes a new session while our refresh is in flight.
+  json bot = {{"cookies", json::array({{{"name", "sid"}, {"value", "bot"}, {"domain", "127.0.0.1"}, {"path", "/"}}})},
+              {"origins", json::array()}};
+  REQUIRE(std::holds_alternative<FileIdentity>(write_file_atomic(path, bot.dump())));
+  f.http.answer(200, R"({"token":"T3"})");
+  f.sched->run();
+  CHECK(f.read(path)["cookies"][0]["value"] == "bot");  // not overwritten
+  // It is reloaded and refreshed next, with the bot's cookie.
+  REQUIRE(f.http.pending.size() == 1);
+  CHECK(jar_value(f.http.pending.front().request.cookies, "sid") == std::optional<std::string>("bot"));
+  f.refresh_ok("bot2");
+  CHECK(f.read(path)["cookies"][0]["value"] == "bot2");
+}
+
+namespace {
+// A child that crashes as soon as it starts.
+caf::behavior crashing(caf::event_based_actor* self, std::shared_ptr<int> spawned) {
+  ++*spawned;
+  self->quit(caf::sec::runtime_error);
+  return {};
+}
+}  // namespace
+
+TEST_CASE("the supervisor restarts a crashing child with backoff and gives up after its limit", "[actors]") {
+  Fixture f;
+  auto spawned = std::make_shared<int>(0);
+  SupervisorSetup setup;
+  setup.rt = f.rt;
+  setup.restart_limit = 3;
+  setup.restart_window = 10min;
+  setup.spawn_child = [spawned](caf::event_based_actor* sup, const std::string&, const std::string&) {
+    return sup->spawn(crashing, spawned);
+  };
+  auto sup = f.sys->spawn(supervisor_actor, setup);
+  f.actors.push_back(sup);
+  f.sched->run();
+  caf::anon_send(sup, added_atom::value, std::string("09120000007"), f.dir + "/session-09120000007.json");
+  f.sched->run();
+  CHECK(*spawned == 1);
+  // Restarts come after a backoff delay, not at once.
+  CHECK(f.rec->restarts == 1);
+  f.advance(30s);
+  CHECK(*spawned == 2);
+  f.advance(30s);
+  CHECK(*spawned == 3);
+  f.advance(30s);
+  CHECK(*spawned == 4);
+  f.advance(5min);
+  CHECK(*spawned == 4);  // gave up: 1 start + 3 restarts
+  CHECK(f.rec->restarts == 3);
+  REQUIRE_FALSE(f.rec->statuses.empty());
+  CHECK(f.rec->statuses.back().state == SessionState::failed);
+  // A new version of the file gives it a fresh start.
+  caf::anon_send(sup, added_atom::value, std::string("09120000007"), f.dir + "/session-09120000007.json");
+  f.sched->run();
+  CHECK(*spawned == 5);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  f.sched->run();
+}
