@@ -55,6 +55,9 @@ def test_keepalive():
     ka = load(quarantined)["keepalive"]
     check(ka["state"] == "invalid" and "logged out" in ka["lastError"] and ka["invalidSince"], f"keepalive: {ka}")
     check(oct(os.stat(quarantined).st_mode & 0o777) == "0o600", "quarantined file is not 0600")
+    invalidated = sorted({e["session"] for e in d.events("session_invalidated")})
+    check(invalidated == [victim], f"sessions invalidated: {invalidated}; logged_out events: "
+          f"{[e for e in d.events('logged_out') if e['session'] != victim][:3]}; site: {site.stats()}")
     check(len(session_files(sessions)) == len(before) - 1, "other session files changed in number")
     check(os.listdir(os.path.join(sessions, "invalid")) == [f"session-{victim}.json"], "invalid/ holds more")
 
