@@ -194,6 +194,8 @@ int run_daemon(Config config, DaemonMode mode) {
     return 2;
   }
   const Config& cfg = plan.config;
+  if (plan.shard.count > 1)  // lets the site (and the fake site's statistics) tell replicas apart
+    plan.profile->default_headers.emplace_back("X-Sessiond-Replica", std::to_string(plan.shard.index));
   log::info("startup", "sessiond starting",
             {{"version", SESSIOND_VERSION},
              {"mode", mode == DaemonMode::run ? "run" : mode == DaemonMode::once ? "once" : "demo"},
