@@ -11,6 +11,7 @@
 #include <functional>
 
 #include "sessiond/backoff.hpp"
+#include "sessiond/circuit_breaker.hpp"
 #include "sessiond/json_log.hpp"
 
 namespace sessiond {
@@ -424,7 +425,8 @@ void on_loaded(Self* self, const LoadResult& result) {
 
 void on_http(Self* self, const HttpResponse& r) {
   auto& st = self->state;
-  caf::anon_send(st.rt->metrics, request_atom::value, st.step->name, http_code_label(r));
+  if (r.curl_code != kNotSent)  // refused by the open circuit: nothing reached the site
+    caf::anon_send(st.rt->metrics, request_atom::value, st.step->name, http_code_label(r));
   Verdict verdict = st.step->evaluate(r);
   if (verdict == Verdict::logged_in) {
     st.jar = r.cookies;
@@ -572,6 +574,11 @@ caf::behavior session_actor(Self* self, RuntimePtr rt, std::string id, std::stri
         if (auto t = k.last_refresh ? parse_iso8601(*k.last_refresh) : std::nullopt)
           last_ms = std::chrono::duration_cast<Millis>(t->time_since_epoch()).count();
         count = k.refresh_count;
+        // No keepalive block and written just now: the bot's fresh login,
+        // refreshed at once (a startup backlog of old files is spread instead).
+        auto age_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count() - ok->identity.mtime_ns;
+        if (last_ms < 0 && age_ns < 5'000'000'000LL) last_ms = -2;
       }
       caf::anon_send(me, tick_atom::value, gen, last_ms, count);
     });
@@ -593,8 +600,9 @@ caf::behavior session_actor(Self* self, RuntimePtr rt, std::string id, std::stri
           since = std::chrono::duration_cast<Millis>(st.rt->now() - last);
           if (*since < st.rt->idle_timeout) st.status.state = SessionState::active;
         }
-        schedule(self, initial_delay(since, st.rt->interval, st.rt->profile->jitter, st.rt->catchup_window,
-                                     uniform(st)));
+        schedule(self, last_refresh_ms == -2 ? Millis(0)
+                                             : initial_delay(since, st.rt->interval, st.rt->profile->jitter,
+                                                             st.rt->catchup_window, uniform(st)));
         publish(self);
       },
       [=](tick_atom, std::uint64_t gen) {

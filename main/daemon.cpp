@@ -19,6 +19,7 @@
 
 #include "admin_server.hpp"
 #include "fake_site.hpp"
+#include "sessiond/circuit_breaker.hpp"
 #include "sessiond/json_log.hpp"
 #include "sessiond/metrics.hpp"
 #include "sessiond/session_file.hpp"
@@ -217,6 +218,8 @@ int run_daemon(Config config, DaemonMode mode) {
   http_opts.max_host_connections = static_cast<long>(http_opts.max_in_flight);
   http_opts.user_agent = "sessiond/" SESSIOND_VERSION;
   auto http = std::make_unique<HttpClient>(http_opts);
+  CircuitBreaker breaker(plan.profile->circuit);
+  GuardedTransport guarded(*http, breaker);
   auto io = std::make_unique<WorkerPool>(cfg.io_threads);
   auto exec = std::make_unique<WorkerPool>(plan.profile->exec_max_concurrent);
 
@@ -237,6 +240,7 @@ int run_daemon(Config config, DaemonMode mode) {
     ms.per_session = cfg.per_session_metrics;
     HttpClient* http_raw = http.get();
     ms.http_load = [http_raw] { return std::make_pair(http_raw->in_flight(), http_raw->queued()); };
+    ms.circuit_open = [&breaker] { return breaker.is_open(); };
     auto metrics = system.spawn(metrics_actor, ms);
 
     auto rt = std::make_shared<Runtime>();
@@ -247,7 +251,7 @@ int run_daemon(Config config, DaemonMode mode) {
     rt->idle_timeout = plan.idle_timeout;
     rt->catchup_window = std::min(plan.interval / 4, Millis(30000));
     rt->once = mode == DaemonMode::once;
-    rt->http = http.get();
+    rt->http = &guarded;
     rt->io = io.get();
     rt->exec = exec.get();
     rt->metrics = metrics;

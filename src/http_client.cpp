@@ -10,9 +10,9 @@
 //
 // Cookie isolation
 //   Easy handles are reused from a small free-list. curl_easy_reset() keeps an
-//   easy handle's cookie store, so every request wipes it ("ALL") before it
-//   loads exactly request.cookies; the store is wiped again when the handle
-//   goes back to the free-list.
+//   easy handle's cookie store, so a handle going back to the free-list has its
+//   cookie engine destroyed (CURLOPT_COOKIEFILE NULL), and every request also
+//   wipes the store ("ALL") before it loads exactly request.cookies.
 
 #include "sessiond/http_client.hpp"
 
@@ -220,9 +220,12 @@ struct HttpClient::Impl {
 
   void release_handle(CURL* e) {
     if (!e) return;
+    // COOKIEFILE NULL before the reset, for two reasons: curl_easy_reset keeps
+    // the cookie store (this destroys it, so no cookie outlives its request),
+    // and libcurl 7.88.1 leaks the CURLOPT_COOKIEFILE list on reset
+    // (curl/curl#10694, fixed in 8.0 by #10709); NULL frees that list.
+    curl_easy_setopt(e, CURLOPT_COOKIEFILE, static_cast<const char*>(nullptr));
     curl_easy_reset(e);
-    // reset keeps the cookie store: wipe it so no cookie outlives its request
-    curl_easy_setopt(e, CURLOPT_COOKIELIST, "ALL");
     if (free_handles.size() < kMaxFreeHandles) {
       free_handles.push_back(e);
     } else {

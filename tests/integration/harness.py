@@ -227,3 +227,198 @@ def run(test):
         print(f"FAILED {test.__name__} after {time.monotonic() - started:.1f}s")
         raise SystemExit(1)
     print(f"PASSED {test.__name__} in {time.monotonic() - started:.1f}s")
+
+
+# ---------------------------------------------------------------------------
+# Helpers for the fault, process and bad-input tests (added; nothing above
+# changed). Standard library only.
+
+import re as _re
+
+_SAMPLE_RE = _re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
+_LABEL_RE = _re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """Prometheus text exposition -> list of (name, {label: value}, float)."""
+    out = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE_RE.match(line)
+        if not m:
+            continue
+        labels = dict(_LABEL_RE.findall(m.group(2) or ""))
+        try:
+            out.append((m.group(1), labels, float(m.group(3))))
+        except ValueError:
+            continue
+    return out
+
+
+def metric_sum(text, name, **labels):
+    """Sum of every sample of `name` whose labels include `labels` (0 if none)."""
+    return sum(v for n, ls, v in parse_metrics(text)
+               if n == name and all(ls.get(k) == str(want) for k, want in labels.items()))
+
+
+def daemon_metrics(d, timeout=5):
+    status, body, _ = http("GET", d.url() + "/metrics", timeout=timeout)
+    check(status == 200, f"/metrics: HTTP {status}")
+    return body.decode()
+
+
+def daemon_status(d, timeout=5):
+    status, body, _ = http("GET", d.url() + "/status", timeout=timeout)
+    check(status == 200, f"/status: HTTP {status}")
+    return json.loads(body)
+
+
+def wait_ready(d, timeout=15):
+    """Waits for the `ready` log event and /readyz 200; returns time.monotonic() of readiness."""
+    d.wait_event("ready", timeout)
+    base = d.url()
+    wait_until(lambda: http("GET", base + "/readyz", timeout=2)[0] == 200, timeout, what="/readyz 200")
+    return time.monotonic()
+
+
+def parse_ts(ts):
+    """A log line's `ts` (RFC 3339 UTC, ms) -> Unix seconds (float)."""
+    import calendar
+    base = calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S"))
+    frac = 0.0
+    if len(ts) > 20 and ts[19] == ".":
+        digits = "".join(ch for ch in ts[20:] if ch.isdigit())
+        frac = int(digits) / (10 ** len(digits)) if digits else 0.0
+    return base + frac
+
+
+class RateSampler:
+    """Samples, about every `period` s on its own thread, the fake site's request
+    counters and (optionally) sessiond's own sessiond_http_requests_total, so a
+    test can report request rates toward the site per window. Bounded: stops
+    by itself after `max_s` seconds."""
+
+    def __init__(self, site, daemon=None, period=1.0, max_s=120):
+        self.site, self.daemon, self.period, self.max_s = site, daemon, period, max_s
+        self.samples = []  # (monotonic, site_ok, site_all, daemon_attempts or None)
+        self.marks = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self):
+        t = time.monotonic()
+        try:
+            st = self.site.stats()
+            r = st["requests"]
+            ok = r["check"] + r["refresh"]
+            every = ok + r["injected_errors"] + r["resets"]
+        except Exception:
+            return
+        attempts = None
+        if self.daemon is not None:
+            try:
+                attempts = metric_sum(daemon_metrics(self.daemon, timeout=2), "sessiond_http_requests_total")
+            except Exception:
+                attempts = None
+        self.samples.append((t, ok, every, attempts))
+
+    def _run(self):
+        end = time.monotonic() + self.max_s
+        while not self._stop.is_set() and time.monotonic() < end:
+            self._sample()
+            self._stop.wait(self.period)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def mark(self, name):
+        self.marks[name] = time.monotonic()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._sample()
+
+    def rates(self, start=None, end=None):
+        """Per-window rates [(t, site_ok/s, site_all/s, daemon_attempts/s or None)]
+        for windows that overlap [start, end]."""
+        out = []
+        for (t0, ok0, all0, a0), (t1, ok1, all1, a1) in zip(self.samples, self.samples[1:]):
+            dt = t1 - t0
+            if dt <= 0.05:
+                continue
+            if start is not None and t1 < start:
+                continue
+            if end is not None and t0 > end:
+                continue
+            da = (a1 - a0) / dt if a0 is not None and a1 is not None else None
+            out.append((t1, (ok1 - ok0) / dt, (all1 - all0) / dt, da))
+        return out
+
+    def peak(self, start=None, end=None):
+        """{'site_ok': peak/s, 'site_all': peak/s, 'daemon': peak/s} over [start, end]."""
+        rs = self.rates(start, end)
+        return {
+            "site_ok": max((r[1] for r in rs), default=0.0),
+            "site_all": max((r[2] for r in rs), default=0.0),
+            "daemon": max((r[3] for r in rs if r[3] is not None), default=0.0),
+        }
+
+    def mean(self, start=None, end=None):
+        rs = self.rates(start, end)
+        n = len(rs) or 1
+        return {"site_ok": sum(r[1] for r in rs) / n, "site_all": sum(r[2] for r in rs) / n,
+                "daemon": sum(r[3] for r in rs if r[3] is not None) / n}
+
+
+def run_scenarios(scenarios, results_name=None):
+    """Runs several scenario functions (each returns a dict of measurements or
+    raises), every one even if an earlier one failed; prints one verdict line
+    each and a JSON summary line (`RESULTS {...}`); if $RELIABILITY_RESULTS_DIR
+    is set, also writes <dir>/<results_name>.json. Exits 1 if any failed."""
+    results, failed = [], []
+    for fn in scenarios:
+        started = time.monotonic()
+        row = {"scenario": fn.__name__}
+        try:
+            measured = fn() or {}
+            row.update(measured)
+            row["result"] = row.get("result", "pass")
+            print(f"PASSED {fn.__name__} in {time.monotonic() - started:.1f}s", flush=True)
+        except Exception as e:
+            import traceback
+            traceback.print_exc()
+            row.update(getattr(e, "measured", {}) or {})
+            row["result"] = "FAIL"
+            row["error"] = str(e)[:2000]
+            failed.append(fn.__name__)
+            print(f"FAILED {fn.__name__} after {time.monotonic() - started:.1f}s", flush=True)
+        row["seconds"] = round(time.monotonic() - started, 1)
+        results.append(row)
+    print("RESULTS " + json.dumps(results), flush=True)
+    out_dir = os.environ.get("RELIABILITY_RESULTS_DIR")
+    if out_dir and results_name:
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, results_name + ".json"), "w") as f:
+            json.dump(results, f, indent=2)
+    if failed:
+        print("FAILED scenarios: " + ", ".join(failed), flush=True)
+        raise SystemExit(1)
+
+
+def scaled_profile(retry_base="25ms", retry_max="400ms", **overrides):
+    """The demo profile with its retry policy (and any other top-level field)
+    replaced, written to a temp dir; returns its path. The defaults scale the
+    production backoff (base 2s, max 60s for a 10 min idle timeout) down to the
+    3-4 s idle timeouts of the tests."""
+    with open(DEMO_PROFILE) as f:
+        text = "\n".join(line for line in f if not line.lstrip().startswith("//"))
+    doc = json.loads(text)
+    doc["retry"] = {"base": retry_base, "max": retry_max}
+    doc.update(overrides)
+    path = os.path.join(temp_dir("profile-"), "profile.json")
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2)
+    return path
