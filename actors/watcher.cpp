@@ -137,7 +137,8 @@ void rescan(Self* self) {
   if (!d) {
     if (!st.dir_missing_reported) {
       log::error("file_error", "cannot read the sessions directory; sessions in it are paused until it is back",
-                 {{"dir", st.setup.dir}, {"error", std::strerror(errno)}});
+                 {{"dir", st.setup.dir}, {"reason", errno == ENOENT ? "not_found" : "io"}, {"error", std::strerror(errno)}});
+      caf::anon_send(st.setup.metrics, file_error_atom::value, std::string("io"));
       st.dir_missing_reported = true;
     }
     // Its files are gone with it: stop refreshing them (nothing is deleted).
@@ -202,7 +203,11 @@ caf::behavior watcher_actor(Self* self, WatcherSetup setup) {
           if (ev.mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
             report_added(self, *id, mtime_of(path_of(st, *id)));
           } else if (ev.mask & (IN_DELETE | IN_MOVED_FROM)) {
-            report_removed(self, *id);
+            // A rename *over* the name (our RENAME_EXCHANGE saves, some
+            // writers) also says "moved from": only a name that is gone is a removal.
+            auto mtime = mtime_of(path_of(st, *id));
+            if (mtime < 0) report_removed(self, *id);
+            else if (st.known.count(*id) && st.known[*id] != mtime) report_added(self, *id, mtime);
           }
         }
         if (need_rescan) rescan(self);

@@ -194,10 +194,17 @@ std::string serialize_session(const json& doc) {
   return doc.dump(2, ' ', false, json::error_handler_t::replace);
 }
 
-std::variant<FileIdentity, FileError> write_file_atomic(const std::string& path,
-                                                        const std::string& content) {
-  const std::string dir = dirname_of(path);
-  const std::string tmp = dir + "/." + basename_of(path) + std::string(kTempMarker) + random_suffix();
+namespace {
+
+struct TempFile {
+  std::string path;
+  FileIdentity identity;
+};
+
+// Writes `content` to a new 0600 temp file next to `path` and fsyncs it.
+std::variant<TempFile, FileError> write_temp_file(const std::string& path, const std::string& content) {
+  const std::string tmp =
+      dirname_of(path) + "/." + basename_of(path) + std::string(kTempMarker) + random_suffix();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return errno_error(FileErrorKind::write, "create temp file", errno);
   auto abandon = [&](const char* what, int err) {
@@ -211,45 +218,80 @@ std::variant<FileIdentity, FileError> write_file_atomic(const std::string& path,
   while (done < content.size()) {
     ssize_t n = ::write(fd, content.data() + done, content.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return std::variant<FileIdentity, FileError>(abandon("write", errno));
+    if (n < 0) return abandon("write", errno);
     done += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd) != 0) return std::variant<FileIdentity, FileError>(abandon("fsync", errno));
+  if (::fsync(fd) != 0) return abandon("fsync", errno);
   struct stat st {};
-  if (::fstat(fd, &st) != 0) return std::variant<FileIdentity, FileError>(abandon("fstat", errno));
+  if (::fstat(fd, &st) != 0) return abandon("fstat", errno);
   if (::close(fd) != 0) {
     int err = errno;
     ::unlink(tmp.c_str());
     return errno_error(FileErrorKind::write, "close", err);
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+  return TempFile{tmp, identity_of(st)};
+}
+
+}  // namespace
+
+// No fsync of the directory after a rename: after a crash the rename may be
+// lost, which leaves the previous (complete) file: old or new, never torn. It
+// would double the cost of every save (~10 ms per fsync on some disks).
+std::variant<FileIdentity, FileError> write_file_atomic(const std::string& path,
+                                                        const std::string& content) {
+  auto written = write_temp_file(path, content);
+  if (auto* err = std::get_if<FileError>(&written)) return *err;
+  const auto& tmp = std::get<TempFile>(written);
+  if (::rename(tmp.path.c_str(), path.c_str()) != 0) {
     int err = errno;
-    ::unlink(tmp.c_str());
+    ::unlink(tmp.path.c_str());
     return errno_error(FileErrorKind::write, "rename", err);
   }
-  // No fsync of the directory: after a crash the rename may be lost, which
-  // leaves the previous (complete) file: old or new, never torn. It would
-  // double the cost of every save (~10 ms per fsync on some disks).
-  return identity_of(st);
+  return tmp.identity;
 }
 
 SaveOutcome save_if_unchanged(const std::string& path, const json& doc,
                               const FileIdentity& expected) {
-  // Check as late as possible; the remaining window (check -> rename) is
-  // microseconds, and a bot write inside it is detected on the next cycle by
-  // the identity check, since its rename gives a new inode.
+  const SaveOutcome changed{SaveOutcome::Kind::changed_on_disk, {}, std::nullopt};
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
     // Gone (the bot or an operator moved it): not ours to recreate. Anything
     // else (ENOTDIR, EIO, ...) is a failure to retry.
-    if (errno == ENOENT) return SaveOutcome{SaveOutcome::Kind::changed_on_disk, {}, std::nullopt};
+    if (errno == ENOENT) return changed;
     return SaveOutcome{SaveOutcome::Kind::failed, {}, errno_error(FileErrorKind::write, "stat", errno)};
   }
-  if (identity_of(st) != expected) return SaveOutcome{SaveOutcome::Kind::changed_on_disk, {}, std::nullopt};
-  auto result = write_file_atomic(path, serialize_session(doc));
-  if (auto* err = std::get_if<FileError>(&result))
-    return SaveOutcome{SaveOutcome::Kind::failed, {}, *err};
-  return SaveOutcome{SaveOutcome::Kind::saved, std::get<FileIdentity>(result), std::nullopt};
+  if (identity_of(st) != expected) return changed;
+  auto written = write_temp_file(path, serialize_session(doc));
+  if (auto* err = std::get_if<FileError>(&written)) return SaveOutcome{SaveOutcome::Kind::failed, {}, *err};
+  const auto& tmp = std::get<TempFile>(written);
+  // The bot may rename its new login over the file while we write the temp
+  // file (milliseconds with the fsync). Swap ours in atomically and look at
+  // what we displaced: if it is not the version we read, swap the bot's back.
+  if (::renameat2(AT_FDCWD, tmp.path.c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE) != 0) {
+    int err = errno;
+    if (err == EINVAL || err == ENOSYS) {
+      // A filesystem without RENAME_EXCHANGE: re-check, then plain rename.
+      if (::lstat(path.c_str(), &st) != 0 || identity_of(st) != expected) {
+        ::unlink(tmp.path.c_str());
+        return changed;
+      }
+      if (::rename(tmp.path.c_str(), path.c_str()) == 0)
+        return SaveOutcome{SaveOutcome::Kind::saved, tmp.identity, std::nullopt};
+      err = errno;
+    }
+    ::unlink(tmp.path.c_str());
+    if (err == ENOENT) return changed;
+    return SaveOutcome{SaveOutcome::Kind::failed, {}, errno_error(FileErrorKind::write, "rename", err)};
+  }
+  struct stat displaced {};
+  if (::lstat(tmp.path.c_str(), &displaced) == 0 && identity_of(displaced) == expected) {
+    ::unlink(tmp.path.c_str());  // the version we read: ours replaces it
+    return SaveOutcome{SaveOutcome::Kind::saved, tmp.identity, std::nullopt};
+  }
+  // The bot's file was displaced: put it back, drop ours.
+  ::renameat2(AT_FDCWD, tmp.path.c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE);
+  ::unlink(tmp.path.c_str());
+  return changed;
 }
 
 std::variant<std::string, FileError> quarantine_file(const std::string& path,

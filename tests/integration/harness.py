@@ -282,6 +282,12 @@ def wait_ready(d, timeout=15):
     return time.monotonic()
 
 
+def wall_now():
+    """time.time() for comparing with log `ts` values, which are cut to whole
+    milliseconds: an event logged after this call never compares as before it."""
+    return time.time() - 0.001
+
+
 def parse_ts(ts):
     """A log line's `ts` (RFC 3339 UTC, ms) -> Unix seconds (float)."""
     import calendar
@@ -408,15 +414,22 @@ def run_scenarios(scenarios, results_name=None):
         raise SystemExit(1)
 
 
-def scaled_profile(retry_base="25ms", retry_max="400ms", **overrides):
-    """The demo profile with its retry policy (and any other top-level field)
-    replaced, written to a temp dir; returns its path. The defaults scale the
-    production backoff (base 2s, max 60s for a 10 min idle timeout) down to the
-    3-4 s idle timeouts of the tests."""
+SCALED_CIRCUIT_BREAKER = {"failure_ratio": 0.5, "min_requests": 20, "window": "2s", "open_for": "200ms"}
+
+
+def scaled_profile(retry_base="25ms", retry_max="400ms", circuit_breaker=SCALED_CIRCUIT_BREAKER, **overrides):
+    """The demo profile with its retry policy, circuit breaker (and any other
+    top-level field) replaced, written to a temp dir; returns its path. The
+    defaults scale production's backoff (base 2 s, max 60 s) and breaker
+    (open for 15 s) for a 10 min idle timeout down to the 3-4 s idle timeouts
+    of the tests (the breaker's window cannot go below 1 s). circuit_breaker=None
+    keeps the built-in breaker defaults."""
     with open(DEMO_PROFILE) as f:
         text = "\n".join(line for line in f if not line.lstrip().startswith("//"))
     doc = json.loads(text)
     doc["retry"] = {"base": retry_base, "max": retry_max}
+    if circuit_breaker is not None:
+        doc["circuit_breaker"] = dict(circuit_breaker)
     doc.update(overrides)
     path = os.path.join(temp_dir("profile-"), "profile.json")
     with open(path, "w") as f:

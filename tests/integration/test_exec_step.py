@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-from harness import Daemon, FakeSite, check, cookie, load, run, temp_dir
+from harness import Daemon, FakeSite, check, cookie, load, run, temp_dir, wait_until
 
 IDLE_S = 3
 
@@ -24,8 +24,10 @@ def test_exec_step():
     first = {m: cookie(load(os.path.join(sessions, f"session-{m}.json")), "sid") for m in mobiles}
     d = Daemon("--profile", profile, "--sessions-dir", sessions, "--listen", "off")
     d.wait_event("ready", 10)
-    # Five idle timeouts.
-    d.wait_event("refresh_ok", 30, count=5 * 4 * IDLE_S)
+    # At least four refreshes of every session (several idle timeouts), with a
+    # generous bound: each refresh starts a Python interpreter.
+    wait_until(lambda: all(len(d.events("refresh_ok", m)) >= 4 for m in mobiles), 60,
+               what="four refreshes of every session")
     site.logout([mobiles[0]])
     d.wait_event("session_invalidated", 10, session=mobiles[0])
     code = d.stop()

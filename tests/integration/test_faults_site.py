@@ -6,8 +6,9 @@ gone, the request rate toward the site stays bounded (peaks are measured and
 printed), and no secret appears in the daemon's output.
 
 Times are scaled down (interval 1 s, idle timeout 3-4 s; the latency scenario
-2 s / 8 s) and so is the retry policy (scaled_profile: base 25 ms, max 400 ms,
-as production's 2 s / 60 s are to a 10 min idle timeout). One fresh fake site
+2 s / 8 s) and so are the retry policy and the circuit breaker (scaled_profile:
+backoff 25 ms .. 400 ms, breaker open for 200 ms, as production's 2 s .. 60 s
+and 15 s are to a 10 min idle timeout). One fresh fake site
 and daemon per scenario. Every scenario's numbers are printed on a `RESULTS`
 line (and written to $RELIABILITY_RESULTS_DIR/faults_site.json if set)."""
 
@@ -15,8 +16,8 @@ import os
 import stat
 import time
 
-from harness import (Daemon, FakeSite, RateSampler, check, cookie, daemon_status, http, load, parse_ts,
-                     run_scenarios, scaled_profile, session_files, temp_dir, wait_ready, wait_until)
+from harness import (Daemon, Failure, FakeSite, RateSampler, check, cookie, daemon_status, load, parse_ts,
+                     run_scenarios, scaled_profile, session_files, temp_dir, wait_ready, wait_until, wall_now)
 
 SESSIONS = 50
 RETRY_BASE_S = 0.025  # scaled_profile's default base: the shortest retry delay is base / 2
@@ -111,10 +112,13 @@ class Env:
         m["at_risk_reports"] = len({e["session"] for e in self.d.events("refresh_failed")
                                     if e.get("state") == "at_risk"})
         m["refresh_failed"] = len(self.d.events("refresh_failed"))
+        m["circuit_opened"] = len(self.d.events("circuit_open"))
         check(self.d.proc.poll() is None, f"sessiond exited ({self.d.proc.returncode})")
         self.check_lost(stats)
         check(not wrong, f"{len(wrong)} sessions wrongly invalidated: {wrong[:10]}; site states "
               f"{[stats['per_session'].get(w, {}).get('state') for w in wrong[:10]]}")
+        want_files = sorted(f"session-{mb}.json" for mb in inv & set(allowed_invalid))
+        check(self.invalid_dir() == want_files, f"invalid/ holds {self.invalid_dir()[:10]}, expected {want_files[:10]}")
         check(m["peak_rate"] <= m["rate_bound"], f"request rate {m['peak_rate']}/s over the bound {m['rate_bound']}/s")
         code = self.d.stop()
         check(code == 0, f"sessiond exit status {code} after SIGTERM")
@@ -141,18 +145,19 @@ def run_fault(m, env, faults, seconds, expect_failures=True):
     t_before = time.monotonic()
     time.sleep(1.2)  # one sampler window of normal traffic
     t0 = time.monotonic()
+    start_wall = wall_now()
     failed_before = len(env.d.events("refresh_failed"))
     env.site.faults(**faults)
     time.sleep(seconds)  # the fault runs this long; nothing is awaited here
     env.site.faults()  # {} resets every fault
     t1 = time.monotonic()
-    reset_wall = time.time()
+    reset_wall = wall_now()
     m["failures_during_fault"] = len(env.d.events("refresh_failed")) - failed_before
     if expect_failures:
         check(m["failures_during_fault"] > 0, "the fault caused no refresh failure: not injected?")
     m["recovery_s"] = round(env.wait_recovered(reset_wall, env.mobiles), 2)
     env.rates(m, t0, t1, t_before)
-    return t0, t1
+    return start_wall, reset_wall
 
 
 @measured
@@ -197,16 +202,16 @@ def errors_429_retry_after(m):
 @measured
 def latency_2s(m):
     env = Env("latency", n=20, idle_ms=8000, interval_ms=2000)
-    m.update(fault="slow site", injected="latency_ms 2000 on every response for 12 s (idle 8 s, interval 2 s)",
+    m.update(fault="slow site", injected="latency_ms 2000 on every response for 10 s (idle 8 s, interval 2 s)",
              sessions=env.n)
-    t0_wall = time.time() + 1.2 + 4  # after the baseline second and the first slow round trip
-    run_fault(m, env, {"latency_ms": 2000}, 12, expect_failures=False)
-    # Refreshing went on through the fault (each session at least once), slowly.
-    during = {e["session"] for e in env.d.events("refresh_ok") if t0_wall <= parse_ts(e["ts"]) <= t0_wall + 7}
+    start, end = run_fault(m, env, {"latency_ms": 2000}, 10, expect_failures=False)
+    # Refreshing went on through the fault (each session at least once, from
+    # the first slow round trip on), slowly.
+    lo, hi = start + 2.5, end + 0.5
+    during = {e["session"] for e in env.d.events("refresh_ok") if lo <= parse_ts(e["ts"]) <= hi}
     m["sessions_refreshed_during_fault"] = len(during)
     check(len(during) == env.n, f"only {len(during)}/{env.n} sessions refreshed while the site was slow")
-    durations = [e["duration_ms"] for e in env.d.events("refresh_ok")
-                 if t0_wall <= parse_ts(e["ts"]) <= t0_wall + 7]
+    durations = [e["duration_ms"] for e in env.d.events("refresh_ok") if lo <= parse_ts(e["ts"]) <= hi]
     m["refresh_duration_ms_max"] = max(durations, default=0)
     env.finish(m)
 
@@ -239,7 +244,7 @@ def site_down(m):
                 at_risk_seen.add(s["mobile"])
         max_at_risk = max(max_at_risk, st["sessionsByState"].get("at_risk", 0))
         time.sleep(max(0.0, min(0.1, deadline - time.monotonic())))
-    up_wall = time.time()  # before the call: the site may answer before it returns
+    up_wall = wall_now()  # before the call: the site may answer before it returns
     t_up = time.monotonic()
     env.site.faults()  # back up
     invalid_during = [e["session"] for e in env.d.events("session_invalidated") if parse_ts(e["ts"]) < up_wall]
@@ -253,7 +258,17 @@ def site_down(m):
         ok = env.ok_since(up_wall)
         inv = env.invalidated()
         return all(mb in ok or mb in inv for mb in env.mobiles)
-    wait_until(settled, 12, interval=0.1, what="every session refreshed or quarantined after the outage")
+    try:
+        wait_until(settled, 12, interval=0.1, what="every session refreshed or quarantined after the outage")
+    except Exception:
+        ok, inv = env.ok_since(up_wall), env.invalidated()
+        stuck = [mb for mb in env.mobiles if mb not in ok and mb not in inv]
+        st = {s["mobile"]: s for s in daemon_status(env.d)["sessions"]}
+        stats = env.site.stats(per_session=True)
+        raise Failure(f"{len(stuck)} sessions neither refreshed nor quarantined 12 s after the site came back: "
+                      f"{stuck[:10]}; /status: {[(st.get(mb) or {}).get('state') for mb in stuck[:10]]}; "
+                      f"{[env.timeline(mb, stats, up_wall, 12) for mb in stuck[:2]]}; "
+                      f"circuit: {[l for l in env.d.lines if 'circuit' in l][-5:]}")
     t_settled = time.monotonic()
     m["survivors"] = env.n - len(env.invalidated())
     snap_t = time.monotonic()

@@ -1,0 +1,1142 @@
+#!/usr/bin/env python3
+"""sessiond benchmarks against the bundled fake site on loopback.
+
+    python3 bench/run.py memory       RSS at 1k / 10k / 100k registered sessions
+    python3 bench/run.py throughput   refreshes/s and CPU per 1,000 refreshes, interval sweep, vs wrk
+    python3 bench/run.py latency      new file -> first refresh, lateness at 100k, start-up, shutdown
+    python3 bench/run.py startup      start-up with 100k existing files until ready, shutdown time
+    python3 bench/run.py all          all of the above (shares the 100k fixture)
+
+Each prints a table and writes bench/results/<name>.json. Python 3 standard
+library only; needs build-bench/ (see bench/README.md) and, for the generator
+comparison, `wrk` (Debian package). Everything listens on 127.0.0.1 only.
+Every child runs under `timeout`, every wait is bounded in time and count.
+"""
+
+import argparse
+import concurrent.futures
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timezone
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS_DIR = os.path.join(ROOT, "bench", "results")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+# Targets from the issue (the ratio printed is measured / target, or
+# target / measured for "lower is better" figures: > 1 means the target is met).
+TARGETS = {
+    "kb_per_session_100k": 4.0,          # <= 4 KB per session beyond the idle baseline
+    "cpu_s_per_1000": 0.4,               # <= 0.4 CPU-s per 1,000 refreshes
+    "refreshes_per_s": 2000.0,           # >= 2,000 refreshes/s
+    "vs_generator": 0.7,                 # >= 0.7 x the generator's request rate
+    "new_file_p50_ms": 50.0,             # <= 50 ms with 100k registered
+    "lateness_p99_s": 1.0,               # <= 1 s at 100k
+    "lost": 0,
+}
+
+_children = []  # Popen objects we started; cleaned up at exit
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def http(method, url, body=None, timeout=10.0, headers=None):
+    data = None
+    hdrs = dict(headers or {})
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        hdrs.setdefault("Content-Type", "application/json")
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read(), r.headers
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), e.headers
+
+
+def get_json(url, timeout=10.0):
+    st, body, _ = http("GET", url, timeout=timeout)
+    if st != 200:
+        raise RuntimeError(f"GET {url}: HTTP {st}: {body[:200]!r}")
+    return json.loads(body)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def child_pid(wrapper_pid, deadline_s=5.0):
+    """The pid of the program `timeout` runs (its only child)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            with open(f"/proc/{wrapper_pid}/task/{wrapper_pid}/children") as f:
+                kids = f.read().split()
+            if kids:
+                return int(kids[0])
+        except OSError:
+            return None
+        time.sleep(0.01)
+    return None
+
+
+def proc_stats(pid):
+    """RSS / peak RSS (bytes), CPU seconds (user+system), threads."""
+    out = {"rss": 0, "hwm": 0, "cpu_s": 0.0, "threads": 0}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    out["rss"] = int(line.split()[1]) * 1024
+                elif line.startswith("VmHWM:"):
+                    out["hwm"] = int(line.split()[1]) * 1024
+                elif line.startswith("Threads:"):
+                    out["threads"] = int(line.split()[1])
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        out["cpu_s"] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except OSError:
+        pass
+    return out
+
+
+def system_cpu():
+    """(busy, total) jiffies of the whole machine."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return sum(v) - idle, sum(v)
+
+
+class CpuWindow:
+    """Machine-wide busy cores over a window, and the share of it that was ours."""
+
+    def __init__(self, pids):
+        self.pids = [p for p in pids if p]
+        self.t0 = time.monotonic()
+        self.sys0 = system_cpu()
+        self.ours0 = {p: proc_stats(p)["cpu_s"] for p in self.pids}
+
+    def close(self):
+        dt = time.monotonic() - self.t0
+        b1, t1 = system_cpu()
+        busy = (b1 - self.sys0[0]) / CLK_TCK
+        ours = sum(proc_stats(p)["cpu_s"] - c for p, c in self.ours0.items())
+        ncpu = os.cpu_count() or 1
+        return {
+            "seconds": round(dt, 2),
+            "machine_busy_cores": round(busy / dt, 2) if dt > 0 else None,
+            "bench_processes_cores": round(ours / dt, 2) if dt > 0 else None,
+            "other_processes_cores": round(max(0.0, busy - ours) / dt, 2) if dt > 0 else None,
+            "cores": ncpu,
+            "loadavg": os.getloadavg()[0],
+        }
+
+
+def pct(values, p):
+    if not values:
+        return None
+    s = sorted(values)
+    k = (len(s) - 1) * p / 100.0
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def parse_iso(ts):
+    if ts is None:
+        return None
+    return datetime.strptime(ts.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+
+
+def iso(t):
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(t * 1000) % 1000:03d}Z"
+
+
+def fmt(v, nd=2):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def machine():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem_kb = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    fs = subprocess.run(["findmnt", "-no", "FSTYPE,SOURCE", "-T", "/tmp"], capture_output=True, text=True).stdout.strip()
+    rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                           text=True).stdout.strip()
+    return {
+        "git": rev + (" (+ uncommitted changes)" if dirty else ""),
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "mem_gb": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "loadavg_at_start": os.getloadavg(),
+        "tmp_fs": fs,
+        "python": platform.python_version(),
+    }
+
+
+RESULT_TAG = ""
+
+
+def write_results(name, data):
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    data = dict(data)
+    data["command"] = "python3 bench/run.py " + " ".join(sys.argv[1:])
+    data["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    path = os.path.join(RESULTS_DIR, f"{name}{RESULT_TAG}.json")
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=False)
+        f.write("\n")
+    log(f"wrote {os.path.relpath(path, ROOT)}")
+
+
+def table(title, headers, rows):
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) if rows else len(str(h)) for i, h in enumerate(headers)]
+    print(f"\n## {title}\n")
+    print("| " + " | ".join(str(h).ljust(w) for h, w in zip(headers, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")
+    sys.stdout.flush()
+
+
+# ---------------------------------------------------------------- processes
+
+
+class FakeSite:
+    def __init__(self, ctx, idle_timeout, threads, life_s):
+        self.ctx = ctx
+        self.dir = tempfile.mkdtemp(prefix="fakesite-", dir=ctx.work)
+        pf = os.path.join(self.dir, "port.json")
+        self.logf = open(os.path.join(self.dir, "fakesite.log"), "wb")
+        cmd = ["timeout", "-k", "5", str(int(life_s)), ctx.fakesite_bin, "--idle-timeout", idle_timeout,
+               "--threads", str(threads), "--port-file", pf]
+        self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT)
+        _children.append(self.proc)
+        end = time.monotonic() + 20
+        while not os.path.exists(pf):
+            if time.monotonic() > end or self.proc.poll() is not None:
+                raise RuntimeError("fake site did not start: " + open(self.logf.name).read()[-500:])
+            time.sleep(0.05)
+        info = json.load(open(pf))
+        self.base_url = info["base_url"]
+        self.port = info["port"]
+        self.admin = f"http://127.0.0.1:{info['admin_port']}"
+        self.pid = child_pid(self.proc.pid)
+        self.idle_timeout = idle_timeout
+        self.threads = threads
+        self._mobile = 9120000000
+        log(f"fake site {self.base_url} (admin {self.admin}), idle-timeout {idle_timeout}, {threads} threads")
+
+    def seed(self, directory, count, ls_bytes):
+        """Writes `count` session files (new accounts) into directory; returns (seconds, mobiles)."""
+        t0 = time.monotonic()
+        mobiles = []
+        done = 0
+        while done < count:
+            n = min(10000, count - done)
+            first = f"0{self._mobile:010d}"
+            self._mobile += n
+            st, body, _ = http("POST", self.admin + "/seed",
+                               {"dir": directory, "count": n, "first_mobile": first, "localstorage_bytes": ls_bytes},
+                               timeout=300)
+            if st != 200:
+                raise RuntimeError(f"seed failed: HTTP {st} {body[:200]!r}")
+            mobiles += json.loads(body)["mobiles"]
+            done += n
+        return time.monotonic() - t0, mobiles
+
+    def stats(self):
+        return get_json(self.admin + "/stats", timeout=30)
+
+    def login(self):
+        """A fresh account for the load generator; returns (mobile, sid)."""
+        mobile = f"0{self._mobile:010d}"
+        self._mobile += 1
+        st, body, hdrs = http("POST", self.base_url + "/api/login", {"mobile": mobile})
+        if st != 200:
+            raise RuntimeError(f"login failed: HTTP {st}")
+        for v in hdrs.get_all("Set-Cookie") or []:
+            m = re.match(r"sid=([0-9a-f]+)", v)
+            if m:
+                return mobile, m.group(1)
+        raise RuntimeError("login: no sid cookie")
+
+    def logout(self, mobile):
+        """Forced logout (counted as forced_logout, not as lost, when it later idles out)."""
+        http("POST", self.admin + "/logout", {"mobiles": [mobile]})
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.logf.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Daemon:
+    def __init__(self, ctx, site, sessions_dir, interval, idle_timeout, log_level="warn", life_s=600,
+                 io_threads=None, name="sessiond", profile=None):
+        self.ctx = ctx
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.logpath = os.path.join(ctx.work, f"{name}-{self.port}.log")
+        self.logf = open(self.logpath, "wb")
+        cmd = ["timeout", "-k", "10", str(int(life_s)), ctx.sessiond_bin, "run", "--profile", profile or ctx.profile,
+               "--base-url", site.base_url, "--sessions-dir", sessions_dir, "--interval", interval,
+               "--idle-timeout", idle_timeout, "--listen", f"127.0.0.1:{self.port}", "--log-level", log_level]
+        if io_threads:
+            cmd += ["--io-threads", str(io_threads)]
+        self.cmd = cmd
+        self.t_spawn = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT)
+        _children.append(self.proc)
+        self.pid = child_pid(self.proc.pid)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def wait_ready(self, timeout_s):
+        """Seconds from spawn until GET /readyz answers 200 (polled every 10 ms)."""
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if not self.alive():
+                raise RuntimeError("sessiond exited: " + self.tail())
+            try:
+                st, _, _ = http("GET", self.url + "/readyz", timeout=2)
+                if st == 200:
+                    return time.monotonic() - self.t_spawn
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.01)
+        raise RuntimeError(f"sessiond not ready after {timeout_s}s")
+
+    def metrics(self, timeout=20):
+        st, body, _ = http("GET", self.url + "/metrics", timeout=timeout)
+        out = {}
+        for line in body.decode().splitlines():
+            if not line or line[0] == "#":
+                continue
+            k, _, v = line.rpartition(" ")
+            try:
+                out[k] = float(v)
+            except ValueError:
+                pass
+        return out
+
+    def success(self, m=None):
+        m = m if m is not None else self.metrics()
+        return int(m.get('sessiond_refresh_total{result="success"}', 0))
+
+    def stats(self):
+        return proc_stats(self.pid)
+
+    def stop(self, timeout_s=60):
+        """SIGTERM; returns (seconds until the process is gone, exit status)."""
+        t0 = time.monotonic()
+        if self.alive():
+            os.kill(self.pid or self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+                self.logf.close()
+                return None, None
+        took = time.monotonic() - t0
+        self.logf.close()
+        return took, self.proc.returncode
+
+    def tail(self, n=1500):
+        try:
+            with open(self.logpath, "rb") as f:
+                f.seek(max(0, os.path.getsize(self.logpath) - n))
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def events(self, names):
+        """Parsed log lines whose event is in names."""
+        out = []
+        with open(self.logpath, "rb") as f:
+            for raw in f:
+                if b'"event"' not in raw:
+                    continue
+                try:
+                    j = json.loads(raw)
+                except ValueError:
+                    continue
+                if j.get("event") in names:
+                    out.append(j)
+        return out
+
+
+def cleanup_children():
+    for p in _children:
+        if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout=10)
+            except Exception:
+                try:
+                    p.kill()
+                except Exception:
+                    pass
+
+
+# ---------------------------------------------------------------- context
+
+
+class Ctx:
+    def __init__(self, args):
+        self.args = args
+        build = args.build_dir if os.path.isabs(args.build_dir) else os.path.join(ROOT, args.build_dir)
+        self.sessiond_bin = os.path.join(build, "sessiond")
+        self.fakesite_bin = os.path.join(build, "fakesite", "sessiond-fakesite")
+        for b in (self.sessiond_bin, self.fakesite_bin):
+            if not os.access(b, os.X_OK):
+                sys.exit(f"missing {b}; build it first (see bench/README.md)")
+        os.makedirs(args.work_root, exist_ok=True)
+        self.work = tempfile.mkdtemp(prefix="sessiond-bench-", dir=args.work_root)
+        self.profile = os.path.join(self.work, "profile.json")
+        write_profile(self.profile, args.max_in_flight)
+        self.machine = machine()
+        st = os.stat(self.sessiond_bin)
+        self.machine["sessiond_binary"] = self.sessiond_bin
+        self.machine["sessiond_binary_built"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(st.st_mtime))
+        if args.source_rev:
+            self.machine["git"] = args.source_rev
+        self.site = None          # shared fake site for memory / startup / latency
+        self.fixtures = {}        # count -> (dir, mobiles)
+        log(f"work dir {self.work}")
+
+    def shared_site(self):
+        if self.site is None:
+            self.site = FakeSite(self, "30m", self.args.max_in_flight + 32, life_s=3600)
+        return self.site
+
+    def fixture(self, count, steady=True):
+        """A directory of `count` seeded session files, shared by the runs of one
+        invocation. steady: each file gets a keepalive block whose lastRefresh is
+        spread over the last interval (a long-running deployment's files);
+        otherwise the files are as the login bot writes them (no keepalive)."""
+        key = (count, steady)
+        if key not in self.fixtures:
+            d = os.path.join(self.work, f"sessions-{count}{'' if steady else '-new'}")
+            os.makedirs(d)
+            secs, mobiles = self.shared_site().seed(d, count, self.args.localstorage_bytes)
+            log(f"seeded {count} files in {secs:.1f}s ({count / secs:.0f}/s)")
+            spread = None
+            if steady:
+                cnt, spread = spread_keepalive(d, parse_dur(self.args.interval))
+                log(f"gave {cnt} files a keepalive block, lastRefresh spread over the last {self.args.interval}, "
+                    f"in {spread:.1f}s")
+            sizes = [os.path.getsize(os.path.join(d, n)) for n in os.listdir(d)[:200]]
+            self.fixtures[key] = {"dir": d, "mobiles": mobiles, "seed_s": secs, "spread_s": spread,
+                                  "file_bytes": statistics.mean(sizes)}
+        return self.fixtures[key]
+
+    def close(self):
+        cleanup_children()
+        if self.site:
+            self.site.stop()
+        if not self.args.keep:
+            t0 = time.monotonic()
+            remove_tree(self.work)
+            log(f"removed the work dir in {time.monotonic() - t0:.0f}s")
+
+
+def remove_tree(path):
+    """rm -rf with parallel unlinks: on a filesystem mounted with `discard` every
+    unlink waits for a TRIM, and they overlap."""
+    files = []
+    for root, _, names in os.walk(path):
+        files += [os.path.join(root, n) for n in names]
+
+    def rm(f):
+        try:
+            os.unlink(f)
+        except OSError:
+            pass
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        list(ex.map(rm, files, chunksize=256))
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def write_profile(path, max_in_flight, headers=None):
+    """profiles/demo.json (same check and refresh steps) with max_in_flight raised
+    and, optionally, extra default request headers."""
+    with open(os.path.join(ROOT, "profiles", "demo.json")) as f:
+        text = "\n".join(line for line in f if not line.lstrip().startswith("//"))
+    prof = json.loads(text)
+    prof["max_in_flight"] = max_in_flight
+    prof["description"] = "bench copy of profiles/demo.json"
+    if headers:
+        prof.setdefault("headers", {}).update(headers)
+    with open(path, "w") as f:
+        json.dump(prof, f, indent=2)
+
+
+def wait_until(pred, timeout_s, step=0.5):
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return None
+
+
+def spread_keepalive(directory, interval_s):
+    """Gives every file a keepalive block whose lastRefresh is spread over the last
+    interval, as a long-running deployment leaves them (sessiond then starts in
+    its steady state). Rewritten in place, not replaced: sessiond is not running,
+    and a new inode per file costs a TRIM per old file on a `discard` mount."""
+    t0 = time.monotonic()
+    now = time.time()
+    rng = random.Random(42)
+    n = 0
+    for name in os.listdir(directory):
+        if not (name.startswith("session-") and name.endswith(".json")):
+            continue
+        p = os.path.join(directory, name)
+        with open(p, "r+b") as f:
+            doc = json.loads(f.read())
+            k = doc.get("keepalive") or {}
+            k.update({"state": "active", "lastRefresh": iso(now - rng.uniform(0.02, 0.98) * interval_s),
+                      "refreshCount": max(1, int(k.get("refreshCount", 0) or 0)), "lastError": None,
+                      "invalidSince": None})
+            doc["keepalive"] = k
+            data = json.dumps(doc, indent=2).encode()
+            f.seek(0)
+            f.write(data)
+            f.truncate(len(data))
+        n += 1
+    return n, time.monotonic() - t0
+
+
+def parse_dur(s):
+    m = re.fullmatch(r"(\d+)(ms|s|m|h)?", s)
+    n, u = int(m.group(1)), m.group(2) or "s"
+    return n * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[u]
+
+
+# ---------------------------------------------------------------- memory
+
+
+def bench_memory(ctx):
+    """steady (default): files with a keepalive block spread over the last
+    interval, so sessiond starts in its steady state (N/(0.9 x interval)
+    refreshes/s); RSS once every session is scheduled and after --memory-settle
+    more seconds. catchup: files without keepalive (as the login bot writes
+    them), so every session is refreshed within the catch-up window; RSS once
+    all have been refreshed once and nothing is in flight."""
+    a = ctx.args
+    mode = a.memory_mode
+    site = ctx.shared_site()
+    res = {"machine": ctx.machine, "mode": mode, "interval": a.interval, "max_in_flight": a.max_in_flight,
+           "localstorage_bytes": a.localstorage_bytes, "runs": []}
+
+    # Idle baseline: no sessions at all.
+    empty = os.path.join(ctx.work, "sessions-empty")
+    os.makedirs(empty, exist_ok=True)
+    d = Daemon(ctx, site, empty, a.interval, "30m", life_s=120, name="mem-base")
+    ready = d.wait_ready(30)
+    time.sleep(3)
+    samples = []
+    for _ in range(3):
+        samples.append(d.stats()["rss"])
+        time.sleep(0.5)
+    base = statistics.median(samples)
+    stop_s, rc = d.stop()
+    res["baseline"] = {"rss_bytes": base, "ready_s": round(ready, 3), "shutdown_s": stop_s, "exit": rc}
+    log(f"idle baseline RSS {base / 2**20:.1f} MiB")
+
+    for n in a.sizes:
+        fx = ctx.fixture(n, steady=(mode == "steady"))
+        lost0 = site.stats()["lost"]
+        d = Daemon(ctx, site, fx["dir"], a.interval, "30m", life_s=300 + a.memory_refresh_wait + n / 1000,
+                   name=f"mem-{n}")
+        ready = d.wait_ready(180)
+        rss_ready = d.stats()["rss"]
+        cpu_w = CpuWindow([d.pid, site.pid])
+
+        def scheduled():
+            m = d.metrics()
+            return m.get('sessiond_sessions{state="pending"}', 1) == 0 and m
+        if mode == "steady":
+            ok = wait_until(scheduled, 180, 0.25)
+            t_sched = time.monotonic() - d.t_spawn
+            p0, r0, t0 = d.stats(), d.success(), time.monotonic()
+            time.sleep(a.memory_settle)
+        else:
+            t0 = time.monotonic()
+            p0, r0 = d.stats(), 0
+            ok = wait_until(lambda: d.success() >= n, a.memory_refresh_wait, 0.5)
+            t_sched = time.monotonic() - d.t_spawn
+            # Quiet: nothing in flight or queued any more.
+            wait_until(lambda: (lambda m: m.get("sessiond_http_in_flight", 1) == 0 and
+                                m.get("sessiond_http_queued", 1) == 0)(d.metrics()), 20, 0.25)
+            time.sleep(2)
+        rs = []
+        for _ in range(3):
+            rs.append(d.stats()["rss"])
+            time.sleep(0.5)
+        s = d.stats()
+        r1, t1 = d.success(), time.monotonic()
+        cpu = cpu_w.close()
+        m = d.metrics()
+        stop_s, rc = d.stop(120)
+        lost = site.stats()["lost"] - lost0
+        rss = statistics.median(rs)
+        refreshed = r1 - r0
+        run = {
+            "sessions": n,
+            "file_bytes_mean": round(fx["file_bytes"]),
+            "ready_s": round(ready, 2),
+            "rss_at_ready_bytes": rss_ready,
+            "scheduled_s" if mode == "steady" else "all_refreshed_s": round(t_sched, 2),
+            "complete": bool(ok),
+            "window_s": round(t1 - t0, 1),
+            "refreshes_in_window": refreshed,
+            "refreshes_per_s": round(refreshed / (t1 - t0), 1),
+            "rss_bytes": rss,
+            "peak_rss_bytes": s["hwm"],
+            "kb_per_session": round((rss - base) / n / 1024, 2),
+            "kb_per_session_peak": round((s["hwm"] - base) / n / 1024, 2),
+            "threads": s["threads"],
+            "cpu_s_per_1000": round((s["cpu_s"] - p0["cpu_s"]) / refreshed * 1000, 3) if refreshed > 100 else None,
+            "transient_errors": int(m.get('sessiond_refresh_total{result="transient_error"}', 0)),
+            "shutdown_s": round(stop_s, 3) if stop_s is not None else None,
+            "exit": rc,
+            "lost": lost,
+            "load": cpu,
+        }
+        res["runs"].append(run)
+        log(f"{n}: RSS {rss / 2**20:.1f} MiB ({run['kb_per_session']} KB/session), peak {s['hwm'] / 2**20:.1f} MiB, "
+            f"{refreshed} refreshes in {t1 - t0:.0f}s, lost {lost}, shutdown {stop_s:.1f}s")
+    rows = []
+    for r in res["runs"]:
+        ratio = TARGETS["kb_per_session_100k"] / r["kb_per_session"] if r["kb_per_session"] > 0 else None
+        rows.append([r["sessions"], r["file_bytes_mean"], f"{r['rss_at_ready_bytes'] / 2**20:.1f}",
+                     f"{r['rss_bytes'] / 2**20:.1f}", f"{r['peak_rss_bytes'] / 2**20:.1f}",
+                     r["kb_per_session"], fmt(ratio), r["kb_per_session_peak"],
+                     f"{r['refreshes_in_window']} in {r['window_s']}s", fmt(r["cpu_s_per_1000"], 3),
+                     fmt(r["shutdown_s"], 2), r["lost"]])
+    table(f"memory, {mode} (idle baseline {base / 2**20:.1f} MiB; interval {a.interval})",
+          ["sessions", "file B", "RSS at ready MiB", "RSS MiB", "peak MiB", "KB/session",
+           "target 4 KB / measured", "KB/session at peak", "refreshes", "CPU-s/1000", "shutdown s", "lost"], rows)
+    write_results("memory" if mode == "steady" else "memory-catchup", res)
+    return res
+
+
+CURL_ACCEPT_ENCODING = "deflate, gzip, br, zstd"  # what libcurl 7.88 sends for CURLOPT_ACCEPT_ENCODING ""
+
+
+def run_wrk(site, connections, duration_s, accept_encoding=None):
+    mobile, sid = site.login()
+    cmd = ["timeout", str(duration_s + 20), "wrk", "-t", "2", "-c", str(connections), "-d", f"{duration_s}s",
+           "--latency", "-H", f"Cookie: sid={sid}"]
+    if accept_encoding:
+        cmd += ["-H", f"Accept-Encoding: {accept_encoding}"]
+    cmd.append(f"{site.base_url}/pwa")
+    f0 = proc_stats(site.pid)["cpu_s"]
+    w = CpuWindow([site.pid])
+    out = subprocess.run(cmd, capture_output=True, text=True).stdout
+    load = w.close()
+    f1 = proc_stats(site.pid)["cpu_s"]
+    site.logout(mobile)  # else its session idles out later and counts as lost
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    lat = re.search(r"Latency\s+([\d.]+\w+)", out)
+    rate = float(m.group(1)) if m else None
+    return {"accept_encoding": accept_encoding, "requests_per_s": rate, "connections": connections,
+            "duration_s": duration_s, "requests": int(total.group(1)) if total else None,
+            "non_2xx_3xx": int(non2xx.group(1)) if non2xx else 0, "latency_avg": lat.group(1) if lat else None,
+            "fakesite_cores": round((f1 - f0) / load["seconds"], 2),
+            "fakesite_cpu_ms_per_request": round((f1 - f0) / (rate * load["seconds"]) * 1000, 4) if rate else None,
+            "load": load, "command": " ".join(cmd[3:]).replace(sid, "<sid>")}
+
+
+def throughput_step(ctx, site, directory, interval, profile, n):
+    a = ctx.args
+    lost0 = site.stats()
+    d = Daemon(ctx, site, directory, interval, a.throughput_site_idle, life_s=a.warmup + a.window + 120,
+               name=f"tp-{interval}", profile=profile)
+    d.wait_ready(60)
+    time.sleep(a.warmup)
+    m0, p0, s0 = d.metrics(), d.stats(), site.stats()
+    fs0 = proc_stats(site.pid)["cpu_s"]
+    t0 = time.monotonic()
+    w = CpuWindow([d.pid, site.pid])
+    queued = []
+    end = t0 + a.window
+    while time.monotonic() < end:
+        time.sleep(min(1.0, max(0.0, end - time.monotonic())))
+        try:
+            queued.append(d.metrics().get("sessiond_http_queued", 0))
+        except OSError:
+            pass
+    m1, p1, s1 = d.metrics(), d.stats(), site.stats()
+    fs1 = proc_stats(site.pid)["cpu_s"]
+    dt = time.monotonic() - t0
+    load = w.close()
+    stop_s, rc = d.stop()
+    s2 = site.stats()
+    refreshes = d.success(m1) - d.success(m0)
+    site_req = (s1["requests"]["check"] + s1["requests"]["refresh"]) - (s0["requests"]["check"] + s0["requests"]["refresh"])
+    cpu = p1["cpu_s"] - p0["cpu_s"]
+    return {
+        "interval": interval,
+        "offered_per_s": round(n / (parse_dur(interval) * (1 - 0.1)), 0),  # jitter 0.2: mean 0.9 x interval
+        "window_s": round(dt, 1),
+        "refreshes": refreshes,
+        "refreshes_per_s": round(refreshes / dt, 1),
+        "site_requests_per_s": round(site_req / dt, 1),
+        "cpu_s": round(cpu, 2),
+        "cpu_s_per_1000": round(cpu / refreshes * 1000, 3) if refreshes else None,
+        "sessiond_cores": round(cpu / dt, 2),
+        "fakesite_cores": round((fs1 - fs0) / dt, 2),
+        "fakesite_cpu_ms_per_request": round((fs1 - fs0) / site_req * 1000, 4) if site_req else None,
+        "queued_median": statistics.median(queued) if queued else None,
+        # Saturated: sessiond does not keep up with what the interval asks for.
+        "saturated": refreshes / dt < 0.9 * n / (parse_dur(interval) * 0.9),
+        "transient_errors": int(m1.get('sessiond_refresh_total{result="transient_error"}', 0)),
+        "logged_out": int(m1.get('sessiond_refresh_total{result="logged_out"}', 0)),
+        "lost": s2["lost"] - lost0["lost"],
+        "stale_cookie_requests": s2["stale_cookie_requests"] - lost0["stale_cookie_requests"],
+        "rss_bytes": p1["rss"],
+        "shutdown_s": round(stop_s, 3) if stop_s is not None else None,
+        "exit": rc,
+        "load": load,
+    }
+
+
+def bench_throughput(ctx):
+    """Two modes. "shipped": the profile as it is; sessiond offers every encoding
+    libcurl knows and the fake site answers with brotli. "identity": the same
+    profile plus the header Accept-Encoding: identity (what plain wrk gets)."""
+    a = ctx.args
+    n = a.throughput_sessions
+    site = FakeSite(ctx, a.throughput_site_idle, a.max_in_flight + 32, life_s=1800)
+    res = {"machine": ctx.machine, "sessions": n, "max_in_flight": a.max_in_flight,
+           "fakesite_threads": site.threads, "site_idle_timeout": a.throughput_site_idle,
+           "window_s": a.window, "warmup_s": a.warmup, "modes": {}, "wrk": []}
+    have_wrk = shutil.which("wrk") is not None
+    if not have_wrk:
+        log("wrk not found (apt-get install -y wrk): no generator comparison")
+    modes = [m for m in [("identity", "identity", a.intervals), ("shipped", None, a.shipped_intervals)]
+             if m[0] in a.modes]
+    profiles = {"identity": os.path.join(ctx.work, "profile-identity.json"), "shipped": ctx.profile}
+    write_profile(profiles["identity"], a.max_in_flight, {"Accept-Encoding": "identity"})
+    try:
+        if have_wrk:
+            for ae in (None, CURL_ACCEPT_ENCODING):
+                log(f"wrk -c{a.max_in_flight} {a.wrk_seconds}s GET /pwa, Accept-Encoding {ae or '(none)'}")
+                res["wrk"].append(run_wrk(site, a.max_in_flight, a.wrk_seconds, ae))
+        directory = os.path.join(ctx.work, "sessions-throughput")
+        os.makedirs(directory)
+        secs, _ = site.seed(directory, n, a.localstorage_bytes)
+        log(f"seeded {n} files in {secs:.1f}s")
+        for mode, _, intervals in modes:
+            steps = []
+            for interval in intervals:
+                step = throughput_step(ctx, site, directory, interval, profiles[mode], n)
+                steps.append(step)
+                log(f"{mode} interval {interval}: {step['refreshes_per_s']:.0f} refreshes/s, "
+                    f"{step['cpu_s_per_1000']} CPU-s/1000, queued {step['queued_median']}, lost {step['lost']}")
+            res["modes"][mode] = {"steps": steps}
+        if have_wrk:
+            for ae in (None, CURL_ACCEPT_ENCODING):
+                log(f"wrk again, Accept-Encoding {ae or '(none)'}")
+                res["wrk"].append(run_wrk(site, a.max_in_flight, a.wrk_seconds, ae))
+    finally:
+        site.stop()
+
+    def wrk_rate(ae):
+        r = [w["requests_per_s"] for w in res["wrk"] if w["accept_encoding"] == ae and w["requests_per_s"]]
+        return (statistics.mean(r) if r else None), r
+    plain, plain_all = wrk_rate(None)
+    comp, comp_all = wrk_rate(CURL_ACCEPT_ENCODING)
+    for mode, ae, _ in modes:
+        steps = res["modes"][mode]["steps"]
+        best = max(steps, key=lambda s: s["refreshes_per_s"]) if steps else None
+        unsat = [s for s in steps if not s["saturated"]]
+        same = comp if ae is None else plain
+        res["modes"][mode]["summary"] = {
+            "max_refreshes_per_s": best["refreshes_per_s"] if best else None,
+            "at_interval": best["interval"] if best else None,
+            "sessiond_requests_per_s_at_max": round(2 * best["refreshes_per_s"], 1) if best else None,
+            "vs_plain_wrk": round(2 * best["refreshes_per_s"] / plain, 3) if best and plain else None,
+            "vs_wrk_same_accept_encoding": round(2 * best["refreshes_per_s"] / same, 3) if best and same else None,
+            "cpu_s_per_1000_unsaturated": unsat[0]["cpu_s_per_1000"] if unsat else None,
+            "cpu_s_per_1000_at_max": best["cpu_s_per_1000"] if best else None,
+            "lost": sum(s["lost"] for s in steps),
+        }
+    res["wrk_summary"] = {"plain": plain, "plain_runs": plain_all, "accept_encoding_like_sessiond": comp,
+                          "accept_encoding_runs": comp_all}
+    for mode, _, _ in modes:
+        steps = res["modes"][mode]["steps"]
+        rows = [[s["interval"], f"{s['offered_per_s']:.0f}", s["refreshes_per_s"], s["site_requests_per_s"],
+                 "yes" if s["saturated"] else "no", s["cpu_s_per_1000"],
+                 fmt(TARGETS["cpu_s_per_1000"] / s["cpu_s_per_1000"]) if s["cpu_s_per_1000"] else "-",
+                 s["sessiond_cores"], s["fakesite_cores"], s["fakesite_cpu_ms_per_request"],
+                 s["load"]["other_processes_cores"], s["lost"]] for s in steps]
+        table(f"throughput, {mode} ({n} sessions, max_in_flight {a.max_in_flight}, fake site {site.threads} threads)",
+              ["interval", "offered/s", "refreshes/s", "site req/s", "saturated", "CPU-s/1000",
+               "target 0.4 / measured", "sessiond cores", "fakesite cores", "fakesite ms/req", "other cores", "lost"],
+              rows)
+    rows = [[f"wrk -t2 -c{a.max_in_flight} GET /pwa (no Accept-Encoding)", fmt(plain, 0),
+             ", ".join(fmt(r, 0) for r in plain_all)],
+            [f"wrk -t2 -c{a.max_in_flight} GET /pwa, Accept-Encoding: {CURL_ACCEPT_ENCODING}", fmt(comp, 0),
+             ", ".join(fmt(r, 0) for r in comp_all)]]
+    for mode, _, _ in modes:
+        sm = res["modes"][mode]["summary"]
+        rows.append([f"sessiond {mode}: 2 x {fmt(sm['max_refreshes_per_s'], 0)} refreshes/s at {sm['at_interval']}",
+                     fmt(sm["sessiond_requests_per_s_at_max"], 0),
+                     f"vs plain wrk {fmt(sm['vs_plain_wrk'], 3)}, vs wrk with the same Accept-Encoding "
+                     f"{fmt(sm['vs_wrk_same_accept_encoding'], 3)} (target 0.7); refreshes/s / 2000 = "
+                     f"{fmt(sm['max_refreshes_per_s'] / 2000 if sm['max_refreshes_per_s'] else None, 3)}"])
+    table("generator comparison (same fake site, same run)", ["what", "requests/s", "detail"], rows)
+    write_results("throughput", res)
+    return res
+
+
+# ---------------------------------------------------------------- start-up, latency, lateness (100k)
+
+
+def bench_scale(ctx, with_latency):
+    """Start-up with N existing (recently refreshed) files, new-file latency and
+    refresh lateness while N are registered, then shutdown."""
+    a = ctx.args
+    n = a.scale_sessions
+    site = ctx.shared_site()
+    fx = ctx.fixture(n, steady=True)
+    lost0 = site.stats()["lost"]
+    res = {"machine": ctx.machine, "sessions": n, "interval": a.interval, "log_level": "info",
+           "file_bytes_mean": round(fx["file_bytes"])}
+
+    d = Daemon(ctx, site, fx["dir"], a.interval, "30m", log_level="info", life_s=900, name=f"scale-{n}")
+    w = CpuWindow([d.pid, site.pid])
+    ready = d.wait_ready(180)
+    rss_ready = d.stats()["rss"]
+
+    def all_scheduled():
+        m = d.metrics()
+        return m.get('sessiond_sessions{state="pending"}', 1) == 0 and m
+    sched = wait_until(all_scheduled, 180, 0.1)
+    scheduled_s = time.monotonic() - d.t_spawn
+    res["startup"] = {"ready_s": round(ready, 3), "all_scheduled_s": round(scheduled_s, 2) if sched else None,
+                      "rss_at_ready_bytes": rss_ready, "load": w.close()}
+    log(f"ready after {ready:.2f}s, every session scheduled after {scheduled_s:.2f}s")
+
+    if with_latency:
+        p0, r0, t0 = d.stats(), d.success(), time.monotonic()
+        res["latency"] = measure_latency(ctx, d, site, fx["mobiles"])
+        p1, r1, t1 = d.stats(), d.success(), time.monotonic()
+        res["steady"] = {"seconds": round(t1 - t0, 1), "refreshes": r1 - r0,
+                         "refreshes_per_s": round((r1 - r0) / (t1 - t0), 1),
+                         "offered_per_s": round(n / (0.9 * parse_dur(a.interval)), 1),
+                         "cpu_s_per_1000": round((p1["cpu_s"] - p0["cpu_s"]) / (r1 - r0) * 1000, 3) if r1 > r0 else None,
+                         "rss_bytes": p1["rss"]}
+
+    time.sleep(1)
+    s = d.stats()
+    m = d.metrics()
+    stop_s, rc = d.stop(180)
+    lost = site.stats()["lost"] - lost0
+    shut = [e for e in d.events({"shutdown"}) if "duration_ms" in e]
+    res["shutdown"] = {"seconds": round(stop_s, 3) if stop_s is not None else None, "exit": rc,
+                       "drain_log_ms": shut[-1].get("duration_ms") if shut else None,
+                       "drained": shut[-1].get("drained") if shut else None}
+    res["rss_bytes_end"] = s["rss"]
+    res["peak_rss_bytes"] = s["hwm"]
+    res["refreshes"] = d.success(m)
+    res["lost"] = lost
+    log(f"shutdown {fmt(stop_s)}s exit {rc}, lost {lost}")
+    return res
+
+
+def fetch_sessions(d, ids, threads=8):
+    """GET /sessions/{id} for each id -> {id: (fetch time, json or None)}."""
+    def one(i):
+        t = time.time()
+        try:
+            st, body, _ = http("GET", f"{d.url}/sessions/{i}", timeout=10)
+            return i, (t, json.loads(body) if st == 200 else None)
+        except (OSError, ValueError):
+            return i, (t, None)
+    with concurrent.futures.ThreadPoolExecutor(threads) as ex:
+        return dict(ex.map(one, ids))
+
+
+def measure_latency(ctx, d, site, fixture_mobiles):
+    a = ctx.args
+    k = a.latency_files
+    stage = os.path.join(ctx.work, "stage")
+    os.makedirs(stage, exist_ok=True)
+    _, mobiles = site.seed(stage, k, a.localstorage_bytes)
+    directory = d.cmd[d.cmd.index("--sessions-dir") + 1]
+
+    # GET /status at this size (the whole table; the admin API gives up after 5 s).
+    t = time.monotonic()
+    try:
+        st, body, _ = http("GET", d.url + "/status", timeout=60)
+        status_probe = {"http_status": st, "seconds": round(time.monotonic() - t, 2), "bytes": len(body)}
+    except OSError as e:
+        status_probe = {"http_status": None, "seconds": round(time.monotonic() - t, 2), "error": str(e)}
+    log(f"GET /status with {len(fixture_mobiles)} sessions: {status_probe}")
+
+    # Lateness: a random sample of sessions, their nextRefresh now and lastRefresh later.
+    rng = random.Random(7)
+    sample = rng.sample(fixture_mobiles, min(a.lateness_sample, len(fixture_mobiles)))
+    t_snap0 = time.time()
+    snap0 = fetch_sessions(d, sample)
+    snap_s = time.time() - t_snap0
+    window_end = t_snap0 + a.lateness_window
+    due = {}
+    for mob, (tf, j) in snap0.items():
+        nr = parse_iso(j.get("nextRefresh")) if j else None
+        if nr is not None and tf + 0.2 < nr < window_end - 2:
+            due[mob] = (nr, j.get("refreshCount", 0))
+    log(f"sampled {len(sample)} sessions in {snap_s:.1f}s; {len(due)} refreshes due before the window ends")
+
+    # New files, one every gap, renamed into place as the login bot does.
+    writes, planned = {}, {}
+    cpu_w = CpuWindow([d.pid, site.pid])
+    for mob in mobiles:
+        name = f"session-{mob}.json"
+        os.utime(os.path.join(stage, name))  # written just now, as the bot's file would be
+        os.replace(os.path.join(stage, name), os.path.join(directory, name))
+        writes[mob] = time.time()
+        time.sleep(a.latency_gap)
+        # The delay sessiond planned for it (nextRefresh), while it is still waiting.
+        try:
+            st, body, _ = http("GET", f"{d.url}/sessions/{mob}", timeout=5)
+            if st == 200:
+                j = json.loads(body)
+                if j.get("lastRefresh") is None and j.get("nextRefresh"):
+                    planned[mob] = parse_iso(j["nextRefresh"])
+        except (OSError, ValueError):
+            pass
+    # Every new file's first refresh (bounded wait).
+    deadline = time.monotonic() + a.latency_wait
+    got = {}
+    while time.monotonic() < deadline:
+        snap = fetch_sessions(d, [m for m in mobiles if m not in got])
+        for mob, (_, j) in snap.items():
+            lr = parse_iso(j.get("lastRefresh")) if j else None
+            if lr:
+                got[mob] = lr
+        if len(got) == len(mobiles):
+            break
+        time.sleep(1)
+    rest = window_end - time.time()
+    if rest > 0:
+        time.sleep(rest)
+    load = cpu_w.close()
+    t_snap1 = time.time()
+    snap1 = fetch_sessions(d, list(due))
+    late, missing = [], 0
+    for mob, (nr, cnt0) in due.items():
+        _, j = snap1.get(mob, (None, None))
+        lr = parse_iso(j.get("lastRefresh")) if j else None
+        if j and j.get("refreshCount", 0) > cnt0 and lr is not None:
+            late.append(lr - nr)
+        else:
+            missing += 1
+            late.append(t_snap1 - nr)  # not refreshed yet: at least this late
+    # Log events of the new files: detection (session_added) and refresh_ok.
+    added, ok = {}, {}
+    for e in d.events({"session_added", "refresh_ok"}):
+        sid = e.get("session")
+        if sid in writes:
+            t = parse_iso(e["ts"])
+            if e["event"] == "session_added":
+                added.setdefault(sid, t)
+            else:
+                ok.setdefault(sid, t)
+    t_end = time.time()
+    # A new file not refreshed by the end counts as at least (end - write).
+    lat = [((got[m] if m in got else t_end) - writes[m]) * 1000 for m in mobiles]
+    lat_ok = [(ok[m] - writes[m]) * 1000 for m in mobiles if m in ok]
+    detect = [(added[m] - writes[m]) * 1000 for m in mobiles if m in added]
+    spread = [(planned[m] - added[m]) * 1000 for m in mobiles if m in planned and m in added]
+    engine = [((added[m] - writes[m]) + (got[m] - planned[m])) * 1000
+              for m in mobiles if m in planned and m in added and m in got]
+
+    def dist(v):
+        return {"p50": pct(v, 50), "p90": pct(v, 90), "p99": pct(v, 99), "max": max(v) if v else None,
+                "samples": len(v)}
+    return {
+        "new_files": k,
+        "gap_s": a.latency_gap,
+        "first_refreshed": len(got),
+        "not_refreshed_by_end": len(mobiles) - len(got),
+        "new_file_to_refresh_ms": dist(lat),
+        "new_file_to_refresh_ok_log_ms": dist(lat_ok),
+        "detect_ms": dist(detect),
+        "planned_delay_ms": dist(spread),
+        "engine_ms_without_planned_delay": dist(engine),
+        "lateness_window_s": a.lateness_window,
+        "lateness_sample": len(sample),
+        "lateness_not_refreshed_at_end": missing,
+        "lateness_s": dist(late),
+        "sample_fetch_s": round(snap_s, 2),
+        "status_endpoint": status_probe,
+        "load": load,
+    }
+
+
+def report_scale(res, with_latency):
+    st = res["startup"]
+    rows = [["start-up until ready (GET /readyz 200)", fmt(st["ready_s"], 2) + " s", "-"],
+            ["start-up until every session scheduled", fmt(st["all_scheduled_s"], 2) + " s", "-"],
+            ["shutdown (SIGTERM until exit)", fmt(res["shutdown"]["seconds"], 2) + " s", f"exit {res['shutdown']['exit']}"],
+            ["RSS at ready", f"{st['rss_at_ready_bytes'] / 2**20:.1f} MiB", "-"],
+            ["lost sessions", res["lost"], "target 0"]]
+    if with_latency:
+        L = res["latency"]
+        p50 = L["new_file_to_refresh_ms"]["p50"]
+        rows += [
+            ["new file -> first refresh p50", fmt(p50, 0) + " ms", "target 50 ms / measured = " + fmt(50 / p50 if p50 else None, 3)],
+            ["new file -> first refresh p99", fmt(L["new_file_to_refresh_ms"]["p99"], 0) + " ms",
+             f"{L['not_refreshed_by_end']} of {L['new_files']} not refreshed by the end (counted as end - write)"],
+            ["  of which: detection (inotify -> session_added) p50/p99", f"{fmt(L['detect_ms']['p50'], 0)} / {fmt(L['detect_ms']['p99'], 0)} ms", "-"],
+            ["  of which: planned first delay (catch-up spread) p50/max", f"{fmt(L['planned_delay_ms']['p50'], 0)} / {fmt(L['planned_delay_ms']['max'], 0)} ms", "-"],
+            ["  without the planned delay p50/p99", f"{fmt(L['engine_ms_without_planned_delay']['p50'], 0)} / {fmt(L['engine_ms_without_planned_delay']['p99'], 0)} ms", "-"],
+            ["lateness against schedule p50", fmt(L["lateness_s"]["p50"], 3) + " s",
+             f"{L['lateness_s']['samples']} refreshes (sample of {L['lateness_sample']} sessions)"],
+            ["lateness against schedule p99", fmt(L["lateness_s"]["p99"], 3) + " s",
+             "target 1 s / measured = " + fmt(1 / L["lateness_s"]["p99"] if L["lateness_s"]["p99"] and L["lateness_s"]["p99"] > 0 else None, 3)],
+            ["lateness max", fmt(L["lateness_s"]["max"], 3) + " s", f"{L['lateness_not_refreshed_at_end']} not refreshed by the end"],
+            ["steady refreshes/s (offered)", f"{res['steady']['refreshes_per_s']} ({res['steady']['offered_per_s']})", "-"],
+            ["CPU-s per 1,000 refreshes at this size", fmt(res["steady"]["cpu_s_per_1000"], 3),
+             "target 0.4 / measured = " + fmt(0.4 / res["steady"]["cpu_s_per_1000"] if res["steady"]["cpu_s_per_1000"] else None, 3)],
+            ["GET /status (all sessions)", f"HTTP {L['status_endpoint'].get('http_status')} after {L['status_endpoint']['seconds']} s", "-"],
+        ]
+    table(f"{res['sessions']} sessions (interval {res['interval']}, log level {res['log_level']})",
+          ["figure", "measured", "ratio / note"], rows)
+
+
+def bench_startup(ctx):
+    res = bench_scale(ctx, with_latency=False)
+    report_scale(res, False)
+    write_results("startup", res)
+    return res
+
+
+def bench_latency(ctx):
+    res = bench_scale(ctx, with_latency=True)
+    report_scale(res, True)
+    write_results("latency", res)
+    # The same run measured start-up and shutdown with N files.
+    write_results("startup", {k: v for k, v in res.items() if k != "latency"})
+    return res
+
+
+# ---------------------------------------------------------------- main
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["memory", "throughput", "cpu", "latency", "startup", "all"])
+    ap.add_argument("--build-dir", default="build-bench")
+    ap.add_argument("--source-rev", default="", help="the commit the build dir was built from (recorded in the results)")
+    ap.add_argument("--work-root", default="/tmp", help="where session files go (deleted afterwards)")
+    ap.add_argument("--keep", action="store_true", help="keep the work dir (logs, files)")
+    ap.add_argument("--tag", default="", help="results go to bench/results/<name>-<tag>.json")
+    ap.add_argument("--max-in-flight", type=int, default=64, help="profile max_in_flight (default 64)")
+    ap.add_argument("--localstorage-bytes", type=int, default=300)
+    ap.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[1000, 10000, 100000])
+    ap.add_argument("--interval", default="5m",
+                    help="refresh interval of the memory, latency and startup runs (default 5m)")
+    ap.add_argument("--memory-mode", choices=["steady", "catchup"], default="steady")
+    ap.add_argument("--memory-settle", type=float, default=15, help="steady mode: seconds after all are scheduled")
+    ap.add_argument("--memory-refresh-wait", type=float, default=300, help="catchup mode: cap on the wait (s)")
+    ap.add_argument("--throughput-sessions", type=int, default=10000)
+    ap.add_argument("--throughput-site-idle", default="60s")
+    ap.add_argument("--intervals", type=lambda s: s.split(","), default=["30s", "10s", "4s", "2s", "1s"],
+                    help="interval sweep of the identity mode")
+    ap.add_argument("--shipped-intervals", type=lambda s: s.split(","), default=["10s", "1s"],
+                    help="interval sweep of the shipped (brotli) mode")
+    ap.add_argument("--modes", type=lambda s: s.split(","), default=["identity", "shipped"],
+                    help="throughput modes: identity (Accept-Encoding: identity), shipped (profile as is)")
+    ap.add_argument("--warmup", type=float, default=8)
+    ap.add_argument("--window", type=float, default=20)
+    ap.add_argument("--wrk-seconds", type=int, default=10)
+    ap.add_argument("--scale-sessions", type=int, default=100000)
+    ap.add_argument("--latency-files", type=int, default=100)
+    ap.add_argument("--latency-gap", type=float, default=0.1)
+    ap.add_argument("--latency-wait", type=float, default=40)
+    ap.add_argument("--lateness-window", type=float, default=60)
+    ap.add_argument("--lateness-sample", type=int, default=8000, help="sessions sampled for lateness")
+    args = ap.parse_args()
+    global RESULT_TAG
+    RESULT_TAG = f"-{args.tag}" if args.tag else ""
+
+    ctx = Ctx(args)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    started = time.monotonic()
+    try:
+        print(f"# sessiond benchmarks ({args.what}), {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
+        mi = ctx.machine
+        print(f"machine: {mi['cores']} x {mi['cpu_model']}, {mi['mem_gb']} GB, kernel {mi['kernel']}, "
+              f"/tmp on {mi['tmp_fs']}, load average at start {mi['loadavg_at_start'][0]:.2f}")
+        if args.what in ("memory", "all"):
+            bench_memory(ctx)
+        if args.what in ("latency", "all"):
+            bench_latency(ctx)
+        elif args.what == "startup":
+            bench_startup(ctx)
+        if args.what in ("throughput", "cpu", "all"):
+            bench_throughput(ctx)
+    finally:
+        ctx.close()
+        print(f"\ntotal {time.monotonic() - started:.0f}s, load average at end {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
