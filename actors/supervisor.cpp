@@ -144,7 +144,12 @@ caf::behavior supervisor_actor(Self* self, SupervisorSetup setup) {
   });
   return {
       [=](added_atom, const std::string& id, const std::string& path) { add_session(self, id, path); },
-      [=](removed_atom, const std::string& id) { remove_session(self, id, "session file removed"); },
+      [=](removed_atom, const std::string& id) {
+        // once: the pass covers the files of the first scan; each actor ends
+        // its own cycle (its quarantine is what removes the file).
+        if (self->state.setup.rt->once) return;
+        remove_session(self, id, "session file removed");
+      },
       [=](scanned_atom) {
         auto& st = self->state;
         st.scanned = true;
