@@ -379,6 +379,21 @@ class RateSampler:
                 "daemon": sum(r[3] for r in rs if r[3] is not None) / n}
 
 
+def measured(fn):
+    """Scenario decorator: fn(m) fills the dict m with measurements, which are
+    kept on the exception too when the scenario fails."""
+    def wrapper():
+        m = {}
+        try:
+            fn(m)
+        except Exception as e:
+            e.measured = m
+            raise
+        return m
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
 def run_scenarios(scenarios, results_name=None):
     """Runs several scenario functions (each returns a dict of measurements or
     raises), every one even if an earlier one failed; prints one verdict line

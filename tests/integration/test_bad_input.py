@@ -16,25 +16,13 @@ import stat
 import subprocess
 import time
 
-from harness import (Daemon, Failure, FakeSite, SESSIOND, check, daemon_metrics, daemon_status, http,
+from harness import (measured, Daemon, Failure, FakeSite, SESSIOND, check, daemon_metrics, daemon_status, http,
                      metric_sum, parse_ts, run_scenarios, scaled_profile, temp_dir, wait_ready, wait_until,
                      wall_now)
 
 GOOD = 10
 MAX_BYTES = 8 << 20
 
-
-def measured(fn):
-    def wrapper():
-        m = {}
-        try:
-            fn(m)
-        except Exception as e:
-            e.measured = m
-            raise
-        return m
-    wrapper.__name__ = fn.__name__
-    return wrapper
 
 
 def write(path, data, mode=0o600):

@@ -16,23 +16,11 @@ import stat
 import subprocess
 import time
 
-from harness import (Daemon, Failure, FakeSite, check, cookie, daemon_metrics, http, metric_sum, parse_ts,
+from harness import (measured, Daemon, Failure, FakeSite, check, cookie, daemon_metrics, http, metric_sum, parse_ts,
                      run_scenarios, scaled_profile, temp_dir, wait_ready, wait_until, wall_now)
 
 TEMP_RE = re.compile(r"^\.session-.*\.tmp-(\d+)-")
 
-
-def measured(fn):
-    def wrapper():
-        m = {}
-        try:
-            fn(m)
-        except Exception as e:
-            e.measured = m
-            raise
-        return m
-    wrapper.__name__ = fn.__name__
-    return wrapper
 
 
 def start(site, directory, *extra, idle_ms=4000, interval_ms=1000, profile=None):

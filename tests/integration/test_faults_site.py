@@ -16,7 +16,7 @@ import os
 import stat
 import time
 
-from harness import (Daemon, Failure, FakeSite, RateSampler, check, cookie, daemon_status, load, parse_ts,
+from harness import (measured, Daemon, Failure, FakeSite, RateSampler, check, cookie, daemon_status, load, parse_ts,
                      run_scenarios, scaled_profile, session_files, temp_dir, wait_ready, wait_until, wall_now)
 
 SESSIONS = 50
@@ -125,19 +125,6 @@ class Env:
         self.d.check_logs(self.site.secrets())
         self.site.stop()
 
-
-def measured(fn):
-    """Keeps a scenario's measurements on its failure too."""
-    def wrapper():
-        m = {}
-        try:
-            fn(m)
-        except Exception as e:
-            e.measured = m
-            raise
-        return m
-    wrapper.__name__ = fn.__name__
-    return wrapper
 
 
 def run_fault(m, env, faults, seconds, expect_failures=True):
