@@ -16,7 +16,7 @@ def replicas_per_session(site):
 def run_replicas(site, sessions, count, seconds):
     before = replicas_per_session(site)
     daemons = [Daemon("--profile", DEMO_PROFILE, "--base-url", site.base_url, "--sessions-dir", sessions,
-                      "--interval", "1s", "--idle-timeout", "3s", "--listen", "off",
+                      "--interval", "1s", "--idle-timeout", "6s", "--listen", "off",
                       "--shard-count", str(count), "--shard-index", str(i)) for i in range(count)]
     for d in daemons:
         d.wait_event("ready", 10)
@@ -36,7 +36,9 @@ def run_replicas(site, sessions, count, seconds):
 
 
 def test_sharding():
-    site = FakeSite(idle_timeout="3s")
+    # Idle 6 s: the test is about ownership; restarting four (sanitized) replicas
+    # between the phases must not eat the whole idle budget.
+    site = FakeSite(idle_timeout="6s")
     sessions = temp_dir("sessions-shard-")
     site.seed(sessions, SESSIONS)
     three = run_replicas(site, sessions, 3, 7)
