@@ -127,6 +127,28 @@ void init_registry(MetricsState& st) {
                    .Help("HTTP requests waiting for a slot (in-flight cap, rate limit)")
                    .Register(r)
                    .Add({});
+  BuildGauge()
+      .Name("sessiond_http_max_in_flight")
+      .Help("Cap on HTTP requests running at once toward the site")
+      .Register(r)
+      .Add({})
+      .Set(static_cast<double>(st.setup.max_in_flight));
+  BuildGauge()
+      .Name("sessiond_rate_limit_per_second")
+      .Help("The profile's token-bucket rate for requests to the site (0: unlimited)")
+      .Register(r)
+      .Add({})
+      .Set(st.setup.rate_limit_per_second);
+  st.rate_tokens = &BuildGauge()
+                        .Name("sessiond_rate_limit_tokens")
+                        .Help("Tokens in the rate limiter's bucket (each request takes one)")
+                        .Register(r)
+                        .Add({});
+  st.rate_limited = &BuildCounter()
+                         .Name("sessiond_rate_limited_total")
+                         .Help("Requests that waited for a rate-limiter token")
+                         .Register(r)
+                         .Add({});
   st.circuit = &BuildGauge()
                     .Name("sessiond_circuit_open")
                     .Help("1 while the site-wide circuit breaker holds requests back")
@@ -160,9 +182,14 @@ void update_gauges(MetricsState& st) {
   st.oldest_age->Set(sum.oldest_age.value_or(0));
   st.ready_gauge->Set(st.ready && !st.draining ? 1 : 0);
   if (st.setup.http_load) {
-    auto [running, waiting] = st.setup.http_load();
-    st.in_flight->Set(static_cast<double>(running));
-    st.queued->Set(static_cast<double>(waiting));
+    const HttpLoad load = st.setup.http_load();
+    st.in_flight->Set(static_cast<double>(load.in_flight));
+    st.queued->Set(static_cast<double>(load.queued));
+    st.rate_tokens->Set(load.rate_limit_tokens);
+    if (load.rate_limited_total > st.rate_limited_reported) {
+      st.rate_limited->Increment(static_cast<double>(load.rate_limited_total - st.rate_limited_reported));
+      st.rate_limited_reported = load.rate_limited_total;
+    }
   }
   if (st.setup.circuit_open) st.circuit->Set(st.setup.circuit_open() ? 1 : 0);
   auto p = read_process_stats();

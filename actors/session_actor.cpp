@@ -329,6 +329,10 @@ void run_step(Self* self, const Step& step) {
   }
   TemplateContext ctx{st.id, *st.doc, st.rt->profile->base_url, {}, &st.jar};
   HttpRequest req = make_request(*st.rt->profile, step, ctx, st.jar);
+  // Waiting requests start closest-to-logout first; an unknown last refresh
+  // counts as due now.
+  const WallTime deadline = st.last_ok ? *st.last_ok + st.rt->idle_timeout : st.rt->now();
+  req.priority = std::chrono::duration_cast<Millis>(deadline.time_since_epoch()).count();
   if (log::enabled(spdlog::level::debug))
     log::debug("request", "sending request",
                {{"session", st.id}, {"step", step.name}, {"method", req.method}, {"url", req.url}});

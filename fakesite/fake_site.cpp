@@ -246,6 +246,7 @@ struct Account {
   TP jwt_deadline;           // steady-clock twin of jwt_exp
   TP last_seen;
   std::uint64_t checks = 0, refreshes = 0;
+  std::uint64_t first_check_seq = 0;  // order of this account's first accepted check (0: none yet)
   std::vector<std::pair<std::string, std::uint64_t>> replicas;
 };
 
@@ -453,6 +454,7 @@ struct FakeSite::Impl {
   std::vector<std::pair<TP, TP>> outages;  // [down, up), TP::max() while down
   std::uint64_t active = 0, lost = 0, expired_outage = 0, forced = 0, stale = 0;
   std::uint64_t n_login = 0, n_check = 0, n_refresh = 0, n_injected = 0, n_resets = 0;
+  std::uint64_t n_first_checks = 0;  // accounts checked at least once
   std::vector<std::string> secrets;
   std::uint64_t secrets_dropped = 0;
 
@@ -737,7 +739,7 @@ struct FakeSite::Impl {
       std::lock_guard<std::mutex> lk(mu);
       ++n_check;
       Account* a = authenticate(req, Clock::now(), ok);
-      if (ok) ++a->checks;
+      if (ok && a->checks++ == 0) a->first_check_seq = ++n_first_checks;
     }
     if (as_json) {
       res.status = ok ? 200 : 401;
@@ -1033,6 +1035,7 @@ nlohmann::json FakeSite::stats(bool per_session) const {
       for (auto& r : a->replicas) reps[r.first] = r.second;
       ps[mobile] = {{"state", state_name(a->state)},
                     {"checks", a->checks},
+                    {"first_check_seq", a->first_check_seq},
                     {"refreshes", a->refreshes},
                     {"replicas", std::move(reps)},
                     {"idle_ms", std::chrono::duration_cast<std::chrono::milliseconds>(now - a->last_seen).count()}};

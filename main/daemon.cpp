@@ -217,6 +217,8 @@ int run_daemon(Config config, DaemonMode mode) {
   // connections toward the site than requests we allow at once.
   http_opts.max_host_connections = static_cast<long>(http_opts.max_in_flight);
   http_opts.user_agent = "sessiond/" SESSIOND_VERSION;
+  http_opts.rate_per_second = plan.profile->rate_limit_per_second;
+  http_opts.rate_burst = plan.profile->rate_limit_burst;
   auto http = std::make_unique<HttpClient>(http_opts);
   CircuitBreaker breaker(plan.profile->circuit);
   GuardedTransport guarded(*http, breaker);
@@ -228,6 +230,12 @@ int run_daemon(Config config, DaemonMode mode) {
     caf::actor_system_config sys_cfg;
     // With "stealing", 100k idle actors with pending timers cost a quarter core.
     sys_cfg.set("scheduler.policy", caf::atom("sharing"));
+    if (const char* e = std::getenv("EXP_POLICY")) sys_cfg.set("scheduler.policy", caf::atom_from_string(e)); // EXPERIMENT
+    if (const char* e = std::getenv("EXP_THREADS")) sys_cfg.set("scheduler.max-threads", std::atoi(e)); // EXPERIMENT
+    if (const char* e = std::getenv("EXP_AGG")) sys_cfg.set("work-stealing.aggressive-poll-attempts", std::atoi(e)); // EXPERIMENT
+    if (const char* e = std::getenv("EXP_MOD")) sys_cfg.set("work-stealing.moderate-poll-attempts", std::atoi(e)); // EXPERIMENT
+    if (const char* e = std::getenv("EXP_MODSLEEP")) sys_cfg.set("work-stealing.moderate-sleep-duration", caf::timespan(std::atoll(e) * 1000)); // EXPERIMENT
+    if (const char* e = std::getenv("EXP_RELSLEEP")) sys_cfg.set("work-stealing.relaxed-sleep-duration", caf::timespan(std::atoll(e) * 1000)); // EXPERIMENT
     caf::actor_system system{sys_cfg};
 
     MetricsSetup ms;
@@ -239,7 +247,9 @@ int run_daemon(Config config, DaemonMode mode) {
     ms.shard_count = plan.shard.count;
     ms.per_session = cfg.per_session_metrics;
     HttpClient* http_raw = http.get();
-    ms.http_load = [http_raw] { return std::make_pair(http_raw->in_flight(), http_raw->queued()); };
+    ms.http_load = [http_raw] { return http_raw->load(); };
+    ms.max_in_flight = http_opts.max_in_flight;
+    ms.rate_limit_per_second = http_opts.rate_per_second;
     ms.circuit_open = [&breaker] { return breaker.is_open(); };
     auto metrics = system.spawn(metrics_actor, ms);
 

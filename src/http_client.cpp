@@ -1,10 +1,15 @@
 // HttpClient: one libcurl multi handle driven by one dedicated thread.
 //
 // Threading model
-//   * submit() (any thread) appends to a mutex-guarded FIFO and wakes the
-//     client thread with curl_multi_wakeup().
+//   * submit() (any thread) adds to a mutex-guarded queue (a heap ordered by
+//     request.priority, then submission) and wakes the client thread with
+//     curl_multi_wakeup().
+//   * The client thread starts queued requests while fewer than
+//     max_in_flight run and the token bucket has a token; otherwise it sleeps
+//     in curl_multi_poll until a transfer ends, a request arrives or the next
+//     token is due.
 //   * The client thread owns the multi handle, every easy handle and every
-//     Transfer; nothing but the FIFO and the stop flag is shared.
+//     Transfer; nothing but the queue, the bucket and the stop flag is shared.
 //   * Callbacks run on the client thread with no internal lock held, so they
 //     may call submit() again. Exceptions they throw are caught and dropped.
 //
@@ -15,6 +20,8 @@
 //   wipes the store ("ALL") before it loads exactly request.cookies.
 
 #include "sessiond/http_client.hpp"
+
+#include "sessiond/token_bucket.hpp"
 
 #include <curl/curl.h>
 
@@ -126,7 +133,15 @@ struct HttpClient::Impl {
   struct Pending {
     HttpRequest request;
     Callback done;
+    std::uint64_t seq = 0;         // submission order, the tie-breaker
+    bool waited_for_token = false;  // counted once in rate_limited_total
   };
+  // Heap order for std::push_heap/pop_heap: the top is the smallest priority,
+  // the earliest submitted among equals.
+  static bool later(const Pending& a, const Pending& b) {
+    if (a.request.priority != b.request.priority) return a.request.priority > b.request.priority;
+    return a.seq > b.seq;
+  }
 
   // One running transfer; owned by the client thread. Never moved while the
   // easy handle points into it (request.body, errbuf, this).
@@ -142,7 +157,9 @@ struct HttpClient::Impl {
   };
 
   Impl(Options opts, std::atomic<std::size_t>& in_flight_counter)
-      : options(std::move(opts)), in_flight(in_flight_counter) {
+      : options(std::move(opts)),
+        in_flight(in_flight_counter),
+        bucket(options.rate_per_second, options.rate_burst, TokenBucket::Clock::now()) {
     if (options.max_in_flight == 0) options.max_in_flight = 1;
   }
 
@@ -152,8 +169,19 @@ struct HttpClient::Impl {
   std::thread thread;
 
   mutable std::mutex mu;
-  std::deque<Pending> queue;  // guarded by mu
-  bool stopping = false;      // guarded by mu
+  std::vector<Pending> queue;           // a heap (see later); guarded by mu
+  std::uint64_t next_seq = 0;           // guarded by mu
+  TokenBucket bucket;                   // guarded by mu
+  std::uint64_t rate_limited_total = 0; // guarded by mu
+  bool stopping = false;                // guarded by mu
+
+  // Caller holds mu.
+  Pending pop_queued() {
+    std::pop_heap(queue.begin(), queue.end(), later);
+    Pending p = std::move(queue.back());
+    queue.pop_back();
+    return p;
+  }
 
   // Client thread only.
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> active;
@@ -464,14 +492,27 @@ struct HttpClient::Impl {
   }
 
   void run() {
+    constexpr std::chrono::milliseconds kMaxSleep{1000};
     for (;;) {
-      std::deque<Pending> batch;
+      std::vector<Pending> batch;
+      auto sleep = kMaxSleep;
       {
         std::lock_guard<std::mutex> lock(mu);
         if (stopping) break;
+        const auto now = TokenBucket::Clock::now();
         while (!queue.empty() && active.size() + batch.size() < options.max_in_flight) {
-          batch.push_back(std::move(queue.front()));
-          queue.pop_front();
+          if (!bucket.try_take(now)) {
+            Pending& top = queue.front();
+            if (!top.waited_for_token) {
+              top.waited_for_token = true;
+              ++rate_limited_total;
+            }
+            // Wake when the next token is due (at least 1 ms: no busy loop).
+            sleep = std::clamp(std::chrono::ceil<std::chrono::milliseconds>(bucket.wait(now)),
+                               std::chrono::milliseconds(1), kMaxSleep);
+            break;
+          }
+          batch.push_back(pop_queued());
         }
       }
       for (auto& p : batch) start(std::move(p));
@@ -480,7 +521,7 @@ struct HttpClient::Impl {
       curl_multi_perform(multi, &running);
       if (reap()) continue;  // freed slots: start queued work before sleeping
 
-      curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
+      curl_multi_poll(multi, nullptr, 0, static_cast<int>(sleep.count()), nullptr);
     }
     shutdown_all();
   }
@@ -511,7 +552,7 @@ struct HttpClient::Impl {
   // those are drained too).
   void drain_queue() {
     for (;;) {
-      std::deque<Pending> rest;
+      std::vector<Pending> rest;
       {
         std::lock_guard<std::mutex> lock(mu);
         rest.swap(queue);
@@ -553,7 +594,8 @@ HttpClient::~HttpClient() {
 void HttpClient::submit(HttpRequest request, Callback done) {
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    impl_->queue.push_back(Impl::Pending{std::move(request), std::move(done)});
+    impl_->queue.push_back(Impl::Pending{std::move(request), std::move(done), impl_->next_seq++});
+    std::push_heap(impl_->queue.begin(), impl_->queue.end(), Impl::later);
   }
   curl_multi_wakeup(impl_->multi);
 }
@@ -561,6 +603,16 @@ void HttpClient::submit(HttpRequest request, Callback done) {
 std::size_t HttpClient::queued() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->queue.size();
+}
+
+HttpLoad HttpClient::load() const {
+  HttpLoad out;
+  out.in_flight = in_flight_.load();
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  out.queued = impl_->queue.size();
+  out.rate_limit_tokens = impl_->bucket.tokens(TokenBucket::Clock::now());
+  out.rate_limited_total = impl_->rate_limited_total;
+  return out;
 }
 
 }  // namespace sessiond

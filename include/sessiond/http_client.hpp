@@ -8,7 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
-#include <deque>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -30,6 +30,11 @@ struct HttpRequest {
   // transfer (the session's jar); see CookieJar.
   std::vector<std::string> cookies;
   std::chrono::milliseconds timeout{10000};
+  // Queue order: smaller starts first; equal ones in submission order. Session
+  // actors pass their idle deadline (ms since the epoch), so when requests
+  // wait (in-flight cap, rate limit) the session closest to being logged out
+  // goes first: after an outage, catch-up runs most-overdue first.
+  std::int64_t priority = 0;
 };
 
 struct HttpResponse {
@@ -47,6 +52,14 @@ struct HttpResponse {
   std::optional<std::string> header(std::string_view name) const;
 };
 
+// The client's queue and limiter, for metrics.
+struct HttpLoad {
+  std::size_t in_flight = 0;
+  std::size_t queued = 0;
+  double rate_limit_tokens = 0;            // tokens in the bucket now (burst when unlimited)
+  std::uint64_t rate_limited_total = 0;    // requests that had to wait for a token
+};
+
 // What session actors talk to; tests substitute a scripted transport.
 class HttpTransport {
  public:
@@ -58,10 +71,12 @@ class HttpTransport {
 class HttpClient final : public HttpTransport {
  public:
   struct Options {
-    std::size_t max_in_flight = 256;          // transfers running at once; the rest wait in FIFO order
+    std::size_t max_in_flight = 256;          // transfers running at once; the rest wait (see priority)
     std::size_t max_body_bytes = 4u << 20;    // larger bodies fail the transfer (curl_code set)
     long max_host_connections = 0;            // 0 = libcurl default (no limit)
     std::string user_agent = "sessiond";
+    double rate_per_second = 0;  // token bucket: requests started per second; 0 = unlimited
+    double rate_burst = 0;       // bucket size; 0 = one second's worth
   };
 
   explicit HttpClient(Options options);
@@ -73,6 +88,7 @@ class HttpClient final : public HttpTransport {
 
   std::size_t in_flight() const { return in_flight_.load(); }
   std::size_t queued() const;
+  HttpLoad load() const;
 
  private:
   struct Impl;

@@ -33,6 +33,7 @@
 #include <unordered_map>
 
 #include "sessiond/duration.hpp"
+#include "sessiond/http_client.hpp"
 #include "sessiond/messages.hpp"
 
 namespace sessiond {
@@ -46,7 +47,9 @@ struct MetricsSetup {
   std::uint32_t shard_index = 0;
   std::uint32_t shard_count = 1;
   bool per_session = false;  // opt-in per-session series
-  std::function<std::pair<std::size_t, std::size_t>()> http_load;  // (in flight, queued)
+  std::function<HttpLoad()> http_load;
+  std::size_t max_in_flight = 0;       // the HTTP client's cap (exported as a gauge)
+  double rate_limit_per_second = 0;    // the profile's token bucket; 0 = unlimited
   std::function<bool()> circuit_open;
   std::function<WallTime()> now = [] { return std::chrono::system_clock::now(); };
 };
@@ -66,6 +69,9 @@ struct MetricsState {
   prometheus::Gauge* ready_gauge = nullptr;
   prometheus::Gauge* in_flight = nullptr;
   prometheus::Gauge* queued = nullptr;
+  prometheus::Gauge* rate_tokens = nullptr;
+  prometheus::Counter* rate_limited = nullptr;
+  std::uint64_t rate_limited_reported = 0;
   prometheus::Gauge* circuit = nullptr;
   // Prometheus' standard process_* series.
   prometheus::Counter* process_cpu = nullptr;

@@ -560,3 +560,71 @@ TEST_CASE("the destructor completes queued and in-flight requests with shutdown"
     CHECK(r.status == 0);
   }
 }
+
+TEST_CASE("waiting requests start in priority order (smallest first), ties in submission order",
+          "[http]") {
+  Gate gate;
+  std::mutex mu;
+  std::vector<int> order;
+  TestServer server;
+  server.svr.Get("/p", [&](const httplib::Request& req, httplib::Response& res) {
+    const int i = std::stoi(req.get_param_value("i"));
+    if (i == 0) gate.wait();  // holds the only slot while the rest queue up
+    std::lock_guard<std::mutex> lock(mu);
+    order.push_back(i);
+    res.set_content("ok", "text/plain");
+  });
+  server.start();
+  HttpClient client(opts(1));
+  std::promise<void> all_done;
+  std::atomic<int> finished{0};
+  // (request id, priority): ids 3 and 4 tie; 4 was submitted first.
+  const std::vector<std::pair<int, std::int64_t>> reqs{{0, 0}, {1, 50}, {2, 10}, {4, 30}, {3, 30}, {5, -7}};
+  for (const auto& [id, prio] : reqs) {
+    auto r = get(server.url("/p?i=" + std::to_string(id)));
+    r.priority = prio;
+    client.submit(std::move(r), [&](HttpResponse) {
+      if (++finished == static_cast<int>(reqs.size())) all_done.set_value();
+    });
+    if (id == 0) {
+      // Request 0 must hold the slot before the others are queued.
+      const auto until = std::chrono::steady_clock::now() + 2s;
+      while (client.in_flight() == 0 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+      REQUIRE(client.in_flight() == 1);
+    }
+  }
+  gate.open();
+  REQUIRE(all_done.get_future().wait_for(2500ms) == std::future_status::ready);
+  std::lock_guard<std::mutex> lock(mu);
+  CHECK(order == std::vector<int>{0, 5, 2, 4, 3, 1});
+}
+
+TEST_CASE("the token bucket paces requests: burst at once, then rate per second", "[http]") {
+  TestServer server;
+  server.svr.Get("/r", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok", "text/plain"); });
+  server.start();
+  auto o = opts(16);
+  o.rate_per_second = 20;  // one token per 50 ms
+  o.rate_burst = 2;
+  HttpClient client(o);
+  constexpr int kN = 8;
+  std::promise<void> all_done;
+  std::atomic<int> ok{0}, finished{0};
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < kN; ++i) {
+    client.submit(get(server.url("/r")), [&](HttpResponse r) {
+      if (r.status == 200) ++ok;
+      if (++finished == kN) all_done.set_value();
+    });
+  }
+  REQUIRE(all_done.get_future().wait_for(5s) == std::future_status::ready);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  CHECK(ok == kN);
+  // The last request cannot start before (kN - burst) tokens have refilled.
+  CHECK(took >= std::chrono::milliseconds((kN - 2) * 1000 / 20));
+  const HttpLoad load = client.load();
+  CHECK(load.rate_limited_total >= 1);
+  CHECK(load.rate_limited_total <= kN - 2);
+  CHECK(load.queued == 0);
+  CHECK(load.rate_limit_tokens < 2.0 + 1e-9);
+}
