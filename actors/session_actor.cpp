@@ -36,15 +36,6 @@ std::string describe(const HttpResponse& r) {
   return "HTTP " + std::to_string(r.status);
 }
 
-std::optional<Millis> retry_after(const HttpResponse& r) {
-  auto h = r.header("retry-after");
-  if (!h) return std::nullopt;
-  char* end = nullptr;
-  long secs = std::strtol(h->c_str(), &end, 10);
-  if (end == h->c_str() || secs < 0) return std::nullopt;  // HTTP-date form: ignored
-  return Millis(std::min(secs, 3600L) * 1000);
-}
-
 void publish(Self* self) {
   auto& st = self->state;
   st.status.refreshing = st.phase != Phase::idle;
@@ -109,7 +100,7 @@ void fail_transient(Self* self, const std::string& reason, std::optional<Millis>
   if (server_wait) delay = std::max(delay, *server_wait);  // honour Retry-After
   auto left = until_idle_deadline(st);
   Millis margin = std::min(Millis(1000), st.rt->idle_timeout / 20);
-  std::optional<Millis> capped = left ? cap_to_deadline(delay, *left, margin) : delay;
+  std::optional<Millis> capped = left ? cap_to_deadline(delay, *left, margin, policy.base) : delay;
   if (capped) {
     delay = *capped;
     st.status.state = SessionState::retrying;
@@ -443,7 +434,7 @@ void on_http(Self* self, const HttpResponse& r) {
   log::debug("response", "step answered",
              {{"session", st.id}, {"step", st.step->name}, {"http_status", r.status},
               {"verdict", to_string(verdict)}, {"duration_ms", r.elapsed.count() / 1000}});
-  on_verdict(self, verdict, detail, retry_after(r));
+  on_verdict(self, verdict, detail, retry_after_delay(r, self->state.rt->now()));
 }
 
 void on_exec(Self* self, const ExecOutcome& out) {

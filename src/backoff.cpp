@@ -13,10 +13,13 @@ Millis next_delay(const RetryPolicy& policy, int attempt, double u) {
   return Millis(static_cast<Millis::rep>(grown / 2 + u * grown / 2));
 }
 
-std::optional<Millis> cap_to_deadline(Millis delay, Millis until_deadline, Millis margin) {
+std::optional<Millis> cap_to_deadline(Millis delay, Millis until_deadline, Millis margin, Millis min_step) {
   const Millis latest = until_deadline - margin;
   if (latest <= Millis(0)) return std::nullopt;
-  return std::min(delay, latest);
+  // At most half of what is left, so more than one attempt fits before the
+  // deadline; but no step below min_step (unless less than that is left).
+  const Millis limit = std::max(latest / 2, std::min(min_step, latest));
+  return std::min(delay, limit);
 }
 
 Millis next_refresh_delay(Millis interval, double jitter, double u) {

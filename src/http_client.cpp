@@ -129,6 +129,25 @@ std::optional<std::string> HttpResponse::header(std::string_view name) const {
   return std::nullopt;
 }
 
+std::optional<std::chrono::milliseconds> retry_after_delay(const HttpResponse& response,
+                                                           std::chrono::system_clock::time_point now) {
+  constexpr std::chrono::milliseconds kMax = std::chrono::hours(1);
+  const auto value = response.header("retry-after");
+  if (!value) return std::nullopt;
+  const auto text = std::string(trim(*value));
+  if (text.empty()) return std::nullopt;
+  if (std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    // delta-seconds; anything longer than the cap is the cap
+    if (text.size() > 7) return kMax;
+    return std::min<std::chrono::milliseconds>(std::chrono::seconds(std::stol(text)), kMax);
+  }
+  const std::time_t when = curl_getdate(text.c_str(), nullptr);
+  if (when < 0) return std::nullopt;
+  const auto delta = std::chrono::system_clock::from_time_t(when) - now;
+  if (delta <= std::chrono::system_clock::duration::zero()) return std::chrono::milliseconds(0);
+  return std::min(std::chrono::ceil<std::chrono::milliseconds>(delta), kMax);
+}
+
 struct HttpClient::Impl {
   struct Pending {
     HttpRequest request;

@@ -21,9 +21,11 @@ struct RetryPolicy {
 Millis next_delay(const RetryPolicy& policy, int attempt, double u);
 
 // A retry must never be scheduled after the site would have logged the
-// session out. Returns the delay to use, pulled in to `until_deadline - margin`
-// when needed; nullopt when the deadline (minus margin) has already passed.
-std::optional<Millis> cap_to_deadline(Millis delay, Millis until_deadline, Millis margin);
+// session out, and one failed retry must not use up the time left. Returns the
+// delay to use: at most half of `until_deadline - margin` (but not below
+// `min_step` unless less is left), so attempts get denser as the deadline
+// nears; nullopt when the deadline (minus margin) has already passed.
+std::optional<Millis> cap_to_deadline(Millis delay, Millis until_deadline, Millis margin, Millis min_step);
 
 // Regular refresh: uniformly in [interval * (1 - jitter), interval], i.e.
 // never later than the interval, and spread so sessions do not synchronise.

@@ -52,6 +52,12 @@ struct HttpResponse {
   std::optional<std::string> header(std::string_view name) const;
 };
 
+// How long a Retry-After header asks to wait: delta-seconds or an HTTP-date
+// (parsed by libcurl's curl_getdate), capped at one hour; nullopt when absent
+// or unparsable. A date in the past means "now" (zero).
+std::optional<std::chrono::milliseconds> retry_after_delay(const HttpResponse& response,
+                                                           std::chrono::system_clock::time_point now);
+
 // The client's queue and limiter, for metrics.
 struct HttpLoad {
   std::size_t in_flight = 0;

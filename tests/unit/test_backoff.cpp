@@ -101,19 +101,34 @@ TEST_CASE("next_delay does not overflow for huge attempt numbers", "[backoff]") 
 
 TEST_CASE("cap_to_deadline pulls retries in before the idle deadline", "[backoff]") {
   // Plenty of time: unchanged.
-  CHECK(cap_to_deadline(10s, 600s, 30s) == std::optional<Millis>(10s));
-  // The retry would land after deadline - margin: pulled in.
-  CHECK(cap_to_deadline(60s, 40s, 30s) == std::optional<Millis>(10s));
-  CHECK(cap_to_deadline(Millis(5001), 35s, 30s) == std::optional<Millis>(5s));
-  // Exactly at the limit is still fine.
-  CHECK(cap_to_deadline(10s, 40s, 30s) == std::optional<Millis>(10s));
+  CHECK(cap_to_deadline(10s, 600s, 30s, 2s) == std::optional<Millis>(10s));
+  // A retry may use at most half of what is left before deadline - margin.
+  CHECK(cap_to_deadline(60s, 40s, 30s, 2s) == std::optional<Millis>(5s));
+  CHECK(cap_to_deadline(Millis(5001), 35s, 30s, 2s) == std::optional<Millis>(Millis(2500)));
+  CHECK(cap_to_deadline(5s, 40s, 30s, 2s) == std::optional<Millis>(5s));
+  // ... but steps do not shrink below min_step while that much is left.
+  CHECK(cap_to_deadline(10s, 33s, 30s, 2s) == std::optional<Millis>(2s));
+  CHECK(cap_to_deadline(10s, Millis(31500), 30s, 2s) == std::optional<Millis>(Millis(1500)));
   // Deadline minus margin already passed (or reached): no retry possible.
-  CHECK_FALSE(cap_to_deadline(10s, 30s, 30s));
-  CHECK_FALSE(cap_to_deadline(10s, 20s, 30s));
-  CHECK_FALSE(cap_to_deadline(10s, -5s, 0s));
-  CHECK_FALSE(cap_to_deadline(10s, 0s, 0s));
-  // No margin.
-  CHECK(cap_to_deadline(10s, 3s, 0s) == std::optional<Millis>(3s));
+  CHECK_FALSE(cap_to_deadline(10s, 30s, 30s, 2s));
+  CHECK_FALSE(cap_to_deadline(10s, 20s, 30s, 2s));
+  CHECK_FALSE(cap_to_deadline(10s, -5s, 0s, 2s));
+  CHECK_FALSE(cap_to_deadline(10s, 0s, 0s, 2s));
+}
+
+TEST_CASE("retries before the deadline get denser: several attempts fit, none after it", "[backoff]") {
+  // A 60 s backoff with 100 s left: without halving only one attempt would fit.
+  Millis left = 100s;
+  const Millis margin = 1s, step = 2s;
+  int attempts = 0;
+  while (auto d = cap_to_deadline(60s, left, margin, step)) {
+    REQUIRE(*d > Millis(0));
+    left -= *d;
+    REQUIRE(left >= margin);
+    if (++attempts > 100) break;
+  }
+  CHECK(attempts >= 5);
+  CHECK(attempts <= 100);
 }
 
 TEST_CASE("next_refresh_delay spreads refreshes over [interval*(1-jitter), interval]",

@@ -628,3 +628,27 @@ TEST_CASE("the token bucket paces requests: burst at once, then rate per second"
   CHECK(load.queued == 0);
   CHECK(load.rate_limit_tokens < 2.0 + 1e-9);
 }
+
+TEST_CASE("Retry-After: delta-seconds or HTTP-date, capped at an hour", "[http]") {
+  const auto now = std::chrono::system_clock::from_time_t(1445412480);  // Wed, 21 Oct 2015 07:28:00 GMT
+  auto with = [](std::string value) {
+    HttpResponse r;
+    r.headers.emplace_back("retry-after", std::move(value));
+    return r;
+  };
+  CHECK(retry_after_delay(HttpResponse{}, now) == std::nullopt);
+  CHECK(retry_after_delay(with("120"), now) == std::optional<std::chrono::milliseconds>(120s));
+  CHECK(retry_after_delay(with(" 0 "), now) == std::optional<std::chrono::milliseconds>(0s));
+  CHECK(retry_after_delay(with("999999999999"), now) == std::optional<std::chrono::milliseconds>(1h));
+  CHECK(retry_after_delay(with("Wed, 21 Oct 2015 07:30:00 GMT"), now) ==
+        std::optional<std::chrono::milliseconds>(120s));
+  // The obsolete RFC 850 form is an HTTP-date too.
+  CHECK(retry_after_delay(with("Wednesday, 21-Oct-15 07:28:30 GMT"), now) ==
+        std::optional<std::chrono::milliseconds>(30s));
+  CHECK(retry_after_delay(with("Wed, 21 Oct 2015 07:00:00 GMT"), now) ==
+        std::optional<std::chrono::milliseconds>(0s));
+  CHECK(retry_after_delay(with("Wed, 21 Oct 2015 19:28:00 GMT"), now) ==
+        std::optional<std::chrono::milliseconds>(1h));
+  CHECK(retry_after_delay(with("-5"), now) == std::nullopt);
+  CHECK(retry_after_delay(with("soon"), now) == std::nullopt);
+}
