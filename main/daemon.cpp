@@ -220,7 +220,11 @@ int run_daemon(Config config, DaemonMode mode) {
   http_opts.rate_per_second = plan.profile->rate_limit_per_second;
   http_opts.rate_burst = plan.profile->rate_limit_burst;
   auto http = std::make_unique<HttpClient>(http_opts);
-  CircuitBreaker breaker(plan.profile->circuit);
+  const auto circuit = fit_to_idle_timeout(plan.profile->circuit, plan.interval, plan.idle_timeout);
+  if (circuit.open_for < plan.profile->circuit.open_for)
+    log::warn("config", "circuit_breaker.open_for shortened to half the gap between interval and idle timeout",
+              {{"open_for_ms", plan.profile->circuit.open_for.count()}, {"used_ms", circuit.open_for.count()}});
+  CircuitBreaker breaker(circuit);
   GuardedTransport guarded(*http, breaker);
   auto io = std::make_unique<WorkerPool>(cfg.io_threads);
   auto exec = std::make_unique<WorkerPool>(plan.profile->exec_max_concurrent);

@@ -17,6 +17,13 @@
 
 namespace sessiond {
 
+// The policy with open_for shortened, if needed, to half of the slack between
+// the refresh interval and the idle timeout: while the circuit is open no
+// session is refreshed, so an open period longer than that slack would let a
+// session due just before the outage pass its idle deadline before the next
+// probe, even if the site came back at once.
+CircuitBreakerPolicy fit_to_idle_timeout(CircuitBreakerPolicy policy, Millis interval, Millis idle_timeout);
+
 class CircuitBreaker {
  public:
   using Clock = std::function<std::chrono::steady_clock::time_point()>;

@@ -89,3 +89,16 @@ TEST_CASE("the guarded transport answers refused requests at once, unsent", "[ci
   ok.status = 302;
   CHECK_FALSE(site_failed(ok));
 }
+
+TEST_CASE("open_for never exceeds half the slack between interval and idle timeout", "[circuit]") {
+  CircuitBreakerPolicy p;
+  p.open_for = std::chrono::seconds(15);
+  // Production: 5 min / 10 min leaves plenty: unchanged.
+  CHECK(fit_to_idle_timeout(p, std::chrono::minutes(5), std::chrono::minutes(10)).open_for ==
+        std::chrono::seconds(15));
+  // Scaled test timing: 1 s / 3 s leaves 2 s, so at most 1 s open.
+  CHECK(fit_to_idle_timeout(p, std::chrono::seconds(1), std::chrono::seconds(3)).open_for == std::chrono::seconds(1));
+  // Other fields are kept.
+  p.min_requests = 7;
+  CHECK(fit_to_idle_timeout(p, std::chrono::seconds(1), std::chrono::seconds(3)).min_requests == 7);
+}
