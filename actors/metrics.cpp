@@ -204,7 +204,9 @@ void update_gauges(MetricsState& st) {
   st.process_start->Set(p.start_time_seconds);
 }
 
-nlohmann::json status_json(const MetricsState& st) {
+// state_filter: only sessions in that state ("" = all); limit: at most that
+// many, in id order (a full list of 100k sessions is tens of MB).
+nlohmann::json status_json(const MetricsState& st, const std::string& state_filter, std::uint64_t limit) {
   auto now = st.setup.now();
   auto sum = summarize(st, now);
   nlohmann::json j;
@@ -213,11 +215,16 @@ nlohmann::json status_json(const MetricsState& st) {
   j["refreshInterval"] = st.setup.interval.count() / 1000;
   std::vector<const SessionStatus*> list;
   list.reserve(st.by_id.size());
-  for (const auto& [id, s] : st.by_id) list.push_back(&s);
-  std::sort(list.begin(), list.end(), [](auto* a, auto* b) { return a->id < b->id; });
+  for (const auto& [id, s] : st.by_id) {
+    if (state_filter.empty() || state_filter == to_string(s.state)) list.push_back(&s);
+  }
+  const auto shown = static_cast<std::size_t>(std::min<std::uint64_t>(limit, list.size()));
+  auto by_id = [](auto* a, auto* b) { return a->id < b->id; };
+  std::partial_sort(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(shown), list.end(), by_id);
   auto sessions = nlohmann::json::array();
-  for (auto* s : list) sessions.push_back(to_json(*s, now));
+  for (std::size_t i = 0; i < shown; ++i) sessions.push_back(to_json(*list[i], now));
   j["sessions"] = std::move(sessions);
+  j["matchingSessions"] = list.size();
   j["ready"] = st.ready && !st.draining;
   j["version"] = st.setup.version;
   j["idleTimeout"] = st.setup.idle_timeout.count() / 1000;
@@ -277,7 +284,9 @@ caf::behavior metrics_actor(Self* self, MetricsSetup setup) {
         update_gauges(self->state);
         return prometheus::TextSerializer().Serialize(self->state.registry->Collect());
       },
-      [=](status_atom) { return status_json(self->state).dump(); },
+      [=](status_atom, const std::string& state_filter, std::uint64_t limit) {
+        return status_json(self->state, state_filter, limit).dump();
+      },
       [=](session_atom, const std::string& id) {
         auto& st = self->state;
         auto it = st.by_id.find(id);

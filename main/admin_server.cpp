@@ -5,9 +5,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <limits>
+
 #include "sessiond/config.hpp"
 #include "sessiond/messages.hpp"
 #include "sessiond/session_file.hpp"
+#include "sessiond/session_status.hpp"
 
 namespace sessiond {
 namespace {
@@ -111,8 +117,19 @@ void AdminServer::start() {
     if (ready && *ready) return send_json(res, 200, json{{"status", "ready"}});
     send_json(res, 503, json{{"status", ready ? "not ready" : "no answer"}});
   });
-  svr.Get("/status", [this, q](const httplib::Request&, httplib::Response& res) {
-    auto text = ask<std::string>(system_, metrics_, q, status_atom::value);
+  svr.Get("/status", [this, q](const httplib::Request& req, httplib::Response& res) {
+    // ?state=NAME and ?limit=N keep the answer small with many sessions.
+    std::string state = req.get_param_value("state");
+    if (!state.empty() && !valid_state_name(state))
+      return send_error(res, 400, "unknown state \"" + state + "\" (expected one of " + state_names() + ")");
+    std::uint64_t limit = std::numeric_limits<std::uint64_t>::max();
+    if (req.has_param("limit")) {
+      const std::string v = req.get_param_value("limit");
+      if (v.empty() || v.size() > 9 || !std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c); }))
+        return send_error(res, 400, "limit: expected a number of sessions (0-999999999)");
+      limit = std::stoull(v);
+    }
+    auto text = ask<std::string>(system_, metrics_, q, status_atom::value, state, limit);
     if (!text) return send_error(res, 503, "status not available");
     res.set_content(*text, "application/json");
   });

@@ -17,6 +17,24 @@ const char* to_string(SessionState s) {
   return "pending";
 }
 
+namespace {
+constexpr SessionState kAllStates[] = {SessionState::pending, SessionState::active,  SessionState::retrying,
+                                       SessionState::at_risk, SessionState::invalid, SessionState::failed,
+                                       SessionState::file_error};
+}  // namespace
+
+bool valid_state_name(const std::string& name) {
+  for (auto s : kAllStates)
+    if (name == to_string(s)) return true;
+  return false;
+}
+
+std::string state_names() {
+  std::string out;
+  for (auto s : kAllStates) out += (out.empty() ? "" : ", ") + std::string(to_string(s));
+  return out;
+}
+
 const char* to_string(RefreshResult r) {
   switch (r) {
     case RefreshResult::success: return "success";

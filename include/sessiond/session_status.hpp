@@ -23,6 +23,8 @@ enum class SessionState {
   file_error,  // the file cannot be read or parsed; retried when it changes
 };
 const char* to_string(SessionState s);
+bool valid_state_name(const std::string& name);
+std::string state_names();  // "pending, active, ..." for error messages
 
 // Outcome of one refresh attempt; the `result` label of sessiond_refresh_total.
 enum class RefreshResult { success, logged_out, transient_error };

@@ -44,6 +44,16 @@ def test_admin_api():
               isinstance(s["refreshCount"], int) and isinstance(s["isActive"], bool), f"session shape: {s}")
         check(s["refreshCount"] == 1 and s["isActive"], f"{s}")
     check(sorted(s["mobile"] for s in doc["sessions"]) == sorted(mobiles), "sessions listed")
+    # Filters for large deployments: ?state= and ?limit= (id order).
+    status, body, _ = http("GET", base + "/status?state=active&limit=2")
+    doc = json.loads(body)
+    check(status == 200 and [s["mobile"] for s in doc["sessions"]] == sorted(mobiles)[:2] and
+          doc["matchingSessions"] == 3 and doc["totalSessions"] == 3, f"/status?state=active&limit=2: {doc}")
+    doc = json.loads(http("GET", base + "/status?state=invalid")[1])
+    check(doc["sessions"] == [] and doc["matchingSessions"] == 0, f"/status?state=invalid: {doc}")
+    for bad in ("state=bogus", "limit=-1", "limit=ten"):
+        status, body, _ = http("GET", base + "/status?" + bad)
+        check(status == 400 and "error" in json.loads(body), f"/status?{bad}: {status} {body}")
 
     one = mobiles[0]
     check(http("POST", f"{base}/sessions/{one}/refresh", b"")[0] == 401, "refresh without token")
