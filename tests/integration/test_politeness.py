@@ -67,7 +67,10 @@ def rate_limit_caps_requests(m):
     # Every session is still served (slower): each got refreshed.
     wait_until(lambda: set(mobiles) <= {e["session"] for e in d.events("refresh_ok")}, 10, interval=0.2,
                what="every session refreshed under the limit")
-    check(site.stats()["lost"] == 0, "sessions lost")
+    lost, inv = site.stats()["lost"], len(d.events("session_invalidated"))
+    m.update(lost=lost, wrongly_invalidated=inv)
+    check(lost == 0, "sessions lost")
+    check(inv == 0, "sessions invalidated")
     check(d.stop() == 0, "exit status")
     d.check_logs(site.secrets())
     site.stop()
@@ -75,7 +78,7 @@ def rate_limit_caps_requests(m):
 
 @measured
 def catchup_most_overdue_first(m):
-    # 30 overdue sessions at start-up behind a 10/s limit: they queue, and the
+    # 30 overdue sessions at start-up behind an 8/s limit: they queue, and the
     # queue starts the one closest to its idle deadline first.
     sessions = 30
     site = FakeSite(idle_timeout="120s")
@@ -87,8 +90,8 @@ def catchup_most_overdue_first(m):
     rng.shuffle(overdue_rank)  # overdue_rank[0] is the most overdue
     for k, mb in enumerate(overdue_rank):
         set_last_refresh(directory, mb, now - 30 + k * 0.2)
-    profile = scaled_profile(rate_limit={"per_second": 10, "burst": 1})
-    m.update(fault="catch-up after a restart", injected=f"{sessions} overdue files, rate_limit 10/s burst 1",
+    profile = scaled_profile(rate_limit={"per_second": 8, "burst": 1})
+    m.update(fault="catch-up after a restart", injected=f"{sessions} overdue files, rate_limit 8/s burst 1",
              sessions=sessions)
     d = Daemon("--profile", profile, "--base-url", site.base_url, "--sessions-dir", directory, "--interval", "2s",
                "--idle-timeout", "60s", "--listen", "127.0.0.1:0")
@@ -106,10 +109,14 @@ def catchup_most_overdue_first(m):
     rho = 1 - 6 * d2 / (n * (n * n - 1))
     m["spearman_rho"] = round(rho, 3)
     m["most_overdue_positions"] = [pos[mb] for mb in overdue_rank[:5]]
-    check(rho >= 0.8, f"catch-up order is not most-overdue first: rho {rho:.2f}; positions of the 5 most "
+    # A random order gives rho around 0 (standard deviation ~0.19 for 30).
+    check(rho >= 0.7, f"catch-up order is not most-overdue first: rho {rho:.2f}; positions of the 5 most "
           f"overdue: {m['most_overdue_positions']}")
     check(all(pos[mb] < 10 for mb in overdue_rank[:5]), f"a most-overdue session went late: {m['most_overdue_positions']}")
-    check(site.stats()["lost"] == 0, "sessions lost")
+    lost, inv = site.stats()["lost"], len(d.events("session_invalidated"))
+    m.update(lost=lost, wrongly_invalidated=inv)
+    check(lost == 0, "sessions lost")
+    check(inv == 0, "sessions invalidated")
     check(d.stop() == 0, "exit status")
     d.check_logs(site.secrets())
     site.stop()
