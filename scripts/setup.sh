@@ -12,6 +12,7 @@ PACKAGES=(
   libcaf-dev libcurl4-openssl-dev nlohmann-json3-dev prometheus-cpp-dev
   libspdlog-dev catch2 libcpp-httplib-dev
   python3 prometheus ca-certificates
+  clang libclang-rt-14-dev llvm-14   # scripts/fuzz.sh: libFuzzer, symbolized reports
 )
 
 missing=()

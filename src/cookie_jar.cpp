@@ -1,5 +1,6 @@
 #include "sessiond/cookie_jar.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <tuple>
@@ -85,9 +86,19 @@ bool well_typed(const nlohmann::json& c) {
 }
 
 // Playwright's identity of a cookie: name + domain (with its leading dot, which
-// marks a domain cookie) + path.
+// marks a domain cookie) + path ("" is "/", as in its jar line).
 std::tuple<std::string, std::string, std::string> key_of(const nlohmann::json& c) {
-  return {c.value("name", ""), c.value("domain", ""), c.value("path", "/")};
+  std::string path = c.value("path", "/");
+  return {c.value("name", ""), c.value("domain", ""), path.empty() ? "/" : path};
+}
+
+// Playwright's expires (float seconds, -1: session) -> the jar's whole seconds
+// (0: session). Clamped to year 9999: the file is untrusted, and converting a
+// double beyond long long (1e300) is undefined behaviour.
+long long jar_expires(double expires) {
+  if (!(expires >= 0)) return 0;
+  long long secs = static_cast<long long>(std::floor(std::min(expires, 253402300799.0)));
+  return secs == 0 ? 1 : secs;  // 0 would mean "session" to libcurl
 }
 
 std::string playwright_domain(const NetscapeCookie& c) {
@@ -109,14 +120,17 @@ CookieLines jar_from_playwright(const nlohmann::json& cookies) {
     n.path = c.value("path", "/");
     n.secure = c.value("secure", false);
     n.http_only = c.value("httpOnly", false);
-    double expires = -1;
-    if (c.contains("expires") && c["expires"].is_number()) expires = c["expires"].get<double>();
-    n.expires = expires < 0 ? 0 : static_cast<long long>(std::floor(expires));
-    if (expires >= 0 && n.expires == 0) n.expires = 1;  // 0 would mean "session" to libcurl
+    if (c.contains("expires") && c["expires"].is_number())
+      n.expires = jar_expires(c["expires"].get<double>());
     n.name = c["name"].get<std::string>();
     n.value = c["value"].get<std::string>();
+    // A tab or line break in a field would shift the fields of the line or
+    // start another one (a cookie of the file's making); a line starting with
+    // '#' is a comment (or #HttpOnly_).
     if (n.name.find_first_of("\t\r\n") != std::string::npos ||
-        n.value.find_first_of("\r\n") != std::string::npos)
+        n.domain.find_first_of("\t\r\n") != std::string::npos ||
+        n.path.find_first_of("\t\r\n") != std::string::npos ||
+        n.value.find_first_of("\r\n") != std::string::npos || domain.front() == '#')
       continue;
     lines.push_back(to_line(n));
   }
@@ -129,24 +143,26 @@ nlohmann::json playwright_from_jar(const nlohmann::json& original, const CookieL
   for (const auto& line : jar)
     if (auto c = parse_line(line)) parsed.push_back(std::move(*c));
 
+  // One jar line per cookie: a file with the same cookie twice must not map
+  // both to one line and add the other line again on every save.
+  std::vector<bool> used(parsed.size(), false);
   auto find_parsed = [&](const std::tuple<std::string, std::string, std::string>& key)
       -> NetscapeCookie* {
-    for (auto& p : parsed)
-      if (std::get<0>(key) == p.name && std::get<1>(key) == playwright_domain(p) &&
+    for (std::size_t i = 0; i < parsed.size(); ++i) {
+      const auto& p = parsed[i];
+      if (!used[i] && std::get<0>(key) == p.name && std::get<1>(key) == playwright_domain(p) &&
           std::get<2>(key) == p.path)
-        return &p;
+        return &parsed[i];
+    }
     return nullptr;
   };
 
-  std::vector<bool> used(parsed.size(), false);
   auto apply = [](nlohmann::json& c, const NetscapeCookie& p) {
     c["value"] = p.value;
     c["httpOnly"] = p.http_only;
     c["secure"] = p.secure;
     double old = c.contains("expires") && c["expires"].is_number() ? c["expires"].get<double>() : -1;
-    long long old_floor = old < 0 ? 0 : static_cast<long long>(std::floor(old));
-    if (old_floor == 0 && old >= 0) old_floor = 1;
-    if (p.expires != old_floor) c["expires"] = p.expires == 0 ? -1.0 : static_cast<double>(p.expires);
+    if (p.expires != jar_expires(old)) c["expires"] = p.expires == 0 ? -1.0 : static_cast<double>(p.expires);
   };
   // Existing cookies first, in their order, with every field they had.
   if (original.is_array()) {

@@ -32,8 +32,13 @@ Millis get_duration(const json& obj, const char* key, const std::string& field, 
   const json* v = optional_field(obj, key);
   if (!v) return fallback;
   std::optional<Millis> d;
-  if (v->is_number()) d = Millis(static_cast<Millis::rep>(v->get<double>() * 1000));
-  else if (v->is_string()) d = parse_duration(v->get<std::string>());
+  if (v->is_number()) {
+    // Bounded as parse_duration: converting 1e300 to an integer is undefined.
+    double ms = v->get<double>() * 1000;
+    if (ms > 0 && ms <= 1e12) d = Millis(static_cast<Millis::rep>(ms));
+  } else if (v->is_string()) {
+    d = parse_duration(v->get<std::string>());
+  }
   if (!d || d->count() <= 0)
     fail(field + "." + key, "expected a positive duration such as \"5m\", \"30s\" or \"500ms\"");
   return *d;
@@ -50,6 +55,16 @@ double get_number(const json& obj, const char* key, const std::string& field, do
   return d;
 }
 
+// An HTTP field name: visible ASCII without ':' (no space, no line break).
+bool valid_header_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (char ch : name) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c <= ' ' || c >= 127 || c == ':') return false;
+  }
+  return true;
+}
+
 std::vector<std::pair<std::string, std::string>> get_headers(const json& obj, const char* key,
                                                               const std::string& field) {
   std::vector<std::pair<std::string, std::string>> out;
@@ -58,8 +73,7 @@ std::vector<std::pair<std::string, std::string>> get_headers(const json& obj, co
   if (!v->is_object()) fail(field + "." + key, "expected an object of header name -> value");
   for (auto& [name, value] : v->items()) {
     if (!value.is_string()) fail(field + "." + key + "." + name, "expected a string");
-    if (name.empty() || name.find_first_of(":\r\n ") != std::string::npos)
-      fail(field + "." + key + "." + name, "not a valid header name");
+    if (!valid_header_name(name)) fail(field + "." + key + "." + name, "not a valid header name");
     out.emplace_back(name, value.get<std::string>());
   }
   return out;
@@ -87,9 +101,9 @@ void check_template(const std::string& text, const std::string& field, bool allo
 
 std::pair<int, int> parse_status(const json& v, const std::string& field) {
   if (v.is_number_integer()) {
-    int s = v.get<int>();
+    auto s = v.get<std::int64_t>();  // get<int> would wrap 4294967496 to 200
     if (s < 100 || s > 599) fail(field, "HTTP status must be 100..599");
-    return {s, s};
+    return {static_cast<int>(s), static_cast<int>(s)};
   }
   if (v.is_string()) {
     auto s = v.get<std::string>();
@@ -167,7 +181,7 @@ Capture parse_capture(const json& v, const std::string& field) {
     fail(field + ".from", "expected \"json:/pointer\" or \"header:Name\"");
   }
   auto to = get_string(v, "to", field);
-  if (to.rfind("header:", 0) == 0 && to.size() > 7) {
+  if (to.rfind("header:", 0) == 0 && valid_header_name(std::string_view(to).substr(7))) {
     c.to = Capture::To::header;
     c.target = to.substr(7);
   } else if (to.rfind("cookie:", 0) == 0 && to.size() > 7) {
@@ -249,6 +263,9 @@ bool rule_matches(const Rule& r, const HttpResponse& res, std::optional<json>& p
   return true;
 }
 
+// The default token_deadline regex: the first JWT-looking token.
+const char* const kJwtPattern = "([A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*)";
+
 std::string base64url_decode(std::string_view in) {
   auto val = [](char c) -> int {
     if (c >= 'A' && c <= 'Z') return c - 'A';
@@ -287,11 +304,13 @@ const char* to_string(Verdict v) {
 
 Verdict Step::evaluate(const HttpResponse& res) const {
   if (!res.transport_ok() || res.status == 0) return Verdict::transient;
+  // Overload and server errors never count as a verdict on the session, even
+  // when a logged_out rule without a status (body_not_contains) matches the
+  // error page.
+  if (res.status == 429 || res.status >= 500) return Verdict::transient;
   std::optional<json> parsed;
   for (const auto& r : logged_out)
     if (rule_matches(r, res, parsed)) return Verdict::logged_out;
-  // Overload and server errors never count as a verdict on the session.
-  if (res.status == 429 || res.status >= 500) return Verdict::transient;
   if (logged_in.empty()) return res.status >= 200 && res.status < 300 ? Verdict::logged_in
                                                                      : Verdict::transient;
   for (const auto& r : logged_in)
@@ -303,7 +322,7 @@ Profile parse_profile(const std::string& text) {
   json doc;
   try {
     doc = json::parse(text, nullptr, true, /*ignore_comments=*/true);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e999
     throw ProfileError(std::string("not valid JSON: ") + e.what());
   }
   if (!doc.is_object()) throw ProfileError("profile: expected a JSON object");
@@ -319,7 +338,9 @@ Profile parse_profile(const std::string& text) {
   p.base_url = get_string(doc, "base_url", "profile");
   if (p.base_url.rfind("http://", 0) != 0 && p.base_url.rfind("https://", 0) != 0)
     fail("base_url", "required, and must start with http:// or https://");
+  const auto host = p.base_url.find("://") + 3;
   while (!p.base_url.empty() && p.base_url.back() == '/') p.base_url.pop_back();
+  if (p.base_url.size() <= host) fail("base_url", "has no host");  // "https://" was "https:"
   p.interval = get_duration(doc, "interval", "profile", p.interval);
   p.idle_timeout = get_duration(doc, "idle_timeout", "profile", p.idle_timeout);
   if (p.interval >= p.idle_timeout)
@@ -343,8 +364,13 @@ Profile parse_profile(const std::string& text) {
       fail("token_deadline.from", "expected \"cookie:NAME\" or \"header:Name\"");
     }
     td.name = from.substr(7);
-    td.pattern = get_string(*t, "regex", "token_deadline",
-                            "([A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]*)");
+    td.pattern = get_string(*t, "regex", "token_deadline", kJwtPattern);
+    // libstdc++'s regex parser overflows a long on a 19-digit number (a
+    // back-reference or a {n,m} bound): undefined behaviour, found by fuzzing.
+    std::size_t digits = 0;
+    for (char ch : td.pattern)
+      if ((digits = ch >= '0' && ch <= '9' ? digits + 1 : 0) > 9)
+        fail("token_deadline.regex", "a number of more than 9 digits");
     try {
       td.regex = std::regex(td.pattern);
     } catch (const std::regex_error& e) {
@@ -460,6 +486,8 @@ HttpRequest make_request(const Profile& profile, const Step& step, const Templat
                 : profile.base_url + (path.empty() || path.front() == '/' ? "" : "/") + path;
   req.timeout = step.timeout;
   auto add = [&](const std::string& name, const std::string& value) {
+    // The session file's "headers" are untrusted: no header injection by name.
+    if (!valid_header_name(name)) return;
     // Later sources override earlier ones (case-insensitive names).
     auto same = [&](const std::string& h) {
       if (h.size() <= name.size() || h[name.size()] != ':') return false;
@@ -498,17 +526,24 @@ bool apply_captures(const Step& step, const HttpResponse& response, const std::s
       if (!body->is_discarded()) {
         json::json_pointer ptr(c.source);
         if (body->contains(ptr)) {
+          // A string or a number. Not an object or array: dumping one nested
+          // 100k deep (the response is untrusted) overflowed the stack.
           const auto& v = body->at(ptr);
-          value = v.is_string() ? v.get<std::string>() : v.dump();
+          if (v.is_string()) value = v.get<std::string>();
+          else if (v.is_number() || v.is_boolean()) value = v.dump();
         }
       }
     }
-    if (!value || value->empty()) {
+    // A value with a line break would split its header or cookie-file line
+    // (the site's response is untrusted): treated as missing.
+    if (!value || value->empty() || value->find_first_of("\r\n") != std::string::npos) {
       ok = ok && !c.required;
       continue;
     }
     std::string formatted = c.format;
-    for (std::size_t p; (p = formatted.find("{value}")) != std::string::npos;)
+    // Past each substitution: the value itself may contain "{value}".
+    for (std::size_t p = 0; (p = formatted.find("{value}", p)) != std::string::npos;
+         p += value->size())
       formatted.replace(p, 7, *value);
     if (c.to == Capture::To::header) {
       if (!session.contains("headers") || !session["headers"].is_object())
@@ -521,6 +556,34 @@ bool apply_captures(const Step& step, const HttpResponse& response, const std::s
   return ok;
 }
 
+// std::regex would try again from every position: quadratic in the value (an
+// 8 KB cookie without a match took 3 s).
+std::optional<std::string> find_jwt(std::string_view s) {
+  auto part = [&](std::size_t i) {  // end of the run of [A-Za-z0-9_-] from i
+    for (; i < s.size(); ++i) {
+      char c = s[i];
+      if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '_' || c == '-'))
+        break;
+    }
+    return i;
+  };
+  for (std::size_t i = 0; i < s.size();) {
+    std::size_t a = part(i);
+    if (a == i) {
+      ++i;
+      continue;
+    }
+    // Every start inside [i, a) gets to the same `a`: only run starts matter.
+    if (a < s.size() && s[a] == '.') {
+      std::size_t b = part(a + 1);
+      if (b > a + 1 && b < s.size() && s[b] == '.') return std::string(s.substr(i, part(b + 1) - i));
+    }
+    i = a;
+  }
+  return std::nullopt;
+}
+
 std::optional<std::int64_t> jwt_exp(std::string_view jwt) {
   auto first = jwt.find('.');
   if (first == std::string_view::npos) return std::nullopt;
@@ -531,7 +594,11 @@ std::optional<std::int64_t> jwt_exp(std::string_view jwt) {
   if (claims.is_discarded() || !claims.is_object()) return std::nullopt;
   auto exp = claims.find("exp");
   if (exp == claims.end() || !exp->is_number()) return std::nullopt;
-  return static_cast<std::int64_t>(exp->get<double>());
+  // Untrusted: 1e300 does not convert to an integer, and past 2262 a
+  // system_clock time_point overflows. Same range as parse_iso8601.
+  double secs = exp->get<double>();
+  if (!(secs >= 0 && secs < 7258118400.0)) return std::nullopt;  // 1970..2199
+  return static_cast<std::int64_t>(secs);
 }
 
 std::optional<std::chrono::system_clock::time_point> token_expiry(const TokenDeadline& deadline,
@@ -547,10 +614,21 @@ std::optional<std::chrono::system_clock::time_point> token_expiry(const TokenDea
     auto it = h->find(deadline.name);
     if (it != h->end() && it->is_string()) raw = it->get<std::string>();
   }
-  if (!raw) return std::nullopt;
-  std::smatch m;
-  if (!std::regex_search(*raw, m, deadline.regex)) return std::nullopt;
-  auto exp = jwt_exp(m.size() > 1 && m[1].matched ? m[1].str() : m[0].str());
+  // std::regex (a profile's own pattern) recurses once per character: a 30 KB
+  // value (the session file is untrusted) overflowed the stack. Cookies are
+  // at most 4 KB in browsers.
+  constexpr std::size_t kMaxTokenBytes = 8192;
+  if (!raw || raw->size() > kMaxTokenBytes) return std::nullopt;
+  std::optional<std::string> token;
+  if (deadline.pattern == kJwtPattern) {
+    token = find_jwt(*raw);
+  } else {
+    std::smatch m;
+    if (std::regex_search(*raw, m, deadline.regex))
+      token = m.size() > 1 && m[1].matched ? m[1].str() : m[0].str();
+  }
+  if (!token) return std::nullopt;
+  auto exp = jwt_exp(*token);
   if (!exp) return std::nullopt;
   return std::chrono::system_clock::time_point(std::chrono::seconds(*exp));
 }

@@ -59,8 +59,24 @@ void fsync_dir(const std::string& dir) {
   }
 }
 
+// Playwright's storage state nests 5 levels deep (origins[].localStorage[]).
+// Far deeper (a 200 KB file of "[[[[...") would make every save recurse that
+// deep and write depth² bytes of indentation: gigabytes.
+constexpr int kMaxNesting = 64;
+
+bool nested_deeper_than(const json& v, int levels) {
+  if (!v.is_structured()) return false;
+  if (levels == 0) return true;
+  for (const auto& child : v)
+    if (nested_deeper_than(child, levels - 1)) return true;
+  return false;
+}
+
 std::optional<FileError> validate_schema(const json& doc) {
   if (!doc.is_object()) return FileError{FileErrorKind::schema, "top level is not a JSON object"};
+  if (nested_deeper_than(doc, kMaxNesting))
+    return FileError{FileErrorKind::schema,
+                     "nested deeper than " + std::to_string(kMaxNesting) + " levels"};
   auto cookies = doc.find("cookies");
   if (cookies == doc.end()) return FileError{FileErrorKind::schema, "no \"cookies\" array"};
   if (!cookies->is_array()) return FileError{FileErrorKind::schema, "\"cookies\" is not an array"};
@@ -183,11 +199,17 @@ std::variant<LoadedSession, FileError> load_session_file(const std::string& path
   }
   ::close(fd);
   content.resize(got);
+  auto parsed = parse_session(content);
+  if (auto* err = std::get_if<FileError>(&parsed)) return std::move(*err);
+  return LoadedSession{std::move(std::get<json>(parsed)), identity_of(st)};
+}
+
+std::variant<json, FileError> parse_session(std::string_view content) {
   if (content.empty()) return FileError{FileErrorKind::parse, "file is empty"};
   json doc = json::parse(content, nullptr, false);
   if (doc.is_discarded()) return FileError{FileErrorKind::parse, "not valid JSON"};
   if (auto err = validate_schema(doc)) return *err;
-  return LoadedSession{std::move(doc), identity_of(st)};
+  return doc;
 }
 
 std::string serialize_session(const json& doc) {
@@ -390,6 +412,11 @@ std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_v
   }
   if (*rest != 'Z' && *rest != '\0') return std::nullopt;
   auto secs = timegm(&tm);
+  // Files are untrusted: a year such as 4832 would overflow system_clock's
+  // int64 nanoseconds (1677..2262) and the arithmetic on it. sessiond writes
+  // only present times, so anything outside 1970..2199 reads as no timestamp.
+  constexpr std::time_t kEarliest = 0, kLatest = 7258118399;  // 2199-12-31T23:59:59Z
+  if (secs < kEarliest || secs > kLatest) return std::nullopt;
   return std::chrono::system_clock::time_point(std::chrono::seconds(secs)) +
          std::chrono::milliseconds(ms);
 }

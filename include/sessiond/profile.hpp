@@ -129,7 +129,12 @@ bool apply_captures(const Step& step, const HttpResponse& response, const std::s
 std::optional<std::chrono::system_clock::time_point> token_expiry(
     const TokenDeadline& deadline, const nlohmann::json& session);
 
-// exp claim of a JWT (no signature check: we only schedule by it).
+// The first JWT-looking token in `text`: what the default token_deadline regex
+// ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*) matches, in linear time.
+std::optional<std::string> find_jwt(std::string_view text);
+
+// exp claim of a JWT (no signature check: we only schedule by it); nullopt
+// when absent or outside 1970..2199.
 std::optional<std::int64_t> jwt_exp(std::string_view jwt);
 
 }  // namespace sessiond

@@ -48,8 +48,13 @@ std::optional<std::string> session_id_from_filename(std::string_view filename);
 bool valid_session_id(std::string_view id);
 std::string session_filename(std::string_view id);
 
+// Reads (without following links or blocking on FIFOs), then parse_session().
 std::variant<LoadedSession, FileError> load_session_file(const std::string& path,
                                                          std::size_t max_bytes = kMaxSessionFileBytes);
+// The bytes of a session file -> the validated document, or a parse error
+// (empty, not JSON) or schema error naming the field. Never throws; the one
+// code path for content read from disk (fuzzed: tests/fuzz/).
+std::variant<nlohmann::json, FileError> parse_session(std::string_view content);
 std::optional<FileIdentity> stat_identity(const std::string& path);
 
 // Writes `content` to `path` atomically with mode 0600.

@@ -267,3 +267,42 @@ TEST_CASE("url_host extracts the host name", "[cookie_jar]") {
   CHECK(url_host("a.b/x") == "a.b");
   CHECK(url_host("") == "");
 }
+
+// Found by the fuzz targets (tests/fuzz, docs/RELIABILITY.md "Fuzzing").
+TEST_CASE("fuzzing: hostile cookies never corrupt the jar or the file", "[cookie_jar]") {
+  // expires 1e300 converted to long long was undefined behaviour: clamped,
+  // and the file keeps its value.
+  json far = json::array({{{"name", "a"}, {"value", "1"}, {"domain", "x.test"}, {"expires", 1e300},
+                           {"httpOnly", false}, {"secure", false}}});
+  auto jar = jar_from_playwright(far);
+  REQUIRE(jar.size() == 1);
+  CHECK(jar[0].find("\t253402300799\t") != std::string::npos);
+  CHECK(playwright_from_jar(far, jar) == far);
+
+  // A tab or line break in domain or path, or a domain starting with '#',
+  // made a different cookie (or a comment) of the line: skipped.
+  json bad = json::array({{{"name", "a"}, {"value", "1"}, {"domain", "x.test\r\nevil"}},
+                          {{"name", "b"}, {"value", "1"}, {"domain", "x.test"}, {"path", "/\tTRUE"}},
+                          {{"name", "c"}, {"value", "1"}, {"domain", "#HttpOnly_x.test"}},
+                          {{"name", "d"}, {"value", "1"}, {"domain", "x.test"}}});
+  auto lines = jar_from_playwright(bad);
+  REQUIRE(lines.size() == 1);
+  CHECK(jar_value(lines, "d") == std::optional<std::string>("1"));
+
+  // An empty path is "/": the cookie keeps its fields through a save.
+  json empty_path = json::array({{{"name", "a"}, {"value", "1"}, {"domain", "x.test"}, {"path", ""},
+                                  {"sameSite", "Strict"}, {"httpOnly", false}, {"secure", false}}});
+  CHECK(playwright_from_jar(empty_path, jar_from_playwright(empty_path)) == empty_path);
+
+  // The same cookie twice: a save changes nothing (it added a copy each time),
+  // and libcurl's one line for it leaves one cookie.
+  json twice = json::array({{{"name", "a"}, {"value", "1"}, {"domain", "x.test"}, {"path", "/"},
+                             {"httpOnly", false}, {"secure", false}},
+                            {{"name", "a"}, {"value", "2"}, {"domain", "x.test"}, {"path", "/"},
+                             {"httpOnly", false}, {"secure", false}}});
+  auto both = jar_from_playwright(twice);
+  CHECK(playwright_from_jar(twice, both) == twice);
+  auto one = playwright_from_jar(twice, {both[1]});
+  REQUIRE(one.size() == 1);
+  CHECK(one[0]["value"] == "2");
+}

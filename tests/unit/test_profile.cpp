@@ -303,6 +303,9 @@ TEST_CASE("Step::evaluate tells logged in, logged out and transient apart", "[pr
   CHECK(q.check->evaluate(response(200, R"({"token": null, "alive": 1})")) == Verdict::logged_in);
   CHECK(q.check->evaluate(response(200, R"({"alive": 1})")) == Verdict::transient);
   CHECK(q.check->evaluate(response(200, R"({"token": 1})")) == Verdict::logged_out);
+  // Found by fuzzing: a 5xx or 429 error page matched that logged_out rule.
+  CHECK(q.check->evaluate(response(503, "Service Unavailable")) == Verdict::transient);
+  CHECK(q.check->evaluate(response(429, "")) == Verdict::transient);
   auto any = parse_profile(with(""));
   CHECK(any.check->evaluate(response(204)) == Verdict::logged_in);
   CHECK(any.check->evaluate(response(302)) == Verdict::transient);
@@ -506,4 +509,105 @@ TEST_CASE("token_expiry finds the deadline token in a cookie or header", "[profi
   auto hexp = token_expiry(*h.token_deadline, with_header);
   REQUIRE(hexp);
   CHECK(*hexp == std::chrono::system_clock::time_point(std::chrono::seconds(1753354887)));
+}
+
+// Found by the fuzz targets (tests/fuzz, docs/RELIABILITY.md "Fuzzing").
+TEST_CASE("fuzzing: profiles with out-of-range numbers fail with ProfileError", "[profile]") {
+  // nlohmann throws out_of_range (not parse_error) for a number beyond double.
+  CHECK(error_of(with(R"("jitter": 1e999)")).find("JSON") != std::string::npos);
+  // Converting 1e300 seconds to integer milliseconds was undefined behaviour.
+  CHECK(error_of(with(R"("timeout": 1e300)")).find("timeout") != std::string::npos);
+  CHECK(error_of(with(R"("interval": -1e300)")).find("interval") != std::string::npos);
+  // get<int> wrapped 4294967496 to 200.
+  CHECK(error_of(R"({"base_url": "https://s.test", "check": {"path": "/",
+                     "logged_in": [{"status": 4294967496}]}})")
+            .find("check.logged_in[0].status") != std::string::npos);
+  // "https://" lost its slashes and became "https:".
+  CHECK(error_of(R"({"base_url": "https://", "check": {"path": "/"}})").find("base_url") !=
+        std::string::npos);
+  CHECK(error_of(R"({"base_url": "http:////", "check": {"path": "/"}})").find("base_url") !=
+        std::string::npos);
+  // libstdc++'s regex parser overflowed on "\3333333333333333333".
+  CHECK(error_of(with(R"("token_deadline": {"from": "cookie:t", "regex": "a\\33333333333333333333"})"))
+            .find("token_deadline.regex") != std::string::npos);
+  // A capture into a header needs a header name.
+  CHECK(error_of(R"({"base_url": "https://s.test", "check": {"path": "/",
+                     "capture": [{"from": "json:/t", "to": "header:X Bad"}]}})")
+            .find("check.capture[0].to") != std::string::npos);
+}
+
+TEST_CASE("fuzzing: untrusted header names, captured values and token sizes", "[profile]") {
+  auto p = parse_profile(kTestProfile);
+  const std::string id = "09123456789";
+
+  // Header names from the session file: one "Name: value" line each, or none.
+  json session = session_doc();
+  session["headers"]["X-A\r\nInjected"] = "1";
+  session["headers"]["Bad Name"] = "2";
+  session["headers"][""] = "3";
+  TemplateContext ctx{id, session, p.base_url, "", nullptr};
+  auto req = make_request(p, *p.check, ctx, {});
+  for (auto& h : req.headers) {
+    INFO(h);
+    CHECK(h.find_first_of("\r\n") == std::string::npos);
+    CHECK(h.find(' ') > h.find(':'));
+    CHECK(h.find(':') > 0);
+  }
+  CHECK(headers_named(req, "Authorization") == std::vector<std::string>{"Authorization: Bearer old"});
+
+  // A captured value containing "{value}" looped forever; one with a line
+  // break would split its header or cookie line: treated as missing.
+  json s = session_doc();
+  std::vector<std::string> jar;
+  REQUIRE(apply_captures(*p.refresh, response(200, R"({"token": "a{value}b"})"), p.base_url, s, jar));
+  CHECK(s["headers"]["Authorization"] == "Bearer a{value}b");
+  CHECK(jar_value(jar, "pwa_access_token") == std::optional<std::string>("a{value}b"));
+  json s2 = session_doc();
+  std::vector<std::string> jar2;
+  CHECK_FALSE(apply_captures(*p.refresh, response(200, R"({"token": "t\r\nX-Injected: 1"})"),
+                             p.base_url, s2, jar2));
+  CHECK(s2["headers"]["Authorization"] == "Bearer old");
+  CHECK(jar2.empty());
+
+  // std::regex recurses per character: a 100 KB token overflowed the stack.
+  auto td = parse_profile(with(R"("token_deadline": {"from": "cookie:t"})"));
+  json big = {{"cookies", json::array({{{"name", "t"},
+                                        {"value", "x." + std::string(100000, 'a') + ".y"},
+                                        {"domain", "s.test"}}})}};
+  CHECK_FALSE(token_expiry(*td.token_deadline, big));
+}
+
+TEST_CASE("fuzzing: token deadlines and captures from hostile values", "[profile]") {
+  // The default pattern is matched in linear time, as std::regex would match it.
+  auto p = parse_profile(with(R"("token_deadline": {"from": "cookie:t"})"));
+  auto same_as_regex = parse_profile(with(
+      R"X("token_deadline": {"from": "cookie:t", "regex": "([A-Za-z0-9_-]+[.][A-Za-z0-9_-]+[.][A-Za-z0-9_-]*)"})X"));
+  const std::string jwt = make_jwt({{"exp", 1753354887}});
+  for (std::string v : {jwt, "v1:" + jwt, "a.b " + jwt, "x!" + jwt + "!y", jwt + ".extra", "a..b." + jwt,
+                        std::string("opaque"), std::string("a.b"), std::string("..."), std::string()}) {
+    INFO(v);
+    json s = {{"cookies", json::array({{{"name", "t"}, {"value", v}, {"domain", "s.test"}}})}};
+    CHECK(token_expiry(*p.token_deadline, s) == token_expiry(*same_as_regex.token_deadline, s));
+  }
+  json slow = {{"cookies", json::array({{{"name", "t"}, {"value", "x." + std::string(8000, 'a')},
+                                         {"domain", "s.test"}}})}};
+  CHECK_FALSE(token_expiry(*p.token_deadline, slow));  // was 3 s of std::regex
+  CHECK(find_jwt("Bearer a.b.c d.e.f") == std::optional<std::string>("a.b.c"));
+  CHECK(find_jwt("a.b!.c.d.") == std::optional<std::string>("c.d."));
+  CHECK_FALSE(find_jwt("a..b.c"));
+
+  // exp beyond what a time_point holds (or 1e300, beyond int64): no deadline.
+  CHECK_FALSE(jwt_exp(make_jwt({{"exp", 1e300}})));
+  CHECK_FALSE(jwt_exp(make_jwt({{"exp", 1e11}})));
+  CHECK_FALSE(jwt_exp(make_jwt({{"exp", -5}})));
+
+  // A captured object or array is not a token (a deep one overflowed the stack).
+  auto c = parse_profile(R"({"base_url": "https://s.test", "check": {"path": "/",
+      "capture": [{"from": "json:/token", "to": "header:X-Token", "required": true}]}})");
+  json doc = {{"cookies", json::array()}};
+  std::vector<std::string> jar;
+  const std::string deep = R"({"token": )" + std::string(200000, '[') + std::string(200000, ']') + "}";
+  CHECK_FALSE(apply_captures(*c.check, response(200, deep), c.base_url, doc, jar));
+  CHECK(apply_captures(*c.check, response(200, R"({"token": 42})"), c.base_url, doc, jar));
+  CHECK(doc["headers"]["X-Token"] == "42");
 }

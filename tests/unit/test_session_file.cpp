@@ -575,3 +575,25 @@ TEST_CASE("parse_iso8601 round-trips iso8601 to the millisecond", "[session_file
   CHECK_FALSE(parse_iso8601(""));
   CHECK_FALSE(parse_iso8601("2026-11-28T10:30:00.000+03:00"));  // only UTC is written
 }
+
+// Found by the fuzz targets (tests/fuzz, docs/RELIABILITY.md "Fuzzing").
+TEST_CASE("fuzzing: parse_session rejects absurd nesting, timestamps stay in range",
+          "[session_file]") {
+  // Years past system_clock's range (2262) overflowed its nanoseconds.
+  CHECK_FALSE(parse_iso8601("4832-01-01T00:00:00Z"));
+  CHECK_FALSE(parse_iso8601("1969-12-31T23:59:59Z"));
+  CHECK(parse_iso8601("2199-12-31T23:59:59.999Z"));
+
+  // 200 KB of "[[[...": every save would write ~depth² bytes of indentation.
+  const std::string deep = R"({"cookies": [], "origins": )" + std::string(100000, '[') +
+                           std::string(100000, ']') + "}";
+  auto r = parse_session(deep);
+  REQUIRE(std::holds_alternative<FileError>(r));
+  CHECK(std::get<FileError>(r).kind == FileErrorKind::schema);
+  const std::string fine = R"({"cookies": [], "x": )" + std::string(60, '[') + std::string(60, ']') + "}";
+  CHECK(std::holds_alternative<json>(parse_session(fine)));
+
+  CHECK(std::get<FileError>(parse_session("")).kind == FileErrorKind::parse);
+  CHECK(std::get<FileError>(parse_session("{\"cookies\": [")).kind == FileErrorKind::parse);
+  CHECK(std::get<json>(parse_session(playwright_doc().dump())) == playwright_doc());
+}
