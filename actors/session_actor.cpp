@@ -342,7 +342,9 @@ void start_cycle(Self* self) {
   st.phase = Phase::loading;
   ++st.cycle;
   st.cycle_started = std::chrono::steady_clock::now();
-  if (!st.stopped) log::debug("refresh", "refreshing session", {{"session", st.id}, {"attempt", st.attempt + 1}});
+  // Checked before the fields are built: they allocate, and debug is rarely on.
+  if (!st.stopped && log::enabled(spdlog::level::debug))
+    log::debug("refresh", "refreshing session", {{"session", st.id}, {"attempt", st.attempt + 1}});
   publish(self);
   auto path = st.path;
   auto cycle = st.cycle;
@@ -431,9 +433,10 @@ void on_http(Self* self, const HttpResponse& r) {
   std::string detail = describe(r);
   if (verdict == Verdict::transient && r.transport_ok() && r.status >= 200 && r.status < 400)
     detail += " (no logged-in or logged-out rule matched)";
-  log::debug("response", "step answered",
-             {{"session", st.id}, {"step", st.step->name}, {"http_status", r.status},
-              {"verdict", to_string(verdict)}, {"duration_ms", r.elapsed.count() / 1000}});
+  if (log::enabled(spdlog::level::debug))
+    log::debug("response", "step answered",
+               {{"session", st.id}, {"step", st.step->name}, {"http_status", r.status},
+                {"verdict", to_string(verdict)}, {"duration_ms", r.elapsed.count() / 1000}});
   on_verdict(self, verdict, detail, retry_after_delay(r, self->state.rt->now()));
 }
 
@@ -621,20 +624,10 @@ caf::behavior session_actor(Self* self, RuntimePtr rt, std::string id, std::stri
       [=](disposed_atom, std::uint64_t cycle, const DisposeOutcomePtr& r) {
         if (cycle == self->state.cycle && self->state.phase == Phase::disposing) on_disposed(self, *r);
       },
-      [=](changed_atom) {
-        // The watcher saw a write. Our own saves show up here too: a cheap stat
-        // on the io pool, compared on arrival, tells them apart from the bot's.
+      [=](changed_atom, const FileIdentity& seen) {
+        // The watcher saw a write, and the file as it found it. Our own saves
+        // show up here too: they are the version we know.
         auto& st = self->state;
-        auto path = st.path;
-        caf::actor me = caf::actor_cast<caf::actor>(self);
-        st.rt->io->post([me, path] {
-          if (auto now = stat_identity(path))
-            caf::anon_send(me, changed_atom::value, now->device, now->inode, now->size, now->mtime_ns);
-        });
-      },
-      [=](changed_atom, std::uint64_t device, std::uint64_t inode, std::int64_t size, std::int64_t mtime_ns) {
-        auto& st = self->state;
-        FileIdentity seen{device, inode, size, mtime_ns};
         if (st.known && *st.known == seen) return;  // our own write
         if (st.phase == Phase::idle && !st.draining) start_cycle(self);
         // Busy: the cycle's save compares identities and reloads on its own.

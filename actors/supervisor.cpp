@@ -7,6 +7,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "sessiond/backoff.hpp"
@@ -21,20 +22,18 @@ using Child = SupervisorState::Child;
 
 void start_child(Self* self, const std::string& id, Child& child) {
   auto& st = self->state;
-  child.handle = st.setup.spawn_child(self, id, child.path);
+  child.handle = st.setup.spawn_child(self, id, st.setup.rt->sessions_dir + "/" + session_filename(id));
   self->monitor(child.handle);
   st.by_addr[child.handle.address()] = id;
 }
 
-void add_session(Self* self, const std::string& id, const std::string& path) {
+void add_session(Self* self, const std::string& id, const std::optional<FileIdentity>& seen) {
   auto& st = self->state;
   if (st.draining || st.unregistered.count(id)) return;
   if (st.setup.rt->once && st.scanned) return;  // once: the first scan's files only
   auto it = st.children.find(id);
   if (it == st.children.end()) {
-    Child child;
-    child.path = path;
-    auto& c = st.children.emplace(id, std::move(child)).first->second;
+    auto& c = st.children.emplace(id, Child()).first->second;
     start_child(self, id, c);
     log::info("session_added", "session registered", {{"session", id}});
     return;
@@ -47,8 +46,8 @@ void add_session(Self* self, const std::string& id, const std::string& path) {
     ++c.incarnation;
     start_child(self, id, c);
     log::info("session_added", "session file changed; restarting the failed session", {{"session", id}});
-  } else if (c.handle) {
-    self->send(c.handle, changed_atom::value);
+  } else if (c.handle && seen) {
+    self->send(c.handle, changed_atom::value, *seen);
   }
 }
 
@@ -91,7 +90,9 @@ void on_child_down(Self* self, const caf::down_msg& dm) {
   if (!dm.reason || dm.reason == caf::exit_reason::user_shutdown || st.draining) return;  // normal end
   // Crashed: one-for-one restart with backoff, within the restart limit.
   auto now = std::chrono::steady_clock::now();
-  while (!c.restarts.empty() && now - c.restarts.front() > st.setup.restart_window) c.restarts.pop_front();
+  auto in_window = std::find_if(c.restarts.begin(), c.restarts.end(),
+                                [&](auto t) { return now - t <= st.setup.restart_window; });
+  c.restarts.erase(c.restarts.begin(), in_window);
   std::string reason = to_string(dm.reason);
   if (static_cast<int>(c.restarts.size()) >= st.setup.restart_limit) {
     c.failed = true;
@@ -143,7 +144,7 @@ caf::behavior supervisor_actor(Self* self, SupervisorSetup setup) {
     self->quit(em.reason);
   });
   return {
-      [=](added_atom, const std::string& id, const std::string& path) { add_session(self, id, path); },
+      [=](added_atom, const std::string& id, const std::optional<FileIdentity>& seen) { add_session(self, id, seen); },
       [=](removed_atom, const std::string& id) {
         // once: the pass covers the files of the first scan; each actor ends
         // its own cycle (its quarantine is what removes the file).
@@ -194,7 +195,7 @@ caf::behavior supervisor_actor(Self* self, SupervisorSetup setup) {
         std::string path = st.setup.rt->sessions_dir + "/" + session_filename(id);
         struct stat s {};
         if (::lstat(path.c_str(), &s) != 0) return std::string("not_found");
-        add_session(self, id, path);
+        add_session(self, id, std::nullopt);
         return std::string("registered");
       },
       [=](unregister_atom, const std::string& id) {

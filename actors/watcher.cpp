@@ -7,7 +7,6 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -67,8 +66,11 @@ class InotifyReader {
         if (n <= 0) break;
         for (char* p = buf; p < buf + n;) {
           auto* ev = reinterpret_cast<inotify_event*>(p);
-          batch->push_back(DirEvent{ev->len ? std::string(ev->name) : std::string(), ev->mask});
           p += sizeof(inotify_event) + ev->len;
+          // Temp files (every save writes one: four events) never name a
+          // session; dropped here, they do not wake the watcher.
+          if (ev->len && ev->name[0] == '.') continue;
+          batch->push_back(DirEvent{ev->len ? std::string(ev->name) : std::string(), ev->mask});
         }
       }
       if (!batch->empty()) caf::anon_send(watcher_, inotify_atom::value, DirEventsPtr(std::move(batch)));
@@ -106,21 +108,17 @@ std::string path_of(const WatcherState& st, const std::string& id) {
   return st.setup.dir + "/" + session_filename(id);
 }
 
-void report_added(Self* self, const std::string& id, std::int64_t mtime) {
+// `seen`: the file as found now. It travels along so that the session actor
+// can tell its own saves from the bot's writes without a stat of its own.
+void report_added(Self* self, const std::string& id, const std::optional<FileIdentity>& seen) {
   auto& st = self->state;
-  st.known[id] = mtime;
-  self->send(st.setup.supervisor, added_atom::value, id, path_of(st, id));
+  st.known[id] = seen ? seen->mtime_ns : -1;
+  self->send(st.setup.supervisor, added_atom::value, id, seen);
 }
 
 void report_removed(Self* self, const std::string& id) {
   auto& st = self->state;
   if (st.known.erase(id)) self->send(st.setup.supervisor, removed_atom::value, id);
-}
-
-std::int64_t mtime_of(const std::string& path) {
-  struct stat s {};
-  if (::lstat(path.c_str(), &s) != 0) return -1;
-  return static_cast<std::int64_t>(s.st_mtim.tv_sec) * 1000000000 + s.st_mtim.tv_nsec;
 }
 
 void ensure_watch(Self* self) {
@@ -158,9 +156,9 @@ void rescan(Self* self) {
       auto id = owned_id(self, name);
       if (!id) continue;
       seen.insert(*id);
-      auto mtime = mtime_of(path_of(st, *id));
+      auto found = stat_identity(path_of(st, *id));
       auto it = st.known.find(*id);
-      if (it == st.known.end() || it->second != mtime) report_added(self, *id, mtime);
+      if (it == st.known.end() || it->second != (found ? found->mtime_ns : -1)) report_added(self, *id, found);
     }
     ::closedir(d);
     std::vector<std::string> gone;
@@ -201,13 +199,13 @@ caf::behavior watcher_actor(Self* self, WatcherSetup setup) {
           auto id = owned_id(self, ev.name);
           if (!id) continue;
           if (ev.mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
-            report_added(self, *id, mtime_of(path_of(st, *id)));
+            report_added(self, *id, stat_identity(path_of(st, *id)));
           } else if (ev.mask & (IN_DELETE | IN_MOVED_FROM)) {
             // A rename *over* the name (our RENAME_EXCHANGE saves, some
             // writers) also says "moved from": only a name that is gone is a removal.
-            auto mtime = mtime_of(path_of(st, *id));
-            if (mtime < 0) report_removed(self, *id);
-            else if (st.known.count(*id) && st.known[*id] != mtime) report_added(self, *id, mtime);
+            auto seen = stat_identity(path_of(st, *id));
+            if (!seen) report_removed(self, *id);
+            else if (st.known.count(*id) && st.known[*id] != seen->mtime_ns) report_added(self, *id, seen);
           }
         }
         if (need_rescan) rescan(self);

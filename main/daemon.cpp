@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <future>
@@ -232,14 +233,17 @@ int run_daemon(Config config, DaemonMode mode) {
   int exit_code = 0;
   {
     caf::actor_system_config sys_cfg;
-    // With "stealing", 100k idle actors with pending timers cost a quarter core.
-    sys_cfg.set("scheduler.policy", caf::atom("sharing"));
-    if (const char* e = std::getenv("EXP_POLICY")) sys_cfg.set("scheduler.policy", caf::atom_from_string(e)); // EXPERIMENT
-    if (const char* e = std::getenv("EXP_THREADS")) sys_cfg.set("scheduler.max-threads", std::atoi(e)); // EXPERIMENT
-    if (const char* e = std::getenv("EXP_AGG")) sys_cfg.set("work-stealing.aggressive-poll-attempts", std::atoi(e)); // EXPERIMENT
-    if (const char* e = std::getenv("EXP_MOD")) sys_cfg.set("work-stealing.moderate-poll-attempts", std::atoi(e)); // EXPERIMENT
-    if (const char* e = std::getenv("EXP_MODSLEEP")) sys_cfg.set("work-stealing.moderate-sleep-duration", caf::timespan(std::atoll(e) * 1000)); // EXPERIMENT
-    if (const char* e = std::getenv("EXP_RELSLEEP")) sys_cfg.set("work-stealing.relaxed-sleep-duration", caf::timespan(std::atoll(e) * 1000)); // EXPERIMENT
+    // Work stealing runs a message from one actor to another (session ->
+    // metrics, supervisor -> session) on the sender's worker: no thread
+    // wakeup, which is what a message costs most on a small VM ("sharing"
+    // wakes a worker for every one). One worker per core. No "moderate" polling
+    // phase: its 500 sleeps of 50 us after every job are what made 100k idle
+    // actors with pending timers cost a quarter core; an idle worker waits on
+    // its condition variable and is woken when work arrives.
+    sys_cfg.set("scheduler.policy", caf::atom("stealing"));
+    sys_cfg.set("scheduler.max-threads", std::max(2u, std::thread::hardware_concurrency()));
+    sys_cfg.set("work-stealing.aggressive-poll-attempts", 10);
+    sys_cfg.set("work-stealing.moderate-poll-attempts", 0);
     caf::actor_system system{sys_cfg};
 
     MetricsSetup ms;

@@ -1,11 +1,13 @@
 #pragma once
 // Atoms and payload types exchanged by the actors. Payloads travel as
-// shared_ptr<const T>: one allocation, no copies, immutable once sent.
+// shared_ptr<const T>: one allocation, no copies, immutable once sent (small
+// values such as a FileIdentity travel as they are).
 
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 
 #include <memory>
+#include <optional>
 #include <variant>
 
 #include "sessiond/http_client.hpp"
@@ -78,6 +80,9 @@ using DisposeOutcomePtr = std::shared_ptr<const DisposeOutcome>;
 
 }  // namespace sessiond
 
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sessiond::FileIdentity)
+// What the watcher saw of a file (nullopt: gone by the time it looked).
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::optional<sessiond::FileIdentity>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sessiond::LoadResultPtr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sessiond::HttpResponsePtr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sessiond::SaveOutcomePtr)

@@ -13,7 +13,7 @@
 //   (exec_atom, uint64 cycle, ExecOutcomePtr)
 //   (saved_atom, uint64 cycle, SaveOutcomePtr)
 //   (disposed_atom, uint64 cycle, DisposeOutcomePtr)
-//   (changed_atom)                          the watcher saw the file rewritten
+//   (changed_atom, FileIdentity)            the watcher saw the file rewritten (as it found it)
 //   (removed_atom)                          unregistered: finish the cycle, forget, quit
 //   (refresh_atom) -> std::string           refresh now; replies the outcome
 //   (drain_atom) -> done_atom               stop scheduling; reply once idle

@@ -5,7 +5,7 @@
 // left alone until its file changes. Also the entry point of the admin API.
 //
 // Messages handled:
-//   (added_atom, std::string id, std::string path)   from the watcher
+//   (added_atom, std::string id, std::optional<FileIdentity>)   from the watcher
 //   (removed_atom, std::string id)                    from the watcher
 //   (scanned_atom)                                    first scan done -> ready
 //   (retick_atom, std::string id, uint64 incarnation) restart timer
@@ -23,13 +23,13 @@
 #include <caf/stateful_actor.hpp>
 
 #include <chrono>
-#include <deque>
 #include <functional>
-#include <random>
 #include <optional>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "sessiond/messages.hpp"
 #include "sessiond/runtime.hpp"
@@ -51,10 +51,12 @@ struct SupervisorSetup {
 struct SupervisorState {
   static inline const char* name = "supervisor";
 
+  // One per session, so kept small: the file's path is derived from the id
+  // when a child starts, and the restart times are a vector (an empty deque
+  // already holds 576 bytes).
   struct Child {
     caf::actor handle;  // empty while a restart is pending or after giving up
-    std::string path;
-    std::deque<std::chrono::steady_clock::time_point> restarts;  // within the window
+    std::vector<std::chrono::steady_clock::time_point> restarts;  // within the window, oldest first
     std::uint64_t incarnation = 0;
     bool failed = false;
   };

@@ -9,9 +9,10 @@
 //   (inotify_atom, DirEventsPtr)   a batch read by the inotify thread
 //   (rescan_atom)                  timer: full scan and diff
 // Sends to the supervisor:
-//   (added_atom, std::string id, std::string path)   new or rewritten file
+//   (added_atom, std::string id, std::optional<FileIdentity>)
+//                                  new or rewritten file, as found (nullopt: gone again)
 //   (removed_atom, std::string id)
-//   (scanned_atom)                                    after the first full scan
+//   (scanned_atom)                 after the first full scan
 
 #include <caf/behavior.hpp>
 #include <caf/stateful_actor.hpp>

@@ -329,6 +329,29 @@ TEST_CASE("the bot's rewrite during a refresh wins", "[actors]") {
   CHECK(f.read(path)["cookies"][0]["value"] == "bot2");
 }
 
+TEST_CASE("a change report of our own save is ignored; the bot's new file is refreshed at once", "[actors]") {
+  Fixture f;
+  auto path = f.write_session("09120000008", f.wall0 - 1min);
+  auto a = f.spawn_session("09120000008", path);
+  f.sched->run();
+  f.advance(4min + 1s);
+  REQUIRE(f.http.pending.size() == 1);
+  f.refresh_ok("s1");
+  REQUIRE(f.rec->outcomes == std::vector<std::string>{"success"});
+  // The watcher reports the file as our save left it: nothing to do.
+  caf::anon_send(a, changed_atom::value, *stat_identity(path));
+  f.sched->run();
+  CHECK(f.http.pending.empty());
+  // The login bot writes a new session: refreshed now, not at the schedule.
+  json bot = {{"cookies", json::array({{{"name", "sid"}, {"value", "bot"}, {"domain", "127.0.0.1"}, {"path", "/"}}})},
+              {"origins", json::array()}};
+  REQUIRE(std::holds_alternative<FileIdentity>(write_file_atomic(path, bot.dump())));
+  caf::anon_send(a, changed_atom::value, *stat_identity(path));
+  f.sched->run();
+  REQUIRE(f.http.pending.size() == 1);
+  CHECK(jar_value(f.http.pending.front().request.cookies, "sid") == std::optional<std::string>("bot"));
+}
+
 namespace {
 // A child that crashes as soon as it starts.
 caf::behavior crashing(caf::event_based_actor* self, std::shared_ptr<int> spawned) {
@@ -351,7 +374,7 @@ TEST_CASE("the supervisor restarts a crashing child with backoff and gives up af
   auto sup = f.sys->spawn(supervisor_actor, setup);
   f.actors.push_back(sup);
   f.sched->run();
-  caf::anon_send(sup, added_atom::value, std::string("09120000007"), f.dir + "/session-09120000007.json");
+  caf::anon_send(sup, added_atom::value, std::string("09120000007"), std::optional<FileIdentity>());
   f.sched->run();
   CHECK(*spawned == 1);
   // Restarts come after a backoff delay, not at once.
@@ -368,7 +391,7 @@ TEST_CASE("the supervisor restarts a crashing child with backoff and gives up af
   REQUIRE_FALSE(f.rec->statuses.empty());
   CHECK(f.rec->statuses.back().state == SessionState::failed);
   // A new version of the file gives it a fresh start.
-  caf::anon_send(sup, added_atom::value, std::string("09120000007"), f.dir + "/session-09120000007.json");
+  caf::anon_send(sup, added_atom::value, std::string("09120000007"), std::optional<FileIdentity>());
   f.sched->run();
   CHECK(*spawned == 5);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
