@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <future>
@@ -233,17 +232,12 @@ int run_daemon(Config config, DaemonMode mode) {
   int exit_code = 0;
   {
     caf::actor_system_config sys_cfg;
-    // Work stealing runs a message from one actor to another (session ->
-    // metrics, supervisor -> session) on the sender's worker: no thread
-    // wakeup, which is what a message costs most on a small VM ("sharing"
-    // wakes a worker for every one). One worker per core. No "moderate" polling
-    // phase: its 500 sleeps of 50 us after every job are what made 100k idle
-    // actors with pending timers cost a quarter core; an idle worker waits on
-    // its condition variable and is woken when work arrives.
-    sys_cfg.set("scheduler.policy", caf::atom("stealing"));
-    sys_cfg.set("scheduler.max-threads", std::max(2u, std::thread::hardware_concurrency()));
-    sys_cfg.set("work-stealing.aggressive-poll-attempts", 10);
-    sys_cfg.set("work-stealing.moderate-poll-attempts", 0);
+    // Not "stealing": CAF 0.17 steals from the tail of a singly linked queue
+    // by walking it, so a fan-out to every session (drain, refresh all)
+    // turns quadratic (a drain of 100k sessions took 40-100 s instead of
+    // 7-17 s); with its default polling, 100k idle actors with pending timers
+    // also cost a quarter core.
+    sys_cfg.set("scheduler.policy", caf::atom("sharing"));
     caf::actor_system system{sys_cfg};
 
     MetricsSetup ms;
