@@ -36,6 +36,18 @@ def site_requests(site):
     return r["check"] + r["refresh"]
 
 
+def finish(m, d, site):
+    """Every scenario ends the same way: nothing lost or invalidated, a clean
+    exit, no secret in the logs."""
+    lost, inv = site.stats()["lost"], len(d.events("session_invalidated"))
+    m.update(lost=lost, wrongly_invalidated=inv)
+    check(lost == 0, "sessions lost")
+    check(inv == 0, "sessions invalidated")
+    check(d.stop() == 0, "exit status")
+    d.check_logs(site.secrets())
+    site.stop()
+
+
 @measured
 def rate_limit_caps_requests(m):
     # 40 sessions at a 1 s interval want 80 requests/s; the profile allows 20/s.
@@ -67,13 +79,7 @@ def rate_limit_caps_requests(m):
     # Every session is still served (slower): each got refreshed.
     wait_until(lambda: set(mobiles) <= {e["session"] for e in d.events("refresh_ok")}, 10, interval=0.2,
                what="every session refreshed under the limit")
-    lost, inv = site.stats()["lost"], len(d.events("session_invalidated"))
-    m.update(lost=lost, wrongly_invalidated=inv)
-    check(lost == 0, "sessions lost")
-    check(inv == 0, "sessions invalidated")
-    check(d.stop() == 0, "exit status")
-    d.check_logs(site.secrets())
-    site.stop()
+    finish(m, d, site)
 
 
 @measured
@@ -113,13 +119,7 @@ def catchup_most_overdue_first(m):
     check(rho >= 0.7, f"catch-up order is not most-overdue first: rho {rho:.2f}; positions of the 5 most "
           f"overdue: {m['most_overdue_positions']}")
     check(all(pos[mb] < 10 for mb in overdue_rank[:5]), f"a most-overdue session went late: {m['most_overdue_positions']}")
-    lost, inv = site.stats()["lost"], len(d.events("session_invalidated"))
-    m.update(lost=lost, wrongly_invalidated=inv)
-    check(lost == 0, "sessions lost")
-    check(inv == 0, "sessions invalidated")
-    check(d.stop() == 0, "exit status")
-    d.check_logs(site.secrets())
-    site.stop()
+    finish(m, d, site)
 
 
 if __name__ == "__main__":
