@@ -105,35 +105,40 @@ std::string playwright_domain(const NetscapeCookie& c) {
   return c.include_subdomains ? "." + c.domain : c.domain;
 }
 
+// One Playwright cookie as a jar line's fields; nullopt for the ones a jar
+// cannot carry (they are skipped on load, so they are not in the jar to save).
+std::optional<NetscapeCookie> netscape_from_playwright(const nlohmann::json& c) {
+  if (!well_typed(c)) return std::nullopt;
+  NetscapeCookie n;
+  std::string domain = c.value("domain", "");
+  if (domain.empty()) return std::nullopt;
+  n.include_subdomains = domain.front() == '.';
+  n.domain = n.include_subdomains ? domain.substr(1) : domain;
+  n.path = c.value("path", "/");
+  n.secure = c.value("secure", false);
+  n.http_only = c.value("httpOnly", false);
+  if (c.contains("expires") && c["expires"].is_number())
+    n.expires = jar_expires(c["expires"].get<double>());
+  n.name = c["name"].get<std::string>();
+  n.value = c["value"].get<std::string>();
+  // A tab or line break in a field would shift the fields of the line or
+  // start another one (a cookie of the file's making); a line starting with
+  // '#' is a comment (or #HttpOnly_).
+  if (n.name.find_first_of("\t\r\n") != std::string::npos ||
+      n.domain.find_first_of("\t\r\n") != std::string::npos ||
+      n.path.find_first_of("\t\r\n") != std::string::npos ||
+      n.value.find_first_of("\r\n") != std::string::npos || domain.front() == '#')
+    return std::nullopt;
+  return n;
+}
+
 }  // namespace
 
 CookieLines jar_from_playwright(const nlohmann::json& cookies) {
   CookieLines lines;
   if (!cookies.is_array()) return lines;
-  for (const auto& c : cookies) {
-    if (!well_typed(c)) continue;
-    NetscapeCookie n;
-    std::string domain = c.value("domain", "");
-    if (domain.empty()) continue;
-    n.include_subdomains = domain.front() == '.';
-    n.domain = n.include_subdomains ? domain.substr(1) : domain;
-    n.path = c.value("path", "/");
-    n.secure = c.value("secure", false);
-    n.http_only = c.value("httpOnly", false);
-    if (c.contains("expires") && c["expires"].is_number())
-      n.expires = jar_expires(c["expires"].get<double>());
-    n.name = c["name"].get<std::string>();
-    n.value = c["value"].get<std::string>();
-    // A tab or line break in a field would shift the fields of the line or
-    // start another one (a cookie of the file's making); a line starting with
-    // '#' is a comment (or #HttpOnly_).
-    if (n.name.find_first_of("\t\r\n") != std::string::npos ||
-        n.domain.find_first_of("\t\r\n") != std::string::npos ||
-        n.path.find_first_of("\t\r\n") != std::string::npos ||
-        n.value.find_first_of("\r\n") != std::string::npos || domain.front() == '#')
-      continue;
-    lines.push_back(to_line(n));
-  }
+  for (const auto& c : cookies)
+    if (auto n = netscape_from_playwright(c)) lines.push_back(to_line(*n));
   return lines;
 }
 
@@ -167,7 +172,9 @@ nlohmann::json playwright_from_jar(const nlohmann::json& original, const CookieL
   // Existing cookies first, in their order, with every field they had.
   if (original.is_array()) {
     for (const auto& c : original) {
-      if (!well_typed(c)) continue;  // never made it into the jar
+      // Never made it into the jar: it must not take the line of another
+      // cookie with the same name, domain and path.
+      if (!netscape_from_playwright(c)) continue;
       auto* p = find_parsed(key_of(c));
       if (!p) continue;  // deleted or expired
       used[static_cast<std::size_t>(p - parsed.data())] = true;

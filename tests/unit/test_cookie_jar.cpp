@@ -305,4 +305,18 @@ TEST_CASE("fuzzing: hostile cookies never corrupt the jar or the file", "[cookie
   auto one = playwright_from_jar(twice, {both[1]});
   REQUIRE(one.size() == 1);
   CHECK(one[0]["value"] == "2");
+
+  // A cookie the jar cannot carry (a line break in its value) never took the
+  // jar line of a later cookie with the same name, domain and path: that one
+  // keeps its line and its place (a save + load reordered the cookies).
+  json shadowed = json::array({{{"name", "a"}, {"value", "x\r\ny"}, {"domain", "x.test"}},
+                               {{"name", "b"}, {"value", "1"}, {"domain", "x.test"}},
+                               {{"name", "a"}, {"value", "2"}, {"domain", "x.test"}}});
+  auto shadowed_jar = jar_from_playwright(shadowed);
+  REQUIRE(shadowed_jar.size() == 2);
+  auto saved = playwright_from_jar(shadowed, shadowed_jar);
+  REQUIRE(saved.size() == 2);
+  CHECK(saved[0]["name"] == "b");
+  CHECK(saved[1]["value"] == "2");
+  CHECK(jar_from_playwright(saved) == shadowed_jar);
 }
