@@ -5,6 +5,8 @@
 #   scripts/fuzz.sh [SECONDS]          each target for SECONDS (default 60); fails on any crash
 #   scripts/fuzz.sh --merge [SECONDS]  then adds the inputs that found new coverage to
 #                                      tests/fuzz/corpus/<target>/ (developers; commit them)
+#   scripts/fuzz.sh --replay           runs each corpus input once, nothing new (the test suite:
+#                                      exploring finds new inputs at random, a replay repeats exactly)
 #   FUZZ_TARGETS="fuzz_profile ..."    only these targets
 # The repo corpus is only read: new inputs go to a temporary directory, which
 # is deleted at the end (and merged into the corpus with --merge). A crashing
@@ -12,18 +14,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '5,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '5,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 merge=0
 seconds=60
-for arg in "$@"; do
-  case "$arg" in
+replay=0
+while [ $# -gt 0 ]; do
+  case "$1" in
     --merge) merge=1 ;;
+    --replay) replay=1 ;;
     -h|--help) usage ;;
-    ''|*[!0-9]*) echo "fuzz: unknown argument '$arg'" >&2; usage ;;
-    *) seconds=$arg ;;
+    ''|*[!0-9]*) echo "fuzz: unknown argument '$1'" >&2; usage ;;
+    *) seconds=$1 ;;
   esac
+  shift
 done
 [ "$seconds" -ge 1 ] || { echo "fuzz: SECONDS must be at least 1" >&2; exit 2; }
+if [ "$replay" = 1 ]; then
+  [ "$merge" = 0 ] || { echo "fuzz: --replay finds nothing to merge" >&2; exit 2; }
+  budget=(-runs=0)
+else
+  budget=(-max_total_time="$seconds")
+fi
 targets=(${FUZZ_TARGETS:-fuzz_session_file fuzz_profile fuzz_cookie_jar})
 # Symbolized sanitizer reports (Debian's llvm-14 has no unversioned llvm-symbolizer).
 if [ -z "${ASAN_SYMBOLIZER_PATH:-}" ] && ! command -v llvm-symbolizer >/dev/null &&
@@ -46,7 +57,7 @@ for t in "${targets[@]}"; do
   seeds="tests/fuzz/corpus/$t"
   [ -x "$bin" ] && [ -d "$seeds" ] || { echo "fuzz: no target $t" >&2; exit 2; }
   mkdir -p "$work/$t/new" "$work/$t/artifacts"
-  args=(-max_total_time="$seconds" -timeout=5 -rss_limit_mb=1024 -print_final_stats=1
+  args=("${budget[@]}" -timeout=5 -rss_limit_mb=1024 -print_final_stats=1
         -artifact_prefix="$work/$t/artifacts/")
   [ -f "tests/fuzz/$t.dict" ] && args+=(-dict="tests/fuzz/$t.dict")
   # libFuzzer writes new inputs into the first directory only.
@@ -59,14 +70,14 @@ for t in "${targets[@]}"; do
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
   corp=$(sed -n 's/.* corp: \([0-9]*\).*/\1/p' <<<"$last")
-  runs=$(final_stat "$work/$t/log" number_of_executed_units)
+  execs=$(final_stat "$work/$t/log" number_of_executed_units)
   verdict=ok
   if [ "$status" -ne 0 ]; then
     verdict="FAILED (exit $status)"
     failed+=("$t")
   fi
   printf 'fuzz: %-18s %s execs in %ss (%s/s), cov %s, ft %s, corpus %s (+%s new), peak rss %s MB: %s\n' \
-    "$t" "${runs:-?}" "$elapsed" "$(final_stat "$work/$t/log" average_exec_per_sec)" "${cov:-?}" "${ft:-?}" "${corp:-?}" \
+    "$t" "${execs:-?}" "$elapsed" "$(final_stat "$work/$t/log" average_exec_per_sec)" "${cov:-?}" "${ft:-?}" "${corp:-?}" \
     "$(final_stat "$work/$t/log" new_units_added)" \
     "$(final_stat "$work/$t/log" peak_rss_mb)" "$verdict"
 
