@@ -15,9 +15,11 @@ cd "$build_dir"
 if [ "$build_dir" = build-asan ]; then
   # Unit and actor tests with leak detection; the daemon processes of the
   # integration tests without it (they are killed and signalled on purpose,
-  # and libcaf's globals are not torn down at exit).
+  # and libcaf's globals are not torn down at exit). The integration tests
+  # one at a time: their deadlines are scaled-down idle timeouts, and two
+  # sanitized daemons and fake sites on 2 cores missed them.
   ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} ctest --output-on-failure -j 2 --timeout 600 -L unit
-  ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} ctest --output-on-failure -j 2 --timeout 600 -LE unit
+  ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} ctest --output-on-failure -j 1 --timeout 600 -LE unit
 else
   ctest --output-on-failure -j 2 --timeout 600
   # Once per CI run: the fuzz build is already ASan + UBSan (clang, build-fuzz/).
