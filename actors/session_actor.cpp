@@ -115,15 +115,14 @@ void fail_transient(Self* self, const std::string& reason, std::optional<Millis>
              {"error", reason},
              {"state", to_string(st.status.state)},
              {"retry_in_ms", delay.count()}});
+  const bool give_up = st.rt->once && (st.attempt >= kOnceMaxAttempts || !capped);
+  // Scheduled before finish_cycle() publishes, so the status shows nextRefresh.
+  if (!give_up && !st.stopped) schedule(self, delay);
   finish_cycle(self, RefreshResult::transient_error, "transient_error: " + reason);
-  if (st.rt->once) {
-    if (st.attempt >= kOnceMaxAttempts || !capped) {
-      self->send(st.parent, done_atom::value, st.id, std::string("transient_error"));
-      self->quit();
-      return;
-    }
+  if (give_up) {
+    self->send(st.parent, done_atom::value, st.id, std::string("transient_error"));
+    self->quit();
   }
-  if (!st.stopped) schedule(self, delay);
 }
 
 void finish_cycle(Self* self, std::optional<RefreshResult> result, const std::string& outcome) {
@@ -157,15 +156,13 @@ void succeed(Self* self, const FileIdentity& written) {
   auto took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - st.cycle_started);
   log::info("refresh_ok", "session refreshed",
             {{"session", st.id}, {"refresh_count", st.status.refresh_count}, {"duration_ms", took.count()}});
-  Millis delay = regular_delay(self);
+  if (!st.rt->once) schedule(self, regular_delay(self));  // before finish_cycle() publishes
   st.doc.reset();
   finish_cycle(self, RefreshResult::success, "success");
   if (st.rt->once) {
     self->send(st.parent, done_atom::value, st.id, std::string("success"));
     self->quit();
-    return;
   }
-  schedule(self, delay);
 }
 
 void save(Self* self) {
@@ -492,8 +489,8 @@ void on_saved(Self* self, const SaveOutcome& out) {
       st.unsaved_jar.reset();
       st.unsaved_headers.reset();
       st.doc.reset();
-      finish_cycle(self, std::nullopt, "superseded: file changed on disk");
       schedule(self, Millis(0));
+      finish_cycle(self, std::nullopt, "superseded: file changed on disk");
       return;
     case SaveOutcome::Kind::failed: {
       // The site rotated the cookies already: keep them for the next cycle.
@@ -517,8 +514,8 @@ void on_disposed(Self* self, const DisposeOutcome& out) {
               {{"session", st.id}});
     st.known.reset();
     st.doc.reset();
-    finish_cycle(self, std::nullopt, "superseded: file changed on disk");
     schedule(self, Millis(0));
+    finish_cycle(self, std::nullopt, "superseded: file changed on disk");
     return;
   }
   st.status.state = SessionState::invalid;

@@ -43,6 +43,7 @@ def test_admin_api():
         check(isinstance(s["mobile"], str) and isinstance(s["lastRefresh"], str) and
               isinstance(s["refreshCount"], int) and isinstance(s["isActive"], bool), f"session shape: {s}")
         check(s["refreshCount"] == 1 and s["isActive"], f"{s}")
+        check(isinstance(s["nextRefresh"], str), f"a scheduled session says when: {s}")
     check(sorted(s["mobile"] for s in doc["sessions"]) == sorted(mobiles), "sessions listed")
     # Filters for large deployments: ?state= and ?limit= (id order).
     status, body, _ = http("GET", base + "/status?state=active&limit=2")

@@ -192,6 +192,10 @@ TEST_CASE("a session actor refreshes on schedule, rotates and saves", "[actors]"
   REQUIRE(f.http.pending.size() == 1);
   f.refresh_ok("s1");
   CHECK(f.rec->outcomes == std::vector<std::string>{"success"});
+  // The published status says when the next refresh is (GET /status: nextRefresh).
+  REQUIRE(f.rec->statuses.back().next_refresh);
+  CHECK(*f.rec->statuses.back().next_refresh > f.rt->now() + 4min + 20s);
+  CHECK(*f.rec->statuses.back().next_refresh <= f.rt->now() + 5min);
   auto doc = f.read(path);
   CHECK(doc["cookies"][0]["value"] == "s1");
   CHECK(doc["cookies"][0]["sameSite"] == "Lax");
@@ -237,6 +241,9 @@ TEST_CASE("transient failures are retried with backoff; never two cycles at once
   CHECK(f.rec->outcomes == std::vector<std::string>{"transient_error"});
   CHECK(f.rec->statuses.back().state == SessionState::retrying);
   CHECK(f.rec->statuses.back().retry_count == 1);
+  REQUIRE(f.rec->statuses.back().next_refresh);
+  CHECK(*f.rec->statuses.back().next_refresh >= f.rt->now() + 1s);
+  CHECK(*f.rec->statuses.back().next_refresh <= f.rt->now() + 2s);
   // First retry within [base/2, base] = [1s, 2s]; nothing before.
   f.advance(900ms);
   CHECK(f.http.pending.empty());
