@@ -18,10 +18,12 @@ namespace {
 using Self = caf::stateful_actor<MetricsState>;
 
 constexpr std::array<SessionState, 7> kStates = {
-    SessionState::pending, SessionState::active,  SessionState::retrying, SessionState::at_risk,
+    SessionState::pending, SessionState::active, SessionState::retrying,  SessionState::at_risk,
     SessionState::invalid, SessionState::failed, SessionState::file_error};
 
-double seconds(Millis d) { return static_cast<double>(d.count()) / 1000.0; }
+double seconds(Millis d) {
+  return static_cast<double>(d.count()) / 1000.0;
+}
 
 struct Summary {
   std::map<std::string, int> by_state;
@@ -57,12 +59,14 @@ void init_registry(MetricsState& st) {
                           .Name("sessiond_refresh_total")
                           .Help("Finished refresh attempts by result")
                           .Register(r);
-  for (auto res : {RefreshResult::success, RefreshResult::logged_out, RefreshResult::transient_error})
+  for (auto res :
+       {RefreshResult::success, RefreshResult::logged_out, RefreshResult::transient_error})
     st.refresh_total->Add({{"result", to_string(res)}});
-  st.http_requests = &BuildCounter()
-                          .Name("sessiond_http_requests_total")
-                          .Help("Requests (or exec commands) toward the site by step and status code")
-                          .Register(r);
+  st.http_requests =
+      &BuildCounter()
+           .Name("sessiond_http_requests_total")
+           .Help("Requests (or exec commands) toward the site by step and status code")
+           .Register(r);
   st.file_errors = &BuildCounter()
                         .Name("sessiond_session_file_errors_total")
                         .Help("Session files that could not be read, parsed or written, by reason")
@@ -110,8 +114,8 @@ void init_registry(MetricsState& st) {
                      .Name("sessiond_refresh_duration_seconds")
                      .Help("Duration of one refresh attempt (load, check, refresh, save)")
                      .Register(r)
-                     .Add({}, Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-                                                          2.5, 5, 10, 20, 30, 60});
+                     .Add({}, Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                          1, 2.5, 5, 10, 20, 30, 60});
   st.ready_gauge = &BuildGauge()
                         .Name("sessiond_ready")
                         .Help("1 once the first scan of the sessions directory is done")
@@ -166,8 +170,8 @@ void init_registry(MetricsState& st) {
   st.process_vsz = gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.");
   st.process_fds = gauge("process_open_fds", "Number of open file descriptors.");
   st.process_max_fds = gauge("process_max_fds", "Maximum number of open file descriptors.");
-  st.process_start = gauge("process_start_time_seconds",
-                           "Start time of the process since unix epoch in seconds.");
+  st.process_start =
+      gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.");
   if (st.setup.per_session)
     st.per_session_last = &BuildGauge()
                                .Name("sessiond_session_last_refresh_timestamp_seconds")
@@ -187,7 +191,8 @@ void update_gauges(MetricsState& st) {
     st.queued->Set(static_cast<double>(load.queued));
     st.rate_tokens->Set(load.rate_limit_tokens);
     if (load.rate_limited_total > st.rate_limited_reported) {
-      st.rate_limited->Increment(static_cast<double>(load.rate_limited_total - st.rate_limited_reported));
+      st.rate_limited->Increment(
+          static_cast<double>(load.rate_limited_total - st.rate_limited_reported));
       st.rate_limited_reported = load.rate_limited_total;
     }
   }
@@ -206,7 +211,8 @@ void update_gauges(MetricsState& st) {
 
 // state_filter: only sessions in that state ("" = all); limit: at most that
 // many, in id order (a full list of 100k sessions is tens of MB).
-nlohmann::json status_json(const MetricsState& st, const std::string& state_filter, std::uint64_t limit) {
+nlohmann::json status_json(const MetricsState& st, const std::string& state_filter,
+                           std::uint64_t limit) {
   auto now = st.setup.now();
   auto sum = summarize(st, now);
   nlohmann::json j;
@@ -220,7 +226,8 @@ nlohmann::json status_json(const MetricsState& st, const std::string& state_filt
   }
   const auto shown = static_cast<std::size_t>(std::min<std::uint64_t>(limit, list.size()));
   auto by_id = [](auto* a, auto* b) { return a->id < b->id; };
-  std::partial_sort(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(shown), list.end(), by_id);
+  std::partial_sort(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(shown), list.end(),
+                    by_id);
   auto sessions = nlohmann::json::array();
   for (std::size_t i = 0; i < shown; ++i) sessions.push_back(to_json(*list[i], now));
   j["sessions"] = std::move(sessions);
@@ -230,7 +237,8 @@ nlohmann::json status_json(const MetricsState& st, const std::string& state_filt
   j["idleTimeout"] = st.setup.idle_timeout.count() / 1000;
   j["totalSessions"] = st.by_id.size();
   j["sessionsByState"] = sum.by_state;
-  j["oldestRefreshAgeSeconds"] = sum.oldest_age ? nlohmann::json(*sum.oldest_age) : nlohmann::json();
+  j["oldestRefreshAgeSeconds"] =
+      sum.oldest_age ? nlohmann::json(*sum.oldest_age) : nlohmann::json();
   j["shard"] = {{"index", st.setup.shard_index}, {"count", st.setup.shard_count}};
   j["time"] = log::iso8601(now);
   return j;
@@ -238,11 +246,12 @@ nlohmann::json status_json(const MetricsState& st, const std::string& state_filt
 
 nlohmann::json summary_fields(const MetricsState& st) {
   auto sum = summarize(st, st.setup.now());
-  return {{"active_sessions", sum.active},
-          {"total_sessions", st.by_id.size()},
-          {"sessions_by_state", sum.by_state},
-          {"oldest_refresh_age_s", sum.oldest_age ? nlohmann::json(*sum.oldest_age) : nlohmann::json()},
-          {"refresh_interval_s", st.setup.interval.count() / 1000}};
+  return {
+      {"active_sessions", sum.active},
+      {"total_sessions", st.by_id.size()},
+      {"sessions_by_state", sum.by_state},
+      {"oldest_refresh_age_s", sum.oldest_age ? nlohmann::json(*sum.oldest_age) : nlohmann::json()},
+      {"refresh_interval_s", st.setup.interval.count() / 1000}};
 }
 
 }  // namespace
@@ -264,7 +273,8 @@ caf::behavior metrics_actor(Self* self, MetricsSetup setup) {
       [=](forget_atom, const std::string& id) {
         auto& st = self->state;
         st.by_id.erase(id);
-        if (st.per_session_last) st.per_session_last->Remove(&st.per_session_last->Add({{"session", id}}));
+        if (st.per_session_last)
+          st.per_session_last->Remove(&st.per_session_last->Add({{"session", id}}));
       },
       [=](outcome_atom, const std::string& result, double secs) {
         self->state.refresh_total->Add({{"result", result}}).Increment();
@@ -296,7 +306,8 @@ caf::behavior metrics_actor(Self* self, MetricsSetup setup) {
         auto& st = self->state;
         auto fields = summary_fields(st);
         log::info("heartbeat", "sessiond is alive",
-                  {{"active_sessions", fields["active_sessions"]}, {"total_sessions", fields["total_sessions"]}});
+                  {{"active_sessions", fields["active_sessions"]},
+                   {"total_sessions", fields["total_sessions"]}});
         self->delayed_send(self, st.setup.heartbeat_interval, heartbeat_atom::value);
       },
       [=](report_atom) {

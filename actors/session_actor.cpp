@@ -50,8 +50,10 @@ void schedule(Self* self, Millis delay) {
   ++st.timer_gen;
   if (delay < Millis(0)) delay = Millis(0);
   st.status.next_refresh = st.rt->now() + delay;
-  if (delay == Millis(0)) self->send(self, tick_atom::value, st.timer_gen);
-  else self->delayed_send(self, delay, tick_atom::value, st.timer_gen);
+  if (delay == Millis(0))
+    self->send(self, tick_atom::value, st.timer_gen);
+  else
+    self->delayed_send(self, delay, tick_atom::value, st.timer_gen);
 }
 
 void cancel_timer(SessionActorState& st) {
@@ -130,7 +132,8 @@ void finish_cycle(Self* self, std::optional<RefreshResult> result, const std::st
   st.phase = Phase::idle;
   st.step = nullptr;
   st.jar.clear();
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - st.cycle_started).count();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - st.cycle_started).count();
   if (result)
     caf::anon_send(st.rt->metrics, outcome_atom::value, std::string(to_string(*result)), seconds);
   for (auto& p : st.waiting) p.deliver(outcome);
@@ -153,9 +156,12 @@ void succeed(Self* self, const FileIdentity& written) {
   st.status.last_error.reset();
   ++st.status.refresh_count;
   st.status.last_refresh = st.last_ok;
-  auto took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - st.cycle_started);
+  auto took =
+      std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - st.cycle_started);
   log::info("refresh_ok", "session refreshed",
-            {{"session", st.id}, {"refresh_count", st.status.refresh_count}, {"duration_ms", took.count()}});
+            {{"session", st.id},
+             {"refresh_count", st.status.refresh_count},
+             {"duration_ms", took.count()}});
   if (!st.rt->once) schedule(self, regular_delay(self));  // before finish_cycle() publishes
   st.doc.reset();
   finish_cycle(self, RefreshResult::success, "success");
@@ -212,7 +218,8 @@ void dispose(Self* self, const std::string& reason) {
       if (!current || *current != expected) {
         out->changed_on_disk = true;
       } else if (::unlink(path.c_str()) != 0) {
-        out->error = FileError{FileErrorKind::write, std::string("unlink: ") + std::strerror(errno)};
+        out->error =
+            FileError{FileErrorKind::write, std::string("unlink: ") + std::strerror(errno)};
       } else {
         out->where = path;
       }
@@ -224,8 +231,10 @@ void dispose(Self* self, const std::string& reason) {
         out->error = saved.error;
       } else if (mode == OnLoggedOut::quarantine) {
         auto moved = quarantine_file(path, dir);
-        if (auto* err = std::get_if<FileError>(&moved)) out->error = *err;
-        else out->where = std::get<std::string>(moved);
+        if (auto* err = std::get_if<FileError>(&moved))
+          out->error = *err;
+        else
+          out->where = std::get<std::string>(moved);
       } else {
         out->where = path;
       }
@@ -280,11 +289,13 @@ void run_exec(Self* self, const Step& step) {
     auto out = std::make_shared<ExecOutcome>();
     std::error_code ec;
     auto tmp_root = std::filesystem::temp_directory_path(ec);
-    std::string dir_template = (ec ? std::string("/tmp") : tmp_root.string()) + "/sessiond-exec-XXXXXX";
+    std::string dir_template =
+        (ec ? std::string("/tmp") : tmp_root.string()) + "/sessiond-exec-XXXXXX";
     std::vector<char> buf(dir_template.begin(), dir_template.end());
     buf.push_back('\0');
     if (!::mkdtemp(buf.data())) {
-      out->copy_error = FileError{FileErrorKind::write, std::string("mkdtemp: ") + std::strerror(errno)};
+      out->copy_error =
+          FileError{FileErrorKind::write, std::string("mkdtemp: ") + std::strerror(errno)};
       caf::anon_send(me, exec_atom::value, cycle, ExecOutcomePtr(std::move(out)));
       return;
     }
@@ -299,8 +310,10 @@ void run_exec(Self* self, const Step& step) {
       for (const auto& a : argv_template) argv.push_back(expand_template(a, ctx));
       out->process = run_process(argv, timeout);
       auto reread = load_session_file(file);
-      if (auto* loaded = std::get_if<LoadedSession>(&reread)) out->updated = std::move(*loaded);
-      else out->copy_error = std::get<FileError>(reread);
+      if (auto* loaded = std::get_if<LoadedSession>(&reread))
+        out->updated = std::move(*loaded);
+      else
+        out->copy_error = std::get<FileError>(reread);
     }
     std::filesystem::remove_all(dir, ec);
     caf::anon_send(me, exec_atom::value, cycle, ExecOutcomePtr(std::move(out)));
@@ -364,8 +377,12 @@ void on_loaded(Self* self, const LoadResult& result) {
     auto identity = stat_identity(st.path);
     if (!st.error_reported_for || !identity || *st.error_reported_for != *identity) {
       st.error_reported_for = identity;
-      log::error("file_error", "session file cannot be used; it is left untouched and retried when it changes",
-                 {{"session", st.id}, {"file", st.path}, {"reason", to_string(err->kind)}, {"error", err->message}});
+      log::error("file_error",
+                 "session file cannot be used; it is left untouched and retried when it changes",
+                 {{"session", st.id},
+                  {"file", st.path},
+                  {"reason", to_string(err->kind)},
+                  {"error", err->message}});
       caf::anon_send(st.rt->metrics, file_error_atom::value, std::string(to_string(err->kind)));
     }
     st.status.state = SessionState::file_error;
@@ -394,7 +411,8 @@ void on_loaded(Self* self, const LoadResult& result) {
   KeepaliveBlock k = read_keepalive(*st.doc);
   if (!st.last_ok && k.last_refresh) st.last_ok = parse_iso8601(*k.last_refresh);
   if (st.status.refresh_count < k.refresh_count) st.status.refresh_count = k.refresh_count;
-  if (!st.status.last_refresh && k.last_refresh) st.status.last_refresh = parse_iso8601(*k.last_refresh);
+  if (!st.status.last_refresh && k.last_refresh)
+    st.status.last_refresh = parse_iso8601(*k.last_refresh);
   if (k.state == "invalid") {
     // Marked logged out earlier (--on-logged-out mark): stays so until the bot
     // writes a new session for this id.
@@ -409,7 +427,8 @@ void on_loaded(Self* self, const LoadResult& result) {
     }
     return;
   }
-  if (rewritten || st.status.state == SessionState::file_error) st.status.state = SessionState::pending;
+  if (rewritten || st.status.state == SessionState::file_error)
+    st.status.state = SessionState::pending;
   st.stopped = false;
   st.jar = st.unsaved_jar ? *st.unsaved_jar : jar_from_playwright((*st.doc)["cookies"]);
   if (st.unsaved_headers) (*st.doc)["headers"] = *st.unsaved_headers;
@@ -432,15 +451,19 @@ void on_http(Self* self, const HttpResponse& r) {
     detail += " (no logged-in or logged-out rule matched)";
   if (log::enabled(spdlog::level::debug))
     log::debug("response", "step answered",
-               {{"session", st.id}, {"step", st.step->name}, {"http_status", r.status},
-                {"verdict", to_string(verdict)}, {"duration_ms", r.elapsed.count() / 1000}});
+               {{"session", st.id},
+                {"step", st.step->name},
+                {"http_status", r.status},
+                {"verdict", to_string(verdict)},
+                {"duration_ms", r.elapsed.count() / 1000}});
   on_verdict(self, verdict, detail, retry_after_delay(r, self->state.rt->now()));
 }
 
 void on_exec(Self* self, const ExecOutcome& out) {
   auto& st = self->state;
   const auto& pr = out.process;
-  std::string code = pr.started && !pr.timed_out && pr.signal == 0 ? std::to_string(pr.exit_code) : "error";
+  std::string code =
+      pr.started && !pr.timed_out && pr.signal == 0 ? std::to_string(pr.exit_code) : "error";
   caf::anon_send(st.rt->metrics, request_atom::value, st.step->name, std::string("exec_") + code);
   if (!pr.started) {
     on_verdict(self, Verdict::transient, "command did not start: " + pr.error, std::nullopt);
@@ -451,7 +474,8 @@ void on_exec(Self* self, const ExecOutcome& out) {
     return;
   }
   if (pr.signal != 0) {
-    on_verdict(self, Verdict::transient, "command killed by signal " + std::to_string(pr.signal), std::nullopt);
+    on_verdict(self, Verdict::transient, "command killed by signal " + std::to_string(pr.signal),
+               std::nullopt);
     return;
   }
   if (pr.exit_code == 3) {
@@ -459,13 +483,15 @@ void on_exec(Self* self, const ExecOutcome& out) {
     return;
   }
   if (pr.exit_code != 0) {
-    on_verdict(self, Verdict::transient, "command exit status " + std::to_string(pr.exit_code), std::nullopt);
+    on_verdict(self, Verdict::transient, "command exit status " + std::to_string(pr.exit_code),
+               std::nullopt);
     return;
   }
   if (!out.updated) {
-    on_verdict(self, Verdict::transient,
-               "command left an unusable session copy: " + (out.copy_error ? out.copy_error->message : ""),
-               std::nullopt);
+    on_verdict(
+        self, Verdict::transient,
+        "command left an unusable session copy: " + (out.copy_error ? out.copy_error->message : ""),
+        std::nullopt);
     return;
   }
   // The command's copy is the new state; sessiond's own block stays ours.
@@ -497,7 +523,8 @@ void on_saved(Self* self, const SaveOutcome& out) {
       st.unsaved_jar = st.jar;
       if (st.doc->contains("headers")) st.unsaved_headers = (*st.doc)["headers"];
       std::string msg = out.error ? out.error->message : "write failed";
-      log::error("file_error", "could not save the refreshed session; keeping it in memory and retrying",
+      log::error("file_error",
+                 "could not save the refreshed session; keeping it in memory and retrying",
                  {{"session", st.id}, {"file", st.path}, {"reason", "write"}, {"error", msg}});
       caf::anon_send(st.rt->metrics, file_error_atom::value, std::string("write"));
       st.doc.reset();
@@ -519,8 +546,8 @@ void on_disposed(Self* self, const DisposeOutcome& out) {
     return;
   }
   st.status.state = SessionState::invalid;
-  st.status.last_error = out.error ? "logged out; disposal failed: " + out.error->message
-                                   : std::string("logged out");
+  st.status.last_error =
+      out.error ? "logged out; disposal failed: " + out.error->message : std::string("logged out");
   st.stopped = true;
   st.unsaved_jar.reset();
   st.unsaved_headers.reset();
@@ -528,7 +555,10 @@ void on_disposed(Self* self, const DisposeOutcome& out) {
   cancel_timer(st);
   if (out.error) {
     log::error("file_error", "session is logged out but its file could not be updated",
-               {{"session", st.id}, {"file", st.path}, {"reason", "write"}, {"error", out.error->message}});
+               {{"session", st.id},
+                {"file", st.path},
+                {"reason", "write"},
+                {"error", out.error->message}});
     caf::anon_send(st.rt->metrics, file_error_atom::value, std::string("write"));
   } else {
     log::warn("session_invalidated", "logged-out session is no longer refreshed",
@@ -543,7 +573,8 @@ void on_disposed(Self* self, const DisposeOutcome& out) {
 
 }  // namespace
 
-caf::behavior session_actor(Self* self, RuntimePtr rt, std::string id, std::string path, caf::actor parent) {
+caf::behavior session_actor(Self* self, RuntimePtr rt, std::string id, std::string path,
+                            caf::actor parent) {
   auto& st = self->state;
   st.rt = std::move(rt);
   st.id = std::move(id);
@@ -572,7 +603,9 @@ caf::behavior session_actor(Self* self, RuntimePtr rt, std::string id, std::stri
         // No keepalive block and written just now: the bot's fresh login,
         // refreshed at once (a startup backlog of old files is spread instead).
         auto age_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                          std::chrono::system_clock::now().time_since_epoch()).count() - ok->identity.mtime_ns;
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count() -
+                      ok->identity.mtime_ns;
         if (last_ms < 0 && age_ns < 5'000'000'000LL) last_ms = -2;
       }
       caf::anon_send(me, tick_atom::value, gen, last_ms, count);
@@ -595,9 +628,10 @@ caf::behavior session_actor(Self* self, RuntimePtr rt, std::string id, std::stri
           since = std::chrono::duration_cast<Millis>(st.rt->now() - last);
           if (*since < st.rt->idle_timeout) st.status.state = SessionState::active;
         }
-        schedule(self, last_refresh_ms == -2 ? Millis(0)
-                                             : initial_delay(since, st.rt->interval, st.rt->profile->jitter,
-                                                             st.rt->catchup_window, uniform(st)));
+        schedule(self, last_refresh_ms == -2
+                           ? Millis(0)
+                           : initial_delay(since, st.rt->interval, st.rt->profile->jitter,
+                                           st.rt->catchup_window, uniform(st)));
         publish(self);
       },
       [=](tick_atom, std::uint64_t gen) {
@@ -609,17 +643,20 @@ caf::behavior session_actor(Self* self, RuntimePtr rt, std::string id, std::stri
       },
       [=](http_atom, std::uint64_t cycle, const HttpResponsePtr& r) {
         auto ph = self->state.phase;
-        if (cycle == self->state.cycle && (ph == Phase::checking || ph == Phase::refreshing)) on_http(self, *r);
+        if (cycle == self->state.cycle && (ph == Phase::checking || ph == Phase::refreshing))
+          on_http(self, *r);
       },
       [=](exec_atom, std::uint64_t cycle, const ExecOutcomePtr& r) {
         auto ph = self->state.phase;
-        if (cycle == self->state.cycle && (ph == Phase::checking || ph == Phase::refreshing)) on_exec(self, *r);
+        if (cycle == self->state.cycle && (ph == Phase::checking || ph == Phase::refreshing))
+          on_exec(self, *r);
       },
       [=](saved_atom, std::uint64_t cycle, const SaveOutcomePtr& r) {
         if (cycle == self->state.cycle && self->state.phase == Phase::saving) on_saved(self, *r);
       },
       [=](disposed_atom, std::uint64_t cycle, const DisposeOutcomePtr& r) {
-        if (cycle == self->state.cycle && self->state.phase == Phase::disposing) on_disposed(self, *r);
+        if (cycle == self->state.cycle && self->state.phase == Phase::disposing)
+          on_disposed(self, *r);
       },
       [=](changed_atom, const FileIdentity& seen) {
         // The watcher saw a write, and the file as it found it. Our own saves
@@ -655,8 +692,10 @@ caf::behavior session_actor(Self* self, RuntimePtr rt, std::string id, std::stri
         st.draining = true;
         cancel_timer(st);
         auto rp = self->make_response_promise();
-        if (st.phase == Phase::idle) rp.deliver(done_atom::value);
-        else st.drain_promise = rp;
+        if (st.phase == Phase::idle)
+          rp.deliver(done_atom::value);
+        else
+          st.drain_promise = rp;
         return rp;
       },
   };

@@ -22,7 +22,8 @@ using Child = SupervisorState::Child;
 
 void start_child(Self* self, const std::string& id, Child& child) {
   auto& st = self->state;
-  child.handle = st.setup.spawn_child(self, id, st.setup.rt->sessions_dir + "/" + session_filename(id));
+  child.handle =
+      st.setup.spawn_child(self, id, st.setup.rt->sessions_dir + "/" + session_filename(id));
   self->monitor(child.handle);
   st.by_addr[child.handle.address()] = id;
 }
@@ -45,7 +46,8 @@ void add_session(Self* self, const std::string& id, const std::optional<FileIden
     c.restarts.clear();
     ++c.incarnation;
     start_child(self, id, c);
-    log::info("session_added", "session file changed; restarting the failed session", {{"session", id}});
+    log::info("session_added", "session file changed; restarting the failed session",
+              {{"session", id}});
   } else if (c.handle && seen) {
     self->send(c.handle, changed_atom::value, *seen);
   }
@@ -87,7 +89,8 @@ void on_child_down(Self* self, const caf::down_msg& dm) {
   if (it == st.children.end()) return;
   auto& c = it->second;
   c.handle = nullptr;
-  if (!dm.reason || dm.reason == caf::exit_reason::user_shutdown || st.draining) return;  // normal end
+  if (!dm.reason || dm.reason == caf::exit_reason::user_shutdown || st.draining)
+    return;  // normal end
   // Crashed: one-for-one restart with backoff, within the restart limit.
   auto now = std::chrono::steady_clock::now();
   auto in_window = std::find_if(c.restarts.begin(), c.restarts.end(),
@@ -103,7 +106,8 @@ void on_child_down(Self* self, const caf::down_msg& dm) {
     s.id = id;
     s.state = SessionState::failed;
     s.last_error = "crashed " + std::to_string(c.restarts.size() + 1) + " times: " + reason;
-    caf::anon_send(st.setup.rt->metrics, status_atom::value, SessionStatusPtr(std::make_shared<SessionStatus>(s)));
+    caf::anon_send(st.setup.rt->metrics, status_atom::value,
+                   SessionStatusPtr(std::make_shared<SessionStatus>(s)));
     if (st.setup.rt->once) {
       ++st.once_done;
       ++st.once_failed;
@@ -115,7 +119,10 @@ void on_child_down(Self* self, const caf::down_msg& dm) {
   double u = std::uniform_real_distribution<double>(0, 1)(st.rng);
   Millis delay = next_delay(st.setup.restart_backoff, static_cast<int>(c.restarts.size()), u);
   log::warn("actor_restart", "session actor crashed; restarting",
-            {{"session", id}, {"attempt", c.restarts.size()}, {"error", reason}, {"retry_in_ms", delay.count()}});
+            {{"session", id},
+             {"attempt", c.restarts.size()},
+             {"error", reason},
+             {"retry_in_ms", delay.count()}});
   caf::anon_send(st.setup.rt->metrics, restart_atom::value);
   self->delayed_send(self, delay, retick_atom::value, id, ++c.incarnation);
 }
@@ -132,7 +139,8 @@ caf::behavior supervisor_actor(Self* self, SupervisorSetup setup) {
   st.setup = std::move(setup);
   if (!st.setup.spawn_child) {
     auto rt = st.setup.rt;
-    st.setup.spawn_child = [rt](caf::event_based_actor* sup, const std::string& id, const std::string& path) {
+    st.setup.spawn_child = [rt](caf::event_based_actor* sup, const std::string& id,
+                                const std::string& path) {
       return spawn_session_actor(sup, rt, id, path);
     };
   }
@@ -144,7 +152,9 @@ caf::behavior supervisor_actor(Self* self, SupervisorSetup setup) {
     self->quit(em.reason);
   });
   return {
-      [=](added_atom, const std::string& id, const std::optional<FileIdentity>& seen) { add_session(self, id, seen); },
+      [=](added_atom, const std::string& id, const std::optional<FileIdentity>& seen) {
+        add_session(self, id, seen);
+      },
       [=](removed_atom, const std::string& id) {
         // once: the pass covers the files of the first scan; each actor ends
         // its own cycle (its quarantine is what removes the file).
@@ -185,7 +195,9 @@ caf::behavior supervisor_actor(Self* self, SupervisorSetup setup) {
         }
         self->request(it->second.handle, caf::infinite, refresh_atom::value)
             .then([rp](const std::string& outcome) mutable { rp.deliver(outcome); },
-                  [rp](caf::error& err) mutable { rp.deliver(std::string("error: ") + caf::to_string(err)); });
+                  [rp](caf::error& err) mutable {
+                    rp.deliver(std::string("error: ") + caf::to_string(err));
+                  });
         return rp;
       },
       [=](register_atom, const std::string& id) {
@@ -219,12 +231,13 @@ caf::behavior supervisor_actor(Self* self, SupervisorSetup setup) {
         for (auto& [id, c] : st.children) {
           if (!c.handle) continue;
           self->request(c.handle, caf::infinite, drain_atom::value)
-              .then([rp, pending](done_atom) mutable {
-                      if (--*pending == 0) rp.deliver(done_atom::value);
-                    },
-                    [rp, pending](caf::error&) mutable {
-                      if (--*pending == 0) rp.deliver(done_atom::value);
-                    });
+              .then(
+                  [rp, pending](done_atom) mutable {
+                    if (--*pending == 0) rp.deliver(done_atom::value);
+                  },
+                  [rp, pending](caf::error&) mutable {
+                    if (--*pending == 0) rp.deliver(done_atom::value);
+                  });
         }
         return rp;
       },

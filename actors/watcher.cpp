@@ -73,7 +73,8 @@ class InotifyReader {
           batch->push_back(DirEvent{ev->len ? std::string(ev->name) : std::string(), ev->mask});
         }
       }
-      if (!batch->empty()) caf::anon_send(watcher_, inotify_atom::value, DirEventsPtr(std::move(batch)));
+      if (!batch->empty())
+        caf::anon_send(watcher_, inotify_atom::value, DirEventsPtr(std::move(batch)));
     }
   }
 
@@ -95,7 +96,8 @@ std::optional<std::string> owned_id(Self* self, const std::string& name) {
   auto id = session_id_from_filename(name);
   if (!id) {
     // Temp files of writers (ours and others') start with a dot: not worth a line.
-    if (!name.empty() && name.front() != '.' && st.ignored_names.size() < kMaxIgnoredNamesRemembered &&
+    if (!name.empty() && name.front() != '.' &&
+        st.ignored_names.size() < kMaxIgnoredNamesRemembered &&
         st.ignored_names.insert(name).second)
       log::debug("file_ignored", "not a session file name (session-<id>.json)", {{"file", name}});
     return std::nullopt;
@@ -134,8 +136,11 @@ void rescan(Self* self) {
   DIR* d = ::opendir(st.setup.dir.c_str());
   if (!d) {
     if (!st.dir_missing_reported) {
-      log::error("file_error", "cannot read the sessions directory; sessions in it are paused until it is back",
-                 {{"dir", st.setup.dir}, {"reason", errno == ENOENT ? "not_found" : "io"}, {"error", std::strerror(errno)}});
+      log::error("file_error",
+                 "cannot read the sessions directory; sessions in it are paused until it is back",
+                 {{"dir", st.setup.dir},
+                  {"reason", errno == ENOENT ? "not_found" : "io"},
+                  {"error", std::strerror(errno)}});
       caf::anon_send(st.setup.metrics, file_error_atom::value, std::string("io"));
       st.dir_missing_reported = true;
     }
@@ -158,7 +163,8 @@ void rescan(Self* self) {
       seen.insert(*id);
       auto found = stat_identity(path_of(st, *id));
       auto it = st.known.find(*id);
-      if (it == st.known.end() || it->second != (found ? found->mtime_ns : -1)) report_added(self, *id, found);
+      if (it == st.known.end() || it->second != (found ? found->mtime_ns : -1))
+        report_added(self, *id, found);
     }
     ::closedir(d);
     std::vector<std::string> gone;
@@ -204,8 +210,10 @@ caf::behavior watcher_actor(Self* self, WatcherSetup setup) {
             // A rename *over* the name (our RENAME_EXCHANGE saves, some
             // writers) also says "moved from": only a name that is gone is a removal.
             auto seen = stat_identity(path_of(st, *id));
-            if (!seen) report_removed(self, *id);
-            else if (st.known.count(*id) && st.known[*id] != seen->mtime_ns) report_added(self, *id, seen);
+            if (!seen)
+              report_removed(self, *id);
+            else if (st.known.count(*id) && st.known[*id] != seen->mtime_ns)
+              report_added(self, *id, seen);
           }
         }
         if (need_rescan) rescan(self);

@@ -45,15 +45,21 @@ constexpr std::size_t kSweepBatch = 5000;  // heap operations per lock hold
 std::mt19937_64& rng() {
   thread_local std::mt19937_64 gen([] {
     std::random_device rd;
-    std::seed_seq seq{rd(), rd(), rd(), rd(),
-                      static_cast<unsigned>(std::hash<std::thread::id>()(std::this_thread::get_id())),
-                      static_cast<unsigned>(Clock::now().time_since_epoch().count())};
+    std::seed_seq seq{
+        rd(),
+        rd(),
+        rd(),
+        rd(),
+        static_cast<unsigned>(std::hash<std::thread::id>()(std::this_thread::get_id())),
+        static_cast<unsigned>(Clock::now().time_since_epoch().count())};
     return std::mt19937_64(seq);
   }());
   return gen;
 }
 
-double uniform01() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng()); }
+double uniform01() {
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng());
+}
 
 const char kHex[] = "0123456789abcdef";
 
@@ -80,7 +86,9 @@ struct SidKeyHash {
   }
 };
 
-SidKey random_sid() { return SidKey{rng()(), rng()()}; }
+SidKey random_sid() {
+  return SidKey{rng()(), rng()()};
+}
 
 std::string sid_hex(const SidKey& k) {
   std::string out;
@@ -117,7 +125,9 @@ std::string base64url(std::string_view in) {
   std::string out;
   out.reserve((in.size() * 4 + 2) / 3);
   std::size_t i = 0;
-  auto byte = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(in[k])); };
+  auto byte = [&](std::size_t k) {
+    return static_cast<std::uint32_t>(static_cast<unsigned char>(in[k]));
+  };
   for (; i + 2 < in.size(); i += 3) {
     std::uint32_t v = byte(i) << 16 | byte(i + 1) << 8 | byte(i + 2);
     out.push_back(tbl[(v >> 18) & 63]);
@@ -211,7 +221,8 @@ bool bearer_token(const httplib::Request& req, std::string_view& out) {
 }
 
 const std::string kHomePage =
-    "<!doctype html>\n<html lang=\"fa\"><head><meta charset=\"utf-8\"><title>Fake site</title></head>\n"
+    "<!doctype html>\n<html lang=\"fa\"><head><meta charset=\"utf-8\"><title>Fake "
+    "site</title></head>\n"
     "<body><div id=\"root\"><div class=\"homeSection\"><h1>Welcome back</h1>"
     "<p>You are logged in.</p></div></div></body></html>\n";
 const std::string kLoginPage =
@@ -224,10 +235,14 @@ enum class State { active, lost, expired_during_outage, logged_out };
 
 const char* state_name(State s) {
   switch (s) {
-    case State::active: return "active";
-    case State::lost: return "lost";
-    case State::expired_during_outage: return "expired_during_outage";
-    case State::logged_out: return "logged_out";
+    case State::active:
+      return "active";
+    case State::lost:
+      return "lost";
+    case State::expired_during_outage:
+      return "expired_during_outage";
+    case State::logged_out:
+      return "logged_out";
   }
   return "unknown";
 }
@@ -283,7 +298,8 @@ Faults parse_faults(const json& j) {
   auto ratio = [](const json& v, const char* name) {
     if (!v.is_number()) throw std::invalid_argument(std::string(name) + " must be a number");
     double d = v.get<double>();
-    if (!(d >= 0.0 && d <= 1.0)) throw std::invalid_argument(std::string(name) + " must be in [0,1]");
+    if (!(d >= 0.0 && d <= 1.0))
+      throw std::invalid_argument(std::string(name) + " must be in [0,1]");
     return d;
   };
   auto integer = [](const json& v, const char* name, long lo, long hi) {
@@ -296,11 +312,16 @@ Faults parse_faults(const json& j) {
   };
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& k = it.key();
-    if (k == "error_ratio") f.error_ratio = ratio(*it, "error_ratio");
-    else if (k == "reset_ratio") f.reset_ratio = ratio(*it, "reset_ratio");
-    else if (k == "error_status") f.error_status = integer(*it, "error_status", 100, 599);
-    else if (k == "retry_after_s") f.retry_after_s = integer(*it, "retry_after_s", 0, 86400);
-    else if (k == "latency_ms") f.latency_ms = integer(*it, "latency_ms", 0, 60000);
+    if (k == "error_ratio")
+      f.error_ratio = ratio(*it, "error_ratio");
+    else if (k == "reset_ratio")
+      f.reset_ratio = ratio(*it, "reset_ratio");
+    else if (k == "error_status")
+      f.error_status = integer(*it, "error_status", 100, 599);
+    else if (k == "retry_after_s")
+      f.retry_after_s = integer(*it, "retry_after_s", 0, 86400);
+    else if (k == "latency_ms")
+      f.latency_ms = integer(*it, "latency_ms", 0, 60000);
     else if (k == "down") {
       if (!it->is_boolean()) throw std::invalid_argument("down must be a boolean");
       f.down = it->get<bool>();
@@ -387,7 +408,8 @@ void write_file_atomic(const std::string& path, const std::string& content) {
 std::string local_storage_value(const std::string& mobile, const std::string& jwt, int bytes) {
   json v = {
       {"auth", {{"isLoggedIn", true}, {"mobile", mobile}, {"accessToken", jwt}}},
-      {"user", {{"mobile", mobile}, {"firstName", "کاربر"}, {"lastName", "آزمایشی"}, {"city", "Tehran"}}},
+      {"user",
+       {{"mobile", mobile}, {"firstName", "کاربر"}, {"lastName", "آزمایشی"}, {"city", "Tehran"}}},
       {"settings", {{"lang", "fa"}, {"theme", "light"}, {"notifications", true}}},
       {"cart", {{"items", json::array()}, {"total", 0}}},
   };
@@ -396,8 +418,10 @@ std::string local_storage_value(const std::string& mobile, const std::string& jw
   std::size_t size = v.dump().size();
   // Realistic-ish bulk first (sizes tracked incrementally), then exact padding.
   for (int i = 0; i < 100000; ++i) {
-    json item = {{"id", 100000 + i}, {"title", "Product " + std::to_string(i)},
-                 {"price", 125000 + 10 * i}, {"seen", true}};
+    json item = {{"id", 100000 + i},
+                 {"title", "Product " + std::to_string(i)},
+                 {"price", 125000 + 10 * i},
+                 {"seen", true}};
     std::size_t item_size = item.dump().size() + 1;
     if (size + item_size + 200 > static_cast<std::size_t>(std::max(bytes, 0))) break;
     size += item_size;
@@ -467,8 +491,10 @@ struct FakeSite::Impl {
   // ---------------------------------------------------------- sessions ---
 
   void add_secret(std::string s) {
-    if (secrets.size() < kMaxSecrets) secrets.push_back(std::move(s));
-    else ++secrets_dropped;
+    if (secrets.size() < kMaxSecrets)
+      secrets.push_back(std::move(s));
+    else
+      ++secrets_dropped;
   }
 
   TP deadline_of(const Account& a) const {
@@ -517,8 +543,10 @@ struct FakeSite::Impl {
       Account& a = *e.acct;
       if (a.gen != e.gen || a.state != State::active) continue;
       TP d = deadline_of(a);
-      if (now > d) expire(a, d);
-      else deadlines.push(HeapEntry{d + std::chrono::nanoseconds(1), &a, a.gen});
+      if (now > d)
+        expire(a, d);
+      else
+        deadlines.push(HeapEntry{d + std::chrono::nanoseconds(1), &a, a.gen});
     }
     return true;
   }
@@ -611,7 +639,8 @@ struct FakeSite::Impl {
     if (opt.require_token) {
       std::string_view tok;
       if (!bearer_token(req, tok)) return a;
-      bool good = tok == a->jwt || (a->has_prev && now < a->prev_until && !a->prev_jwt.empty() && tok == a->prev_jwt);
+      bool good = tok == a->jwt || (a->has_prev && now < a->prev_until && !a->prev_jwt.empty() &&
+                                    tok == a->prev_jwt);
       if (!good) return a;
     }
     ok = true;
@@ -654,10 +683,14 @@ struct FakeSite::Impl {
       }
     }
     switch (kind) {
-      case Kind::login: return do_login(req, res);
-      case Kind::check_page: return do_check(req, res, false);
-      case Kind::check_json: return do_check(req, res, true);
-      case Kind::refresh: return do_refresh(req, res);
+      case Kind::login:
+        return do_login(req, res);
+      case Kind::check_page:
+        return do_check(req, res, false);
+      case Kind::check_json:
+        return do_check(req, res, true);
+      case Kind::refresh:
+        return do_refresh(req, res);
       case Kind::login_page:
         res.status = 200;
         res.set_content(kLoginPage, "text/html; charset=utf-8");
@@ -682,7 +715,8 @@ struct FakeSite::Impl {
       note_replica_only(req);
     }
     res.status = status;
-    if ((status == 429 || status == 503) && ra > 0) res.set_header("Retry-After", std::to_string(ra));
+    if ((status == 429 || status == 503) && ra > 0)
+      res.set_header("Retry-After", std::to_string(ra));
     res.set_content(R"({"error":"injected"})", "application/json");
   }
 
@@ -710,7 +744,8 @@ struct FakeSite::Impl {
       auto it = j.find("mobile");
       if (it != j.end() && it->is_string()) m = &*it;
     }
-    if (!m || m->get_ref<const std::string&>().empty() || m->get_ref<const std::string&>().size() > 64) {
+    if (!m || m->get_ref<const std::string&>().empty() ||
+        m->get_ref<const std::string&>().size() > 64) {
       {
         std::lock_guard<std::mutex> lk(mu);
         ++n_login;
@@ -792,11 +827,20 @@ struct FakeSite::Impl {
   std::unique_ptr<httplib::Server> make_site_server() {
     auto s = std::make_unique<httplib::Server>();
     configure_server(*s, opt.threads);
-    s->Post("/api/login", [this](const httplib::Request& q, httplib::Response& r) { serve(Kind::login, q, r); });
-    s->Get("/pwa", [this](const httplib::Request& q, httplib::Response& r) { serve(Kind::check_page, q, r); });
-    s->Get("/api/me", [this](const httplib::Request& q, httplib::Response& r) { serve(Kind::check_json, q, r); });
-    s->Post("/api/refresh", [this](const httplib::Request& q, httplib::Response& r) { serve(Kind::refresh, q, r); });
-    s->Get("/login", [this](const httplib::Request& q, httplib::Response& r) { serve(Kind::login_page, q, r); });
+    s->Post("/api/login",
+            [this](const httplib::Request& q, httplib::Response& r) { serve(Kind::login, q, r); });
+    s->Get("/pwa", [this](const httplib::Request& q, httplib::Response& r) {
+      serve(Kind::check_page, q, r);
+    });
+    s->Get("/api/me", [this](const httplib::Request& q, httplib::Response& r) {
+      serve(Kind::check_json, q, r);
+    });
+    s->Post("/api/refresh", [this](const httplib::Request& q, httplib::Response& r) {
+      serve(Kind::refresh, q, r);
+    });
+    s->Get("/login", [this](const httplib::Request& q, httplib::Response& r) {
+      serve(Kind::login_page, q, r);
+    });
     return s;
   }
 
@@ -833,7 +877,9 @@ struct FakeSite::Impl {
         return self.faults();
       });
     });
-    s->Get("/faults", [&self](const httplib::Request&, httplib::Response& r) { json_reply(r, 200, self.faults()); });
+    s->Get("/faults", [&self](const httplib::Request&, httplib::Response& r) {
+      json_reply(r, 200, self.faults());
+    });
     s->Post("/logout", [&self](const httplib::Request& q, httplib::Response& r) {
       admin_call(q, r, [&](const json& b) {
         if (!b.contains("mobiles") || !b["mobiles"].is_array())
@@ -845,11 +891,13 @@ struct FakeSite::Impl {
     });
     s->Post("/seed", [&self](const httplib::Request& q, httplib::Response& r) {
       admin_call(q, r, [&](const json& b) {
-        if (!b.contains("dir") || !b["dir"].is_string()) throw std::invalid_argument("\"dir\" (string) is required");
+        if (!b.contains("dir") || !b["dir"].is_string())
+          throw std::invalid_argument("\"dir\" (string) is required");
         int count = b.value("count", 1);
         std::string first = b.value("first_mobile", std::string("09120000000"));
         int ls = b.value("localstorage_bytes", 20000);
-        return json{{"mobiles", self.write_session_files(b["dir"].get<std::string>(), count, first, ls)}};
+        return json{
+            {"mobiles", self.write_session_files(b["dir"].get<std::string>(), count, first, ls)}};
       });
     });
     s->Get("/stats", [&self](const httplib::Request& q, httplib::Response& r) {
@@ -859,7 +907,9 @@ struct FakeSite::Impl {
     s->Get("/secrets", [&self](const httplib::Request&, httplib::Response& r) {
       json_reply(r, 200, self.issued_secrets());
     });
-    s->Get("/healthz", [](const httplib::Request&, httplib::Response& r) { r.set_content("ok\n", "text/plain"); });
+    s->Get("/healthz", [](const httplib::Request&, httplib::Response& r) {
+      r.set_content("ok\n", "text/plain");
+    });
     return s;
   }
 
@@ -869,7 +919,8 @@ struct FakeSite::Impl {
     httplib::Server* raw = &s;
     std::thread t([raw] { raw->listen_after_bind(); });
     auto give_up = Clock::now() + std::chrono::seconds(10);
-    while (!s.is_running() && Clock::now() < give_up) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    while (!s.is_running() && Clock::now() < give_up)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
     return t;
   }
 
@@ -893,7 +944,8 @@ struct FakeSite::Impl {
     int p = port.load();
     if (p == 0) {
       p = s->bind_to_any_port(opt.host);
-      if (p < 0) throw std::runtime_error("fakesite: cannot bind " + opt.host + " (ephemeral port)");
+      if (p < 0)
+        throw std::runtime_error("fakesite: cannot bind " + opt.host + " (ephemeral port)");
     } else if (!s->bind_to_port(opt.host, p)) {
       throw std::runtime_error("fakesite: cannot bind " + opt.host + ":" + std::to_string(p));
     }
@@ -902,7 +954,8 @@ struct FakeSite::Impl {
     site = std::move(s);
     {
       std::lock_guard<std::mutex> lk(mu);
-      if (!outages.empty() && outages.back().second == TP::max()) outages.back().second = Clock::now();
+      if (!outages.empty() && outages.back().second == TP::max())
+        outages.back().second = Clock::now();
     }
     down = false;
   }
@@ -943,7 +996,8 @@ struct FakeSite::Impl {
 
 FakeSite::FakeSite(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {
   if (impl_->opt.threads < 1) throw std::invalid_argument("fakesite: threads must be >= 1");
-  if (impl_->opt.port < 0 || impl_->opt.port > 65535 || impl_->opt.admin_port < 0 || impl_->opt.admin_port > 65535)
+  if (impl_->opt.port < 0 || impl_->opt.port > 65535 || impl_->opt.admin_port < 0 ||
+      impl_->opt.admin_port > 65535)
     throw std::invalid_argument("fakesite: port out of range");
   impl_->port = impl_->opt.port;
 }
@@ -974,7 +1028,8 @@ void FakeSite::start() {
     m.site_thread.join();
     m.site.reset();
     m.down = true;
-    throw std::runtime_error("fakesite: cannot bind admin port " + m.opt.host + ":" + std::to_string(m.opt.admin_port));
+    throw std::runtime_error("fakesite: cannot bind admin port " + m.opt.host + ":" +
+                             std::to_string(m.opt.admin_port));
   }
   m.admin_port = ap;
   m.admin_thread = Impl::run_server(*admin);
@@ -1009,9 +1064,15 @@ void FakeSite::stop() {
   if (m.sweeper.joinable()) m.sweeper.join();
 }
 
-int FakeSite::port() const { return impl_->port.load(); }
-int FakeSite::admin_port() const { return impl_->admin_port.load(); }
-std::string FakeSite::base_url() const { return "http://" + impl_->opt.host + ":" + std::to_string(port()); }
+int FakeSite::port() const {
+  return impl_->port.load();
+}
+int FakeSite::admin_port() const {
+  return impl_->admin_port.load();
+}
+std::string FakeSite::base_url() const {
+  return "http://" + impl_->opt.host + ":" + std::to_string(port());
+}
 
 nlohmann::json FakeSite::stats(bool per_session) const {
   Impl& m = *impl_;
@@ -1026,19 +1087,24 @@ nlohmann::json FakeSite::stats(bool per_session) const {
   out["expired_during_outage"] = m.expired_outage;
   out["forced_logout"] = m.forced;
   out["stale_cookie_requests"] = m.stale;
-  out["requests"] = {{"login", m.n_login},       {"check", m.n_check},   {"refresh", m.n_refresh},
-                     {"injected_errors", m.n_injected}, {"resets", m.n_resets}};
+  out["requests"] = {{"login", m.n_login},
+                     {"check", m.n_check},
+                     {"refresh", m.n_refresh},
+                     {"injected_errors", m.n_injected},
+                     {"resets", m.n_resets}};
   if (per_session) {
     json ps = json::object();
     for (auto& [mobile, a] : m.accounts) {
       json reps = json::object();
       for (auto& r : a->replicas) reps[r.first] = r.second;
-      ps[mobile] = {{"state", state_name(a->state)},
-                    {"checks", a->checks},
-                    {"first_check_seq", a->first_check_seq},
-                    {"refreshes", a->refreshes},
-                    {"replicas", std::move(reps)},
-                    {"idle_ms", std::chrono::duration_cast<std::chrono::milliseconds>(now - a->last_seen).count()}};
+      ps[mobile] = {
+          {"state", state_name(a->state)},
+          {"checks", a->checks},
+          {"first_check_seq", a->first_check_seq},
+          {"refreshes", a->refreshes},
+          {"replicas", std::move(reps)},
+          {"idle_ms",
+           std::chrono::duration_cast<std::chrono::milliseconds>(now - a->last_seen).count()}};
     }
     out["per_session"] = std::move(ps);
   }
@@ -1061,8 +1127,10 @@ void FakeSite::set_faults(const nlohmann::json& faults) {
   std::lock_guard<std::mutex> lk(m.life_mu);
   m.want_down = f.down;
   if (!m.started || m.stopped) return;
-  if (f.down) m.bring_down_locked();
-  else m.bring_up_locked();
+  if (f.down)
+    m.bring_down_locked();
+  else
+    m.bring_up_locked();
 }
 
 nlohmann::json FakeSite::faults() const {
@@ -1077,8 +1145,9 @@ nlohmann::json FakeSite::faults() const {
     std::lock_guard<std::mutex> lk(m.life_mu);
     is_down = m.started ? (m.stopped || !m.site) : m.want_down;
   }
-  return {{"error_ratio", f.error_ratio}, {"error_status", f.error_status}, {"retry_after_s", f.retry_after_s},
-          {"latency_ms", f.latency_ms},   {"reset_ratio", f.reset_ratio},   {"down", is_down}};
+  return {{"error_ratio", f.error_ratio},     {"error_status", f.error_status},
+          {"retry_after_s", f.retry_after_s}, {"latency_ms", f.latency_ms},
+          {"reset_ratio", f.reset_ratio},     {"down", is_down}};
 }
 
 int FakeSite::force_logout(const std::vector<std::string>& mobiles) {
@@ -1107,7 +1176,8 @@ std::vector<std::string> FakeSite::write_session_files(const std::string& dir, i
   if (localstorage_bytes < 0 || localstorage_bytes > 64 * 1024 * 1024)
     throw std::invalid_argument("localstorage_bytes must be in [0, 67108864]");
   if (first_mobile.empty() || first_mobile.size() > 18 ||
-      !std::all_of(first_mobile.begin(), first_mobile.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      !std::all_of(first_mobile.begin(), first_mobile.end(),
+                   [](char c) { return c >= '0' && c <= '9'; }))
     throw std::invalid_argument("first_mobile must be 1..18 digits");
   if (dir.empty()) throw std::invalid_argument("dir must not be empty");
   const std::size_t width = first_mobile.size();
@@ -1115,7 +1185,8 @@ std::vector<std::string> FakeSite::write_session_files(const std::string& dir, i
   std::uint64_t limit = 1;
   for (std::size_t i = 0; i < width; ++i) limit *= 10;
   if (first + static_cast<std::uint64_t>(count) > limit)
-    throw std::invalid_argument("first_mobile + count does not fit in " + std::to_string(width) + " digits");
+    throw std::invalid_argument("first_mobile + count does not fit in " + std::to_string(width) +
+                                " digits");
 
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -1134,9 +1205,14 @@ std::vector<std::string> FakeSite::write_session_files(const std::string& dir, i
     }
     const double now = unix_now_frac();
     auto cookie = [&](const char* name, const std::string& value, json expires, bool http_only) {
-      return json{{"name", name},         {"value", value},       {"domain", m.opt.host},
-                  {"path", "/"},          {"expires", std::move(expires)},   {"httpOnly", http_only},
-                  {"secure", false},      {"sameSite", "Lax"}};
+      return json{{"name", name},
+                  {"value", value},
+                  {"domain", m.opt.host},
+                  {"path", "/"},
+                  {"expires", std::move(expires)},
+                  {"httpOnly", http_only},
+                  {"secure", false},
+                  {"sameSite", "Lax"}};
     };
     json cookies = json::array();
     cookies.push_back(cookie("sid", is.sid, -1, true));
@@ -1147,9 +1223,11 @@ std::vector<std::string> FakeSite::write_session_files(const std::string& dir, i
     if (localstorage_bytes > 0)
       ls.push_back({{"name", "redux_localstorage_simple"},
                     {"value", local_storage_value(mobile, is.jwt, localstorage_bytes)}});
-    json doc = {{"cookies", std::move(cookies)},
-                {"origins", json::array({json{{"origin", origin}, {"localStorage", std::move(ls)}}})}};
-    write_file_atomic((std::filesystem::path(dir) / ("session-" + mobile + ".json")).string(), doc.dump(2));
+    json doc = {
+        {"cookies", std::move(cookies)},
+        {"origins", json::array({json{{"origin", origin}, {"localStorage", std::move(ls)}}})}};
+    write_file_atomic((std::filesystem::path(dir) / ("session-" + mobile + ".json")).string(),
+                      doc.dump(2));
     mobiles.push_back(std::move(mobile));
   }
   return mobiles;
@@ -1166,15 +1244,21 @@ nlohmann::json FakeSite::issued_secrets() const {
 std::chrono::milliseconds parse_duration(const std::string& text) {
   std::size_t i = 0;
   while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
-  if (i == 0 || i > 12) throw std::invalid_argument("bad duration '" + text + "' (want e.g. 500ms, 3s, 10m, 1h)");
+  if (i == 0 || i > 12)
+    throw std::invalid_argument("bad duration '" + text + "' (want e.g. 500ms, 3s, 10m, 1h)");
   long long n = std::stoll(text.substr(0, i));
   std::string unit = text.substr(i);
   long long mult;
-  if (unit == "ms") mult = 1;
-  else if (unit.empty() || unit == "s") mult = 1000;
-  else if (unit == "m") mult = 60 * 1000;
-  else if (unit == "h") mult = 3600 * 1000;
-  else throw std::invalid_argument("bad duration unit in '" + text + "' (want ms, s, m or h)");
+  if (unit == "ms")
+    mult = 1;
+  else if (unit.empty() || unit == "s")
+    mult = 1000;
+  else if (unit == "m")
+    mult = 60 * 1000;
+  else if (unit == "h")
+    mult = 3600 * 1000;
+  else
+    throw std::invalid_argument("bad duration unit in '" + text + "' (want ms, s, m or h)");
   return std::chrono::milliseconds(n * mult);
 }
 

@@ -18,9 +18,9 @@
 namespace fakesite {
 
 struct Options {
-  std::string host = "127.0.0.1";  // only ever loopback
-  int port = 0;                    // 0 = ephemeral
-  int admin_port = 0;              // 0 = ephemeral
+  std::string host = "127.0.0.1";                  // only ever loopback
+  int port = 0;                                    // 0 = ephemeral
+  int admin_port = 0;                              // 0 = ephemeral
   std::chrono::milliseconds idle_timeout{600000};  // session expires when idle longer
   std::chrono::milliseconds rotate_grace{0};       // how long a rotated-away sid still works
   std::chrono::seconds token_ttl{3600};            // JWT exp = now + ttl

@@ -31,7 +31,8 @@ const char kUsage[] =
     "  --token-ttl DUR             JWT lifetime, whole seconds (default 1h)\n"
     "  --require-token             check/refresh also need 'Authorization: Bearer <token>'\n"
     "  --threads N                 site thread pool size (default 32)\n"
-    "  --port-file PATH            once listening, write {\"port\",\"admin_port\",\"base_url\"} there\n"
+    "  --port-file PATH            once listening, write {\"port\",\"admin_port\",\"base_url\"} "
+    "there\n"
     "  --seed-dir DIR              log accounts in and write session files into DIR ...\n"
     "  --seed-count N              ... this many (requires --seed-dir)\n"
     "  --seed-first-mobile M       first mobile (default 09120000000)\n"
@@ -54,7 +55,9 @@ int to_int(const std::string& flag, const std::string& v, int lo, int hi) {
     throw UsageError(flag + ": not an integer: '" + v + "'");
   }
   if (used != v.size()) throw UsageError(flag + ": not an integer: '" + v + "'");
-  if (n < lo || n > hi) throw UsageError(flag + ": out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  if (n < lo || n > hi)
+    throw UsageError(flag + ": out of range [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                     "]");
   return static_cast<int>(n);
 }
 
@@ -173,11 +176,12 @@ int main(int argc, char** argv) {
     site.start();
     if (!seed_dir.empty()) site.write_session_files(seed_dir, *seed_count, seed_first, seed_ls);
     if (!port_file.empty()) {
-      nlohmann::json pf = {{"port", site.port()}, {"admin_port", site.admin_port()}, {"base_url", site.base_url()}};
+      nlohmann::json pf = {
+          {"port", site.port()}, {"admin_port", site.admin_port()}, {"base_url", site.base_url()}};
       write_atomic(port_file, pf.dump() + "\n");
     }
-    std::cerr << "sessiond-fakesite: site " << site.base_url() << ", admin http://127.0.0.1:" << site.admin_port()
-              << std::endl;
+    std::cerr << "sessiond-fakesite: site " << site.base_url()
+              << ", admin http://127.0.0.1:" << site.admin_port() << std::endl;
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0) {
     }

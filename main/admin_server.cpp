@@ -1,7 +1,7 @@
 #include "admin_server.hpp"
 
-#include <caf/scoped_actor.hpp>
 #include <httplib.h>
+#include <caf/scoped_actor.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -40,8 +40,8 @@ bool same_secret(const std::string& a, const std::string& b) {
 
 // Asks an actor; nullopt when it does not answer in time.
 template <class T, class... Ts>
-std::optional<T> ask(caf::actor_system& sys, const caf::actor& dest, std::chrono::milliseconds timeout,
-                     Ts&&... xs) {
+std::optional<T> ask(caf::actor_system& sys, const caf::actor& dest,
+                     std::chrono::milliseconds timeout, Ts&&... xs) {
   std::optional<T> out;
   caf::scoped_actor self{sys};
   self->request(dest, timeout, std::forward<Ts>(xs)...)
@@ -54,14 +54,17 @@ std::optional<T> ask(caf::actor_system& sys, const caf::actor& dest, std::chrono
 ListenAddress parse_listen(const std::string& text) {
   ListenAddress a;
   auto colon = text.rfind(':');
-  if (colon == std::string::npos) throw ConfigError("--listen: expected HOST:PORT, got \"" + text + "\"");
+  if (colon == std::string::npos)
+    throw ConfigError("--listen: expected HOST:PORT, got \"" + text + "\"");
   a.host = text.substr(0, colon);
-  if (a.host.size() >= 2 && a.host.front() == '[' && a.host.back() == ']') a.host = a.host.substr(1, a.host.size() - 2);
+  if (a.host.size() >= 2 && a.host.front() == '[' && a.host.back() == ']')
+    a.host = a.host.substr(1, a.host.size() - 2);
   if (a.host.empty()) a.host = "0.0.0.0";
   try {
     std::size_t used = 0;
     a.port = std::stoi(text.substr(colon + 1), &used);
-    if (used != text.size() - colon - 1 || a.port < 0 || a.port > 65535) throw std::out_of_range("port");
+    if (used != text.size() - colon - 1 || a.port < 0 || a.port > 65535)
+      throw std::out_of_range("port");
   } catch (...) {
     throw ConfigError("--listen: bad port in \"" + text + "\"");
   }
@@ -69,10 +72,16 @@ ListenAddress parse_listen(const std::string& text) {
   return a;
 }
 
-AdminServer::AdminServer(caf::actor_system& system, caf::actor supervisor, caf::actor metrics, Options options)
-    : system_(system), supervisor_(std::move(supervisor)), metrics_(std::move(metrics)), options_(std::move(options)) {}
+AdminServer::AdminServer(caf::actor_system& system, caf::actor supervisor, caf::actor metrics,
+                         Options options)
+    : system_(system),
+      supervisor_(std::move(supervisor)),
+      metrics_(std::move(metrics)),
+      options_(std::move(options)) {}
 
-AdminServer::~AdminServer() { stop(); }
+AdminServer::~AdminServer() {
+  stop();
+}
 
 void AdminServer::start() {
   server_ = std::make_unique<httplib::Server>();
@@ -84,18 +93,21 @@ void AdminServer::start() {
   svr.new_task_queue = [] { return new httplib::ThreadPool(8); };
   svr.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;
-    std::string msg = res.status == 413 ? "request body too large" : res.status == 404 ? "not found" : "bad request";
+    std::string msg = res.status == 413   ? "request body too large"
+                      : res.status == 404 ? "not found"
+                                          : "bad request";
     send_error(res, res.status, msg);
   });
-  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-    send_error(res, 500, "internal error");
-  });
+  svr.set_exception_handler([](const httplib::Request&, httplib::Response& res,
+                               std::exception_ptr) { send_error(res, 500, "internal error"); });
 
   auto authorized = [this](const httplib::Request& req, httplib::Response& res) {
     if (options_.admin_token.empty()) return true;
     auto header = req.get_header_value("Authorization");
     const std::string prefix = "Bearer ";
-    if (header.rfind(prefix, 0) == 0 && same_secret(header.substr(prefix.size()), options_.admin_token)) return true;
+    if (header.rfind(prefix, 0) == 0 &&
+        same_secret(header.substr(prefix.size()), options_.admin_token))
+      return true;
     res.set_header("WWW-Authenticate", "Bearer");
     send_error(res, 401, header.empty() ? "missing bearer token" : "wrong bearer token");
     return false;
@@ -121,11 +133,13 @@ void AdminServer::start() {
     // ?state=NAME and ?limit=N keep the answer small with many sessions.
     std::string state = req.get_param_value("state");
     if (!state.empty() && !valid_state_name(state))
-      return send_error(res, 400, "unknown state \"" + state + "\" (expected one of " + state_names() + ")");
+      return send_error(res, 400,
+                        "unknown state \"" + state + "\" (expected one of " + state_names() + ")");
     std::uint64_t limit = std::numeric_limits<std::uint64_t>::max();
     if (req.has_param("limit")) {
       const std::string v = req.get_param_value("limit");
-      if (v.empty() || v.size() > 9 || !std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c); }))
+      if (v.empty() || v.size() > 9 ||
+          !std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c); }))
         return send_error(res, 400, "limit: expected a number of sessions (0-999999999)");
       limit = std::stoull(v);
     }
@@ -144,18 +158,22 @@ void AdminServer::start() {
   // httplib decoded the path, so "..%2F" and friends never reach the disk.
   auto session_route = [this, q, authorized](const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
-    const bool refresh = req.matches.size() > 2 && req.matches[2].matched && req.matches[2].length() > 0;
-    if (!valid_session_id(id)) return send_error(res, 400, "invalid session id (expected [A-Za-z0-9_.-]{1,64})");
+    const bool refresh =
+        req.matches.size() > 2 && req.matches[2].matched && req.matches[2].length() > 0;
+    if (!valid_session_id(id))
+      return send_error(res, 400, "invalid session id (expected [A-Za-z0-9_.-]{1,64})");
     if (refresh) {
       if (req.method != "POST") {
         res.set_header("Allow", "POST");
         return send_error(res, 405, "method not allowed");
       }
       if (!authorized(req, res)) return;
-      auto outcome = ask<std::string>(system_, supervisor_, options_.refresh_timeout, refresh_atom::value, id);
+      auto outcome =
+          ask<std::string>(system_, supervisor_, options_.refresh_timeout, refresh_atom::value, id);
       if (!outcome) return send_error(res, 504, "refresh did not finish in time");
       if (*outcome == "not_found") return send_error(res, 404, "unknown session " + id);
-      return send_json(res, *outcome == "success" ? 200 : 502, json{{"session", id}, {"outcome", *outcome}});
+      return send_json(res, *outcome == "success" ? 200 : 502,
+                       json{{"session", id}, {"outcome", *outcome}});
     }
     if (req.method == "GET") {
       auto text = ask<std::string>(system_, metrics_, q, session_atom::value, id);
@@ -165,13 +183,17 @@ void AdminServer::start() {
     }
     if (req.method == "PUT" || req.method == "DELETE") {
       if (!authorized(req, res)) return;
-      auto result = req.method == "PUT" ? ask<std::string>(system_, supervisor_, q, register_atom::value, id)
-                                        : ask<std::string>(system_, supervisor_, q, unregister_atom::value, id);
+      auto result = req.method == "PUT"
+                        ? ask<std::string>(system_, supervisor_, q, register_atom::value, id)
+                        : ask<std::string>(system_, supervisor_, q, unregister_atom::value, id);
       if (!result) return send_error(res, 503, "supervisor did not answer");
       if (*result == "not_found")
-        return send_error(res, 404, req.method == "PUT" ? "no file " + session_filename(id) + " in the sessions directory"
-                                                        : "unknown session " + id);
-      return send_json(res, *result == "registered" ? 201 : 200, json{{"session", id}, {"result", *result}});
+        return send_error(res, 404,
+                          req.method == "PUT"
+                              ? "no file " + session_filename(id) + " in the sessions directory"
+                              : "unknown session " + id);
+      return send_json(res, *result == "registered" ? 201 : 200,
+                       json{{"session", id}, {"result", *result}});
     }
     res.set_header("Allow", "GET, PUT, DELETE");
     send_error(res, 405, "method not allowed");
@@ -199,10 +221,14 @@ void AdminServer::start() {
   svr.Put("/refresh", post_only);
   svr.Delete("/refresh", post_only);
 
-  if (options_.listen.port == 0) port_ = svr.bind_to_any_port(options_.listen.host);
-  else port_ = svr.bind_to_port(options_.listen.host, options_.listen.port) ? options_.listen.port : -1;
+  if (options_.listen.port == 0)
+    port_ = svr.bind_to_any_port(options_.listen.host);
+  else
+    port_ =
+        svr.bind_to_port(options_.listen.host, options_.listen.port) ? options_.listen.port : -1;
   if (port_ <= 0)
-    throw std::runtime_error("cannot listen on " + options_.listen.host + ":" + std::to_string(options_.listen.port) +
+    throw std::runtime_error("cannot listen on " + options_.listen.host + ":" +
+                             std::to_string(options_.listen.port) +
                              " (address in use or not available)");
   thread_ = std::thread([this] { server_->listen_after_bind(); });
 }

@@ -34,7 +34,8 @@ class AdminServer {
     std::chrono::milliseconds refresh_timeout{120000};  // POST /sessions/{id}/refresh
     std::chrono::milliseconds query_timeout{5000};
   };
-  AdminServer(caf::actor_system& system, caf::actor supervisor, caf::actor metrics, Options options);
+  AdminServer(caf::actor_system& system, caf::actor supervisor, caf::actor metrics,
+              Options options);
   ~AdminServer();
   // Binds (throws std::runtime_error with the reason) and serves on a thread.
   void start();

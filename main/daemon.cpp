@@ -42,7 +42,8 @@ struct Plan {
 
 Plan make_plan(Config config, const std::string& base_url_override = {}) {
   Plan plan;
-  if (config.profile_path.empty()) throw ConfigError("--profile is required (e.g. --profile profiles/baman24.json)");
+  if (config.profile_path.empty())
+    throw ConfigError("--profile is required (e.g. --profile profiles/baman24.json)");
   try {
     plan.profile = std::make_shared<Profile>(load_profile(config.profile_path));
   } catch (const ProfileError& e) {
@@ -56,19 +57,22 @@ Plan make_plan(Config config, const std::string& base_url_override = {}) {
   plan.interval = config.interval.value_or(plan.profile->interval);
   plan.idle_timeout = config.idle_timeout.value_or(plan.profile->idle_timeout);
   if (plan.interval >= plan.idle_timeout)
-    throw ConfigError("--interval (" + format_duration(plan.interval) + ") must be shorter than the idle timeout (" +
-                      format_duration(plan.idle_timeout) + "), or sessions expire between refreshes");
+    throw ConfigError("--interval (" + format_duration(plan.interval) +
+                      ") must be shorter than the idle timeout (" +
+                      format_duration(plan.idle_timeout) +
+                      "), or sessions expire between refreshes");
   plan.shard.count = config.shard_count;
   plan.shard.index = resolve_shard_index(config);
   if (plan.shard.index >= plan.shard.count)
-    throw ConfigError("--shard-index " + std::to_string(plan.shard.index) + " must be below --shard-count " +
-                      std::to_string(plan.shard.count));
+    throw ConfigError("--shard-index " + std::to_string(plan.shard.index) +
+                      " must be below --shard-count " + std::to_string(plan.shard.count));
   if (config.listen != "off") {
     plan.listen = parse_listen(config.listen);
     if (!plan.listen->loopback && config.admin_token.empty())
-      throw ConfigError("--listen " + config.listen +
-                        " is not a loopback address: set --admin-token (or SESSIOND_ADMIN_TOKEN) so the admin "
-                        "endpoints are not open to the network");
+      throw ConfigError(
+          "--listen " + config.listen +
+          " is not a loopback address: set --admin-token (or SESSIOND_ADMIN_TOKEN) so the admin "
+          "endpoints are not open to the network");
   }
   plan.config = std::move(config);
   return plan;
@@ -85,14 +89,18 @@ void prepare_sessions_dir(const std::string& dir) {
   } else if (!S_ISDIR(st.st_mode)) {
     throw ConfigError("--sessions-dir " + dir + ": not a directory");
   } else if (st.st_mode & 077) {
-    log::warn("startup", "the sessions directory is readable by group or others; session files hold credentials "
-                         "(chmod 700 recommended)",
-              {{"dir", dir}, {"mode", (std::ostringstream() << std::oct << (st.st_mode & 0777)).str()}});
+    log::warn(
+        "startup",
+        "the sessions directory is readable by group or others; session files hold credentials "
+        "(chmod 700 recommended)",
+        {{"dir", dir}, {"mode", (std::ostringstream() << std::oct << (st.st_mode & 0777)).str()}});
   }
   if (::access(dir.c_str(), R_OK | W_OK | X_OK) != 0)
-    throw ConfigError("--sessions-dir " + dir + ": not readable and writable: " + std::strerror(errno));
+    throw ConfigError("--sessions-dir " + dir +
+                      ": not readable and writable: " + std::strerror(errno));
   int removed = remove_stale_temp_files(dir, std::chrono::seconds(60));
-  if (removed > 0) log::info("startup", "removed temp files left by an earlier crash", {{"count", removed}});
+  if (removed > 0)
+    log::info("startup", "removed temp files left by an earlier crash", {{"count", removed}});
 }
 
 int wait_for_signal(std::chrono::milliseconds step, const std::function<bool()>& done) {
@@ -100,7 +108,8 @@ int wait_for_signal(std::chrono::milliseconds step, const std::function<bool()>&
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
-  timespec ts{static_cast<time_t>(step.count() / 1000), static_cast<long>((step.count() % 1000) * 1000000)};
+  timespec ts{static_cast<time_t>(step.count() / 1000),
+              static_cast<long>((step.count() % 1000) * 1000000)};
   for (;;) {
     int sig = ::sigtimedwait(&set, nullptr, &ts);
     if (sig > 0) return sig;
@@ -109,7 +118,8 @@ int wait_for_signal(std::chrono::milliseconds step, const std::function<bool()>&
 }
 
 // Demo: a few things to watch happen, on a timeline (bounded).
-void demo_script(fakesite::FakeSite& site, const std::string& dir, int sessions, std::atomic<bool>& stop) {
+void demo_script(fakesite::FakeSite& site, const std::string& dir, int sessions,
+                 std::atomic<bool>& stop) {
   auto sleep_for = [&](std::chrono::seconds d) {
     for (auto end = std::chrono::steady_clock::now() + d; std::chrono::steady_clock::now() < end;) {
       if (stop) return false;
@@ -138,14 +148,17 @@ int check_config(const Config& config) {
         {"base_url", p.base_url},
         {"interval", format_duration(plan.interval)},
         {"idle_timeout", format_duration(plan.idle_timeout)},
-        {"check", p.check ? (p.check->is_exec() ? "exec" : p.check->method + " " + p.check->path) : "none"},
-        {"refresh", p.refresh ? (p.refresh->is_exec() ? "exec" : p.refresh->method + " " + p.refresh->path) : "none"},
+        {"check",
+         p.check ? (p.check->is_exec() ? "exec" : p.check->method + " " + p.check->path) : "none"},
+        {"refresh",
+         p.refresh ? (p.refresh->is_exec() ? "exec" : p.refresh->method + " " + p.refresh->path)
+                   : "none"},
         {"sessions_dir", config.sessions_dir},
         {"listen", config.listen},
         {"shard", {{"index", plan.shard.index}, {"count", plan.shard.count}}},
         {"on_logged_out", config.on_logged_out == OnLoggedOut::quarantine ? "quarantine"
                           : config.on_logged_out == OnLoggedOut::mark     ? "mark"
-                                                                           : "delete"},
+                                                                          : "delete"},
     };
     std::cout << out.dump(2) << "\nconfiguration OK\n";
     return 0;
@@ -197,10 +210,13 @@ int run_daemon(Config config, DaemonMode mode) {
   }
   const Config& cfg = plan.config;
   if (plan.shard.count > 1)  // lets the site (and the fake site's statistics) tell replicas apart
-    plan.profile->default_headers.emplace_back("X-Sessiond-Replica", std::to_string(plan.shard.index));
+    plan.profile->default_headers.emplace_back("X-Sessiond-Replica",
+                                               std::to_string(plan.shard.index));
   log::info("startup", "sessiond starting",
             {{"version", SESSIOND_VERSION},
-             {"mode", mode == DaemonMode::run ? "run" : mode == DaemonMode::once ? "once" : "demo"},
+             {"mode", mode == DaemonMode::run    ? "run"
+                      : mode == DaemonMode::once ? "once"
+                                                 : "demo"},
              {"site", plan.profile->name},
              {"base_url", plan.profile->base_url},
              {"sessions_dir", cfg.sessions_dir},
@@ -209,8 +225,11 @@ int run_daemon(Config config, DaemonMode mode) {
              {"shard", {{"index", plan.shard.index}, {"count", plan.shard.count}}},
              {"listen", cfg.listen}});
   if (site)
-    log::info("demo", "demo: fake site running; open http://" + cfg.listen + "/status while it runs",
-              {{"site", site->base_url()}, {"sessions_dir", cfg.sessions_dir}, {"sessions", cfg.demo_sessions}});
+    log::info("demo",
+              "demo: fake site running; open http://" + cfg.listen + "/status while it runs",
+              {{"site", site->base_url()},
+               {"sessions_dir", cfg.sessions_dir},
+               {"sessions", cfg.demo_sessions}});
 
   HttpClient::Options http_opts;
   http_opts.max_in_flight = std::min(cfg.max_in_flight, plan.profile->max_in_flight);
@@ -223,8 +242,11 @@ int run_daemon(Config config, DaemonMode mode) {
   auto http = std::make_unique<HttpClient>(http_opts);
   const auto circuit = fit_to_idle_timeout(plan.profile->circuit, plan.interval, plan.idle_timeout);
   if (circuit.open_for < plan.profile->circuit.open_for)
-    log::warn("config", "circuit_breaker.open_for shortened to half the gap between interval and idle timeout",
-              {{"open_for_ms", plan.profile->circuit.open_for.count()}, {"used_ms", circuit.open_for.count()}});
+    log::warn(
+        "config",
+        "circuit_breaker.open_for shortened to half the gap between interval and idle timeout",
+        {{"open_for_ms", plan.profile->circuit.open_for.count()},
+         {"used_ms", circuit.open_for.count()}});
   CircuitBreaker breaker(circuit);
   GuardedTransport guarded(*http, breaker);
   auto io = std::make_unique<WorkerPool>(cfg.io_threads);
@@ -311,7 +333,8 @@ int run_daemon(Config config, DaemonMode mode) {
     std::atomic<bool> demo_stop{false};
     std::thread demo_thread;
     if (site)
-      demo_thread = std::thread([&] { demo_script(*site, cfg.sessions_dir, cfg.demo_sessions, demo_stop); });
+      demo_thread =
+          std::thread([&] { demo_script(*site, cfg.sessions_dir, cfg.demo_sessions, demo_stop); });
 
     int sig = 0;
     if (mode == DaemonMode::once) {
@@ -320,8 +343,13 @@ int run_daemon(Config config, DaemonMode mode) {
       std::thread waiter([&system, supervisor, result] {
         caf::scoped_actor self{system};
         self->request(supervisor, caf::infinite, done_atom::value)
-            .receive([&](int failed, int total) { result->set_value({failed, total}); },
-                     [&](caf::error&) { result->set_value({-1, 0}); });
+            .receive(
+                [&](int failed, int total) {
+                  result->set_value({failed, total});
+                },
+                [&](caf::error&) {
+                  result->set_value({-1, 0});
+                });
       });
       sig = wait_for_signal(Millis(100), [&] {
         return future.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
@@ -344,7 +372,8 @@ int run_daemon(Config config, DaemonMode mode) {
     auto drain_started = std::chrono::steady_clock::now();
     if (sig != 0)
       log::info("shutdown", "signal received; draining in-flight refreshes",
-                {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}, {"drain_timeout_ms", cfg.drain_timeout.count()}});
+                {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
+                 {"drain_timeout_ms", cfg.drain_timeout.count()}});
     demo_stop = true;
     if (demo_thread.joinable()) demo_thread.join();
     caf::anon_send(metrics, drain_atom::value);
@@ -364,9 +393,12 @@ int run_daemon(Config config, DaemonMode mode) {
     http.reset();
     io.reset();
     exec.reset();
-    auto took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - drain_started);
-    log::info("shutdown", drained ? "sessiond stopped" : "sessiond stopped; some refreshes did not finish in time",
-              {{"drained", drained}, {"duration_ms", took.count()}, {"exit_code", exit_code}});
+    auto took =
+        std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - drain_started);
+    log::info(
+        "shutdown",
+        drained ? "sessiond stopped" : "sessiond stopped; some refreshes did not finish in time",
+        {{"drained", drained}, {"duration_ms", took.count()}, {"exit_code", exit_code}});
   }
   if (site) site->stop();
   return exit_code;

@@ -45,9 +45,12 @@ std::string age(const json& seconds) {
   if (!seconds.is_number()) return "-";
   double s = seconds.get<double>();
   std::ostringstream out;
-  if (s < 120) out << static_cast<long>(s) << "s";
-  else if (s < 7200) out << static_cast<long>(s / 60) << "m";
-  else out << static_cast<long>(s / 3600) << "h";
+  if (s < 120)
+    out << static_cast<long>(s) << "s";
+  else if (s < 7200)
+    out << static_cast<long>(s / 60) << "m";
+  else
+    out << static_cast<long>(s / 3600) << "h";
   return out.str();
 }
 
@@ -65,7 +68,8 @@ int status_command(const Config& c) {
   auto res = cli->Get("/status");
   if (!res) return no_daemon(url, res.error());
   if (res->status != 200) {
-    std::cerr << "sessiond: " << url << "/status answered " << res->status << ": " << res->body << "\n";
+    std::cerr << "sessiond: " << url << "/status answered " << res->status << ": " << res->body
+              << "\n";
     return 1;
   }
   if (c.output == "json") {
@@ -77,26 +81,31 @@ int status_command(const Config& c) {
     std::cerr << "sessiond: " << url << "/status did not answer JSON\n";
     return 1;
   }
-  std::vector<std::vector<std::string>> rows = {{"ID", "STATE", "LAST REFRESH", "COUNT", "NEXT", "LAST ERROR"}};
+  std::vector<std::vector<std::string>> rows = {
+      {"ID", "STATE", "LAST REFRESH", "COUNT", "NEXT", "LAST ERROR"}};
   for (const auto& s : doc["sessions"]) {
     std::string err = s["lastError"].is_string() ? s["lastError"].get<std::string>() : "-";
     if (err.size() > 60) err = err.substr(0, 57) + "...";
     rows.push_back({s.value("mobile", "?"), s.value("state", "?"),
-                    s["lastRefreshAgeSeconds"].is_number() ? age(s["lastRefreshAgeSeconds"]) + " ago" : "never",
-                    std::to_string(s.value("refreshCount", 0)), s.value("refreshing", false) ? "running" : until(s["nextRefresh"]),
-                    err});
+                    s["lastRefreshAgeSeconds"].is_number()
+                        ? age(s["lastRefreshAgeSeconds"]) + " ago"
+                        : "never",
+                    std::to_string(s.value("refreshCount", 0)),
+                    s.value("refreshing", false) ? "running" : until(s["nextRefresh"]), err});
   }
   std::vector<std::size_t> width(rows[0].size(), 0);
   for (auto& r : rows)
     for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
   for (auto& r : rows) {
     for (std::size_t i = 0; i < r.size(); ++i)
-      std::cout << std::left << std::setw(static_cast<int>(i + 1 < r.size() ? width[i] + 3 : 0)) << r[i];
+      std::cout << std::left << std::setw(static_cast<int>(i + 1 < r.size() ? width[i] + 3 : 0))
+                << r[i];
     std::cout << "\n";
   }
-  std::cout << "\n" << doc.value("activeSessions", 0) << " active of " << doc.value("totalSessions", 0)
-            << " sessions; refresh interval " << doc.value("refreshInterval", 0) << "s; ready: "
-            << (doc.value("ready", false) ? "yes" : "no") << "\n";
+  std::cout << "\n"
+            << doc.value("activeSessions", 0) << " active of " << doc.value("totalSessions", 0)
+            << " sessions; refresh interval " << doc.value("refreshInterval", 0)
+            << "s; ready: " << (doc.value("ready", false) ? "yes" : "no") << "\n";
   return 0;
 }
 

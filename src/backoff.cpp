@@ -13,7 +13,8 @@ Millis next_delay(const RetryPolicy& policy, int attempt, double u) {
   return Millis(static_cast<Millis::rep>(grown / 2 + u * grown / 2));
 }
 
-std::optional<Millis> cap_to_deadline(Millis delay, Millis until_deadline, Millis margin, Millis min_step) {
+std::optional<Millis> cap_to_deadline(Millis delay, Millis until_deadline, Millis margin,
+                                      Millis min_step) {
   const Millis latest = until_deadline - margin;
   if (latest <= Millis(0)) return std::nullopt;
   // At most half of what is left, so more than one attempt fits before the

@@ -6,7 +6,8 @@
 
 namespace sessiond {
 
-CircuitBreakerPolicy fit_to_idle_timeout(CircuitBreakerPolicy policy, Millis interval, Millis idle_timeout) {
+CircuitBreakerPolicy fit_to_idle_timeout(CircuitBreakerPolicy policy, Millis interval,
+                                         Millis idle_timeout) {
   const Millis limit = std::max(Millis(1), (idle_timeout - interval) / 2);
   policy.open_for = std::min(policy.open_for, limit);
   return policy;
@@ -14,7 +15,8 @@ CircuitBreakerPolicy fit_to_idle_timeout(CircuitBreakerPolicy policy, Millis int
 
 CircuitBreaker::CircuitBreaker(CircuitBreakerPolicy policy, Clock now)
     : policy_(policy), now_(std::move(now)) {
-  auto seconds = std::max<std::int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(policy_.window).count());
+  auto seconds = std::max<std::int64_t>(
+      1, std::chrono::duration_cast<std::chrono::seconds>(policy_.window).count());
   buckets_.resize(static_cast<std::size_t>(seconds));
 }
 

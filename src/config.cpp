@@ -31,11 +31,16 @@ std::optional<Millis> parse_duration(std::string_view text) {
   }
   auto unit = text.substr(i);
   double ms = 0;
-  if (unit.empty() || unit == "s") ms = value * 1000;
-  else if (unit == "ms") ms = value;
-  else if (unit == "m") ms = value * 60000;
-  else if (unit == "h") ms = value * 3600000;
-  else return std::nullopt;
+  if (unit.empty() || unit == "s")
+    ms = value * 1000;
+  else if (unit == "ms")
+    ms = value;
+  else if (unit == "m")
+    ms = value * 60000;
+  else if (unit == "h")
+    ms = value * 3600000;
+  else
+    return std::nullopt;
   if (!std::isfinite(ms) || ms > 1e12) return std::nullopt;
   return Millis(static_cast<Millis::rep>(std::llround(ms)));
 }
@@ -60,8 +65,8 @@ struct Flag {
 Millis duration_value(const std::string& flag, const std::string& v) {
   auto d = parse_duration(v);
   if (!d || d->count() <= 0)
-    throw ConfigError("--" + flag + ": expected a positive duration such as 5m, 30s or 500ms, got \"" +
-                      v + "\"");
+    throw ConfigError("--" + flag +
+                      ": expected a positive duration such as 5m, 30s or 500ms, got \"" + v + "\"");
   return *d;
 }
 
@@ -100,8 +105,9 @@ const std::vector<Flag>& flags() {
        [](Config& c, const std::string& v) { c.interval = duration_value("interval", v); }},
       {"idle-timeout", "DUR", "the site's idle logout (default: the profile's, 10m)",
        [](Config& c, const std::string& v) { c.idle_timeout = duration_value("idle-timeout", v); }},
-      {"listen", "ADDR", "HTTP address for /metrics, /status and the admin API (default "
-                         "127.0.0.1:9464; \"off\" disables)",
+      {"listen", "ADDR",
+       "HTTP address for /metrics, /status and the admin API (default "
+       "127.0.0.1:9464; \"off\" disables)",
        [](Config& c, const std::string& v) { c.listen = v; }},
       {"log-level", "LEVEL", "trace, debug, info, warn or error (default info)",
        [](Config& c, const std::string& v) {
@@ -124,13 +130,20 @@ const std::vector<Flag>& flags() {
        }},
       {"on-logged-out", "MODE", "quarantine (move to invalid/, default), mark, or delete",
        [](Config& c, const std::string& v) {
-         if (v == "quarantine") c.on_logged_out = OnLoggedOut::quarantine;
-         else if (v == "mark") c.on_logged_out = OnLoggedOut::mark;
-         else if (v == "delete") c.on_logged_out = OnLoggedOut::remove;
-         else throw ConfigError("--on-logged-out: expected quarantine, mark or delete, got \"" + v + "\"");
+         if (v == "quarantine")
+           c.on_logged_out = OnLoggedOut::quarantine;
+         else if (v == "mark")
+           c.on_logged_out = OnLoggedOut::mark;
+         else if (v == "delete")
+           c.on_logged_out = OnLoggedOut::remove;
+         else
+           throw ConfigError("--on-logged-out: expected quarantine, mark or delete, got \"" + v +
+                             "\"");
        }},
       {"drain-timeout", "DUR", "on SIGTERM, how long in-flight refreshes may finish (default 20s)",
-       [](Config& c, const std::string& v) { c.drain_timeout = duration_value("drain-timeout", v); }},
+       [](Config& c, const std::string& v) {
+         c.drain_timeout = duration_value("drain-timeout", v);
+       }},
       {"heartbeat-interval", "DUR", "heartbeat log interval (default 1m)",
        [](Config& c, const std::string& v) {
          c.heartbeat_interval = duration_value("heartbeat-interval", v);
@@ -156,7 +169,9 @@ const std::vector<Flag>& flags() {
          c.restart_limit = static_cast<int>(int_value("restart-limit", v, 0, 1000));
        }},
       {"restart-window", "DUR", "window of --restart-limit (default 1m)",
-       [](Config& c, const std::string& v) { c.restart_window = duration_value("restart-window", v); }},
+       [](Config& c, const std::string& v) {
+         c.restart_window = duration_value("restart-window", v);
+       }},
       {"per-session-metrics", nullptr, "add per-session metric series (small deployments only)",
        [](Config& c, const std::string& v) {
          c.per_session_metrics = bool_value("per-session-metrics", v);
@@ -184,7 +199,8 @@ const Flag* find_flag(const std::string& name) {
 
 std::string env_name(const std::string& flag) {
   std::string out = "SESSIOND_";
-  for (char c : flag) out += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (char c : flag)
+    out += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return out;
 }
 
@@ -202,7 +218,8 @@ std::map<std::string, std::string> environment_map() {
   return env;
 }
 
-Config parse_config(int argc, const char* const* argv, const std::map<std::string, std::string>& env) {
+Config parse_config(int argc, const char* const* argv,
+                    const std::map<std::string, std::string>& env) {
   Config c;
   // 1. Split the command line into the command, flags and positionals.
   std::vector<std::pair<const Flag*, std::string>> cli;
@@ -224,7 +241,8 @@ Config parse_config(int argc, const char* const* argv, const std::map<std::strin
       const Flag* f = find_flag(name);
       if (!f) throw ConfigError("unknown flag --" + name + " (see sessiond --help)");
       if (f->value_name && !has_value) {
-        if (i + 1 >= argc) throw ConfigError("--" + name + " needs a value (" + f->value_name + ")");
+        if (i + 1 >= argc)
+          throw ConfigError("--" + name + " needs a value (" + f->value_name + ")");
         value = argv[++i];
       }
       cli.emplace_back(f, value);
@@ -265,7 +283,8 @@ Config parse_config(int argc, const char* const* argv, const std::map<std::strin
     c.config_file = config_file;
   }
   // 3. Environment.
-  if (auto it = env.find("DEBUG_MODE"); it != env.end() && it->second == "true") c.log_level = "debug";
+  if (auto it = env.find("DEBUG_MODE"); it != env.end() && it->second == "true")
+    c.log_level = "debug";
   for (const auto& f : flags()) {
     if (std::string(f.name) == "config") continue;
     auto it = env.find(env_name(f.name));
@@ -279,7 +298,8 @@ Config parse_config(int argc, const char* const* argv, const std::map<std::strin
   // 4. Command line wins.
   for (auto& [f, v] : cli) f->set(c, v);
   if (c.command.empty() && !c.help) throw ConfigError("no command given (see sessiond --help)");
-  if (c.command == "refresh" && c.args.size() > 1) throw ConfigError("refresh takes at most one ID");
+  if (c.command == "refresh" && c.args.size() > 1)
+    throw ConfigError("refresh takes at most one ID");
   if (c.command != "refresh" && !c.args.empty())
     throw ConfigError("unexpected argument \"" + c.args.front() + "\"");
   return c;
@@ -301,14 +321,17 @@ std::string usage(const std::string& command) {
   } else {
     static const std::map<std::string, std::string> what = {
         {"run", "Watches --sessions-dir and refreshes every session on schedule until SIGTERM."},
-        {"once", "Checks and refreshes every session once, then exits: 0 when all succeeded, 1 "
-                 "otherwise, 2 on bad configuration."},
+        {"once",
+         "Checks and refreshes every session once, then exits: 0 when all succeeded, 1 "
+         "otherwise, 2 on bad configuration."},
         {"status", "Prints the sessions of the daemon at --url (or --listen) as a table."},
         {"refresh", "Asks the daemon at --url (or --listen) to refresh session ID, or all."},
-        {"check-config", "Loads --profile and every flag; prints the effective settings or the "
-                         "error (exit 2)."},
-        {"demo", "Starts the bundled fake site, logs --sessions accounts in, and runs the daemon "
-                 "against it with a short interval. Ctrl-C stops everything."},
+        {"check-config",
+         "Loads --profile and every flag; prints the effective settings or the "
+         "error (exit 2)."},
+        {"demo",
+         "Starts the bundled fake site, logs --sessions accounts in, and runs the daemon "
+         "against it with a short interval. Ctrl-C stops everything."},
     };
     auto it = what.find(command);
     out << "Usage: sessiond " << command << (command == "refresh" ? " [ID]" : "") << " [FLAGS]\n\n"
@@ -316,7 +339,8 @@ std::string usage(const std::string& command) {
   }
   out << "Flags (each also read from SESSIOND_<FLAG>, e.g. SESSIOND_SESSIONS_DIR):\n";
   for (const auto& f : flags()) {
-    std::string left = std::string("  --") + f.name + (f.value_name ? std::string(" ") + f.value_name : "");
+    std::string left =
+        std::string("  --") + f.name + (f.value_name ? std::string(" ") + f.value_name : "");
     out << left << std::string(left.size() < 30 ? 30 - left.size() : 1, ' ') << f.help << "\n";
   }
   out << "  -h, --help                  this help\n"
@@ -325,7 +349,8 @@ std::string usage(const std::string& command) {
 }
 
 std::uint32_t resolve_shard_index(const Config& config) {
-  if (config.shard_index != "auto") return static_cast<std::uint32_t>(std::stoul(config.shard_index));
+  if (config.shard_index != "auto")
+    return static_cast<std::uint32_t>(std::stoul(config.shard_index));
   std::string pod;
   if (const char* p = std::getenv("SESSIOND_POD_NAME"); p && *p) pod = p;
   if (pod.empty()) {

@@ -151,8 +151,8 @@ nlohmann::json playwright_from_jar(const nlohmann::json& original, const CookieL
   // One jar line per cookie: a file with the same cookie twice must not map
   // both to one line and add the other line again on every save.
   std::vector<bool> used(parsed.size(), false);
-  auto find_parsed = [&](const std::tuple<std::string, std::string, std::string>& key)
-      -> NetscapeCookie* {
+  auto find_parsed =
+      [&](const std::tuple<std::string, std::string, std::string>& key) -> NetscapeCookie* {
     for (std::size_t i = 0; i < parsed.size(); ++i) {
       const auto& p = parsed[i];
       if (!used[i] && std::get<0>(key) == p.name && std::get<1>(key) == playwright_domain(p) &&
@@ -166,8 +166,10 @@ nlohmann::json playwright_from_jar(const nlohmann::json& original, const CookieL
     c["value"] = p.value;
     c["httpOnly"] = p.http_only;
     c["secure"] = p.secure;
-    double old = c.contains("expires") && c["expires"].is_number() ? c["expires"].get<double>() : -1;
-    if (p.expires != jar_expires(old)) c["expires"] = p.expires == 0 ? -1.0 : static_cast<double>(p.expires);
+    double old =
+        c.contains("expires") && c["expires"].is_number() ? c["expires"].get<double>() : -1;
+    if (p.expires != jar_expires(old))
+      c["expires"] = p.expires == 0 ? -1.0 : static_cast<double>(p.expires);
   };
   // Existing cookies first, in their order, with every field they had.
   if (original.is_array()) {
@@ -186,9 +188,8 @@ nlohmann::json playwright_from_jar(const nlohmann::json& original, const CookieL
   for (std::size_t i = 0; i < parsed.size(); ++i) {
     if (used[i]) continue;
     const auto& p = parsed[i];
-    nlohmann::json c = {{"name", p.name},     {"value", p.value},
-                        {"domain", playwright_domain(p)}, {"path", p.path},
-                        {"expires", -1.0},    {"httpOnly", p.http_only},
+    nlohmann::json c = {{"name", p.name},     {"value", p.value}, {"domain", playwright_domain(p)},
+                        {"path", p.path},     {"expires", -1.0},  {"httpOnly", p.http_only},
                         {"secure", p.secure}, {"sameSite", "Lax"}};
     apply(c, p);
     out.push_back(std::move(c));
@@ -206,8 +207,10 @@ void jar_set(CookieLines& jar, std::string_view host, std::string_view name,
              std::string_view value) {
   for (auto it = jar.begin(); it != jar.end();) {
     auto c = parse_line(*it);
-    if (c && c->name == name && c->domain == host) it = jar.erase(it);
-    else ++it;
+    if (c && c->name == name && c->domain == host)
+      it = jar.erase(it);
+    else
+      ++it;
   }
   NetscapeCookie c;
   c.domain = std::string(host);

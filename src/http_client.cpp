@@ -129,8 +129,8 @@ std::optional<std::string> HttpResponse::header(std::string_view name) const {
   return std::nullopt;
 }
 
-std::optional<std::chrono::milliseconds> retry_after_delay(const HttpResponse& response,
-                                                           std::chrono::system_clock::time_point now) {
+std::optional<std::chrono::milliseconds> retry_after_delay(
+    const HttpResponse& response, std::chrono::system_clock::time_point now) {
   constexpr std::chrono::milliseconds kMax = std::chrono::hours(1);
   const auto value = response.header("retry-after");
   if (!value) return std::nullopt;
@@ -152,7 +152,7 @@ struct HttpClient::Impl {
   struct Pending {
     HttpRequest request;
     Callback done;
-    std::uint64_t seq = 0;         // submission order, the tie-breaker
+    std::uint64_t seq = 0;          // submission order, the tie-breaker
     bool waited_for_token = false;  // counted once in rate_limited_total
   };
   // Heap order for std::push_heap/pop_heap: the top is the smallest priority,
@@ -188,11 +188,11 @@ struct HttpClient::Impl {
   std::thread thread;
 
   mutable std::mutex mu;
-  std::vector<Pending> queue;           // a heap (see later); guarded by mu
-  std::uint64_t next_seq = 0;           // guarded by mu
-  TokenBucket bucket;                   // guarded by mu
-  std::uint64_t rate_limited_total = 0; // guarded by mu
-  bool stopping = false;                // guarded by mu
+  std::vector<Pending> queue;            // a heap (see later); guarded by mu
+  std::uint64_t next_seq = 0;            // guarded by mu
+  TokenBucket bucket;                    // guarded by mu
+  std::uint64_t rate_limited_total = 0;  // guarded by mu
+  bool stopping = false;                 // guarded by mu
 
   // Caller holds mu.
   Pending pop_queued() {
@@ -486,8 +486,8 @@ struct HttpClient::Impl {
       release_handle(e);
       HttpResponse resp;
       resp.curl_code = rc;
-      resp.error = rc == CURLE_BAD_FUNCTION_ARGUMENT ? "invalid request method"
-                                                     : curl_easy_strerror(rc);
+      resp.error =
+          rc == CURLE_BAD_FUNCTION_ARGUMENT ? "invalid request method" : curl_easy_strerror(rc);
       invoke(t->done, std::move(resp));
       return;
     }

@@ -14,13 +14,20 @@ constexpr std::string_view kFieldsMarker = "\x1e";  // payload built by event()
 
 std::string_view level_name(spdlog::level::level_enum level) {
   switch (level) {
-    case spdlog::level::trace: return "trace";
-    case spdlog::level::debug: return "debug";
-    case spdlog::level::info: return "info";
-    case spdlog::level::warn: return "warn";
-    case spdlog::level::err: return "error";
-    case spdlog::level::critical: return "critical";
-    default: return "off";
+    case spdlog::level::trace:
+      return "trace";
+    case spdlog::level::debug:
+      return "debug";
+    case spdlog::level::info:
+      return "info";
+    case spdlog::level::warn:
+      return "warn";
+    case spdlog::level::err:
+      return "error";
+    case spdlog::level::critical:
+      return "critical";
+    default:
+      return "off";
   }
 }
 
@@ -67,8 +74,8 @@ std::string iso8601(std::chrono::system_clock::time_point tp) {
 }
 
 void init(spdlog::level::level_enum level) {
-  auto logger = std::make_shared<spdlog::logger>(
-      "sessiond", std::make_shared<spdlog::sinks::stdout_sink_mt>());
+  auto logger = std::make_shared<spdlog::logger>("sessiond",
+                                                 std::make_shared<spdlog::sinks::stdout_sink_mt>());
   logger->set_formatter(std::make_unique<JsonFormatter>());
   logger->set_level(level);
   logger->flush_on(spdlog::level::trace);  // one line per write: pipes see events at once
@@ -85,7 +92,9 @@ std::optional<spdlog::level::level_enum> parse_level(std::string_view text) {
   return std::nullopt;
 }
 
-bool enabled(spdlog::level::level_enum level) { return spdlog::default_logger_raw()->should_log(level); }
+bool enabled(spdlog::level::level_enum level) {
+  return spdlog::default_logger_raw()->should_log(level);
+}
 
 void event(spdlog::level::level_enum level, std::string_view ev, std::string_view msg,
            const nlohmann::json& fields) {

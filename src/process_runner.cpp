@@ -152,8 +152,8 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::mil
     sigaddset(&defaults, s);
   sigset_t empty;
   sigemptyset(&empty);
-  if ((rc = posix_spawnattr_setflags(&g.attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
-                                                  POSIX_SPAWN_SETSIGMASK)) != 0 ||
+  if ((rc = posix_spawnattr_setflags(
+           &g.attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK)) != 0 ||
       (rc = posix_spawnattr_setpgroup(&g.attr, 0)) != 0 ||
       (rc = posix_spawnattr_setsigdefault(&g.attr, &defaults)) != 0 ||
       (rc = posix_spawnattr_setsigmask(&g.attr, &empty)) != 0) {
@@ -205,8 +205,8 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::mil
       kill_sent = true;
     }
 
-    const auto next = kill_sent ? now + std::chrono::milliseconds(100)
-                                : (term_sent ? kill_deadline : deadline);
+    const auto next =
+        kill_sent ? now + std::chrono::milliseconds(100) : (term_sent ? kill_deadline : deadline);
     long long wait_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1;
     if (pidfd < 0) wait_ms = std::min<long long>(wait_ms, kTickMs);

@@ -42,10 +42,14 @@ ProcessStats read_process_stats() {
       std::string field;
       // rest starts at field 3 (state); utime=14, stime=15, starttime=22, vsize=23, rss=24.
       for (int i = 3; rest >> field; ++i) {
-        if (i == 14) s.cpu_seconds += std::stod(field) / ticks;
-        else if (i == 15) s.cpu_seconds += std::stod(field) / ticks;
-        else if (i == 22) s.start_time_seconds = boot_time_seconds() + std::stod(field) / ticks;
-        else if (i == 23) s.virtual_bytes = std::stod(field);
+        if (i == 14)
+          s.cpu_seconds += std::stod(field) / ticks;
+        else if (i == 15)
+          s.cpu_seconds += std::stod(field) / ticks;
+        else if (i == 22)
+          s.start_time_seconds = boot_time_seconds() + std::stod(field) / ticks;
+        else if (i == 23)
+          s.virtual_bytes = std::stod(field);
         else if (i == 24) {
           s.resident_bytes = std::stod(field) * page;
           break;

@@ -66,7 +66,7 @@ bool valid_header_name(std::string_view name) {
 }
 
 std::vector<std::pair<std::string, std::string>> get_headers(const json& obj, const char* key,
-                                                              const std::string& field) {
+                                                             const std::string& field) {
   std::vector<std::pair<std::string, std::string>> out;
   const json* v = optional_field(obj, key);
   if (!v) return out;
@@ -93,7 +93,8 @@ void check_template(const std::string& text, const std::string& field, bool allo
     if (looks_like_placeholder && !known)
       fail(field, "unknown placeholder {" + name +
                       "} (known: {id}, {file}, {base_url}, {cookie:NAME}, {header:NAME}, "
-                      "{field:/json/pointer}" + (allow_value ? ", {value}" : "") + ")");
+                      "{field:/json/pointer}" +
+                      (allow_value ? ", {value}" : "") + ")");
     // A literal brace may enclose placeholders (a JSON body): look inside it.
     pos = looks_like_placeholder ? end + 1 : pos + 1;
   }
@@ -117,12 +118,14 @@ std::pair<int, int> parse_status(const json& v, const std::string& field) {
 
 Rule parse_rule(const json& v, const std::string& field) {
   if (!v.is_object()) fail(field, "expected a rule object");
-  static const char* known[] = {"status", "redirect_contains", "body_contains",
-                                "body_not_contains", "json_pointer", "equals"};
+  static const char* known[] = {"status",        "redirect_contains",
+                                "body_contains", "body_not_contains",
+                                "json_pointer",  "equals"};
   for (auto& [k, _] : v.items())
     if (std::find(std::begin(known), std::end(known), k) == std::end(known))
-      fail(field + "." + k, "unknown rule field (known: status, redirect_contains, "
-                            "body_contains, body_not_contains, json_pointer, equals)");
+      fail(field + "." + k,
+           "unknown rule field (known: status, redirect_contains, "
+           "body_contains, body_not_contains, json_pointer, equals)");
   Rule r;
   if (const json* s = optional_field(v, "status")) {
     if (s->is_array()) {
@@ -201,7 +204,7 @@ Capture parse_capture(const json& v, const std::string& field) {
 
 Step parse_step(const json& v, const std::string& field, Millis default_timeout) {
   if (!v.is_object()) fail(field, "expected an object");
-  static const char* known[] = {"method", "path", "headers", "body",  "exec",
+  static const char* known[] = {"method",  "path",      "headers",    "body",   "exec",
                                 "timeout", "logged_in", "logged_out", "capture"};
   for (auto& [k, _] : v.items())
     if (std::find(std::begin(known), std::end(known), k) == std::end(known))
@@ -210,13 +213,16 @@ Step parse_step(const json& v, const std::string& field, Millis default_timeout)
   s.name = field;
   s.timeout = get_duration(v, "timeout", field, default_timeout);
   if (const json* e = optional_field(v, "exec")) {
-    if (!e->is_array() || e->empty()) fail(field + ".exec", "expected a non-empty array of strings");
+    if (!e->is_array() || e->empty())
+      fail(field + ".exec", "expected a non-empty array of strings");
     for (std::size_t i = 0; i < e->size(); ++i) {
-      if (!(*e)[i].is_string()) fail(field + ".exec[" + std::to_string(i) + "]", "expected a string");
+      if (!(*e)[i].is_string())
+        fail(field + ".exec[" + std::to_string(i) + "]", "expected a string");
       s.exec.push_back((*e)[i].get<std::string>());
       check_template(s.exec.back(), field + ".exec[" + std::to_string(i) + "]", false);
     }
-    if (optional_field(v, "path")) fail(field + ".path", "a step has either exec or path, not both");
+    if (optional_field(v, "path"))
+      fail(field + ".path", "a step has either exec or path, not both");
     return s;
   }
   s.method = get_string(v, "method", field, "GET");
@@ -296,9 +302,12 @@ std::string base64url_decode(std::string_view in) {
 
 const char* to_string(Verdict v) {
   switch (v) {
-    case Verdict::logged_in: return "logged_in";
-    case Verdict::logged_out: return "logged_out";
-    default: return "transient";
+    case Verdict::logged_in:
+      return "logged_in";
+    case Verdict::logged_out:
+      return "logged_out";
+    default:
+      return "transient";
   }
 }
 
@@ -311,8 +320,8 @@ Verdict Step::evaluate(const HttpResponse& res) const {
   std::optional<json> parsed;
   for (const auto& r : logged_out)
     if (rule_matches(r, res, parsed)) return Verdict::logged_out;
-  if (logged_in.empty()) return res.status >= 200 && res.status < 300 ? Verdict::logged_in
-                                                                     : Verdict::transient;
+  if (logged_in.empty())
+    return res.status >= 200 && res.status < 300 ? Verdict::logged_in : Verdict::transient;
   for (const auto& r : logged_in)
     if (rule_matches(r, res, parsed)) return Verdict::logged_in;
   return Verdict::transient;
@@ -326,10 +335,22 @@ Profile parse_profile(const std::string& text) {
     throw ProfileError(std::string("not valid JSON: ") + e.what());
   }
   if (!doc.is_object()) throw ProfileError("profile: expected a JSON object");
-  static const char* known[] = {"name", "base_url", "interval", "idle_timeout", "jitter", "timeout",
-                                "headers", "check", "refresh", "token_deadline", "retry",
-                                "max_in_flight", "rate_limit", "exec_max_concurrent",
-                                "circuit_breaker", "description"};
+  static const char* known[] = {"name",
+                                "base_url",
+                                "interval",
+                                "idle_timeout",
+                                "jitter",
+                                "timeout",
+                                "headers",
+                                "check",
+                                "refresh",
+                                "token_deadline",
+                                "retry",
+                                "max_in_flight",
+                                "rate_limit",
+                                "exec_max_concurrent",
+                                "circuit_breaker",
+                                "description"};
   for (auto& [k, _] : doc.items())
     if (std::find(std::begin(known), std::end(known), k) == std::end(known))
       fail(k, "unknown field");
@@ -350,8 +371,10 @@ Profile parse_profile(const std::string& text) {
   Millis timeout = get_duration(doc, "timeout", "profile", Millis(15000));
   p.default_headers = get_headers(doc, "headers", "profile");
   if (const json* c = optional_field(doc, "check")) p.check = parse_step(*c, "check", timeout);
-  if (const json* r = optional_field(doc, "refresh")) p.refresh = parse_step(*r, "refresh", timeout);
-  if (!p.check && !p.refresh) fail("check", "a profile needs a check step, a refresh step, or both");
+  if (const json* r = optional_field(doc, "refresh"))
+    p.refresh = parse_step(*r, "refresh", timeout);
+  if (!p.check && !p.refresh)
+    fail("check", "a profile needs a check step, a refresh step, or both");
   if (const json* t = optional_field(doc, "token_deadline")) {
     if (!t->is_object()) fail("token_deadline", "expected an object");
     TokenDeadline td;
@@ -383,8 +406,7 @@ Profile parse_profile(const std::string& text) {
     if (!r->is_object()) fail("retry", "expected an object");
     p.retry.base = get_duration(*r, "base", "retry", p.retry.base);
     p.retry.max = get_duration(*r, "max", "retry", p.retry.max);
-    p.retry.max_attempts =
-        static_cast<int>(get_number(*r, "max_attempts", "retry", 0, 0, 1000));
+    p.retry.max_attempts = static_cast<int>(get_number(*r, "max_attempts", "retry", 0, 0, 1000));
     if (p.retry.max < p.retry.base) fail("retry.max", "must be at least retry.base");
   }
   p.max_in_flight =
@@ -432,9 +454,12 @@ std::string expand_template(const std::string& text, const TemplateContext& ctx)
     out.append(text, pos, open - pos);
     std::string name = text.substr(open + 1, close - open - 1);
     std::optional<std::string> value;
-    if (name == "id") value = ctx.id;
-    else if (name == "file") value = ctx.file;
-    else if (name == "base_url") value = ctx.base_url;
+    if (name == "id")
+      value = ctx.id;
+    else if (name == "file")
+      value = ctx.file;
+    else if (name == "base_url")
+      value = ctx.base_url;
     else if (name.rfind("cookie:", 0) == 0) {
       auto cname = name.substr(7);
       if (ctx.jar) value = jar_value(*ctx.jar, cname);
@@ -529,8 +554,10 @@ bool apply_captures(const Step& step, const HttpResponse& response, const std::s
           // A string or a number. Not an object or array: dumping one nested
           // 100k deep (the response is untrusted) overflowed the stack.
           const auto& v = body->at(ptr);
-          if (v.is_string()) value = v.get<std::string>();
-          else if (v.is_number() || v.is_boolean()) value = v.dump();
+          if (v.is_string())
+            value = v.get<std::string>();
+          else if (v.is_number() || v.is_boolean())
+            value = v.dump();
         }
       }
     }
@@ -577,7 +604,8 @@ std::optional<std::string> find_jwt(std::string_view s) {
     // Every start inside [i, a) gets to the same `a`: only run starts matter.
     if (a < s.size() && s[a] == '.') {
       std::size_t b = part(a + 1);
-      if (b > a + 1 && b < s.size() && s[b] == '.') return std::string(s.substr(i, part(b + 1) - i));
+      if (b > a + 1 && b < s.size() && s[b] == '.')
+        return std::string(s.substr(i, part(b + 1) - i));
     }
     i = a;
   }

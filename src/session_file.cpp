@@ -33,9 +33,12 @@ FileIdentity identity_of(const struct stat& st) {
 
 FileError errno_error(FileErrorKind fallback, const std::string& what, int err) {
   FileErrorKind kind = fallback;
-  if (err == ENOENT) kind = FileErrorKind::not_found;
-  else if (err == EACCES || err == EPERM) kind = FileErrorKind::permission;
-  else if (err == ELOOP) kind = FileErrorKind::symlink;
+  if (err == ENOENT)
+    kind = FileErrorKind::not_found;
+  else if (err == EACCES || err == EPERM)
+    kind = FileErrorKind::permission;
+  else if (err == ELOOP)
+    kind = FileErrorKind::symlink;
   return FileError{kind, what + ": " + std::strerror(err)};
 }
 
@@ -84,8 +87,8 @@ std::optional<FileError> validate_schema(const json& doc) {
     const auto& c = (*cookies)[i];
     if (!c.is_object() || !c.contains("name") || !c["name"].is_string() || !c.contains("value") ||
         !c["value"].is_string() || !c.contains("domain") || !c["domain"].is_string())
-      return FileError{FileErrorKind::schema, "cookies[" + std::to_string(i) +
-                                                  "] needs string name, value and domain"};
+      return FileError{FileErrorKind::schema,
+                       "cookies[" + std::to_string(i) + "] needs string name, value and domain"};
     if (c.contains("expires") && !c["expires"].is_number())
       return FileError{FileErrorKind::schema,
                        "cookies[" + std::to_string(i) + "].expires is not a number"};
@@ -114,14 +117,22 @@ std::string random_suffix() {
 
 const char* to_string(FileErrorKind kind) {
   switch (kind) {
-    case FileErrorKind::not_found: return "not_found";
-    case FileErrorKind::io: return "io";
-    case FileErrorKind::permission: return "permission";
-    case FileErrorKind::too_large: return "too_large";
-    case FileErrorKind::symlink: return "symlink";
-    case FileErrorKind::parse: return "parse";
-    case FileErrorKind::schema: return "schema";
-    case FileErrorKind::write: return "write";
+    case FileErrorKind::not_found:
+      return "not_found";
+    case FileErrorKind::io:
+      return "io";
+    case FileErrorKind::permission:
+      return "permission";
+    case FileErrorKind::too_large:
+      return "too_large";
+    case FileErrorKind::symlink:
+      return "symlink";
+    case FileErrorKind::parse:
+      return "parse";
+    case FileErrorKind::schema:
+      return "schema";
+    case FileErrorKind::write:
+      return "write";
   }
   return "io";
 }
@@ -224,7 +235,8 @@ struct TempFile {
 };
 
 // Writes `content` to a new 0600 temp file next to `path` and fsyncs it.
-std::variant<TempFile, FileError> write_temp_file(const std::string& path, const std::string& content) {
+std::variant<TempFile, FileError> write_temp_file(const std::string& path,
+                                                  const std::string& content) {
   const std::string tmp =
       dirname_of(path) + "/." + basename_of(path) + std::string(kTempMarker) + random_suffix();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -280,11 +292,13 @@ SaveOutcome save_if_unchanged(const std::string& path, const json& doc,
     // Gone (the bot or an operator moved it): not ours to recreate. Anything
     // else (ENOTDIR, EIO, ...) is a failure to retry.
     if (errno == ENOENT) return changed;
-    return SaveOutcome{SaveOutcome::Kind::failed, {}, errno_error(FileErrorKind::write, "stat", errno)};
+    return SaveOutcome{
+        SaveOutcome::Kind::failed, {}, errno_error(FileErrorKind::write, "stat", errno)};
   }
   if (identity_of(st) != expected) return changed;
   auto written = write_temp_file(path, serialize_session(doc));
-  if (auto* err = std::get_if<FileError>(&written)) return SaveOutcome{SaveOutcome::Kind::failed, {}, *err};
+  if (auto* err = std::get_if<FileError>(&written))
+    return SaveOutcome{SaveOutcome::Kind::failed, {}, *err};
   const auto& tmp = std::get<TempFile>(written);
   // The bot may rename its new login over the file while we write the temp
   // file (milliseconds with the fsync). Swap ours in atomically and look at
@@ -303,7 +317,8 @@ SaveOutcome save_if_unchanged(const std::string& path, const json& doc,
     }
     ::unlink(tmp.path.c_str());
     if (err == ENOENT) return changed;
-    return SaveOutcome{SaveOutcome::Kind::failed, {}, errno_error(FileErrorKind::write, "rename", err)};
+    return SaveOutcome{
+        SaveOutcome::Kind::failed, {}, errno_error(FileErrorKind::write, "rename", err)};
   }
   struct stat displaced {};
   if (::lstat(tmp.path.c_str(), &displaced) == 0 && identity_of(displaced) == expected) {
@@ -384,8 +399,8 @@ KeepaliveBlock read_keepalive(const json& doc) {
 
 void write_keepalive(json& doc, const KeepaliveBlock& k) {
   auto opt = [](const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); };
-  json block = doc.contains("keepalive") && doc["keepalive"].is_object() ? doc["keepalive"]
-                                                                         : json::object();
+  json block =
+      doc.contains("keepalive") && doc["keepalive"].is_object() ? doc["keepalive"] : json::object();
   block["state"] = k.state;
   block["lastRefresh"] = opt(k.last_refresh);
   block["refreshCount"] = k.refresh_count;

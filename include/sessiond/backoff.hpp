@@ -10,8 +10,8 @@
 namespace sessiond {
 
 struct RetryPolicy {
-  Millis base{2000};  // first retry delay (before jitter)
-  Millis max{60000};  // cap of the exponential growth
+  Millis base{2000};     // first retry delay (before jitter)
+  Millis max{60000};     // cap of the exponential growth
   int max_attempts = 0;  // 0: retry until the idle deadline
 };
 
@@ -25,7 +25,8 @@ Millis next_delay(const RetryPolicy& policy, int attempt, double u);
 // delay to use: at most half of `until_deadline - margin` (but not below
 // `min_step` unless less is left), so attempts get denser as the deadline
 // nears; nullopt when the deadline (minus margin) has already passed.
-std::optional<Millis> cap_to_deadline(Millis delay, Millis until_deadline, Millis margin, Millis min_step);
+std::optional<Millis> cap_to_deadline(Millis delay, Millis until_deadline, Millis margin,
+                                      Millis min_step);
 
 // Regular refresh: uniformly in [interval * (1 - jitter), interval], i.e.
 // never later than the interval, and spread so sessions do not synchronise.

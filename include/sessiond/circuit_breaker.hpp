@@ -22,7 +22,8 @@ namespace sessiond {
 // session is refreshed, so an open period longer than that slack would let a
 // session due just before the outage pass its idle deadline before the next
 // probe, even if the site came back at once.
-CircuitBreakerPolicy fit_to_idle_timeout(CircuitBreakerPolicy policy, Millis interval, Millis idle_timeout);
+CircuitBreakerPolicy fit_to_idle_timeout(CircuitBreakerPolicy policy, Millis interval,
+                                         Millis idle_timeout);
 
 class CircuitBreaker {
  public:
@@ -64,7 +65,8 @@ constexpr int kNotSent = -1;
 
 class GuardedTransport final : public HttpTransport {
  public:
-  GuardedTransport(HttpTransport& inner, CircuitBreaker& breaker) : inner_(inner), breaker_(breaker) {}
+  GuardedTransport(HttpTransport& inner, CircuitBreaker& breaker)
+      : inner_(inner), breaker_(breaker) {}
   void submit(HttpRequest request, Callback done) override;
 
  private:

@@ -29,8 +29,8 @@ struct Config {
   std::string profile_path;
   std::string base_url;  // overrides the profile's (staging sites, tests)
   std::string sessions_dir = "sessions";
-  std::optional<Millis> interval;      // overrides the profile
-  std::optional<Millis> idle_timeout;  // overrides the profile
+  std::optional<Millis> interval;         // overrides the profile
+  std::optional<Millis> idle_timeout;     // overrides the profile
   std::string listen = "127.0.0.1:9464";  // "off" disables the HTTP port
   std::string log_level = "info";
   std::string admin_token;
@@ -42,8 +42,8 @@ struct Config {
   Millis status_interval{600000};
   Millis rescan_interval{30000};
   std::size_t max_in_flight = 256;
-  std::size_t io_threads = 16;  // fsync-bound: saves wait on the disk in parallel
-  int restart_limit = 5;        // restarts of one session actor ...
+  std::size_t io_threads = 16;   // fsync-bound: saves wait on the disk in parallel
+  int restart_limit = 5;         // restarts of one session actor ...
   Millis restart_window{60000};  // ... within this window, then it is marked failed
   bool per_session_metrics = false;
   std::string url;               // status/refresh: the daemon's address (default: from --listen)
@@ -52,7 +52,8 @@ struct Config {
 };
 
 // `env` is the process environment (name -> value).
-Config parse_config(int argc, const char* const* argv, const std::map<std::string, std::string>& env);
+Config parse_config(int argc, const char* const* argv,
+                    const std::map<std::string, std::string>& env);
 
 std::map<std::string, std::string> environment_map();
 

@@ -38,9 +38,9 @@ struct HttpRequest {
 };
 
 struct HttpResponse {
-  long status = 0;        // 0 when no HTTP response arrived
-  int curl_code = 0;      // CURLcode; 0 = transport ok
-  std::string error;      // curl's error text; never contains headers or cookies
+  long status = 0;    // 0 when no HTTP response arrived
+  int curl_code = 0;  // CURLcode; 0 = transport ok
+  std::string error;  // curl's error text; never contains headers or cookies
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
   std::string body;
   std::string redirect_url;          // CURLINFO_REDIRECT_URL (redirects are not followed)
@@ -55,15 +55,15 @@ struct HttpResponse {
 // How long a Retry-After header asks to wait: delta-seconds or an HTTP-date
 // (parsed by libcurl's curl_getdate), capped at one hour; nullopt when absent
 // or unparsable. A date in the past means "now" (zero).
-std::optional<std::chrono::milliseconds> retry_after_delay(const HttpResponse& response,
-                                                           std::chrono::system_clock::time_point now);
+std::optional<std::chrono::milliseconds> retry_after_delay(
+    const HttpResponse& response, std::chrono::system_clock::time_point now);
 
 // The client's queue and limiter, for metrics.
 struct HttpLoad {
   std::size_t in_flight = 0;
   std::size_t queued = 0;
-  double rate_limit_tokens = 0;            // tokens in the bucket now (burst when unlimited)
-  std::uint64_t rate_limited_total = 0;    // requests that had to wait for a token
+  double rate_limit_tokens = 0;          // tokens in the bucket now (burst when unlimited)
+  std::uint64_t rate_limited_total = 0;  // requests that had to wait for a token
 };
 
 // What session actors talk to; tests substitute a scripted transport.
@@ -77,9 +77,9 @@ class HttpTransport {
 class HttpClient final : public HttpTransport {
  public:
   struct Options {
-    std::size_t max_in_flight = 256;          // transfers running at once; the rest wait (see priority)
-    std::size_t max_body_bytes = 4u << 20;    // larger bodies fail the transfer (curl_code set)
-    long max_host_connections = 0;            // 0 = libcurl default (no limit)
+    std::size_t max_in_flight = 256;  // transfers running at once; the rest wait (see priority)
+    std::size_t max_body_bytes = 4u << 20;  // larger bodies fail the transfer (curl_code set)
+    long max_host_connections = 0;          // 0 = libcurl default (no limit)
     std::string user_agent = "sessiond";
     double rate_per_second = 0;  // token bucket: requests started per second; 0 = unlimited
     double rate_burst = 0;       // bucket size; 0 = one second's worth

@@ -18,8 +18,8 @@
 namespace sessiond {
 
 // Timers and lifecycle.
-using tick_atom = caf::atom_constant<caf::atom("tick")>;          // SessionActor: refresh now (gen)
-using retick_atom = caf::atom_constant<caf::atom("retick")>;      // Supervisor: restart a child
+using tick_atom = caf::atom_constant<caf::atom("tick")>;      // SessionActor: refresh now (gen)
+using retick_atom = caf::atom_constant<caf::atom("retick")>;  // Supervisor: restart a child
 using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
 using report_atom = caf::atom_constant<caf::atom("report")>;
 using rescan_atom = caf::atom_constant<caf::atom("rescan")>;

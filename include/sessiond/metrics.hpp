@@ -48,8 +48,8 @@ struct MetricsSetup {
   std::uint32_t shard_count = 1;
   bool per_session = false;  // opt-in per-session series
   std::function<HttpLoad()> http_load;
-  std::size_t max_in_flight = 0;       // the HTTP client's cap (exported as a gauge)
-  double rate_limit_per_second = 0;    // the profile's token bucket; 0 = unlimited
+  std::size_t max_in_flight = 0;     // the HTTP client's cap (exported as a gauge)
+  double rate_limit_per_second = 0;  // the profile's token bucket; 0 = unlimited
   std::function<bool()> circuit_open;
   std::function<WallTime()> now = [] { return std::chrono::system_clock::now(); };
 };

@@ -43,7 +43,7 @@ struct Capture {
   enum class From { json, header } from = From::json;
   std::string source;  // JSON pointer text or header name
   enum class To { header, cookie } to = To::header;
-  std::string target;            // header or cookie name
+  std::string target;              // header or cookie name
   std::string format = "{value}";  // e.g. "Bearer {value}"
   bool required = false;           // a missing value makes the step transient
 };
@@ -91,10 +91,10 @@ struct Profile {
   std::optional<Step> refresh;
   std::optional<TokenDeadline> token_deadline;
   RetryPolicy retry;
-  std::size_t max_in_flight = 64;        // HTTP requests toward the site at once
-  double rate_limit_per_second = 0;      // 0: unlimited
-  double rate_limit_burst = 0;           // token bucket size (0: = rate)
-  std::size_t exec_max_concurrent = 2;   // external commands at once
+  std::size_t max_in_flight = 64;       // HTTP requests toward the site at once
+  double rate_limit_per_second = 0;     // 0: unlimited
+  double rate_limit_burst = 0;          // token bucket size (0: = rate)
+  std::size_t exec_max_concurrent = 2;  // external commands at once
   CircuitBreakerPolicy circuit;
 };
 
@@ -108,8 +108,8 @@ struct TemplateContext {
   const std::string& id;
   const nlohmann::json& session;  // the session file document
   const std::string& base_url;
-  std::string file;                                 // exec steps only
-  const std::vector<std::string>* jar = nullptr;    // current cookies, preferred over the file's
+  std::string file;                               // exec steps only
+  const std::vector<std::string>* jar = nullptr;  // current cookies, preferred over the file's
 };
 std::string expand_template(const std::string& text, const TemplateContext& ctx);
 
@@ -126,8 +126,8 @@ bool apply_captures(const Step& step, const HttpResponse& response, const std::s
                     nlohmann::json& session, std::vector<std::string>& jar);
 
 // exp of the profile's deadline token in this session, if present.
-std::optional<std::chrono::system_clock::time_point> token_expiry(
-    const TokenDeadline& deadline, const nlohmann::json& session);
+std::optional<std::chrono::system_clock::time_point> token_expiry(const TokenDeadline& deadline,
+                                                                  const nlohmann::json& session);
 
 // The first JWT-looking token in `text`: what the default token_deadline regex
 // ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*) matches, in linear time.

@@ -22,8 +22,8 @@ struct Runtime {
   std::shared_ptr<const Profile> profile;
   std::string sessions_dir;
   OnLoggedOut on_logged_out = OnLoggedOut::quarantine;
-  Millis interval{std::chrono::minutes(5)};      // effective (flag or profile)
-  Millis idle_timeout{std::chrono::minutes(10)};  // effective (flag or profile)
+  Millis interval{std::chrono::minutes(5)};         // effective (flag or profile)
+  Millis idle_timeout{std::chrono::minutes(10)};    // effective (flag or profile)
   Millis catchup_window{std::chrono::seconds(30)};  // spread of overdue first refreshes
   bool once = false;  // `sessiond once`: one cycle per session, then report and stop
 

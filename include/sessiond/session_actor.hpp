@@ -51,11 +51,11 @@ struct SessionActorState {
   std::uint64_t cycle = 0;      // tags replies of the running cycle
   int attempt = 0;              // consecutive transient failures
   bool draining = false;
-  bool removed = false;         // unregistered: finish the running cycle, then quit
-  bool stopped = false;         // invalid or file error: wait for the file to change
+  bool removed = false;               // unregistered: finish the running cycle, then quit
+  bool stopped = false;               // invalid or file error: wait for the file to change
   std::optional<FileIdentity> known;  // the version we last read or wrote
   std::optional<FileIdentity> error_reported_for;  // one file_error log per version
-  std::optional<WallTime> last_ok;    // last time the site saw this session alive
+  std::optional<WallTime> last_ok;                 // last time the site saw this session alive
   std::minstd_rand rng;
 
   // The cycle in flight.

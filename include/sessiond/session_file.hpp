@@ -49,8 +49,8 @@ bool valid_session_id(std::string_view id);
 std::string session_filename(std::string_view id);
 
 // Reads (without following links or blocking on FIFOs), then parse_session().
-std::variant<LoadedSession, FileError> load_session_file(const std::string& path,
-                                                         std::size_t max_bytes = kMaxSessionFileBytes);
+std::variant<LoadedSession, FileError> load_session_file(
+    const std::string& path, std::size_t max_bytes = kMaxSessionFileBytes);
 // The bytes of a session file -> the validated document, or a parse error
 // (empty, not JSON) or schema error naming the field. Never throws; the one
 // code path for content read from disk (fuzzed: tests/fuzz/).
@@ -85,7 +85,7 @@ int remove_stale_temp_files(const std::string& dir, std::chrono::seconds min_age
 
 // The keepalive block sessiond owns inside each file.
 struct KeepaliveBlock {
-  std::string state = "active";  // active | retrying | at_risk | invalid
+  std::string state = "active";             // active | retrying | at_risk | invalid
   std::optional<std::string> last_refresh;  // RFC 3339
   std::int64_t refresh_count = 0;
   std::optional<std::string> last_error;

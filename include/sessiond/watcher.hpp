@@ -54,7 +54,7 @@ struct WatcherState {
   bool watching = false;  // the inotify watch on the directory is in place
   bool scanned = false;   // first full scan reported
   std::unordered_map<std::string, std::int64_t> known;  // id -> mtime_ns
-  std::unordered_set<std::string> ignored_names;       // logged once each
+  std::unordered_set<std::string> ignored_names;        // logged once each
   bool dir_missing_reported = false;
 };
 

@@ -37,7 +37,9 @@ void check_lines(const CookieLines& jar) {
 void run(const json& input) {
   const json cookies = input.is_object() && input.contains("cookies") ? input["cookies"] : input;
   // sessiond builds jars only from files that passed parse_session().
-  if (std::holds_alternative<FileError>(parse_session(serialize_session(json{{"cookies", cookies}})))) return;
+  if (std::holds_alternative<FileError>(
+          parse_session(serialize_session(json{{"cookies", cookies}}))))
+    return;
 
   // Load: Playwright -> jar.
   const CookieLines jar = jar_from_playwright(cookies);
@@ -85,7 +87,8 @@ void run(const json& input) {
       check_lines(j);
       doc["cookies"] = playwright_from_jar(doc["cookies"], j);
       check_saveable(doc["cookies"], "saving a captured cookie");
-      if (!v.empty() && v.find_first_of("\r\n") == std::string::npos && !jar_value(reloaded, "captured"))
+      if (!v.empty() && v.find_first_of("\r\n") == std::string::npos &&
+          !jar_value(reloaded, "captured"))
         FUZZ_CHECK(jar_value(j, "captured") == v, "a captured cookie reads back");
       if (doc.contains("headers"))
         for (auto& [name, value] : doc["headers"].items())

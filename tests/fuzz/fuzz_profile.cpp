@@ -81,7 +81,8 @@ void use(const Profile& p) {
     }
     for (const auto& r : canned) {
       Verdict v = s.evaluate(r);
-      if (!r.transport_ok() || r.status == 503) FUZZ_CHECK(v == Verdict::transient, "5xx/transport");
+      if (!r.transport_ok() || r.status == 503)
+        FUZZ_CHECK(v == Verdict::transient, "5xx/transport");
       json doc = session();
       std::vector<std::string> jar;
       (void)apply_captures(s, r, p.base_url, doc, jar);

@@ -122,7 +122,8 @@ struct Fixture {
     auto start = t0;
     auto wall = wall0;
     rt->now = [clock, start, wall] {
-      return wall + std::chrono::duration_cast<std::chrono::system_clock::duration>(clock->now() - start);
+      return wall +
+             std::chrono::duration_cast<std::chrono::system_clock::duration>(clock->now() - start);
     };
     rt->metrics = sys->spawn(recorder, rec);
   }
@@ -140,11 +141,17 @@ struct Fixture {
   }
 
   std::string write_session(const std::string& id, std::optional<WallTime> last_refresh) {
-    json doc = {{"cookies", json::array({{{"name", "sid"}, {"value", "s0"}, {"domain", "127.0.0.1"},
-                                          {"path", "/"}, {"expires", -1}, {"httpOnly", true},
-                                          {"secure", false}, {"sameSite", "Lax"}}})},
-                {"origins", json::array({{{"origin", "http://127.0.0.1"},
-                                          {"localStorage", json::array({{{"name", "k"}, {"value", "v"}}})}}})},
+    json doc = {{"cookies", json::array({{{"name", "sid"},
+                                          {"value", "s0"},
+                                          {"domain", "127.0.0.1"},
+                                          {"path", "/"},
+                                          {"expires", -1},
+                                          {"httpOnly", true},
+                                          {"secure", false},
+                                          {"sameSite", "Lax"}}})},
+                {"origins",
+                 json::array({{{"origin", "http://127.0.0.1"},
+                               {"localStorage", json::array({{{"name", "k"}, {"value", "v"}}})}}})},
                 {"botField", 42}};
     if (last_refresh) {
       KeepaliveBlock k;
@@ -211,7 +218,8 @@ TEST_CASE("a session actor refreshes on schedule, rotates and saves", "[actors]"
   REQUIRE(f.http.pending.size() == 1);
   auto req = f.http.pending.front().request;
   CHECK(jar_value(req.cookies, "sid") == std::optional<std::string>("s1"));
-  CHECK(std::find(req.headers.begin(), req.headers.end(), "Authorization: Bearer T1") != req.headers.end());
+  CHECK(std::find(req.headers.begin(), req.headers.end(), "Authorization: Bearer T1") !=
+        req.headers.end());
   f.refresh_ok("s2");
   CHECK(f.rec->outcomes.size() == 2);
 }
@@ -308,7 +316,8 @@ TEST_CASE("a save that fails keeps the rotated cookie for the next cycle", "[act
   // The retry uses the rotated cookie, not the stale one on disk.
   f.advance(3s);
   REQUIRE(f.http.pending.size() == 1);
-  CHECK(jar_value(f.http.pending.front().request.cookies, "sid") == std::optional<std::string>("rotated"));
+  CHECK(jar_value(f.http.pending.front().request.cookies, "sid") ==
+        std::optional<std::string>("rotated"));
   f.refresh_ok("rotated2");
   CHECK(f.read(path)["cookies"][0]["value"] == "rotated2");
 }
@@ -323,20 +332,24 @@ TEST_CASE("the bot's rewrite during a refresh wins", "[actors]") {
   f.http.answer(200, "<div class=\"homeSection\">", std::string("ours"));
   f.sched->run();
   // The login bot writes a new session while our refresh is in flight.
-  json bot = {{"cookies", json::array({{{"name", "sid"}, {"value", "bot"}, {"domain", "127.0.0.1"}, {"path", "/"}}})},
-              {"origins", json::array()}};
+  json bot = {
+      {"cookies",
+       json::array({{{"name", "sid"}, {"value", "bot"}, {"domain", "127.0.0.1"}, {"path", "/"}}})},
+      {"origins", json::array()}};
   REQUIRE(std::holds_alternative<FileIdentity>(write_file_atomic(path, bot.dump())));
   f.http.answer(200, R"({"token":"T3"})");
   f.sched->run();
   CHECK(f.read(path)["cookies"][0]["value"] == "bot");  // not overwritten
   // It is reloaded and refreshed next, with the bot's cookie.
   REQUIRE(f.http.pending.size() == 1);
-  CHECK(jar_value(f.http.pending.front().request.cookies, "sid") == std::optional<std::string>("bot"));
+  CHECK(jar_value(f.http.pending.front().request.cookies, "sid") ==
+        std::optional<std::string>("bot"));
   f.refresh_ok("bot2");
   CHECK(f.read(path)["cookies"][0]["value"] == "bot2");
 }
 
-TEST_CASE("a change report of our own save is ignored; the bot's new file is refreshed at once", "[actors]") {
+TEST_CASE("a change report of our own save is ignored; the bot's new file is refreshed at once",
+          "[actors]") {
   Fixture f;
   auto path = f.write_session("09120000008", f.wall0 - 1min);
   auto a = f.spawn_session("09120000008", path);
@@ -350,13 +363,16 @@ TEST_CASE("a change report of our own save is ignored; the bot's new file is ref
   f.sched->run();
   CHECK(f.http.pending.empty());
   // The login bot writes a new session: refreshed now, not at the schedule.
-  json bot = {{"cookies", json::array({{{"name", "sid"}, {"value", "bot"}, {"domain", "127.0.0.1"}, {"path", "/"}}})},
-              {"origins", json::array()}};
+  json bot = {
+      {"cookies",
+       json::array({{{"name", "sid"}, {"value", "bot"}, {"domain", "127.0.0.1"}, {"path", "/"}}})},
+      {"origins", json::array()}};
   REQUIRE(std::holds_alternative<FileIdentity>(write_file_atomic(path, bot.dump())));
   caf::anon_send(a, changed_atom::value, *stat_identity(path));
   f.sched->run();
   REQUIRE(f.http.pending.size() == 1);
-  CHECK(jar_value(f.http.pending.front().request.cookies, "sid") == std::optional<std::string>("bot"));
+  CHECK(jar_value(f.http.pending.front().request.cookies, "sid") ==
+        std::optional<std::string>("bot"));
 }
 
 namespace {
@@ -368,16 +384,16 @@ caf::behavior crashing(caf::event_based_actor* self, std::shared_ptr<int> spawne
 }
 }  // namespace
 
-TEST_CASE("the supervisor restarts a crashing child with backoff and gives up after its limit", "[actors]") {
+TEST_CASE("the supervisor restarts a crashing child with backoff and gives up after its limit",
+          "[actors]") {
   Fixture f;
   auto spawned = std::make_shared<int>(0);
   SupervisorSetup setup;
   setup.rt = f.rt;
   setup.restart_limit = 3;
   setup.restart_window = 10min;
-  setup.spawn_child = [spawned](caf::event_based_actor* sup, const std::string&, const std::string&) {
-    return sup->spawn(crashing, spawned);
-  };
+  setup.spawn_child = [spawned](caf::event_based_actor* sup, const std::string&,
+                                const std::string&) { return sup->spawn(crashing, spawned); };
   auto sup = f.sys->spawn(supervisor_actor, setup);
   f.actors.push_back(sup);
   f.sched->run();

@@ -116,7 +116,8 @@ TEST_CASE("cap_to_deadline pulls retries in before the idle deadline", "[backoff
   CHECK_FALSE(cap_to_deadline(10s, 0s, 0s, 2s));
 }
 
-TEST_CASE("retries before the deadline get denser: several attempts fit, none after it", "[backoff]") {
+TEST_CASE("retries before the deadline get denser: several attempts fit, none after it",
+          "[backoff]") {
   // A 60 s backoff with 100 s left: without halving only one attempt would fit.
   Millis left = 100s;
   const Millis margin = 1s, step = 2s;
@@ -162,8 +163,7 @@ TEST_CASE("next_refresh_delay spreads refreshes over [interval*(1-jitter), inter
   CHECK(next_refresh_delay(interval, 5.0, 0.999) >= Millis(0));
 }
 
-TEST_CASE("initial_delay: due sessions keep their rhythm, overdue ones catch up",
-          "[backoff]") {
+TEST_CASE("initial_delay: due sessions keep their rhythm, overdue ones catch up", "[backoff]") {
   const Millis interval = 5min;
   const double jitter = 0.1;
   const Millis window = 30s;
@@ -198,7 +198,8 @@ TEST_CASE("initial_delay: due sessions keep their rhythm, overdue ones catch up"
   SECTION("more overdue: earlier on average") {
     auto mean = [&](std::optional<Millis> since) {
       double sum = 0;
-      for (double u : us) sum += static_cast<double>(initial_delay(since, interval, jitter, window, u).count());
+      for (double u : us)
+        sum += static_cast<double>(initial_delay(since, interval, jitter, window, u).count());
       return sum / static_cast<double>(us.size());
     };
     const double slightly = mean(interval + 10s);
@@ -227,7 +228,8 @@ TEST_CASE("initial_delay: due sessions keep their rhythm, overdue ones catch up"
     }
     // The most overdue (and unknown ages) use the first half of the window,
     // evenly: no twentieth of the window holds over 15%.
-    for (std::optional<Millis> since : {std::optional<Millis>(3 * interval), std::optional<Millis>()}) {
+    for (std::optional<Millis> since :
+         {std::optional<Millis>(3 * interval), std::optional<Millis>()}) {
       std::vector<int> buckets(20, 0);
       for (double u : us) {
         const auto d = initial_delay(since, interval, jitter, window, u);

@@ -22,7 +22,8 @@ CircuitBreakerPolicy policy() {
 }
 }  // namespace
 
-TEST_CASE("the circuit opens when most requests fail, and not before enough requests", "[circuit]") {
+TEST_CASE("the circuit opens when most requests fail, and not before enough requests",
+          "[circuit]") {
   FakeClock clock;
   CircuitBreaker cb(policy(), clock.fn());
   for (int i = 0; i < 9; ++i) cb.record(false);
@@ -97,7 +98,8 @@ TEST_CASE("open_for never exceeds half the slack between interval and idle timeo
   CHECK(fit_to_idle_timeout(p, std::chrono::minutes(5), std::chrono::minutes(10)).open_for ==
         std::chrono::seconds(15));
   // Scaled test timing: 1 s / 3 s leaves 2 s, so at most 1 s open.
-  CHECK(fit_to_idle_timeout(p, std::chrono::seconds(1), std::chrono::seconds(3)).open_for == std::chrono::seconds(1));
+  CHECK(fit_to_idle_timeout(p, std::chrono::seconds(1), std::chrono::seconds(3)).open_for ==
+        std::chrono::seconds(1));
   // Other fields are kept.
   p.min_requests = 7;
   CHECK(fit_to_idle_timeout(p, std::chrono::seconds(1), std::chrono::seconds(3)).min_requests == 7);

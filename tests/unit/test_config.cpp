@@ -102,11 +102,11 @@ TEST_CASE("command line beats environment beats config file", "[config]") {
                {"SESSIOND_SHARD_COUNT", "4"}};
     auto c = parse({"run", "--interval", "3m", "--shard-count=5"}, env);
     CHECK(c.config_file == file.path);
-    CHECK(c.interval == std::optional<Millis>(3min));        // CLI
-    CHECK(c.sessions_dir == "/from/env");                    // env over file
-    CHECK(c.shard_count == 5);                               // CLI
-    CHECK(c.log_level == "warn");                            // file
-    CHECK(c.admin_token == "file-token");                    // file
+    CHECK(c.interval == std::optional<Millis>(3min));  // CLI
+    CHECK(c.sessions_dir == "/from/env");              // env over file
+    CHECK(c.shard_count == 5);                         // CLI
+    CHECK(c.log_level == "warn");                      // file
+    CHECK(c.admin_token == "file-token");              // file
 
     auto no_cli = parse({"run"}, env);
     CHECK(no_cli.interval == std::optional<Millis>(2min));
@@ -127,7 +127,8 @@ TEST_CASE("command line beats environment beats config file", "[config]") {
     auto msg2 = error_of({"run", "--config", unknown.path.c_str()});
     CHECK(msg2.find("bogus") != std::string::npos);
     TempFile not_json("[1, 2");
-    CHECK(error_of({"run", "--config", not_json.path.c_str()}).find(not_json.path) != std::string::npos);
+    CHECK(error_of({"run", "--config", not_json.path.c_str()}).find(not_json.path) !=
+          std::string::npos);
     CHECK(error_of({"run", "--config", "/nonexistent/sessiond.json"}).find("--config") !=
           std::string::npos);
   }
@@ -151,7 +152,8 @@ TEST_CASE("environment variables and DEBUG_MODE", "[config]") {
   CHECK(parse({"run"}, {{"DEBUG_MODE", "false"}}).log_level == "info");
   // An explicit level still wins over DEBUG_MODE.
   CHECK(parse({"run", "--log-level", "error"}, {{"DEBUG_MODE", "true"}}).log_level == "error");
-  CHECK(parse({"run"}, {{"DEBUG_MODE", "true"}, {"SESSIOND_LOG_LEVEL", "warn"}}).log_level == "warn");
+  CHECK(parse({"run"}, {{"DEBUG_MODE", "true"}, {"SESSIOND_LOG_LEVEL", "warn"}}).log_level ==
+        "warn");
 
   // A bad environment value names the variable.
   auto msg = error_of({"run"}, {{"SESSIOND_SHARD_COUNT", "zero"}});
@@ -240,6 +242,7 @@ TEST_CASE("parse_duration and format_duration", "[config]") {
   CHECK(format_duration(3s) == "3s");
   CHECK(format_duration(1500ms) == "1500ms");
   CHECK(format_duration(0ms) == "0s");
-  for (Millis d : {Millis(1), Millis(999), Millis(1000), Millis(61000), Millis(3600000), Millis(86400000)})
+  for (Millis d :
+       {Millis(1), Millis(999), Millis(1000), Millis(61000), Millis(3600000), Millis(86400000)})
     CHECK(parse_duration(format_duration(d)) == std::optional<Millis>(d));
 }

@@ -100,7 +100,8 @@ TEST_CASE("a cookie round trip keeps sameSite, extra fields and fractional expir
   CHECK_FALSE(m[0].contains("sameSite"));  // not added to cookies the bot wrote
 
   // A fractional expiry below one second survives as well (0 would mean "session").
-  json tiny = json::array({{{"name", "t"}, {"value", "1"}, {"domain", "x.test"}, {"expires", 0.5}}});
+  json tiny =
+      json::array({{{"name", "t"}, {"value", "1"}, {"domain", "x.test"}, {"expires", 0.5}}});
   auto tiny_jar = jar_from_playwright(tiny);
   REQUIRE(tiny_jar.size() == 1);
   CHECK(tiny_jar[0].find("\t1\tt\t") != std::string::npos);
@@ -272,8 +273,12 @@ TEST_CASE("url_host extracts the host name", "[cookie_jar]") {
 TEST_CASE("fuzzing: hostile cookies never corrupt the jar or the file", "[cookie_jar]") {
   // expires 1e300 converted to long long was undefined behaviour: clamped,
   // and the file keeps its value.
-  json far = json::array({{{"name", "a"}, {"value", "1"}, {"domain", "x.test"}, {"expires", 1e300},
-                           {"httpOnly", false}, {"secure", false}}});
+  json far = json::array({{{"name", "a"},
+                           {"value", "1"},
+                           {"domain", "x.test"},
+                           {"expires", 1e300},
+                           {"httpOnly", false},
+                           {"secure", false}}});
   auto jar = jar_from_playwright(far);
   REQUIRE(jar.size() == 1);
   CHECK(jar[0].find("\t253402300799\t") != std::string::npos);
@@ -281,25 +286,39 @@ TEST_CASE("fuzzing: hostile cookies never corrupt the jar or the file", "[cookie
 
   // A tab or line break in domain or path, or a domain starting with '#',
   // made a different cookie (or a comment) of the line: skipped.
-  json bad = json::array({{{"name", "a"}, {"value", "1"}, {"domain", "x.test\r\nevil"}},
-                          {{"name", "b"}, {"value", "1"}, {"domain", "x.test"}, {"path", "/\tTRUE"}},
-                          {{"name", "c"}, {"value", "1"}, {"domain", "#HttpOnly_x.test"}},
-                          {{"name", "d"}, {"value", "1"}, {"domain", "x.test"}}});
+  json bad =
+      json::array({{{"name", "a"}, {"value", "1"}, {"domain", "x.test\r\nevil"}},
+                   {{"name", "b"}, {"value", "1"}, {"domain", "x.test"}, {"path", "/\tTRUE"}},
+                   {{"name", "c"}, {"value", "1"}, {"domain", "#HttpOnly_x.test"}},
+                   {{"name", "d"}, {"value", "1"}, {"domain", "x.test"}}});
   auto lines = jar_from_playwright(bad);
   REQUIRE(lines.size() == 1);
   CHECK(jar_value(lines, "d") == std::optional<std::string>("1"));
 
   // An empty path is "/": the cookie keeps its fields through a save.
-  json empty_path = json::array({{{"name", "a"}, {"value", "1"}, {"domain", "x.test"}, {"path", ""},
-                                  {"sameSite", "Strict"}, {"httpOnly", false}, {"secure", false}}});
+  json empty_path = json::array({{{"name", "a"},
+                                  {"value", "1"},
+                                  {"domain", "x.test"},
+                                  {"path", ""},
+                                  {"sameSite", "Strict"},
+                                  {"httpOnly", false},
+                                  {"secure", false}}});
   CHECK(playwright_from_jar(empty_path, jar_from_playwright(empty_path)) == empty_path);
 
   // The same cookie twice: a save changes nothing (it added a copy each time),
   // and libcurl's one line for it leaves one cookie.
-  json twice = json::array({{{"name", "a"}, {"value", "1"}, {"domain", "x.test"}, {"path", "/"},
-                             {"httpOnly", false}, {"secure", false}},
-                            {{"name", "a"}, {"value", "2"}, {"domain", "x.test"}, {"path", "/"},
-                             {"httpOnly", false}, {"secure", false}}});
+  json twice = json::array({{{"name", "a"},
+                             {"value", "1"},
+                             {"domain", "x.test"},
+                             {"path", "/"},
+                             {"httpOnly", false},
+                             {"secure", false}},
+                            {{"name", "a"},
+                             {"value", "2"},
+                             {"domain", "x.test"},
+                             {"path", "/"},
+                             {"httpOnly", false},
+                             {"secure", false}}});
   auto both = jar_from_playwright(twice);
   CHECK(playwright_from_jar(twice, both) == twice);
   auto one = playwright_from_jar(twice, {both[1]});

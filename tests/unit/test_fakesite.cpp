@@ -40,7 +40,8 @@ std::string set_cookie(const httplib::Result& r, const std::string& name) {
   auto range = r->headers.equal_range("Set-Cookie");
   for (auto it = range.first; it != range.second; ++it) {
     const std::string& h = it->second;
-    if (h.rfind(name + "=", 0) == 0) return h.substr(name.size() + 1, h.find(';') - name.size() - 1);
+    if (h.rfind(name + "=", 0) == 0)
+      return h.substr(name.size() + 1, h.find(';') - name.size() - 1);
   }
   return "";
 }
@@ -60,7 +61,8 @@ Login login(int port, const std::string& mobile) {
   return l;
 }
 
-httplib::Result get(int port, const std::string& path, const std::string& sid, const std::string& bearer = "") {
+httplib::Result get(int port, const std::string& path, const std::string& sid,
+                    const std::string& bearer = "") {
   httplib::Headers h;
   if (!sid.empty()) h.emplace("Cookie", "csrftoken=x; sid=" + sid);
   if (!bearer.empty()) h.emplace("Authorization", "Bearer " + bearer);
@@ -84,7 +86,8 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds wit
   return pred();
 }
 
-json admin_post(const fakesite::FakeSite& s, const std::string& path, const json& body, int expect = 200) {
+json admin_post(const fakesite::FakeSite& s, const std::string& path, const json& body,
+                int expect = 200) {
   auto r = client(s.admin_port())->Post(path.c_str(), body.dump(), "application/json");
   REQUIRE(r);
   REQUIRE(r->status == expect);
@@ -160,7 +163,8 @@ TEST_CASE("fakesite: login, then the check page shows the home section", "[fakes
   CHECK(std::find(secrets.begin(), secrets.end(), token) != secrets.end());
 }
 
-TEST_CASE("fakesite: refresh rotates the sid; the old one then fails and counts as stale", "[fakesite]") {
+TEST_CASE("fakesite: refresh rotates the sid; the old one then fails and counts as stale",
+          "[fakesite]") {
   fakesite::FakeSite site(opts());
   site.start();
   auto l = login(site.port(), "09120000001");
@@ -422,7 +426,8 @@ TEST_CASE("fakesite: write_session_files writes 0600 storage-state files that wo
       }
       if (c["name"] == "refresh_token") CHECK(c["expires"].get<double>() > 1e9);
       if (c["name"] == "csrftoken") CHECK(c["httpOnly"] == false);
-      if (c["name"] == "pwa_access_token") CHECK(c["value"].get<std::string>().find('.') != std::string::npos);
+      if (c["name"] == "pwa_access_token")
+        CHECK(c["value"].get<std::string>().find('.') != std::string::npos);
     }
     REQUIRE(sid.size() == 32);
     auto& origin = doc["origins"].at(0);
@@ -440,7 +445,9 @@ TEST_CASE("fakesite: write_session_files writes 0600 storage-state files that wo
   }
 
   // Seeding through the admin port; localstorage_bytes 0 gives an empty array.
-  auto res = admin_post(site, "/seed", {{"dir", dir}, {"count", 1}, {"first_mobile", "09130000000"}, {"localstorage_bytes", 0}});
+  auto res = admin_post(
+      site, "/seed",
+      {{"dir", dir}, {"count", 1}, {"first_mobile", "09130000000"}, {"localstorage_bytes", 0}});
   CHECK(res["mobiles"] == json::array({"09130000000"}));
   std::ifstream in(dir + "/session-09130000000.json");
   json doc = json::parse(in);

@@ -43,8 +43,7 @@ class TestServer {
     // The socket already listens (connections queue in the backlog); wait
     // until the accept loop runs so that stop() cannot miss it.
     const auto until = std::chrono::steady_clock::now() + 2s;
-    while (!svr.is_running() && std::chrono::steady_clock::now() < until)
-      std::this_thread::yield();
+    while (!svr.is_running() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
     REQUIRE(svr.is_running());
   }
 
@@ -283,7 +282,8 @@ TEST_CASE("cookies of one request never appear in another", "[http]") {
       std::lock_guard<std::mutex> lock(mu);
       seen.push_back(req.has_header("Cookie") ? req.get_header_value("Cookie") : "<none>");
     }
-    if (req.has_param("set")) res.set_header("Set-Cookie", "fromserver=" + req.get_param_value("set") + "; Path=/");
+    if (req.has_param("set"))
+      res.set_header("Set-Cookie", "fromserver=" + req.get_param_value("set") + "; Path=/");
     res.set_content("ok", "text/plain");
   });
   server.start();
@@ -291,7 +291,8 @@ TEST_CASE("cookies of one request never appear in another", "[http]") {
   HttpClient client(opts(1));
 
   HttpRequest a = get(server.url("/c?set=s1"));
-  a.cookies = {cookie_line("secret", "alpha"), "#HttpOnly_127.0.0.1\tFALSE\t/\tFALSE\t0\thonly\th1"};
+  a.cookies = {cookie_line("secret", "alpha"),
+               "#HttpOnly_127.0.0.1\tFALSE\t/\tFALSE\t0\thonly\th1"};
   const HttpResponse ra = fetch(client, a);
   HttpRequest b = get(server.url("/c"));
   const HttpResponse rb = fetch(client, b);
@@ -579,7 +580,8 @@ TEST_CASE("waiting requests start in priority order (smallest first), ties in su
   std::promise<void> all_done;
   std::atomic<int> finished{0};
   // (request id, priority): ids 3 and 4 tie; 4 was submitted first.
-  const std::vector<std::pair<int, std::int64_t>> reqs{{0, 0}, {1, 50}, {2, 10}, {4, 30}, {3, 30}, {5, -7}};
+  const std::vector<std::pair<int, std::int64_t>> reqs{{0, 0},  {1, 50}, {2, 10},
+                                                       {4, 30}, {3, 30}, {5, -7}};
   for (const auto& [id, prio] : reqs) {
     auto r = get(server.url("/p?i=" + std::to_string(id)));
     r.priority = prio;
@@ -589,7 +591,8 @@ TEST_CASE("waiting requests start in priority order (smallest first), ties in su
     if (id == 0) {
       // Request 0 must hold the slot before the others are queued.
       const auto until = std::chrono::steady_clock::now() + 2s;
-      while (client.in_flight() == 0 && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+      while (client.in_flight() == 0 && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(1ms);
       REQUIRE(client.in_flight() == 1);
     }
   }
@@ -601,7 +604,9 @@ TEST_CASE("waiting requests start in priority order (smallest first), ties in su
 
 TEST_CASE("the token bucket paces requests: burst at once, then rate per second", "[http]") {
   TestServer server;
-  server.svr.Get("/r", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok", "text/plain"); });
+  server.svr.Get("/r", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok", "text/plain");
+  });
   server.start();
   auto o = opts(16);
   o.rate_per_second = 20;  // one token per 50 ms
@@ -630,7 +635,8 @@ TEST_CASE("the token bucket paces requests: burst at once, then rate per second"
 }
 
 TEST_CASE("Retry-After: delta-seconds or HTTP-date, capped at an hour", "[http]") {
-  const auto now = std::chrono::system_clock::from_time_t(1445412480);  // Wed, 21 Oct 2015 07:28:00 GMT
+  const auto now =
+      std::chrono::system_clock::from_time_t(1445412480);  // Wed, 21 Oct 2015 07:28:00 GMT
   auto with = [](std::string value) {
     HttpResponse r;
     r.headers.emplace_back("retry-after", std::move(value));
@@ -639,7 +645,8 @@ TEST_CASE("Retry-After: delta-seconds or HTTP-date, capped at an hour", "[http]"
   CHECK(retry_after_delay(HttpResponse{}, now) == std::nullopt);
   CHECK(retry_after_delay(with("120"), now) == std::optional<std::chrono::milliseconds>(120s));
   CHECK(retry_after_delay(with(" 0 "), now) == std::optional<std::chrono::milliseconds>(0s));
-  CHECK(retry_after_delay(with("999999999999"), now) == std::optional<std::chrono::milliseconds>(1h));
+  CHECK(retry_after_delay(with("999999999999"), now) ==
+        std::optional<std::chrono::milliseconds>(1h));
   CHECK(retry_after_delay(with("Wed, 21 Oct 2015 07:30:00 GMT"), now) ==
         std::optional<std::chrono::milliseconds>(120s));
   // The obsolete RFC 850 form is an HTTP-date too.

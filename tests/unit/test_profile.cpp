@@ -1,8 +1,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <catch2/catch.hpp>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -233,28 +233,36 @@ TEST_CASE("profile errors name the offending field", "[profile]") {
   expect(with(R"("interval": "11m")"), "idle_timeout");
   expect(with(R"("idle_timeout": "-5s")"), "idle_timeout");
   expect(with(R"("jitter": 0.9)"), "jitter");
-  expect(R"({"base_url": "https://s.test", "check": {"path": "/", "logged_out": [{"status": "3yy"}]}})",
-         "check.logged_out[0].status");
-  expect(R"({"base_url": "https://s.test", "check": {"path": "/", "logged_out": [{"status": [302, 1000]}]}})",
-         "check.logged_out[0].status[1]");
-  expect(R"({"base_url": "https://s.test", "check": {"path": "/", "logged_in": [{"stauts": 200}]}})",
-         "check.logged_in[0].stauts");
+  expect(
+      R"({"base_url": "https://s.test", "check": {"path": "/", "logged_out": [{"status": "3yy"}]}})",
+      "check.logged_out[0].status");
+  expect(
+      R"({"base_url": "https://s.test", "check": {"path": "/", "logged_out": [{"status": [302, 1000]}]}})",
+      "check.logged_out[0].status[1]");
+  expect(
+      R"({"base_url": "https://s.test", "check": {"path": "/", "logged_in": [{"stauts": 200}]}})",
+      "check.logged_in[0].stauts");
   expect(R"({"base_url": "https://s.test", "check": {"path": "/x/{nope}"}})", "check.path");
   expect(R"({"base_url": "https://s.test", "check": {"path": "/x/{nope}"}})", "{nope}");
   expect(R"({"base_url": "https://s.test", "check": {"path": "/", "headers": {"X": "{nope}"}}})",
          "check.headers.X");
   // A placeholder inside a literal JSON body is checked as well.
   expect(R"({"base_url": "https://s.test", "refresh": {"method": "POST", "path": "/r",
-             "body": {"mobile": "{nope}"}}})", "refresh.body");
+             "body": {"mobile": "{nope}"}}})",
+         "refresh.body");
   expect(R"({"check": {"path": "/pwa"}})", "base_url");
   expect(R"({"base_url": "ftp://s.test", "check": {"path": "/pwa"}})", "base_url");
   expect(R"({"base_url": "https://s.test"})", "check");
-  expect(R"({"base_url": "https://s.test", "check": {"method": "FETCH", "path": "/"}})", "check.method");
-  expect(R"({"base_url": "https://s.test", "check": {"path": "/", "capture": [{"from": "body", "to": "header:A"}]}})",
-         "check.capture[0].from");
-  expect(R"({"base_url": "https://s.test", "check": {"path": "/", "capture": [{"from": "json:/t", "to": "file"}]}})",
-         "check.capture[0].to");
-  expect(with(R"("token_deadline": {"from": "cookie:a", "regex": "(unclosed"})"), "token_deadline.regex");
+  expect(R"({"base_url": "https://s.test", "check": {"method": "FETCH", "path": "/"}})",
+         "check.method");
+  expect(
+      R"({"base_url": "https://s.test", "check": {"path": "/", "capture": [{"from": "body", "to": "header:A"}]}})",
+      "check.capture[0].from");
+  expect(
+      R"({"base_url": "https://s.test", "check": {"path": "/", "capture": [{"from": "json:/t", "to": "file"}]}})",
+      "check.capture[0].to");
+  expect(with(R"("token_deadline": {"from": "cookie:a", "regex": "(unclosed"})"),
+         "token_deadline.regex");
   expect(with(R"("retry": {"base": "10s", "max": "1s"})"), "retry.max");
   expect("[1, 2]", "profile");
   expect("{not json", "JSON");
@@ -343,7 +351,8 @@ TEST_CASE("expand_template fills placeholders and leaves literal braces alone", 
   // Literal JSON braces stay as they are; placeholders inside JSON are filled.
   CHECK(expand_template(R"({"a": 1})", ctx) == R"({"a": 1})");
   CHECK(expand_template(R"({"mobile":"{id}"})", ctx) == R"({"mobile":"09123456789"})");
-  CHECK(expand_template(R"({"a":{"b":"{cookie:csrftoken}"}})", ctx) == R"({"a":{"b":"from-file"}})");
+  CHECK(expand_template(R"({"a":{"b":"{cookie:csrftoken}"}})", ctx) ==
+        R"({"a":{"b":"from-file"}})");
   CHECK(expand_template("{unknown}", ctx) == "{unknown}");
   CHECK(expand_template("lone { brace", ctx) == "lone { brace");
   CHECK(expand_template("lone } brace {id}", ctx) == "lone } brace 09123456789");
@@ -353,8 +362,7 @@ TEST_CASE("expand_template fills placeholders and leaves literal braces alone", 
   CHECK(expand_template("--file={file}", exec_ctx) == "--file=/tmp/copy.json");
 }
 
-TEST_CASE("make_request merges headers, later sources winning, and refuses CR/LF",
-          "[profile]") {
+TEST_CASE("make_request merges headers, later sources winning, and refuses CR/LF", "[profile]") {
   auto p = parse_profile(kTestProfile);
   const std::string id = "09123456789";
   json session = session_doc();
@@ -370,7 +378,8 @@ TEST_CASE("make_request merges headers, later sources winning, and refuses CR/LF
   CHECK(headers_named(req, "X-Trace") == std::vector<std::string>{"X-Trace: 09123456789"});
   // default < file "headers" < step headers, names compared case-insensitively.
   CHECK(headers_named(req, "x-override") == std::vector<std::string>{"X-OVERRIDE: step"});
-  CHECK(headers_named(req, "Authorization") == std::vector<std::string>{"Authorization: Bearer old"});
+  CHECK(headers_named(req, "Authorization") ==
+        std::vector<std::string>{"Authorization: Bearer old"});
   CHECK(headers_named(req, "X-Csrf") == std::vector<std::string>{"X-Csrf: from-file"});
 
   auto refresh = make_request(p, *p.refresh, ctx, {});
@@ -380,7 +389,8 @@ TEST_CASE("make_request merges headers, later sources winning, and refuses CR/LF
   CHECK(headers_named(refresh, "x-override") == std::vector<std::string>{"X-Override: file"});
 
   // Absolute URLs are used as they are; relative ones get a slash.
-  auto abs = parse_profile(R"({"base_url": "https://s.test", "check": {"path": "https://other.test/{id}"}})");
+  auto abs = parse_profile(
+      R"({"base_url": "https://s.test", "check": {"path": "https://other.test/{id}"}})");
   CHECK(make_request(abs, *abs.check, ctx, {}).url == "https://other.test/09123456789");
   auto rel = parse_profile(R"({"base_url": "https://s.test", "check": {"path": "pwa"}})");
   CHECK(make_request(rel, *rel.check, ctx, {}).url == "https://s.test/pwa");
@@ -460,9 +470,12 @@ TEST_CASE("jwt_exp reads the exp claim of a JWT", "[profile]") {
         std::optional<std::int64_t>(1753354887));
   CHECK(jwt_exp(make_jwt({{"exp", 1753354887.9}})) == std::optional<std::int64_t>(1753354887));
   // Payload lengths that need 1 and 2 padding characters in standard base64.
-  CHECK(jwt_exp(make_jwt({{"exp", 2000000000}, {"a", "b"}})) == std::optional<std::int64_t>(2000000000));
-  CHECK(jwt_exp(make_jwt({{"exp", 2000000000}, {"a", "bc"}})) == std::optional<std::int64_t>(2000000000));
-  CHECK(jwt_exp(make_jwt({{"exp", 2000000000}, {"a", "bcd"}})) == std::optional<std::int64_t>(2000000000));
+  CHECK(jwt_exp(make_jwt({{"exp", 2000000000}, {"a", "b"}})) ==
+        std::optional<std::int64_t>(2000000000));
+  CHECK(jwt_exp(make_jwt({{"exp", 2000000000}, {"a", "bc"}})) ==
+        std::optional<std::int64_t>(2000000000));
+  CHECK(jwt_exp(make_jwt({{"exp", 2000000000}, {"a", "bcd"}})) ==
+        std::optional<std::int64_t>(2000000000));
   // A payload whose encoding uses the URL-safe characters '-' and '_'.
   const std::string payload = R"({"exp":1700000000,"x":"?~?~??~~~???>>>~~"})";
   const std::string encoded = base64url(payload);
@@ -483,10 +496,10 @@ TEST_CASE("token_expiry finds the deadline token in a cookie or header", "[profi
   REQUIRE(p.token_deadline);
   CHECK(p.token_deadline->margin == Millis(120000));
 
-  json session = {{"cookies", json::array({{{"name", "other"}, {"value", "x"}, {"domain", "s.test"}},
-                                           {{"name", "pwa_access_token"},
-                                            {"value", jwt},
-                                            {"domain", "s.test"}}})}};
+  json session = {
+      {"cookies",
+       json::array({{{"name", "other"}, {"value", "x"}, {"domain", "s.test"}},
+                    {{"name", "pwa_access_token"}, {"value", jwt}, {"domain", "s.test"}}})}};
   auto exp = token_expiry(*p.token_deadline, session);
   REQUIRE(exp);
   CHECK(std::chrono::duration_cast<std::chrono::seconds>(exp->time_since_epoch()).count() ==
@@ -505,7 +518,8 @@ TEST_CASE("token_expiry finds the deadline token in a cookie or header", "[profi
                                   "regex": "Bearer (\\S+)", "margin": "30s"})X"));
   REQUIRE(h.token_deadline);
   CHECK(h.token_deadline->from == TokenDeadline::From::header);
-  json with_header = {{"cookies", json::array()}, {"headers", {{"Authorization", "Bearer " + jwt}}}};
+  json with_header = {{"cookies", json::array()},
+                      {"headers", {{"Authorization", "Bearer " + jwt}}}};
   auto hexp = token_expiry(*h.token_deadline, with_header);
   REQUIRE(hexp);
   CHECK(*hexp == std::chrono::system_clock::time_point(std::chrono::seconds(1753354887)));
@@ -528,7 +542,8 @@ TEST_CASE("fuzzing: profiles with out-of-range numbers fail with ProfileError", 
   CHECK(error_of(R"({"base_url": "http:////", "check": {"path": "/"}})").find("base_url") !=
         std::string::npos);
   // libstdc++'s regex parser overflowed on "\3333333333333333333".
-  CHECK(error_of(with(R"("token_deadline": {"from": "cookie:t", "regex": "a\\33333333333333333333"})"))
+  CHECK(error_of(
+            with(R"("token_deadline": {"from": "cookie:t", "regex": "a\\33333333333333333333"})"))
             .find("token_deadline.regex") != std::string::npos);
   // A capture into a header needs a header name.
   CHECK(error_of(R"({"base_url": "https://s.test", "check": {"path": "/",
@@ -553,13 +568,15 @@ TEST_CASE("fuzzing: untrusted header names, captured values and token sizes", "[
     CHECK(h.find(' ') > h.find(':'));
     CHECK(h.find(':') > 0);
   }
-  CHECK(headers_named(req, "Authorization") == std::vector<std::string>{"Authorization: Bearer old"});
+  CHECK(headers_named(req, "Authorization") ==
+        std::vector<std::string>{"Authorization: Bearer old"});
 
   // A captured value containing "{value}" looped forever; one with a line
   // break would split its header or cookie line: treated as missing.
   json s = session_doc();
   std::vector<std::string> jar;
-  REQUIRE(apply_captures(*p.refresh, response(200, R"({"token": "a{value}b"})"), p.base_url, s, jar));
+  REQUIRE(
+      apply_captures(*p.refresh, response(200, R"({"token": "a{value}b"})"), p.base_url, s, jar));
   CHECK(s["headers"]["Authorization"] == "Bearer a{value}b");
   CHECK(jar_value(jar, "pwa_access_token") == std::optional<std::string>("a{value}b"));
   json s2 = session_doc();
@@ -583,13 +600,15 @@ TEST_CASE("fuzzing: token deadlines and captures from hostile values", "[profile
   auto same_as_regex = parse_profile(with(
       R"X("token_deadline": {"from": "cookie:t", "regex": "([A-Za-z0-9_-]+[.][A-Za-z0-9_-]+[.][A-Za-z0-9_-]*)"})X"));
   const std::string jwt = make_jwt({{"exp", 1753354887}});
-  for (std::string v : {jwt, "v1:" + jwt, "a.b " + jwt, "x!" + jwt + "!y", jwt + ".extra", "a..b." + jwt,
-                        std::string("opaque"), std::string("a.b"), std::string("..."), std::string()}) {
+  for (std::string v :
+       {jwt, "v1:" + jwt, "a.b " + jwt, "x!" + jwt + "!y", jwt + ".extra", "a..b." + jwt,
+        std::string("opaque"), std::string("a.b"), std::string("..."), std::string()}) {
     INFO(v);
     json s = {{"cookies", json::array({{{"name", "t"}, {"value", v}, {"domain", "s.test"}}})}};
     CHECK(token_expiry(*p.token_deadline, s) == token_expiry(*same_as_regex.token_deadline, s));
   }
-  json slow = {{"cookies", json::array({{{"name", "t"}, {"value", "x." + std::string(8000, 'a')},
+  json slow = {{"cookies", json::array({{{"name", "t"},
+                                         {"value", "x." + std::string(8000, 'a')},
                                          {"domain", "s.test"}}})}};
   CHECK_FALSE(token_expiry(*p.token_deadline, slow));  // was 3 s of std::regex
   CHECK(find_jwt("Bearer a.b.c d.e.f") == std::optional<std::string>("a.b.c"));
@@ -606,7 +625,8 @@ TEST_CASE("fuzzing: token deadlines and captures from hostile values", "[profile
       "capture": [{"from": "json:/token", "to": "header:X-Token", "required": true}]}})");
   json doc = {{"cookies", json::array()}};
   std::vector<std::string> jar;
-  const std::string deep = R"({"token": )" + std::string(200000, '[') + std::string(200000, ']') + "}";
+  const std::string deep =
+      R"({"token": )" + std::string(200000, '[') + std::string(200000, ']') + "}";
   CHECK_FALSE(apply_captures(*c.check, response(200, deep), c.base_url, doc, jar));
   CHECK(apply_captures(*c.check, response(200, R"({"token": 42})"), c.base_url, doc, jar));
   CHECK(doc["headers"]["X-Token"] == "42");

@@ -76,40 +76,41 @@ json playwright_doc() {
   std::string big = redux.dump();
   REQUIRE(big.size() >= 30 * 1024);
   return json{
-      {"cookies",
-       json::array({
-           {{"name", "pwa_access_token"},
-            {"value", "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3NTMzNTQ4ODd9.sig"},
-            {"domain", "baman24.ir"},
-            {"path", "/"},
-            {"expires", 1753354887.55},
-            {"httpOnly", true},
-            {"secure", true},
-            {"sameSite", "None"}},
-           {{"name", "refresh_token"},
-            {"value", "r3fr3sh"},
-            {"domain", ".baman24.ir"},
-            {"path", "/api"},
-            {"expires", 1784890887.125},
-            {"httpOnly", true},
-            {"secure", true},
-            {"sameSite", "Strict"},
-            {"partitionKey", "https://baman24.ir"}},
-           {{"name", "csrftoken"},
-            {"value", "c"},
-            {"domain", "baman24.ir"},
-            {"path", "/"},
-            {"expires", -1},
-            {"httpOnly", false},
-            {"secure", false},
-            {"sameSite", "Lax"}},
-       })},
-      {"origins", json::array({{{"origin", "https://baman24.ir"},
-                                {"localStorage", json::array({{{"name", "redux_localstorage_simple"},
-                                                               {"value", big}},
-                                                              {{"name", "empty"}, {"value", ""}}})}}})},
+      {"cookies", json::array({
+                      {{"name", "pwa_access_token"},
+                       {"value", "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3NTMzNTQ4ODd9.sig"},
+                       {"domain", "baman24.ir"},
+                       {"path", "/"},
+                       {"expires", 1753354887.55},
+                       {"httpOnly", true},
+                       {"secure", true},
+                       {"sameSite", "None"}},
+                      {{"name", "refresh_token"},
+                       {"value", "r3fr3sh"},
+                       {"domain", ".baman24.ir"},
+                       {"path", "/api"},
+                       {"expires", 1784890887.125},
+                       {"httpOnly", true},
+                       {"secure", true},
+                       {"sameSite", "Strict"},
+                       {"partitionKey", "https://baman24.ir"}},
+                      {{"name", "csrftoken"},
+                       {"value", "c"},
+                       {"domain", "baman24.ir"},
+                       {"path", "/"},
+                       {"expires", -1},
+                       {"httpOnly", false},
+                       {"secure", false},
+                       {"sameSite", "Lax"}},
+                  })},
+      {"origins",
+       json::array(
+           {{{"origin", "https://baman24.ir"},
+             {"localStorage", json::array({{{"name", "redux_localstorage_simple"}, {"value", big}},
+                                           {{"name", "empty"}, {"value", ""}}})}}})},
       {"botVersion", "1.2.3"},
-      {"meta", {{"nested", {{"deep", json::array({1, 2.5, nullptr, true, "x"})}}}, {"flag", false}}},
+      {"meta",
+       {{"nested", {{"deep", json::array({1, 2.5, nullptr, true, "x"})}}}, {"flag", false}}},
       {"bigint", 12345678901234567890ull},
       {"negative", -42},
       {"tiny", 0.1},
@@ -493,29 +494,28 @@ TEST_CASE("remove_stale_temp_files removes only old temp files", "[session_file]
     times[0].tv_nsec = times[1].tv_nsec = 0;
     REQUIRE(::utimensat(AT_FDCWD, dir.file(name).c_str(), times, 0) == 0);
   };
-  make_old(".session-a.json.tmp-123-0-42", true);          // stale: removed
-  make_old(".session-b.json.tmp-124-1-43", true);          // stale: removed
-  make_old(".session-c.json.tmp-125-2-44", false);         // being written right now: kept
-  make_old("session-a.json", true);                        // a real session: kept
-  make_old(".other.json.tmp-1", true);                     // not ours: kept
-  make_old("session-d.json.tmp-1", true);                  // no leading dot: kept
-  make_old(".session-e.json", true);                       // no temp marker: kept
+  make_old(".session-a.json.tmp-123-0-42", true);   // stale: removed
+  make_old(".session-b.json.tmp-124-1-43", true);   // stale: removed
+  make_old(".session-c.json.tmp-125-2-44", false);  // being written right now: kept
+  make_old("session-a.json", true);                 // a real session: kept
+  make_old(".other.json.tmp-1", true);              // not ours: kept
+  make_old("session-d.json.tmp-1", true);           // no leading dot: kept
+  make_old(".session-e.json", true);                // no temp marker: kept
   REQUIRE(::mkdir(dir.file(".session-f.json.tmp-9").c_str(), 0700) == 0);  // not a file: kept
 
   CHECK(remove_stale_temp_files(dir.path, std::chrono::seconds(60)) == 2);
   CHECK(list_dir(dir.path) == std::vector<std::string>{".other.json.tmp-1",
                                                        ".session-c.json.tmp-125-2-44",
-                                                       ".session-e.json",
-                                                       ".session-f.json.tmp-9",
-                                                       "session-a.json",
-                                                       "session-d.json.tmp-1"});
+                                                       ".session-e.json", ".session-f.json.tmp-9",
+                                                       "session-a.json", "session-d.json.tmp-1"});
   // Nothing left to remove; a missing directory is not an error.
   CHECK(remove_stale_temp_files(dir.path, std::chrono::seconds(60)) == 0);
   CHECK(remove_stale_temp_files(dir.file("nope"), std::chrono::seconds(0)) == 0);
 }
 
 TEST_CASE("session ids come only from well-formed file names", "[session_file]") {
-  CHECK(session_id_from_filename("session-09123456789.json") == std::optional<std::string>("09123456789"));
+  CHECK(session_id_from_filename("session-09123456789.json") ==
+        std::optional<std::string>("09123456789"));
   CHECK(session_id_from_filename("session-A_b.c-9.json") == std::optional<std::string>("A_b.c-9"));
   CHECK(session_id_from_filename("session-" + std::string(64, 'a') + ".json") ==
         std::optional<std::string>(std::string(64, 'a')));
@@ -585,12 +585,13 @@ TEST_CASE("fuzzing: parse_session rejects absurd nesting, timestamps stay in ran
   CHECK(parse_iso8601("2199-12-31T23:59:59.999Z"));
 
   // 200 KB of "[[[...": every save would write ~depth² bytes of indentation.
-  const std::string deep = R"({"cookies": [], "origins": )" + std::string(100000, '[') +
-                           std::string(100000, ']') + "}";
+  const std::string deep =
+      R"({"cookies": [], "origins": )" + std::string(100000, '[') + std::string(100000, ']') + "}";
   auto r = parse_session(deep);
   REQUIRE(std::holds_alternative<FileError>(r));
   CHECK(std::get<FileError>(r).kind == FileErrorKind::schema);
-  const std::string fine = R"({"cookies": [], "x": )" + std::string(60, '[') + std::string(60, ']') + "}";
+  const std::string fine =
+      R"({"cookies": [], "x": )" + std::string(60, '[') + std::string(60, ']') + "}";
   CHECK(std::holds_alternative<json>(parse_session(fine)));
 
   CHECK(std::get<FileError>(parse_session("")).kind == FileErrorKind::parse);
