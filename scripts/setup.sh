@@ -13,6 +13,7 @@ PACKAGES=(
   libspdlog-dev catch2 libcpp-httplib-dev
   python3 prometheus ca-certificates
   clang libclang-rt-14-dev llvm-14   # scripts/fuzz.sh: libFuzzer, symbolized reports
+  clang-format                       # tests/checks/format.sh
 )
 
 missing=()
