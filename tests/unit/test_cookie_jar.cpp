@@ -2,43 +2,14 @@
 #include <string>
 #include <vector>
 
+#include "sample_cookies.hpp"
 #include "sessiond/cookie_jar.hpp"
 
 using namespace sessiond;
+using sessiond::testing::sample_cookies;
 using json = nlohmann::json;
 
 namespace {
-
-json sample_cookies() {
-  return json::array({
-      {{"name", "pwa_access_token"},
-       {"value", "jwt-1"},
-       {"domain", "baman24.ir"},
-       {"path", "/"},
-       {"expires", 1753354887.55},
-       {"httpOnly", true},
-       {"secure", true},
-       {"sameSite", "None"}},
-      {{"name", "refresh_token"},
-       {"value", "r1"},
-       {"domain", ".baman24.ir"},
-       {"path", "/api"},
-       {"expires", 1784890887.125},
-       {"httpOnly", false},
-       {"secure", true},
-       {"sameSite", "Strict"},
-       {"partitionKey", "https://baman24.ir"},
-       {"_custom", {{"kept", true}}}},
-      {{"name", "csrftoken"},
-       {"value", "c1"},
-       {"domain", "baman24.ir"},
-       {"path", "/"},
-       {"expires", -1},
-       {"httpOnly", false},
-       {"secure", false},
-       {"sameSite", "Lax"}},
-  });
-}
 
 const json* find_cookie(const json& cookies, const std::string& name) {
   for (const auto& c : cookies)

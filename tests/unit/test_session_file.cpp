@@ -15,10 +15,12 @@
 #include <string>
 #include <vector>
 
+#include "sample_cookies.hpp"
 #include "sessiond/json_log.hpp"
 #include "sessiond/session_file.hpp"
 
 using namespace sessiond;
+using sessiond::testing::sample_cookies;
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
@@ -76,33 +78,7 @@ json playwright_doc() {
   std::string big = redux.dump();
   REQUIRE(big.size() >= 30 * 1024);
   return json{
-      {"cookies", json::array({
-                      {{"name", "pwa_access_token"},
-                       {"value", "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjE3NTMzNTQ4ODd9.sig"},
-                       {"domain", "baman24.ir"},
-                       {"path", "/"},
-                       {"expires", 1753354887.55},
-                       {"httpOnly", true},
-                       {"secure", true},
-                       {"sameSite", "None"}},
-                      {{"name", "refresh_token"},
-                       {"value", "r3fr3sh"},
-                       {"domain", ".baman24.ir"},
-                       {"path", "/api"},
-                       {"expires", 1784890887.125},
-                       {"httpOnly", true},
-                       {"secure", true},
-                       {"sameSite", "Strict"},
-                       {"partitionKey", "https://baman24.ir"}},
-                      {{"name", "csrftoken"},
-                       {"value", "c"},
-                       {"domain", "baman24.ir"},
-                       {"path", "/"},
-                       {"expires", -1},
-                       {"httpOnly", false},
-                       {"secure", false},
-                       {"sameSite", "Lax"}},
-                  })},
+      {"cookies", sample_cookies()},
       {"origins",
        json::array(
            {{{"origin", "https://baman24.ir"},
