@@ -6,29 +6,19 @@
 
 #include <chrono>
 #include <ctime>
+#include <iterator>
 
 namespace sessiond::log {
 namespace {
 
 constexpr std::string_view kFieldsMarker = "\x1e";  // payload built by event()
 
+// spdlog's own names say "warning"; the log format says "warn".
 std::string_view level_name(spdlog::level::level_enum level) {
-  switch (level) {
-    case spdlog::level::trace:
-      return "trace";
-    case spdlog::level::debug:
-      return "debug";
-    case spdlog::level::info:
-      return "info";
-    case spdlog::level::warn:
-      return "warn";
-    case spdlog::level::err:
-      return "error";
-    case spdlog::level::critical:
-      return "critical";
-    default:
-      return "off";
-  }
+  static constexpr std::string_view kNames[] = {"trace", "debug",    "info", "warn",
+                                                "error", "critical", "off"};
+  static_assert(std::size(kNames) == spdlog::level::n_levels);
+  return kNames[level];
 }
 
 // The payload of an event() call is the serialized inner part of a JSON

@@ -194,6 +194,8 @@ class Daemon:
             doc = json.loads(line)
             for key in ("ts", "level", "msg", "event"):
                 check(key in doc, f"log line without {key}: {line[:200]}")
+            check(doc["level"] in ("trace", "debug", "info", "warn", "error", "critical"),
+                  f"log line with an unknown level: {line[:200]}")
         text = "\n".join(lines) + self.stderr.decode("utf-8", "replace")
         leaked = [s for s in secrets if s and s in text]
         check(not leaked, f"{len(leaked)} secrets appear in the logs, e.g. {leaked[:1]}")
