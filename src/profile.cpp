@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "sessiond/cookie_jar.hpp"
+#include "sessiond/session_file.hpp"
 
 namespace sessiond {
 namespace {
@@ -622,10 +623,8 @@ std::optional<std::int64_t> jwt_exp(std::string_view jwt) {
   if (claims.is_discarded() || !claims.is_object()) return std::nullopt;
   auto exp = claims.find("exp");
   if (exp == claims.end() || !exp->is_number()) return std::nullopt;
-  // Untrusted: 1e300 does not convert to an integer, and past 2262 a
-  // system_clock time_point overflows. Same range as parse_iso8601.
   double secs = exp->get<double>();
-  if (!(secs >= 0 && secs < 7258118400.0)) return std::nullopt;  // 1970..2199
+  if (!plausible_unix_seconds(secs)) return std::nullopt;
   return static_cast<std::int64_t>(secs);
 }
 

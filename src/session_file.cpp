@@ -409,6 +409,10 @@ void write_keepalive(json& doc, const KeepaliveBlock& k) {
   doc["keepalive"] = std::move(block);
 }
 
+bool plausible_unix_seconds(double seconds) {
+  return seconds >= 0 && seconds < 7258118400.0;  // before 2200-01-01T00:00:00Z
+}
+
 std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_view text) {
   std::tm tm{};
   int ms = 0;
@@ -427,11 +431,7 @@ std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_v
   }
   if (*rest != 'Z' && *rest != '\0') return std::nullopt;
   auto secs = timegm(&tm);
-  // Files are untrusted: a year such as 4832 would overflow system_clock's
-  // int64 nanoseconds (1677..2262) and the arithmetic on it. sessiond writes
-  // only present times, so anything outside 1970..2199 reads as no timestamp.
-  constexpr std::time_t kEarliest = 0, kLatest = 7258118399;  // 2199-12-31T23:59:59Z
-  if (secs < kEarliest || secs > kLatest) return std::nullopt;
+  if (!plausible_unix_seconds(static_cast<double>(secs))) return std::nullopt;
   return std::chrono::system_clock::time_point(std::chrono::seconds(secs)) +
          std::chrono::milliseconds(ms);
 }

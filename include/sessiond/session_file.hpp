@@ -97,4 +97,10 @@ void write_keepalive(nlohmann::json& doc, const KeepaliveBlock& block);
 // Parses the RFC 3339 timestamps sessiond writes ("2026-11-28T10:30:00.000Z").
 std::optional<std::chrono::system_clock::time_point> parse_iso8601(std::string_view text);
 
+// A time read from untrusted input (a file's lastRefresh, a JWT's exp), in
+// seconds since the epoch, is used only within 1970..2199: a year such as 4832
+// would overflow system_clock's int64 nanoseconds (1677..2262), and 1e300 does
+// not convert to an integer at all. sessiond itself writes only present times.
+bool plausible_unix_seconds(double seconds);
+
 }  // namespace sessiond
