@@ -300,7 +300,7 @@ void run_exec(Self* self, const Step& step) {
       return;
     }
     std::string dir(buf.data());
-    std::string file = dir + "/" + session_filename(id);
+    std::string file = session_path(dir, id);
     auto written = write_file_atomic(file, serialize_session(copy));
     if (auto* err = std::get_if<FileError>(&written)) {
       out->copy_error = *err;

@@ -22,8 +22,7 @@ using Child = SupervisorState::Child;
 
 void start_child(Self* self, const std::string& id, Child& child) {
   auto& st = self->state;
-  child.handle =
-      st.setup.spawn_child(self, id, st.setup.rt->sessions_dir + "/" + session_filename(id));
+  child.handle = st.setup.spawn_child(self, id, session_path(st.setup.rt->sessions_dir, id));
   self->monitor(child.handle);
   st.by_addr[child.handle.address()] = id;
 }
@@ -204,7 +203,7 @@ caf::behavior supervisor_actor(Self* self, SupervisorSetup setup) {
         auto& st = self->state;
         st.unregistered.erase(id);
         if (st.children.count(id)) return std::string("exists");
-        std::string path = st.setup.rt->sessions_dir + "/" + session_filename(id);
+        std::string path = session_path(st.setup.rt->sessions_dir, id);
         struct stat s {};
         if (::lstat(path.c_str(), &s) != 0) return std::string("not_found");
         add_session(self, id, std::nullopt);

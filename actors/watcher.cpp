@@ -107,7 +107,7 @@ std::optional<std::string> owned_id(Self* self, const std::string& name) {
 }
 
 std::string path_of(const WatcherState& st, const std::string& id) {
-  return st.setup.dir + "/" + session_filename(id);
+  return session_path(st.setup.dir, id);
 }
 
 // `seen`: the file as found now. It travels along so that the session actor

@@ -161,6 +161,10 @@ std::string session_filename(std::string_view id) {
   return std::string(kPrefix) + std::string(id) + std::string(kSuffix);
 }
 
+std::string session_path(std::string_view dir, std::string_view id) {
+  return std::string(dir) + "/" + session_filename(id);
+}
+
 std::optional<FileIdentity> stat_identity(const std::string& path) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return std::nullopt;

@@ -47,6 +47,8 @@ constexpr std::size_t kMaxSessionFileBytes = 8u << 20;
 std::optional<std::string> session_id_from_filename(std::string_view filename);
 bool valid_session_id(std::string_view id);
 std::string session_filename(std::string_view id);
+// dir + "/" + session_filename(id): where session `id` lives.
+std::string session_path(std::string_view dir, std::string_view id);
 
 // Reads (without following links or blocking on FIFOs), then parse_session().
 std::variant<LoadedSession, FileError> load_session_file(

@@ -159,7 +159,7 @@ struct Fixture {
       k.refresh_count = 7;
       write_keepalive(doc, k);
     }
-    std::string path = dir + "/" + session_filename(id);
+    std::string path = session_path(dir, id);
     REQUIRE(std::holds_alternative<FileIdentity>(write_file_atomic(path, serialize_session(doc))));
     return path;
   }
