@@ -1,65 +1,85 @@
 #pragma once
 // Watcher: reports session files added, rewritten and removed in the sessions
-// directory to the Supervisor. inotify for promptness (read on a small thread
-// of its own), a periodic full rescan as the safety net (missed events, queue
-// overflow, network volumes), and recovery when the directory is deleted and
-// recreated. Runs detached: directory scans never occupy a scheduler thread.
+// directory to the supervisor. Directory events for promptness (inotify, read
+// on a small thread of its own), a periodic full rescan as the safety net
+// (missed events, queue overflow, network volumes), and recovery when the
+// directory is deleted and recreated. Spawn it detached in production: a
+// directory scan never occupies a scheduler thread.
 //
-// Messages handled:
-//   (inotify_atom, DirEventsPtr)   a batch read by the inotify thread
-//   (rescan_atom)                  timer: full scan and diff
-// Sends to the supervisor:
-//   (added_atom, std::string id, std::optional<FileIdentity>)
-//                                  new or rewritten file, as found (nullopt: gone again)
-//   (removed_atom, std::string id)
-//   (scanned_atom)                 after the first full scan
+// Rules (inotify masks; a test's event source speaks the same language):
+//   IN_CLOSE_WRITE | IN_MOVED_TO    added or rewritten: file_added(id, identity as found)
+//   IN_DELETE | IN_MOVED_FROM       gone (a rename over the name that leaves a
+//                                   file there is a rewrite, not a removal)
+//   IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED   the directory is gone: rescan,
+//                                   which reports every file gone, then looks
+//                                   every second until it is back and watches it again
+//   IN_Q_OVERFLOW                   events were lost: rescan and diff
+// Names that are not session-<id>.json are logged once (debug); names that
+// start with a dot (temp files of writers) silently; ids of other shards are
+// not ours. After the first full scan: scanned.
 
-#include <caf/behavior.hpp>
 #include <caf/stateful_actor.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
-#include <vector>
 
+#include "sessiond/actors.hpp"
 #include "sessiond/duration.hpp"
-#include "sessiond/messages.hpp"
 #include "sessiond/sharding.hpp"
 
 namespace sessiond {
 
-struct DirEvent {
-  std::string name;
-  std::uint32_t mask = 0;
-};
-using DirEventsPtr = std::shared_ptr<const std::vector<DirEvent>>;
+class Metrics;
 
-class InotifyReader;  // the thread that blocks on the inotify fd
+// Where directory events come from: inotify in production; tests deliver
+// events themselves.
+class DirEventSource {
+ public:
+  using Deliver = std::function<void(DirEventsPtr)>;
+  virtual ~DirEventSource() = default;
+  // Begins reading; `deliver` gets each batch, from any thread. false (errno
+  // set): no events at all, the watcher relies on its rescans.
+  virtual bool start(Deliver deliver) = 0;
+  // Watches `dir`, again after it was deleted and recreated; false (errno
+  // set) when it cannot (the directory is missing).
+  virtual bool watch(const std::string& dir) = 0;
+  // Once it returns, `deliver` is never called again and has been released
+  // (it holds the watcher's handle). Idempotent.
+  virtual void stop() = 0;
+};
+
+// An inotify instance read by its own thread. Names starting with a dot are
+// dropped there: every save writes a temp file (four events).
+std::shared_ptr<DirEventSource> make_inotify_source();
 
 struct WatcherSetup {
   std::string dir;
-  caf::actor supervisor;
-  caf::actor metrics;
+  supervisor_actor supervisor;
   Millis rescan_interval{30000};
   Shard shard;
+  // Null: make_inotify_source().
+  std::shared_ptr<DirEventSource> events;
+  // Optional: counts an unreadable directory as a file error ("io"), once per outage.
+  Metrics* metrics = nullptr;
 };
 
 struct WatcherState {
   static inline const char* name = "watcher";
 
   WatcherSetup setup;
-  std::shared_ptr<InotifyReader> reader;
-  bool watching = false;  // the inotify watch on the directory is in place
-  bool scanned = false;   // first full scan reported
-  std::unordered_map<std::string, std::int64_t> known;  // id -> mtime_ns
+  bool events_ok = false;                               // the event source started
+  bool watching = false;                                // the watch on the directory is in place
+  bool scanned = false;                                 // first full scan reported
+  std::unordered_map<std::string, std::int64_t> known;  // id -> mtime_ns (-1: gone when looked)
   std::unordered_set<std::string> ignored_names;        // logged once each
   bool dir_missing_reported = false;
 };
 
-caf::behavior watcher_actor(caf::stateful_actor<WatcherState>* self, WatcherSetup setup);
+watcher_actor::behavior_type watcher_actor_impl(watcher_actor::stateful_pointer<WatcherState> self,
+                                                WatcherSetup setup);
 
 }  // namespace sessiond
-
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sessiond::DirEventsPtr)
