@@ -203,15 +203,125 @@ Capture parse_capture(const json& v, const std::string& field) {
   return c;
 }
 
+// A page condition: a CSS selector (a bare string) or an object of
+// selector, text and url_contains (all present must hold).
+PageCondition parse_condition(const json& v, const std::string& field) {
+  PageCondition c;
+  if (v.is_string()) {
+    c.selector = v.get<std::string>();
+    if (c.selector->empty()) fail(field, "expected a non-empty CSS selector");
+    return c;
+  }
+  if (!v.is_object())
+    fail(field, "expected a condition object such as {\"selector\": \"div.homeSection\"}");
+  static const char* known[] = {"selector", "text", "url_contains"};
+  for (auto& [k, _] : v.items())
+    if (std::find(std::begin(known), std::end(known), k) == std::end(known))
+      fail(field + "." + k, "unknown condition field (known: selector, text, url_contains)");
+  auto one = [&](const char* key, std::optional<std::string>& out) {
+    if (!optional_field(v, key)) return;
+    out = get_string(v, key, field);
+    if (out->empty()) fail(field + "." + key, "must not be empty");
+  };
+  one("selector", c.selector);
+  one("text", c.text);
+  one("url_contains", c.url_contains);
+  if (!c.selector && !c.text && !c.url_contains)
+    fail(field, "needs at least one of selector, text, url_contains");
+  return c;
+}
+
+// One condition (a string or an object) or an array of them.
+std::vector<PageCondition> parse_conditions(const json& obj, const char* key,
+                                            const std::string& field) {
+  std::vector<PageCondition> out;
+  const json* v = optional_field(obj, key);
+  if (!v) return out;
+  const std::string name = field + "." + key;
+  if (!v->is_array()) {
+    out.push_back(parse_condition(*v, name));
+    return out;
+  }
+  if (v->empty()) fail(name, "expected at least one condition");
+  for (std::size_t i = 0; i < v->size(); ++i)
+    out.push_back(parse_condition((*v)[i], name + "[" + std::to_string(i) + "]"));
+  return out;
+}
+
+BrowserStepSpec parse_browser(const json& v, const std::string& field) {
+  if (!v.is_object())
+    fail(field,
+         "expected an object such as {\"url\": \"/pwa\", \"wait_for\": \"div.homeSection\"}");
+  static const char* known[] = {"url",    "wait_for", "logged_out", "wait_for_network_idle",
+                                "settle", "timeout"};
+  for (auto& [k, _] : v.items())
+    if (std::find(std::begin(known), std::end(known), k) == std::end(known))
+      fail(field + "." + k,
+           "unknown field (known: url, wait_for, logged_out, wait_for_network_idle, settle, "
+           "timeout)");
+  BrowserStepSpec b;
+  b.url = get_string(v, "url", field);
+  if (b.url.empty()) fail(field + ".url", "required");
+  if (b.url.front() != '/' && b.url.front() != '{' && b.url.rfind("http://", 0) != 0 &&
+      b.url.rfind("https://", 0) != 0)
+    fail(field + ".url", "expected a path such as \"/pwa\" or an http(s) URL");
+  if (std::any_of(b.url.begin(), b.url.end(),
+                  [](char ch) { return static_cast<unsigned char>(ch) <= ' '; }))
+    fail(field + ".url", "must not contain spaces or control characters");
+  check_template(b.url, field + ".url", false);
+  b.wait_for = parse_conditions(v, "wait_for", field);
+  if (b.wait_for.empty()) fail(field + ".wait_for", "required: what the page shows when logged in");
+  b.logged_out = parse_conditions(v, "logged_out", field);
+  if (const json* n = optional_field(v, "wait_for_network_idle")) {
+    if (!n->is_boolean()) fail(field + ".wait_for_network_idle", "expected true or false");
+    b.wait_network_idle = n->get<bool>();
+  }
+  b.timeout = get_duration(v, "timeout", field, b.timeout);
+  if (const json* s = optional_field(v, "settle")) {
+    if (s->is_string() && s->get<std::string>() == "networkidle") {
+      b.settle_network_idle = true;
+    } else {
+      // 0 is allowed here: read the state as soon as wait_for matches.
+      std::optional<Millis> d;
+      if (s->is_number()) {
+        double ms = s->get<double>() * 1000;
+        if (ms >= 0 && ms <= 1e12) d = Millis(static_cast<Millis::rep>(ms));
+      } else if (s->is_string()) {
+        d = parse_duration(s->get<std::string>());
+      }
+      if (!d || d->count() < 0)
+        fail(field + ".settle", "expected a duration such as \"500ms\", or \"networkidle\"");
+      b.settle = *d;
+    }
+  }
+  if (!b.settle_network_idle && b.settle >= b.timeout)
+    fail(field + ".settle", "must be shorter than timeout (" + format_duration(b.timeout) + ")");
+  return b;
+}
+
 Step parse_step(const json& v, const std::string& field, Millis default_timeout) {
   if (!v.is_object()) fail(field, "expected an object");
-  static const char* known[] = {"method",  "path",      "headers",    "body",   "exec",
-                                "timeout", "logged_in", "logged_out", "capture"};
+  static const char* known[] = {"method",  "path",      "headers",    "body",    "exec",
+                                "timeout", "logged_in", "logged_out", "capture", "browser"};
   for (auto& [k, _] : v.items())
     if (std::find(std::begin(known), std::end(known), k) == std::end(known))
       fail(field + "." + k, "unknown field");
   Step s;
   s.name = field;
+  if (const json* b = optional_field(v, "browser")) {
+    // The page decides: no HTTP request, no command, no rules on a response.
+    for (const char* other :
+         {"exec", "method", "path", "headers", "body", "logged_in", "logged_out", "capture"})
+      if (optional_field(v, other))
+        fail(field + "." + other,
+             std::string("a step has either browser or ") + other +
+                 ", not both (a browser step's conditions go inside \"browser\")");
+    if (optional_field(v, "timeout"))
+      fail(field + ".timeout", "a browser step takes its timeout inside \"browser\"");
+    s.browser = parse_browser(*b, field + ".browser");
+    s.timeout = s.browser->timeout;
+    return s;
+  }
   s.timeout = get_duration(v, "timeout", field, default_timeout);
   if (const json* e = optional_field(v, "exec")) {
     if (!e->is_array() || e->empty())
@@ -224,6 +334,9 @@ Step parse_step(const json& v, const std::string& field, Millis default_timeout)
     }
     if (optional_field(v, "path"))
       fail(field + ".path", "a step has either exec or path, not both");
+    for (const char* other : {"method", "headers", "body", "logged_in", "logged_out", "capture"})
+      if (optional_field(v, other))
+        fail(field + "." + other, std::string("a step has either exec or ") + other + ", not both");
     return s;
   }
   s.method = get_string(v, "method", field, "GET");
@@ -351,6 +464,7 @@ Profile parse_profile(const std::string& text) {
                                 "rate_limit",
                                 "exec_max_concurrent",
                                 "circuit_breaker",
+                                "browser",
                                 "description"};
   for (auto& [k, _] : doc.items())
     if (std::find(std::begin(known), std::end(known), k) == std::end(known))
@@ -414,6 +528,13 @@ Profile parse_profile(const std::string& text) {
       static_cast<std::size_t>(get_number(doc, "max_in_flight", "profile", 64, 1, 100000));
   p.exec_max_concurrent =
       static_cast<std::size_t>(get_number(doc, "exec_max_concurrent", "profile", 2, 1, 1024));
+  if (const json* b = optional_field(doc, "browser")) {
+    if (!b->is_object()) fail("browser", "expected an object such as {\"max_concurrent\": 2}");
+    for (auto& [k, _] : b->items())
+      if (k != "max_concurrent") fail("browser." + k, "unknown field (known: max_concurrent)");
+    p.browser_max_concurrent =
+        static_cast<std::size_t>(get_number(*b, "max_concurrent", "browser", 0, 0, 1024));
+  }
   if (const json* rl = optional_field(doc, "rate_limit")) {
     if (!rl->is_object()) fail("rate_limit", "expected an object");
     p.rate_limit_per_second = get_number(*rl, "per_second", "rate_limit", 0, 0, 1e6);

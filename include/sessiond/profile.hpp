@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "sessiond/backoff.hpp"
+#include "sessiond/browser_step.hpp"
 #include "sessiond/duration.hpp"
 #include "sessiond/http_client.hpp"
 
@@ -55,12 +56,16 @@ struct Step {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   std::vector<std::string> exec;  // non-empty: run this command instead of HTTP
+  // Set: load a page in the browser pool instead. Its url is a template
+  // (expanded per session; a path is relative to base_url).
+  std::optional<BrowserStepSpec> browser;
   Millis timeout{15000};
   std::vector<Rule> logged_in;   // empty: any 2xx
   std::vector<Rule> logged_out;  // checked first
   std::vector<Capture> captures;
 
   bool is_exec() const { return !exec.empty(); }
+  bool is_browser() const { return browser.has_value(); }
   Verdict evaluate(const HttpResponse& response) const;
 };
 
@@ -91,10 +96,11 @@ struct Profile {
   std::optional<Step> refresh;
   std::optional<TokenDeadline> token_deadline;
   RetryPolicy retry;
-  std::size_t max_in_flight = 64;       // HTTP requests toward the site at once
-  double rate_limit_per_second = 0;     // 0: unlimited
-  double rate_limit_burst = 0;          // token bucket size (0: = rate)
-  std::size_t exec_max_concurrent = 2;  // external commands at once
+  std::size_t max_in_flight = 64;          // HTTP requests toward the site at once
+  double rate_limit_per_second = 0;        // 0: unlimited
+  double rate_limit_burst = 0;             // token bucket size (0: = rate)
+  std::size_t exec_max_concurrent = 2;     // external commands at once
+  std::size_t browser_max_concurrent = 0;  // browser steps at once; 0 = the number of cores
   CircuitBreakerPolicy circuit;
 };
 

@@ -17,8 +17,29 @@ using json = nlohmann::json;
 
 namespace {
 
+bool valid_condition(const PageCondition& c) {
+  for (const auto* f : {&c.selector, &c.text, &c.url_contains})
+    if (*f && (*f)->empty()) return false;
+  return c.selector || c.text || c.url_contains;
+}
+
+bool valid_browser_step(const Step& s) {
+  const BrowserStepSpec& b = *s.browser;
+  if (s.is_exec() || !s.path.empty() || !s.logged_in.empty() || !s.logged_out.empty() ||
+      !s.captures.empty())
+    return false;  // exec, browser and HTTP fields are exclusive
+  if (b.url.empty() || b.wait_for.empty() || b.timeout.count() <= 0 || b.settle.count() < 0)
+    return false;
+  if (!b.settle_network_idle && b.settle >= b.timeout) return false;
+  for (const auto* conditions : {&b.wait_for, &b.logged_out})
+    for (const auto& c : *conditions)
+      if (!valid_condition(c)) return false;
+  return true;
+}
+
 bool valid_step(const Step& s) {
   if (s.timeout.count() <= 0) return false;
+  if (s.is_browser()) return valid_browser_step(s);
   if (!s.is_exec() && s.path.empty()) return false;
   for (const auto* rules : {&s.logged_in, &s.logged_out})
     for (const auto& r : *rules)
@@ -74,6 +95,8 @@ void use(const Profile& p) {
     TemplateContext ctx{id, session(), p.base_url, "/tmp/session-09120000000.json", nullptr};
     if (s.is_exec()) {
       for (const auto& arg : s.exec) (void)expand_template(arg, ctx);
+    } else if (s.is_browser()) {
+      (void)expand_template(s.browser->url, ctx);
     } else {
       HttpRequest req = make_request(p, s, ctx, {});
       for (const auto& h : req.headers)

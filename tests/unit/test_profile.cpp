@@ -631,3 +631,124 @@ TEST_CASE("fuzzing: token deadlines and captures from hostile values", "[profile
   CHECK(apply_captures(*c.check, response(200, R"({"token": 42})"), c.base_url, doc, jar));
   CHECK(doc["headers"]["X-Token"] == "42");
 }
+
+TEST_CASE("a browser step parses with every form of conditions", "[profile]") {
+  auto p = parse_profile(R"({
+    "base_url": "https://baman24.ir",
+    "browser": {"max_concurrent": 3},
+    "check": {"browser": {
+      "url": "/pwa", "wait_for": "div.homeSection",
+      "logged_out": [{"url_contains": "/auth/login"}, {"selector": "form.loginForm"}],
+      "settle": "500ms", "timeout": "30s"}},
+    "refresh": {"browser": {
+      "url": "{base_url}/pwa?u={id}",
+      "wait_for": [{"selector": "div.homeSection", "text": "Welcome"}, {"url_contains": "/pwa"}],
+      "logged_out": {"text": "Sign in"},
+      "settle": "networkidle", "wait_for_network_idle": true, "timeout": 45}}
+  })");
+  CHECK(p.browser_max_concurrent == 3);
+  REQUIRE(p.check);
+  CHECK(p.check->is_browser());
+  CHECK_FALSE(p.check->is_exec());
+  const BrowserStepSpec& c = *p.check->browser;
+  CHECK(c.url == "/pwa");
+  REQUIRE(c.wait_for.size() == 1);
+  CHECK(c.wait_for[0].selector == "div.homeSection");
+  CHECK_FALSE(c.wait_for[0].text);
+  REQUIRE(c.logged_out.size() == 2);
+  CHECK(c.logged_out[0].url_contains == "/auth/login");
+  CHECK_FALSE(c.logged_out[0].selector);
+  CHECK(c.logged_out[1].selector == "form.loginForm");
+  CHECK(c.settle == Millis(500));
+  CHECK_FALSE(c.settle_network_idle);
+  CHECK_FALSE(c.wait_network_idle);
+  CHECK(c.timeout == Millis(30000));
+  CHECK(p.check->timeout == Millis(30000));
+
+  REQUIRE(p.refresh);
+  const BrowserStepSpec& r = *p.refresh->browser;
+  CHECK(r.url == "{base_url}/pwa?u={id}");  // a template, expanded per session
+  REQUIRE(r.wait_for.size() == 2);
+  CHECK(r.wait_for[0].selector == "div.homeSection");
+  CHECK(r.wait_for[0].text == "Welcome");
+  CHECK(r.wait_for[1].url_contains == "/pwa");
+  REQUIRE(r.logged_out.size() == 1);
+  CHECK(r.logged_out[0].text == "Sign in");
+  CHECK(r.settle_network_idle);
+  CHECK(r.wait_network_idle);
+  CHECK(r.timeout == Millis(45000));
+}
+
+TEST_CASE("browser step defaults; profile browser.max_concurrent defaults to 0", "[profile]") {
+  auto p = parse_profile(R"({"base_url": "https://s.test",
+    "check": {"browser": {"url": "https://s.test/pwa", "wait_for": {"selector": "#app"}}}})");
+  CHECK(p.browser_max_concurrent == 0);  // the number of cores
+  const BrowserStepSpec& b = *p.check->browser;
+  CHECK(b.wait_for.size() == 1);
+  CHECK(b.logged_out.empty());
+  CHECK(b.settle == Millis(500));
+  CHECK(b.timeout == Millis(30000));
+  CHECK_FALSE(b.settle_network_idle);
+  // Settle 0: read the state as soon as wait_for matches.
+  auto z = parse_profile(R"({"base_url": "https://s.test",
+    "check": {"browser": {"url": "/", "wait_for": "#app", "settle": 0}}})");
+  CHECK(z.check->browser->settle == Millis(0));
+  // HTTP and exec steps are not browser steps.
+  CHECK_FALSE(parse_profile(with("")).check->is_browser());
+}
+
+TEST_CASE("browser step errors name the offending field", "[profile]") {
+  auto expect = [](const std::string& browser, const std::string& field,
+                   const std::string& step_extra = "") {
+    auto msg = error_of(R"({"base_url": "https://s.test", "check": {"browser": )" + browser +
+                        step_extra + "}}");
+    INFO("error: " << msg);
+    CHECK(msg.find(field) != std::string::npos);
+  };
+  const std::string ok = R"({"url": "/pwa", "wait_for": "div.homeSection"})";
+  // Mutually exclusive with HTTP and exec fields.
+  expect(ok, "check.path", R"(, "path": "/pwa")");
+  expect(ok, "check.exec", R"(, "exec": ["node", "x.js"])");
+  expect(ok, "check.logged_out", R"(, "logged_out": [{"status": 401}])");
+  expect(ok, "check.method", R"(, "method": "GET")");
+  expect(ok, "check.capture", R"(, "capture": [])");
+  expect(ok, "check.timeout", R"(, "timeout": "10s")");
+  expect(ok, "not both", R"(, "headers": {"A": "b"})");
+  // The browser object.
+  expect("[1]", "check.browser");
+  expect(R"({"wait_for": "div"})", "check.browser.url");
+  expect(R"({"url": "", "wait_for": "div"})", "check.browser.url");
+  expect(R"({"url": "pwa", "wait_for": "div"})", "check.browser.url");
+  expect(R"({"url": "/p w a", "wait_for": "div"})", "check.browser.url");
+  expect(R"({"url": "/pwa/{nope}", "wait_for": "div"})", "{nope}");
+  expect(R"({"url": "/pwa"})", "check.browser.wait_for");
+  expect(R"({"url": "/pwa", "wait_for": []})", "check.browser.wait_for");
+  expect(R"({"url": "/pwa", "wait_for": ""})", "check.browser.wait_for");
+  expect(R"({"url": "/pwa", "wait_for": 5})", "check.browser.wait_for");
+  expect(R"({"url": "/pwa", "wait_for": {}})", "check.browser.wait_for");
+  expect(R"({"url": "/pwa", "wait_for": [{"selector": "a"}, {"slector": "b"}]})",
+         "check.browser.wait_for[1].slector");
+  expect(R"({"url": "/pwa", "wait_for": {"text": 3}})", "check.browser.wait_for.text");
+  expect(R"({"url": "/pwa", "wait_for": {"url_contains": ""}})",
+         "check.browser.wait_for.url_contains");
+  expect(R"({"url": "/pwa", "wait_for": "a", "logged_out": [{"status": 302}]})",
+         "check.browser.logged_out[0].status");
+  expect(R"({"url": "/pwa", "wait_for": "a", "settle": "soon"})", "check.browser.settle");
+  expect(R"({"url": "/pwa", "wait_for": "a", "settle": -1})", "check.browser.settle");
+  expect(R"({"url": "/pwa", "wait_for": "a", "settle": "30s", "timeout": "30s"})",
+         "check.browser.settle");
+  expect(R"({"url": "/pwa", "wait_for": "a", "timeout": "0s"})", "check.browser.timeout");
+  expect(R"({"url": "/pwa", "wait_for": "a", "wait_for_network_idle": "yes"})",
+         "check.browser.wait_for_network_idle");
+  expect(R"({"url": "/pwa", "wait_for": "a", "waitFor": "b"})", "check.browser.waitFor");
+  // Exec and HTTP fields do not mix either.
+  CHECK(error_of(R"({"base_url": "https://s.test", "check": {"exec": ["x"], "method": "POST"}})")
+            .find("check.method") != std::string::npos);
+  // The profile-level browser object.
+  CHECK(error_of(with(R"("browser": {"max_concurrent": -1})")).find("browser.max_concurrent") !=
+        std::string::npos);
+  CHECK(error_of(with(R"("browser": {"max_concurrent": "2"})")).find("browser.max_concurrent") !=
+        std::string::npos);
+  CHECK(error_of(with(R"("browser": {"pool": 2})")).find("browser.pool") != std::string::npos);
+  CHECK(error_of(with(R"("browser": 2)")).find("browser") != std::string::npos);
+}
