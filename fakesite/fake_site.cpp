@@ -39,6 +39,7 @@ constexpr time_t kKeepAliveTimeoutSec = 1;  // bounds stop() / down: idle connec
 constexpr int kAdminThreads = 4;
 constexpr auto kSweepInterval = std::chrono::milliseconds(50);
 constexpr std::size_t kSweepBatch = 5000;  // heap operations per lock hold
+constexpr std::size_t kMaxBundleBytes = 64u << 20;
 
 // ---------------------------------------------------------------- random ---
 
@@ -231,6 +232,95 @@ const std::string kLoginPage =
     "<input name=\"mobile\"><button>Login</button></form></body></html>\n";
 const std::string kLoginRedirect = "/login?next=%2Fpwa";
 
+// ------------------------------------------------- client-rendered app ---
+
+const char kAppTokenKey[] = "pwa_access_token";  // the localStorage item
+
+// The app: reads the token, calls the API with the cookie and the token,
+// stores the renewed token, renders the home section; 401/403 routes to
+// /auth/login. Any other failure (an injected 503, a cut connection) renders
+// an error, neither logged in nor logged out, as a real app would. With the
+// shell's data-hang it never renders (timeout tests). GET, so that a
+// cacheable answer (api_cacheable) can be served from the browser's cache.
+const char kAppScript[] = R"JS((function () {
+  "use strict";
+  var KEY = "pwa_access_token";
+  function root() { return document.getElementById("root"); }
+  function render(html) { root().innerHTML = html; }
+  function loggedOut() {
+    if (location.pathname !== "/auth/login") history.pushState(null, "", "/auth/login");
+    render('<form class="loginForm" method="post" action="/api/login">' +
+           '<input name="mobile"><button>Login</button></form>');
+  }
+  function failed(why) {
+    render('<div class="errorSection">Temporarily unavailable (' + why + ')</div>');
+  }
+  function start() {
+    if (document.body.hasAttribute("data-hang")) return;
+    var token = null;
+    try { token = window.localStorage.getItem(KEY); } catch (e) { token = null; }
+    if (!token) { loggedOut(); return; }
+    fetch("/api/pwa/session", {method: "GET", credentials: "include",
+                               headers: {"Authorization": "Bearer " + token}})
+      .then(function (r) {
+        if (r.status === 401 || r.status === 403) return null;
+        if (r.status !== 200) throw new Error("HTTP " + r.status);
+        return r.json();
+      })
+      .then(function (j) {
+        if (!j) { loggedOut(); return; }
+        window.localStorage.setItem(KEY, j.token);
+        if (location.pathname === "/auth/login") history.replaceState(null, "", "/pwa");
+        render('<div class="homeSection"><h1>Welcome back</h1><p>You are logged in.</p></div>');
+      })
+      .catch(function (e) { failed(String(e && e.message || e)); });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
+)JS";
+
+// kAppScript padded to `bytes` with code a browser must parse: an object of
+// small functions, as bundlers emit, then a comment for the last few bytes.
+std::string app_bundle(std::size_t bytes) {
+  std::string js = kAppScript;
+  if (js.size() >= bytes) return js;
+  js += "var __fakeModules = {\n";
+  const std::string tail = "};\n";
+  for (std::size_t i = 0;; ++i) {
+    const std::string n = std::to_string(i);
+    std::string fn = "  m" + n + ": function (e, t) { var n = e + " + n +
+                     "; return t ? n * 2 : \"m" + n + "\" + n; },\n";
+    if (js.size() + fn.size() + tail.size() + 4 > bytes) break;
+    js += fn;
+  }
+  js += tail;
+  if (js.size() + 4 <= bytes)
+    js += "/*" + std::string(bytes - js.size() - 4, '.') + "*/";
+  else
+    js.append(bytes - js.size(), '\n');
+  return js;
+}
+
+// FNV-1a 64: the bundle's name and ETag change with its content.
+std::string content_hash(const std::string& data) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  std::string out;
+  append_hex64(out, h);
+  return out;
+}
+
+std::string app_shell(const std::string& bundle_path, bool hang) {
+  return "<!doctype html>\n<html lang=\"fa\"><head><meta charset=\"utf-8\">"
+         "<title>Fake PWA</title>\n<script src=\"" +
+         bundle_path + "\" defer></script></head>\n<body" + (hang ? " data-hang=\"1\"" : "") +
+         "><div id=\"root\"></div></body></html>\n";
+}
+
 enum class State { active, lost, expired_during_outage, logged_out };
 
 const char* state_name(State s) {
@@ -261,6 +351,7 @@ struct Account {
   TP jwt_deadline;           // steady-clock twin of jwt_exp
   TP last_seen;
   std::uint64_t checks = 0, refreshes = 0;
+  std::uint64_t api_calls = 0;        // accepted client-rendered app API calls
   std::uint64_t first_check_seq = 0;  // order of this account's first accepted check (0: none yet)
   std::vector<std::pair<std::string, std::uint64_t>> replicas;
 };
@@ -290,6 +381,7 @@ struct Faults {
   int latency_ms = 0;
   double reset_ratio = 0;
   bool down = false;
+  bool hang = false;  // client-rendered app: the page's script never renders
 };
 
 Faults parse_faults(const json& j) {
@@ -325,6 +417,9 @@ Faults parse_faults(const json& j) {
     else if (k == "down") {
       if (!it->is_boolean()) throw std::invalid_argument("down must be a boolean");
       f.down = it->get<bool>();
+    } else if (k == "hang") {
+      if (!it->is_boolean()) throw std::invalid_argument("hang must be a boolean");
+      f.hang = it->get<bool>();
     } else {
       throw std::invalid_argument("unknown fault field: " + k);
     }
@@ -447,9 +542,23 @@ std::string local_storage_value(const std::string& mobile, const std::string& jw
 // ================================================================== Impl ===
 
 struct FakeSite::Impl {
-  explicit Impl(Options o) : opt(std::move(o)) {}
+  explicit Impl(Options o) : opt(std::move(o)) {
+    if (opt.bundle_bytes > kMaxBundleBytes)
+      throw std::invalid_argument("fakesite: bundle_bytes must be at most 67108864");
+    if (opt.client_rendered) {
+      bundle = app_bundle(opt.bundle_bytes);
+      bundle_hash = content_hash(bundle);
+      bundle_path = "/static/app." + bundle_hash + ".js";
+    }
+  }
 
   Options opt;
+
+  // ---- the client-rendered app (immutable after construction) ----
+  std::string bundle, bundle_hash, bundle_path;
+  std::atomic<bool> hang{false};
+  std::atomic<std::uint64_t> n_shell{0}, n_bundle{0}, n_bundle_bytes{0}, n_bundle_304{0};
+  std::atomic<std::uint64_t> n_api{0}, n_api_rejected{0};
 
   // ---- lifecycle (life_mu before mu) ----
   std::mutex life_mu;
@@ -499,7 +608,7 @@ struct FakeSite::Impl {
 
   TP deadline_of(const Account& a) const {
     TP d = a.last_seen + opt.idle_timeout;
-    if (opt.require_token && a.jwt_deadline < d) d = a.jwt_deadline;
+    if ((opt.require_token || opt.client_rendered) && a.jwt_deadline < d) d = a.jwt_deadline;
     return d;
   }
 
@@ -616,6 +725,9 @@ struct FakeSite::Impl {
   // Resolves and authenticates a site request. Returns the account named by
   // the sid (nullptr if none); `ok` says whether it is a valid session.
   Account* authenticate(const httplib::Request& req, TP now, bool& ok) {
+    return authenticate(req, now, ok, opt.require_token);
+  }
+  Account* authenticate(const httplib::Request& req, TP now, bool& ok, bool need_token) {
     ok = false;
     SidKey key;
     const SidRef* ref = nullptr;
@@ -636,7 +748,7 @@ struct FakeSite::Impl {
       ++stale;
       return a;
     }
-    if (opt.require_token) {
+    if (need_token) {
       std::string_view tok;
       if (!bearer_token(req, tok)) return a;
       bool good = tok == a->jwt || (a->has_prev && now < a->prev_until && !a->prev_jwt.empty() &&
@@ -650,7 +762,16 @@ struct FakeSite::Impl {
 
   // ----------------------------------------------------------- handlers ---
 
-  enum class Kind { login, check_page, check_json, refresh, login_page };
+  enum class Kind {
+    login,
+    check_page,
+    check_json,
+    refresh,
+    login_page,
+    app_shell,
+    bundle,
+    app_api
+  };
 
   void serve(Kind kind, const httplib::Request& req, httplib::Response& res) {
     if (down.load(std::memory_order_relaxed)) {  // a kept-alive connection of a stopped listener
@@ -695,6 +816,12 @@ struct FakeSite::Impl {
         res.status = 200;
         res.set_content(kLoginPage, "text/html; charset=utf-8");
         return;
+      case Kind::app_shell:
+        return do_app_shell(res);
+      case Kind::bundle:
+        return do_bundle(req, res);
+      case Kind::app_api:
+        return do_app_api(req, res);
     }
   }
 
@@ -799,20 +926,83 @@ struct FakeSite::Impl {
       Account* a = authenticate(req, now, ok);
       if (ok) {
         ++a->refreshes;
-        a->prev_sid = a->sid;
-        a->prev_jwt = a->jwt;
-        a->has_prev = opt.rotate_grace.count() > 0;
-        a->prev_until = now + opt.rotate_grace;
-        a->sid = random_sid();
-        sids.emplace(a->sid, SidRef{a, a->gen});
-        add_secret(sid_hex(a->sid));
-        issue_token(*a);
-        // The token may have pushed the deadline later: the heap entry is
-        // re-armed lazily when it fires.
-        is = issued_of(*a);
+        is = rotate_locked(*a, now);
       }
     }
     if (!ok) {
+      res.status = 401;
+      res.set_content(R"({"error":"logged_out"})", "application/json");
+      return;
+    }
+    res.status = 200;
+    set_session_cookies(res, is, false);
+    res.set_content(token_body(is.jwt), "application/json");
+  }
+
+  // A new sid and token for an authenticated session (the previous ones
+  // work for rotate_grace more).
+  Issued rotate_locked(Account& a, TP now) {
+    a.prev_sid = a.sid;
+    a.prev_jwt = a.jwt;
+    a.has_prev = opt.rotate_grace.count() > 0;
+    a.prev_until = now + opt.rotate_grace;
+    a.sid = random_sid();
+    sids.emplace(a.sid, SidRef{&a, a.gen});
+    add_secret(sid_hex(a.sid));
+    issue_token(a);
+    // The token may have pushed the deadline later: the heap entry is
+    // re-armed lazily when it fires.
+    return issued_of(a);
+  }
+
+  // The same shell for everyone: no session state in it, no activity.
+  void do_app_shell(httplib::Response& res) {
+    n_shell.fetch_add(1, std::memory_order_relaxed);
+    res.status = 200;
+    res.set_header("Cache-Control", "no-cache");
+    res.set_content(app_shell(bundle_path, hang.load(std::memory_order_relaxed)),
+                    "text/html; charset=utf-8");
+  }
+
+  void do_bundle(const httplib::Request& req, httplib::Response& res) {
+    if (req.path != bundle_path) {
+      res.status = 404;
+      res.set_content("not found", "text/plain");
+      return;
+    }
+    const std::string etag = "\"" + bundle_hash + "\"";
+    res.set_header("Cache-Control", "public, max-age=31536000, immutable");
+    res.set_header("ETag", etag);
+    auto inm = req.headers.find("If-None-Match");
+    if (inm != req.headers.end() && inm->second.find(etag) != std::string::npos) {
+      n_bundle_304.fetch_add(1, std::memory_order_relaxed);
+      res.status = 304;
+      return;
+    }
+    n_bundle.fetch_add(1, std::memory_order_relaxed);
+    n_bundle_bytes.fetch_add(bundle.size(), std::memory_order_relaxed);
+    res.status = 200;
+    res.set_content(bundle, "application/javascript; charset=utf-8");
+  }
+
+  // The app's session call: sid cookie and "Authorization: Bearer <token>"
+  // both current (or in rotate_grace); renews both, like /api/refresh.
+  void do_app_api(const httplib::Request& req, httplib::Response& res) {
+    n_api.fetch_add(1, std::memory_order_relaxed);
+    bool ok;
+    Issued is;
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      TP now = Clock::now();
+      Account* a = authenticate(req, now, ok, /*need_token=*/true);
+      if (ok) {
+        if (a->api_calls++ == 0 && a->first_check_seq == 0) a->first_check_seq = ++n_first_checks;
+        is = rotate_locked(*a, now);
+      }
+    }
+    res.set_header("Cache-Control", opt.api_cacheable ? "public, max-age=600" : "no-store");
+    if (!ok) {
+      n_api_rejected.fetch_add(1, std::memory_order_relaxed);
       res.status = 401;
       res.set_content(R"({"error":"logged_out"})", "application/json");
       return;
@@ -829,9 +1019,25 @@ struct FakeSite::Impl {
     configure_server(*s, opt.threads);
     s->Post("/api/login",
             [this](const httplib::Request& q, httplib::Response& r) { serve(Kind::login, q, r); });
-    s->Get("/pwa", [this](const httplib::Request& q, httplib::Response& r) {
-      serve(Kind::check_page, q, r);
-    });
+    if (opt.client_rendered) {
+      auto shell = [this](const httplib::Request& q, httplib::Response& r) {
+        serve(Kind::app_shell, q, r);
+      };
+      s->Get("/pwa", shell);
+      s->Get("/auth/login", shell);  // the app's own route, when reloaded
+      s->Get(
+          R"(/static/app\.[0-9a-f]+\.js)",
+          [this](const httplib::Request& q, httplib::Response& r) { serve(Kind::bundle, q, r); });
+      auto api = [this](const httplib::Request& q, httplib::Response& r) {
+        serve(Kind::app_api, q, r);
+      };
+      s->Get("/api/pwa/session", api);
+      s->Post("/api/pwa/session", api);
+    } else {
+      s->Get("/pwa", [this](const httplib::Request& q, httplib::Response& r) {
+        serve(Kind::check_page, q, r);
+      });
+    }
     s->Get("/api/me", [this](const httplib::Request& q, httplib::Response& r) {
       serve(Kind::check_json, q, r);
     });
@@ -1092,6 +1298,12 @@ nlohmann::json FakeSite::stats(bool per_session) const {
                      {"refresh", m.n_refresh},
                      {"injected_errors", m.n_injected},
                      {"resets", m.n_resets}};
+  out["app"] = {{"shell_requests", m.n_shell.load()},
+                {"bundle_fetches", m.n_bundle.load()},
+                {"bundle_bytes_served", m.n_bundle_bytes.load()},
+                {"bundle_not_modified", m.n_bundle_304.load()},
+                {"api_calls", m.n_api.load()},
+                {"api_rejected", m.n_api_rejected.load()}};
   if (per_session) {
     json ps = json::object();
     for (auto& [mobile, a] : m.accounts) {
@@ -1102,6 +1314,7 @@ nlohmann::json FakeSite::stats(bool per_session) const {
           {"checks", a->checks},
           {"first_check_seq", a->first_check_seq},
           {"refreshes", a->refreshes},
+          {"api_calls", a->api_calls},
           {"replicas", std::move(reps)},
           {"idle_ms",
            std::chrono::duration_cast<std::chrono::milliseconds>(now - a->last_seen).count()}};
@@ -1122,6 +1335,7 @@ void FakeSite::set_faults(const nlohmann::json& faults) {
     m.error_status = f.error_status;
     m.retry_after_s = f.retry_after_s;
     m.latency_ms = f.latency_ms;
+    m.hang = f.hang;
     m.faults_on = f.error_ratio > 0 || f.reset_ratio > 0 || f.latency_ms > 0;
   }
   std::lock_guard<std::mutex> lk(m.life_mu);
@@ -1145,9 +1359,13 @@ nlohmann::json FakeSite::faults() const {
     std::lock_guard<std::mutex> lk(m.life_mu);
     is_down = m.started ? (m.stopped || !m.site) : m.want_down;
   }
-  return {{"error_ratio", f.error_ratio},     {"error_status", f.error_status},
-          {"retry_after_s", f.retry_after_s}, {"latency_ms", f.latency_ms},
-          {"reset_ratio", f.reset_ratio},     {"down", is_down}};
+  return {{"error_ratio", f.error_ratio},
+          {"error_status", f.error_status},
+          {"retry_after_s", f.retry_after_s},
+          {"latency_ms", f.latency_ms},
+          {"reset_ratio", f.reset_ratio},
+          {"down", is_down},
+          {"hang", f.hang}};
 }
 
 int FakeSite::force_logout(const std::vector<std::string>& mobiles) {
@@ -1220,6 +1438,7 @@ std::vector<std::string> FakeSite::write_session_files(const std::string& dir, i
     cookies.push_back(cookie("csrftoken", is.csrftoken, -1, false));
     cookies.push_back(cookie("pwa_access_token", is.jwt, is.jwt_exp, false));
     json ls = json::array();
+    if (m.opt.client_rendered) ls.push_back({{"name", kAppTokenKey}, {"value", is.jwt}});
     if (localstorage_bytes > 0)
       ls.push_back({{"name", "redux_localstorage_simple"},
                     {"value", local_storage_value(mobile, is.jwt, localstorage_bytes)}});

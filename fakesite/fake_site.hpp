@@ -9,6 +9,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,15 @@ struct Options {
   std::chrono::seconds token_ttl{3600};            // JWT exp = now + ttl
   bool require_token = false;  // check/refresh also need "Authorization: Bearer <current token>"
   int threads = 32;            // site listener thread pool
+  // A client-rendered app (like baman24's PWA): GET /pwa serves the same HTML
+  // shell to everyone; its script (/static/app.<hash>.js) reads the token
+  // from localStorage, calls /api/pwa/session with the cookie and the token
+  // (which renews both), then renders div.homeSection, or routes to
+  // /auth/login and renders form.loginForm. Only that API call keeps a
+  // session alive: a plain GET /pwa does not.
+  bool client_rendered = false;
+  std::size_t bundle_bytes = 8192;  // the app script's size (valid JS padding the browser parses)
+  bool api_cacheable = false;       // the API answers "Cache-Control: public, max-age=600"
 };
 
 class FakeSite {

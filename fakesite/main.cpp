@@ -31,6 +31,10 @@ const char kUsage[] =
     "  --token-ttl DUR             JWT lifetime, whole seconds (default 1h)\n"
     "  --require-token             check/refresh also need 'Authorization: Bearer <token>'\n"
     "  --threads N                 site thread pool size (default 32)\n"
+    "  --client-rendered           GET /pwa is a client-rendered app: an HTML shell whose script\n"
+    "                              renews the session through /api/pwa/session (see README)\n"
+    "  --bundle-bytes N            size of the app's script (default 8192)\n"
+    "  --api-cacheable             the app's API answers 'Cache-Control: public, max-age=600'\n"
     "  --port-file PATH            once listening, write {\"port\",\"admin_port\",\"base_url\"} "
     "there\n"
     "  --seed-dir DIR              log accounts in and write session files into DIR ...\n"
@@ -140,6 +144,14 @@ int main(int argc, char** argv) {
       } else if (arg == "--require-token") {
         if (has_inline) throw UsageError("--require-token takes no value");
         opt.require_token = true;
+      } else if (arg == "--client-rendered") {
+        if (has_inline) throw UsageError("--client-rendered takes no value");
+        opt.client_rendered = true;
+      } else if (arg == "--bundle-bytes") {
+        opt.bundle_bytes = static_cast<std::size_t>(to_int(arg, need(), 0, 64 * 1024 * 1024));
+      } else if (arg == "--api-cacheable") {
+        if (has_inline) throw UsageError("--api-cacheable takes no value");
+        opt.api_cacheable = true;
       } else if (arg == "--threads") {
         opt.threads = to_int(arg, need(), 1, 1024);
       } else if (arg == "--port-file") {

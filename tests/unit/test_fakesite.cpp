@@ -526,3 +526,232 @@ TEST_CASE("fakesite: parse_duration", "[fakesite]") {
   CHECK_THROWS(fakesite::parse_duration(""));
   CHECK_THROWS(fakesite::parse_duration("ms"));
 }
+
+// ------------------------------------------------- client-rendered app ---
+
+namespace {
+
+fakesite::Options app_opts() {
+  auto o = opts();
+  o.client_rendered = true;
+  o.bundle_bytes = 100000;
+  return o;
+}
+
+// The /static/app.<hash>.js path the shell loads ("" if none).
+std::string bundle_path_of(const std::string& shell) {
+  auto start = shell.find("/static/app.");
+  if (start == std::string::npos) return "";
+  auto end = shell.find(".js\"", start);
+  return end == std::string::npos ? "" : shell.substr(start, end + 3 - start);
+}
+
+httplib::Result app_api(int port, const std::string& sid, const std::string& bearer,
+                        bool post = false) {
+  httplib::Headers h;
+  if (!sid.empty()) h.emplace("Cookie", "csrftoken=x; sid=" + sid);
+  if (!bearer.empty()) h.emplace("Authorization", "Bearer " + bearer);
+  auto c = client(port);
+  return post ? c->Post("/api/pwa/session", h, "", "application/json")
+              : c->Get("/api/pwa/session", h);
+}
+
+}  // namespace
+
+TEST_CASE("fakesite app: the same shell for everyone, an immutable bundle with an ETag",
+          "[fakesite]") {
+  fakesite::FakeSite site(app_opts());
+  site.start();
+  auto l = login(site.port(), "09120000200");
+
+  auto anonymous = get(site.port(), "/pwa", "");
+  auto logged_in = get(site.port(), "/pwa", l.sid, l.token);
+  REQUIRE(anonymous);
+  REQUIRE(logged_in);
+  CHECK(anonymous->status == 200);
+  CHECK(logged_in->status == 200);
+  CHECK(anonymous->body == logged_in->body);  // no login state in the HTML
+  CHECK(anonymous->body.find("homeSection") == std::string::npos);
+  CHECK(anonymous->body.find("loginForm") == std::string::npos);
+  CHECK(anonymous->body.find("data-hang") == std::string::npos);
+  const std::string path = bundle_path_of(anonymous->body);
+  REQUIRE_FALSE(path.empty());
+  // The app's own route serves the shell too (a reload there).
+  CHECK(get(site.port(), "/auth/login", "")->body == anonymous->body);
+
+  auto b = client(site.port())->Get(path.c_str());
+  REQUIRE(b);
+  CHECK(b->status == 200);
+  CHECK(b->get_header_value("Cache-Control") == "public, max-age=31536000, immutable");
+  CHECK(b->get_header_value("Content-Type").find("javascript") != std::string::npos);
+  const std::string etag = b->get_header_value("ETag");
+  CHECK(etag.size() > 2);
+  CHECK(b->body.size() == 100000);
+  CHECK(b->body.find("pwa_access_token") != std::string::npos);
+  CHECK(b->body.find("/api/pwa/session") != std::string::npos);
+
+  auto again = client(site.port())->Get(path.c_str(), {{"If-None-Match", etag}});
+  REQUIRE(again);
+  CHECK(again->status == 304);
+  CHECK(again->body.empty());
+  CHECK(client(site.port())->Get("/static/app.0123456789abcdef.js")->status == 404);
+
+  auto st = site.stats(false);
+  CHECK(st["app"]["shell_requests"] == 3);
+  CHECK(st["app"]["bundle_fetches"] == 1);  // full 200 bodies only
+  CHECK(st["app"]["bundle_bytes_served"] == 100000);
+  CHECK(st["app"]["bundle_not_modified"] == 1);
+  CHECK(st["requests"]["check"] == 0);  // the shell is no check
+
+  // The bundle's size is an option; its name follows its content.
+  auto o = app_opts();
+  o.bundle_bytes = 1000;
+  fakesite::FakeSite small(o);
+  small.start();
+  auto shell = get(small.port(), "/pwa", "");
+  REQUIRE(shell);
+  const std::string small_path = bundle_path_of(shell->body);
+  CHECK(small_path != path);
+  auto sb = client(small.port())->Get(small_path.c_str());
+  REQUIRE(sb);
+  // The app's code alone is larger than 1000 bytes: never cut short.
+  CHECK(sb->body.size() >= 1000);
+  CHECK(sb->body.find("homeSection") != std::string::npos);
+}
+
+TEST_CASE("fakesite app: the API needs cookie and token, renews and rotates both", "[fakesite]") {
+  auto o = app_opts();
+  fakesite::FakeSite site(o);
+  site.start();
+  auto l = login(site.port(), "09120000201");
+
+  CHECK(app_api(site.port(), l.sid, "")->status == 401);       // no token
+  CHECK(app_api(site.port(), l.sid, "wrong")->status == 401);  // not its token
+  CHECK(app_api(site.port(), "", l.token)->status == 401);     // no cookie
+  auto other = login(site.port(), "09120000202");
+  CHECK(app_api(site.port(), l.sid, other.token)->status == 401);  // another account's token
+
+  auto r = app_api(site.port(), l.sid, l.token);
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->get_header_value("Cache-Control") == "no-store");
+  const std::string token2 = json::parse(r->body).at("token");
+  const std::string sid2 = set_cookie(r, "sid");
+  CHECK(token2 != l.token);
+  CHECK(sid2.size() == 32);
+  CHECK(sid2 != l.sid);
+
+  // The stale pair (and each half of it) no longer works; the new one does.
+  CHECK(app_api(site.port(), l.sid, l.token)->status == 401);
+  CHECK(app_api(site.port(), sid2, l.token)->status == 401);
+  CHECK(app_api(site.port(), l.sid, token2)->status == 401);
+  auto r3 = app_api(site.port(), sid2, token2, /*post=*/true);
+  REQUIRE(r3);
+  CHECK(r3->status == 200);
+
+  auto st = site.stats(true);
+  CHECK(st["app"]["api_calls"] == 9);
+  CHECK(st["app"]["api_rejected"] == 7);
+  CHECK(st["per_session"]["09120000201"]["api_calls"] == 2);
+  CHECK(st["per_session"]["09120000201"]["first_check_seq"] == 1);
+  CHECK(st["stale_cookie_requests"].get<int>() >= 2);
+  CHECK(st["active"] == 2);
+
+  // api_cacheable: the answer says a shared cache may keep it.
+  o.api_cacheable = true;
+  fakesite::FakeSite cacheable(o);
+  cacheable.start();
+  auto c = login(cacheable.port(), "09120000203");
+  auto cr = app_api(cacheable.port(), c.sid, c.token);
+  REQUIRE(cr);
+  CHECK(cr->status == 200);
+  CHECK(cr->get_header_value("Cache-Control") == "public, max-age=600");
+}
+
+TEST_CASE("fakesite app: a plain GET /pwa does not keep a session alive, the API does",
+          "[fakesite]") {
+  auto o = app_opts();
+  o.idle_timeout = 300ms;
+  fakesite::FakeSite site(o);
+  site.start();
+  auto idle = login(site.port(), "09120000210");
+  auto kept = login(site.port(), "09120000211");
+  std::string sid = kept.sid, token = kept.token;
+  // 700 ms of both: the shell every 50 ms for one, the API call for the other.
+  auto until = std::chrono::steady_clock::now() + 700ms;
+  for (int i = 0; i < 100 && std::chrono::steady_clock::now() < until; ++i) {
+    auto shell = get(site.port(), "/pwa", idle.sid, idle.token);
+    REQUIRE(shell);
+    REQUIRE(shell->status == 200);
+    auto r = app_api(site.port(), sid, token);
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    sid = set_cookie(r, "sid");
+    token = json::parse(r->body).at("token").get<std::string>();
+    std::this_thread::sleep_for(50ms);
+  }
+  auto st = site.stats(true);
+  CHECK(st["per_session"]["09120000210"]["state"] == "lost");
+  CHECK(st["per_session"]["09120000211"]["state"] == "active");
+  CHECK(st["lost"] == 1);
+  CHECK(app_api(site.port(), idle.sid, idle.token)->status == 401);  // never again
+}
+
+TEST_CASE("fakesite app: session files carry the token in localStorage; hang fault", "[fakesite]") {
+  fakesite::FakeSite site(app_opts());
+  site.start();
+  char tmpl[] = "/tmp/fakesite-test-XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  const std::string dir = tmpl;
+  auto mobiles = site.write_session_files(dir, 1, "09120000220", 0);
+  std::ifstream in(dir + "/session-" + mobiles.at(0) + ".json");
+  json doc = json::parse(in);
+  std::filesystem::remove_all(dir);
+
+  REQUIRE(doc["origins"].size() == 1);
+  CHECK(doc["origins"][0]["origin"] == site.base_url());
+  auto& ls = doc["origins"][0]["localStorage"];
+  REQUIRE(ls.size() == 1);
+  CHECK(ls[0]["name"] == "pwa_access_token");
+  const std::string token = ls[0]["value"];
+  std::string sid;
+  for (auto& c : doc["cookies"])
+    if (c["name"] == "sid") sid = c["value"];
+  // What the page would do with that file.
+  auto r = app_api(site.port(), sid, token);
+  REQUIRE(r);
+  CHECK(r->status == 200);
+
+  // hang: the shell tells the app never to render.
+  auto f = admin_post(site, "/faults", {{"hang", true}});
+  CHECK(f["hang"] == true);
+  auto hung = get(site.port(), "/pwa", "");
+  REQUIRE(hung);
+  CHECK(hung->body.find("data-hang") != std::string::npos);
+  admin_post(site, "/faults", {{"hang", "yes"}}, 400);
+  CHECK(admin_post(site, "/faults", json::object())["hang"] == false);
+  CHECK(get(site.port(), "/pwa", "")->body.find("data-hang") == std::string::npos);
+}
+
+TEST_CASE("fakesite: without client_rendered, no app routes and /pwa stays server-rendered",
+          "[fakesite]") {
+  fakesite::FakeSite site(opts());
+  site.start();
+  auto l = login(site.port(), "09120000230");
+  auto r = get(site.port(), "/pwa", l.sid);
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->body.find("homeSection") != std::string::npos);
+  CHECK(app_api(site.port(), l.sid, l.token)->status == 404);
+  CHECK(get(site.port(), "/auth/login", "")->status == 404);
+  char tmpl[] = "/tmp/fakesite-test-XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  const std::string dir = tmpl;
+  site.write_session_files(dir, 1, "09120000231", 0);
+  std::ifstream in(dir + "/session-09120000231.json");
+  CHECK(json::parse(in)["origins"][0]["localStorage"].empty());
+  std::filesystem::remove_all(dir);
+  auto o = opts();
+  o.bundle_bytes = (64u << 20) + 1;
+  CHECK_THROWS_AS(fakesite::FakeSite(o), std::invalid_argument);
+}
