@@ -6,6 +6,7 @@
 #include <caf/exit_reason.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
 #include <signal.h>
 #include <sys/stat.h>
@@ -15,15 +16,18 @@
 #include <cstring>
 #include <filesystem>
 #include <future>
+#include <memory>
 #include <iostream>
 #include <thread>
 
 #include "admin_server.hpp"
-#include "fake_site.hpp"
+#include "demo.hpp"
 #include "sessiond/circuit_breaker.hpp"
 #include "sessiond/json_log.hpp"
 #include "sessiond/metrics.hpp"
+#include "sessiond/once_listener.hpp"
 #include "sessiond/session_file.hpp"
+#include "sessiond/status_board.hpp"
 #include "sessiond/supervisor.hpp"
 #include "sessiond/watcher.hpp"
 
@@ -117,23 +121,147 @@ int wait_for_signal(std::chrono::milliseconds step, const std::function<bool()>&
   }
 }
 
-// Demo: a few things to watch happen, on a timeline (bounded).
-void demo_script(fakesite::FakeSite& site, const std::string& dir, int sessions,
-                 std::atomic<bool>& stop) {
-  auto sleep_for = [&](std::chrono::seconds d) {
-    for (auto end = std::chrono::steady_clock::now() + d; std::chrono::steady_clock::now() < end;) {
-      if (stop) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return !stop;
+// Everything outside the actor system: built from the plan before it, torn
+// down after it (callbacks of work still queued message actors that are gone:
+// harmless, but only while the actor system exists).
+struct Services {
+  std::shared_ptr<Metrics> metrics;
+  std::unique_ptr<HttpClient> http;
+  std::unique_ptr<CircuitBreaker> breaker;
+  std::unique_ptr<GuardedTransport> guarded;
+  std::unique_ptr<WorkerPool> io;
+  std::unique_ptr<WorkerPool> exec;
+};
+
+Services build_services(const Plan& plan) {
+  const Config& cfg = plan.config;
+  const Profile& profile = *plan.profile;
+  Services s;
+  HttpClient::Options http_opts;
+  http_opts.max_in_flight = std::min(cfg.max_in_flight, profile.max_in_flight);
+  // One connection per request in flight, reused (keep-alive): no more
+  // connections toward the site than requests we allow at once.
+  http_opts.max_host_connections = static_cast<long>(http_opts.max_in_flight);
+  http_opts.user_agent = "sessiond/" SESSIOND_VERSION;
+  http_opts.rate_per_second = profile.rate_limit_per_second;
+  http_opts.rate_burst = profile.rate_limit_burst;
+  s.http = std::make_unique<HttpClient>(http_opts);
+  const auto circuit = fit_to_idle_timeout(profile.circuit, plan.interval, plan.idle_timeout);
+  if (circuit.open_for < profile.circuit.open_for)
+    log::warn(
+        "config",
+        "circuit_breaker.open_for shortened to half the gap between interval and idle timeout",
+        {{"open_for_ms", profile.circuit.open_for.count()}, {"used_ms", circuit.open_for.count()}});
+  s.breaker = std::make_unique<CircuitBreaker>(circuit);
+  s.guarded = std::make_unique<GuardedTransport>(*s.http, *s.breaker);
+  s.io = std::make_unique<WorkerPool>(cfg.io_threads);
+  s.exec = std::make_unique<WorkerPool>(profile.exec_max_concurrent);
+  MetricsConfig mc;
+  mc.interval = plan.interval;
+  mc.idle_timeout = plan.idle_timeout;
+  mc.shard_index = plan.shard.index;
+  mc.shard_count = plan.shard.count;
+  mc.per_session = cfg.per_session_metrics;
+  mc.max_in_flight = http_opts.max_in_flight;
+  mc.rate_limit_per_second = http_opts.rate_per_second;
+  s.metrics = std::make_shared<Metrics>(mc);
+  return s;
+}
+
+void configure_scheduler(caf::actor_system_config& cfg) {
+  // Not "stealing": CAF 0.17 steals from the tail of a singly linked queue
+  // by walking it, so a fan-out to every session (drain, refresh all)
+  // turns quadratic (a drain of 100k sessions took 40-100 s instead of
+  // 7-17 s); with its default polling, 100k idle actors with pending timers
+  // also cost a quarter core.
+  cfg.set("scheduler.policy", caf::atom("sharing"));
+  // One worker per core, not CAF's default of at least 4: actors never
+  // block (disk and HTTP run on their own threads), and on 2 cores the
+  // extra workers only added context switches (bench: 1,385-1,558 ->
+  // 1,676-1,757 refreshes/s, 0.91-1.04 -> 0.83-0.85 CPU-s per 1,000).
+  cfg.set("scheduler.max-threads",
+          static_cast<size_t>(std::max(1u, std::thread::hardware_concurrency())));
+}
+
+struct Actors {
+  status_board_actor board;
+  session_listener_actor listener;  // `once` only
+  supervisor_actor supervisor;
+  watcher_actor watcher;
+};
+
+// Spawns the actors of one site; the watcher last, once the supervisor can
+// take what it reports.
+Actors spawn_actors(caf::actor_system& system, const Plan& plan, Services& services,
+                    DaemonMode mode, std::function<void(OnceTally::Result)> once_done) {
+  const Config& cfg = plan.config;
+  Actors a;
+  StatusBoardSetup bs;
+  bs.info = {SESSIOND_VERSION, plan.interval.count() / 1000, plan.idle_timeout.count() / 1000,
+             plan.shard.index, plan.shard.count};
+  bs.metrics = services.metrics;
+  bs.heartbeat_interval = cfg.heartbeat_interval;
+  bs.status_interval = cfg.status_interval;
+  bs.sample = [http = services.http.get(), breaker = services.breaker.get()](Metrics& m) {
+    m.sample_http(http->load());
+    m.sample_circuit(breaker->is_open());
   };
-  if (!sleep_for(std::chrono::seconds(8))) return;
-  auto added = site.write_session_files(dir, 1, "0912" + std::to_string(7000000 + sessions), 2000);
-  log::info("demo", "demo: the login bot wrote a new session file", {{"session", added.front()}});
-  if (!sleep_for(std::chrono::seconds(7))) return;
-  site.force_logout({"09120000001"});
-  log::info("demo", "demo: the site logged session 09120000001 out; watch it move to invalid/",
-            {{"session", "09120000001"}});
+  a.board = system.spawn(status_board_impl, bs);
+  if (mode == DaemonMode::once) a.listener = system.spawn(once_listener_impl, std::move(once_done));
+
+  auto rt = std::make_shared<Runtime>();
+  rt->http = services.guarded.get();
+  rt->io = services.io.get();
+  rt->exec = services.exec.get();
+  rt->metrics = services.metrics;
+  rt->board = a.board;
+  rt->listener = a.listener;
+  auto settings = std::make_shared<SiteSettings>();
+  settings->name = plan.profile->name;
+  settings->profile = plan.profile;
+  settings->sessions_dir = cfg.sessions_dir;
+  settings->on_logged_out = cfg.on_logged_out;
+  settings->interval = plan.interval;
+  settings->idle_timeout = plan.idle_timeout;
+  settings->catchup_window = std::min(plan.interval / 4, Millis(30000));
+  settings->refresh_at_start = mode == DaemonMode::once;
+  settings->metrics = services.metrics.get();
+  auto site = std::make_shared<Site>(Site{settings, rt});
+
+  SupervisorSetup ss;
+  ss.site = site;
+  ss.restart_limit = cfg.restart_limit;
+  ss.restart_window = cfg.restart_window;
+  a.supervisor = system.spawn(supervisor_impl, ss);
+
+  WatcherSetup ws;
+  ws.dir = cfg.sessions_dir;
+  ws.supervisor = a.supervisor;
+  ws.rescan_interval = cfg.rescan_interval;
+  ws.shard = plan.shard;
+  ws.metrics = services.metrics.get();
+  a.watcher = system.spawn<caf::detached>(watcher_actor_impl, ws);
+  return a;
+}
+
+// Readiness goes false, no new cycles, in-flight ones finish and save within
+// the timeout, then every actor stops. True when everything finished in time.
+bool drain(caf::actor_system& system, const Actors& a, Millis timeout) {
+  caf::anon_send(a.board, drain_atom::value);
+  bool drained = false;
+  {
+    caf::scoped_actor self{system};
+    self->request(a.supervisor, timeout, drain_atom::value)
+        .receive([&](drained_atom) { drained = true; }, [&](caf::error&) {});
+  }
+  caf::anon_send_exit(a.watcher, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(a.supervisor, caf::exit_reason::user_shutdown);
+  if (a.listener) caf::anon_send_exit(a.listener, caf::exit_reason::user_shutdown);
+  return drained;
+}
+
+const char* mode_name(DaemonMode mode) {
+  return mode == DaemonMode::run ? "run" : mode == DaemonMode::once ? "once" : "demo";
 }
 
 }  // namespace
@@ -177,31 +305,17 @@ int run_daemon(Config config, DaemonMode mode) {
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
-
   log::init(*log::parse_level(config.log_level));
 
-  std::unique_ptr<fakesite::FakeSite> site;
-  std::string base_url_override;
-  if (mode == DaemonMode::demo) {
-    fakesite::Options opts;
-    opts.idle_timeout = std::chrono::seconds(6);
-    opts.threads = 8;
-    site = std::make_unique<fakesite::FakeSite>(opts);
-    site->start();
-    base_url_override = site->base_url();
-    if (config.profile_path.empty()) config.profile_path = "profiles/demo.json";
-    std::string dir_template = "/tmp/sessiond-demo-XXXXXX";
-    if (!::mkdtemp(dir_template.data())) {
-      std::cerr << "sessiond: cannot create a demo directory: " << std::strerror(errno) << "\n";
-      return 2;
-    }
-    config.sessions_dir = dir_template;
-    site->write_session_files(config.sessions_dir, config.demo_sessions, "09120000000", 2000);
-  }
-
+  std::unique_ptr<DemoSite> demo;
   Plan plan;
   try {
-    plan = make_plan(config, base_url_override);
+    if (mode == DaemonMode::demo) {
+      demo = std::make_unique<DemoSite>(config.demo_sessions);
+      if (config.profile_path.empty()) config.profile_path = "profiles/demo.json";
+      config.sessions_dir = demo->sessions_dir();
+    }
+    plan = make_plan(config, demo ? demo->base_url() : std::string());
     prepare_sessions_dir(plan.config.sessions_dir);
   } catch (const std::exception& e) {
     log::error("startup", std::string("cannot start: ") + e.what());
@@ -214,9 +328,7 @@ int run_daemon(Config config, DaemonMode mode) {
                                                std::to_string(plan.shard.index));
   log::info("startup", "sessiond starting",
             {{"version", SESSIOND_VERSION},
-             {"mode", mode == DaemonMode::run    ? "run"
-                      : mode == DaemonMode::once ? "once"
-                                                 : "demo"},
+             {"mode", mode_name(mode)},
              {"site", plan.profile->name},
              {"base_url", plan.profile->base_url},
              {"sessions_dir", cfg.sessions_dir},
@@ -224,175 +336,73 @@ int run_daemon(Config config, DaemonMode mode) {
              {"idle_timeout_s", plan.idle_timeout.count() / 1000.0},
              {"shard", {{"index", plan.shard.index}, {"count", plan.shard.count}}},
              {"listen", cfg.listen}});
-  if (site)
+  if (demo)
     log::info("demo",
               "demo: fake site running; open http://" + cfg.listen + "/status while it runs",
-              {{"site", site->base_url()},
+              {{"site", demo->base_url()},
                {"sessions_dir", cfg.sessions_dir},
                {"sessions", cfg.demo_sessions}});
 
-  HttpClient::Options http_opts;
-  http_opts.max_in_flight = std::min(cfg.max_in_flight, plan.profile->max_in_flight);
-  // One connection per request in flight, reused (keep-alive): no more
-  // connections toward the site than requests we allow at once.
-  http_opts.max_host_connections = static_cast<long>(http_opts.max_in_flight);
-  http_opts.user_agent = "sessiond/" SESSIOND_VERSION;
-  http_opts.rate_per_second = plan.profile->rate_limit_per_second;
-  http_opts.rate_burst = plan.profile->rate_limit_burst;
-  auto http = std::make_unique<HttpClient>(http_opts);
-  const auto circuit = fit_to_idle_timeout(plan.profile->circuit, plan.interval, plan.idle_timeout);
-  if (circuit.open_for < plan.profile->circuit.open_for)
-    log::warn(
-        "config",
-        "circuit_breaker.open_for shortened to half the gap between interval and idle timeout",
-        {{"open_for_ms", plan.profile->circuit.open_for.count()},
-         {"used_ms", circuit.open_for.count()}});
-  CircuitBreaker breaker(circuit);
-  GuardedTransport guarded(*http, breaker);
-  auto io = std::make_unique<WorkerPool>(cfg.io_threads);
-  auto exec = std::make_unique<WorkerPool>(plan.profile->exec_max_concurrent);
-
+  Services services = build_services(plan);
   int exit_code = 0;
   {
     caf::actor_system_config sys_cfg;
-    // Not "stealing": CAF 0.17 steals from the tail of a singly linked queue
-    // by walking it, so a fan-out to every session (drain, refresh all)
-    // turns quadratic (a drain of 100k sessions took 40-100 s instead of
-    // 7-17 s); with its default polling, 100k idle actors with pending timers
-    // also cost a quarter core.
-    sys_cfg.set("scheduler.policy", caf::atom("sharing"));
-    // One worker per core, not CAF's default of at least 4: actors never
-    // block (disk and HTTP run on their own threads), and on 2 cores the
-    // extra workers only added context switches (bench: 1,385-1,558 ->
-    // 1,676-1,757 refreshes/s, 0.91-1.04 -> 0.83-0.85 CPU-s per 1,000).
-    sys_cfg.set("scheduler.max-threads",
-                static_cast<size_t>(std::max(1u, std::thread::hardware_concurrency())));
+    configure_scheduler(sys_cfg);
     caf::actor_system system{sys_cfg};
-
-    MetricsSetup ms;
-    ms.interval = plan.interval;
-    ms.idle_timeout = plan.idle_timeout;
-    ms.heartbeat_interval = cfg.heartbeat_interval;
-    ms.status_interval = cfg.status_interval;
-    ms.shard_index = plan.shard.index;
-    ms.shard_count = plan.shard.count;
-    ms.per_session = cfg.per_session_metrics;
-    HttpClient* http_raw = http.get();
-    ms.http_load = [http_raw] { return http_raw->load(); };
-    ms.max_in_flight = http_opts.max_in_flight;
-    ms.rate_limit_per_second = http_opts.rate_per_second;
-    ms.circuit_open = [&breaker] { return breaker.is_open(); };
-    auto metrics = system.spawn(metrics_actor, ms);
-
-    auto rt = std::make_shared<Runtime>();
-    rt->profile = plan.profile;
-    rt->sessions_dir = cfg.sessions_dir;
-    rt->on_logged_out = cfg.on_logged_out;
-    rt->interval = plan.interval;
-    rt->idle_timeout = plan.idle_timeout;
-    rt->catchup_window = std::min(plan.interval / 4, Millis(30000));
-    rt->once = mode == DaemonMode::once;
-    rt->http = &guarded;
-    rt->io = io.get();
-    rt->exec = exec.get();
-    rt->metrics = metrics;
-
-    SupervisorSetup ss;
-    ss.rt = rt;
-    ss.restart_limit = cfg.restart_limit;
-    ss.restart_window = cfg.restart_window;
-    auto supervisor = system.spawn(supervisor_actor, ss);
+    auto once_result = std::make_shared<std::promise<OnceTally::Result>>();
+    auto once_future = once_result->get_future();
+    Actors actors = spawn_actors(system, plan, services, mode,
+                                 [once_result](OnceTally::Result r) { once_result->set_value(r); });
 
     std::unique_ptr<AdminServer> admin;
     if (plan.listen && mode != DaemonMode::once) {
       AdminServer::Options ao;
       ao.listen = *plan.listen;
       ao.admin_token = cfg.admin_token;
-      admin = std::make_unique<AdminServer>(system, supervisor, metrics, ao);
+      admin = std::make_unique<AdminServer>(system, actors.supervisor, actors.board, ao);
       try {
         admin->start();
       } catch (const std::exception& e) {
         log::error("startup", std::string("cannot start: ") + e.what(), {{"listen", cfg.listen}});
         std::cerr << "sessiond: " << e.what() << "\n";
-        caf::anon_send_exit(supervisor, caf::exit_reason::user_shutdown);
-        caf::anon_send_exit(metrics, caf::exit_reason::user_shutdown);
+        drain(system, actors, Millis(0));
+        caf::anon_send_exit(actors.board, caf::exit_reason::user_shutdown);
         return 2;
       }
       log::info("startup", "HTTP port open: /metrics /healthz /readyz /status /sessions",
                 {{"listen", ao.listen.host + ":" + std::to_string(admin->port())}});
     }
-
-    WatcherSetup ws;
-    ws.dir = cfg.sessions_dir;
-    ws.supervisor = supervisor;
-    ws.metrics = metrics;
-    ws.rescan_interval = cfg.rescan_interval;
-    ws.shard = plan.shard;
-    auto watcher = system.spawn<caf::detached>(watcher_actor, ws);
-
-    std::atomic<bool> demo_stop{false};
-    std::thread demo_thread;
-    if (site)
-      demo_thread =
-          std::thread([&] { demo_script(*site, cfg.sessions_dir, cfg.demo_sessions, demo_stop); });
+    if (demo) demo->start_timeline();
 
     int sig = 0;
     if (mode == DaemonMode::once) {
-      auto result = std::make_shared<std::promise<std::pair<int, int>>>();
-      auto future = result->get_future();
-      std::thread waiter([&system, supervisor, result] {
-        caf::scoped_actor self{system};
-        self->request(supervisor, caf::infinite, done_atom::value)
-            .receive(
-                [&](int failed, int total) {
-                  result->set_value({failed, total});
-                },
-                [&](caf::error&) {
-                  result->set_value({-1, 0});
-                });
-      });
       sig = wait_for_signal(Millis(100), [&] {
-        return future.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+        return once_future.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
       });
       if (sig == 0) {
-        auto [failed, total] = future.get();
-        exit_code = failed == 0 ? 0 : 1;
-        log::info("once_done", "pass finished", {{"sessions", total}, {"failed", failed}});
+        auto r = once_future.get();
+        exit_code = r.failed == 0 ? 0 : 1;
+        log::info("once_done", "pass finished", {{"sessions", r.total}, {"failed", r.failed}});
       } else {
         exit_code = 1;
       }
-      if (sig != 0) caf::anon_send_exit(supervisor, caf::exit_reason::user_shutdown);
-      waiter.join();
     } else {
       sig = wait_for_signal(Millis(1000), nullptr);
     }
 
-    // Shutdown: readiness goes false, no new cycles, in-flight ones finish and
-    // save within the drain timeout, then everything stops.
     auto drain_started = std::chrono::steady_clock::now();
     if (sig != 0)
       log::info("shutdown", "signal received; draining in-flight refreshes",
                 {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
                  {"drain_timeout_ms", cfg.drain_timeout.count()}});
-    demo_stop = true;
-    if (demo_thread.joinable()) demo_thread.join();
-    caf::anon_send(metrics, drain_atom::value);
-    bool drained = false;
-    {
-      caf::scoped_actor self{system};
-      self->request(supervisor, cfg.drain_timeout, drain_atom::value)
-          .receive([&](done_atom) { drained = true; }, [&](caf::error&) {});
-    }
-    caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
-    caf::anon_send_exit(supervisor, caf::exit_reason::user_shutdown);
+    demo.reset();  // the timeline first: it writes into the sessions directory
+    bool drained = drain(system, actors, cfg.drain_timeout);
     if (admin) admin->stop();
-    caf::anon_send_exit(metrics, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(actors.board, caf::exit_reason::user_shutdown);
     system.await_all_actors_done();
-    // Callbacks of work still queued message actors that are gone: harmless,
-    // but it must happen while the actor system still exists.
-    http.reset();
-    io.reset();
-    exec.reset();
+    services.http.reset();
+    services.io.reset();
+    services.exec.reset();
     auto took =
         std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - drain_started);
     log::info(
@@ -400,7 +410,6 @@ int run_daemon(Config config, DaemonMode mode) {
         drained ? "sessiond stopped" : "sessiond stopped; some refreshes did not finish in time",
         {{"drained", drained}, {"duration_ms", took.count()}, {"exit_code", exit_code}});
   }
-  if (site) site->stop();
   return exit_code;
 }
 

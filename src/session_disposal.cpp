@@ -41,6 +41,7 @@ DisposeOutcome dispose_logged_out(const std::string& path, const std::string& se
       out.where = std::get<std::string>(moved);
   } else {
     out.where = path;
+    out.identity = saved.identity;
   }
   return out;
 }

@@ -24,22 +24,21 @@ const char* to_string(SessionState s) {
   return "pending";
 }
 
-namespace {
-constexpr SessionState kAllStates[] = {
-    SessionState::pending, SessionState::active, SessionState::retrying,  SessionState::at_risk,
-    SessionState::invalid, SessionState::failed, SessionState::file_error};
-}  // namespace
-
 bool valid_state_name(const std::string& name) {
-  for (auto s : kAllStates)
+  for (auto s : kSessionStates)
     if (name == to_string(s)) return true;
   return false;
 }
 
 std::string state_names() {
   std::string out;
-  for (auto s : kAllStates) out += (out.empty() ? "" : ", ") + std::string(to_string(s));
+  for (auto s : kSessionStates) out += (out.empty() ? "" : ", ") + std::string(to_string(s));
   return out;
+}
+
+bool is_live(SessionState s) {
+  return s == SessionState::pending || s == SessionState::active || s == SessionState::retrying ||
+         s == SessionState::at_risk;
 }
 
 const char* to_string(RefreshResult r) {
@@ -54,6 +53,77 @@ const char* to_string(RefreshResult r) {
   return "transient_error";
 }
 
+const char* to_string(CycleOutcome o) {
+  switch (o) {
+    case CycleOutcome::success:
+      return "success";
+    case CycleOutcome::logged_out:
+      return "logged_out";
+    case CycleOutcome::transient_error:
+      return "transient_error";
+    case CycleOutcome::file_error:
+      return "file_error";
+    case CycleOutcome::invalid:
+      return "invalid";
+    case CycleOutcome::file_missing:
+      return "file_missing";
+    case CycleOutcome::superseded:
+      return "superseded";
+    case CycleOutcome::removed:
+      return "removed";
+    case CycleOutcome::shutting_down:
+      return "shutting_down";
+    case CycleOutcome::not_found:
+      return "not_found";
+    case CycleOutcome::failed:
+      return "failed";
+  }
+  return "failed";
+}
+
+std::string to_string(const CycleReport& r) {
+  std::string out = to_string(r.outcome);
+  if (!r.detail.empty()) out += ": " + r.detail;
+  return out;
+}
+
+void SessionStatus::adopt(const KeepaliveBlock& k) {
+  if (refresh_count < k.refresh_count) refresh_count = k.refresh_count;
+  if (!last_refresh && k.last_refresh) last_refresh = parse_iso8601(*k.last_refresh);
+}
+
+KeepaliveBlock SessionStatus::keepalive_refreshed(KeepaliveBlock k, WallTime at) const {
+  k.state = "active";
+  k.last_refresh = log::iso8601(at);
+  k.refresh_count = refresh_count + 1;
+  k.last_error.reset();
+  k.invalid_since.reset();
+  return k;
+}
+
+void SessionStatus::record_success(WallTime at) {
+  state = SessionState::active;
+  last_error.reset();
+  ++refresh_count;
+  last_refresh = at;
+}
+
+KeepaliveBlock SessionStatus::keepalive_logged_out(KeepaliveBlock k, const std::string& reason,
+                                                   WallTime now) {
+  k.state = "invalid";
+  k.last_error = reason;
+  k.invalid_since = log::iso8601(now);
+  return k;
+}
+
+SessionStatus SessionStatus::given_up(const std::string& id, const std::string& reason) {
+  SessionStatus s;
+  s.id = id;
+  s.state = SessionState::failed;
+  s.last_error = reason;
+  return s;
+}
+
 nlohmann::json to_json(const SessionStatus& s, WallTime now) {
   using namespace std::chrono;
   nlohmann::json j;
@@ -62,8 +132,7 @@ nlohmann::json to_json(const SessionStatus& s, WallTime now) {
   j["lastRefresh"] =
       s.last_refresh ? nlohmann::json(log::iso8601(*s.last_refresh)) : nlohmann::json();
   j["refreshCount"] = s.refresh_count;
-  j["isActive"] = s.state == SessionState::active || s.state == SessionState::retrying ||
-                  s.state == SessionState::pending || s.state == SessionState::at_risk;
+  j["isActive"] = s.is_live();
   j["state"] = to_string(s.state);
   j["lastRefreshAgeSeconds"] =
       s.last_refresh

@@ -1,25 +1,9 @@
 #pragma once
-// Metrics actor: the accountant. Every actor reports events here; it owns the
-// prometheus-cpp registry, the latest status snapshot of every session (for
-// /status and the gauges), and the heartbeat / status-report logs.
-//
-// Messages handled:
-//   (status_atom, SessionStatusPtr)          a session's new snapshot
-//   (forget_atom, std::string id)            a session was unregistered
-//   (outcome_atom, std::string result, double seconds)   one refresh attempt finished
-//   (request_atom, std::string step, std::string code)   one request/command to the site
-//   (file_error_atom, std::string reason)
-//   (restart_atom)                           the supervisor restarted a session actor
-//   (ready_atom)                             first directory scan done
-//   (drain_atom)                             shutting down (readiness goes false)
-//   (metrics_atom) -> std::string            Prometheus text exposition
-//   (status_atom) -> std::string             /status JSON
-//   (session_atom, std::string id) -> std::string   one session's JSON ("" if unknown)
-//   (ready_atom, bool) -> bool               readiness (for /readyz)
-//   (heartbeat_atom), (report_atom)          self-scheduled log timers
-
-#include <caf/behavior.hpp>
-#include <caf/stateful_actor.hpp>
+// Every Prometheus series sessiond exports, as references into one registry.
+// prometheus-cpp's counters, gauges and histograms are thread-safe, so each is
+// updated where its event happens (a refresh cycle, the supervisor, a scrape),
+// with no message in between. A new metric: a member here and its
+// registration in metrics.cpp. No CAF.
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -27,67 +11,90 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
-#include <functional>
+#include <array>
+#include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
-#include <unordered_map>
 
 #include "sessiond/duration.hpp"
 #include "sessiond/http_client.hpp"
-#include "sessiond/messages.hpp"
+#include "sessiond/session_file.hpp"
+#include "sessiond/session_status.hpp"
 
 namespace sessiond {
 
-struct MetricsSetup {
+struct MetricsConfig {
   std::string version = SESSIOND_VERSION;
   Millis interval{300000};
   Millis idle_timeout{600000};
-  Millis heartbeat_interval{60000};
-  Millis status_interval{600000};
   std::uint32_t shard_index = 0;
   std::uint32_t shard_count = 1;
-  bool per_session = false;  // opt-in per-session series
-  std::function<HttpLoad()> http_load;
-  std::size_t max_in_flight = 0;     // the HTTP client's cap (exported as a gauge)
+  std::size_t max_in_flight = 0;     // the HTTP client's cap
   double rate_limit_per_second = 0;  // the profile's token bucket; 0 = unlimited
-  std::function<bool()> circuit_open;
-  std::function<WallTime()> now = [] { return std::chrono::system_clock::now(); };
+  bool per_session = false;          // opt-in per-session series
 };
 
-struct MetricsState {
-  static inline const char* name = "metrics";
+class Metrics {
+ public:
+  explicit Metrics(const MetricsConfig& config);
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
 
-  MetricsSetup setup;
-  std::shared_ptr<prometheus::Registry> registry;
-  prometheus::Family<prometheus::Counter>* refresh_total = nullptr;
-  prometheus::Family<prometheus::Counter>* http_requests = nullptr;
-  prometheus::Family<prometheus::Counter>* file_errors = nullptr;
-  prometheus::Counter* restarts = nullptr;
-  prometheus::Family<prometheus::Gauge>* sessions = nullptr;
-  prometheus::Gauge* oldest_age = nullptr;
-  prometheus::Histogram* duration = nullptr;
-  prometheus::Gauge* ready_gauge = nullptr;
-  prometheus::Gauge* in_flight = nullptr;
-  prometheus::Gauge* queued = nullptr;
-  prometheus::Gauge* rate_tokens = nullptr;
-  prometheus::Counter* rate_limited = nullptr;
-  std::uint64_t rate_limited_reported = 0;
-  prometheus::Gauge* circuit = nullptr;
-  // Prometheus' standard process_* series.
-  prometheus::Counter* process_cpu = nullptr;
-  double process_cpu_reported = 0;
-  prometheus::Gauge* process_rss = nullptr;
-  prometheus::Gauge* process_vsz = nullptr;
-  prometheus::Gauge* process_fds = nullptr;
-  prometheus::Gauge* process_max_fds = nullptr;
-  prometheus::Gauge* process_start = nullptr;
-  prometheus::Family<prometheus::Gauge>* per_session_last = nullptr;
+  prometheus::Registry& registry() { return *registry_; }
+  std::string serialize() const;  // the text exposition
 
-  std::unordered_map<std::string, SessionStatus> by_id;
-  bool ready = false;
-  bool draining = false;
+  // -- where things happen (thread-safe) --
+  void refresh_finished(RefreshResult result, double seconds);
+  void request(const std::string& step, const std::string& code);  // one request / command
+  void file_error(FileErrorKind kind);
+  void actor_restarted() { restarts_->Increment(); }
+
+  // -- derived (status board) and sampled (at scrape) --
+  void set_sessions(SessionState state, double n) {
+    sessions_[static_cast<std::size_t>(state)]->Set(n);
+  }
+  void set_oldest_refresh_age(double seconds) { oldest_age_->Set(seconds); }
+  void set_ready(bool ready) { ready_->Set(ready ? 1 : 0); }
+  void set_last_refresh(const std::string& session, WallTime t);  // opt-in per-session series
+  void forget_session(const std::string& session);
+  void sample_http(const HttpLoad& load);
+  void sample_circuit(bool open) { circuit_->Set(open ? 1 : 0); }
+  void sample_process();
+
+  // Counter values, for tests and logs.
+  double refreshes(RefreshResult result) const {
+    return refresh_total_[static_cast<std::size_t>(result)]->Value();
+  }
+  double file_errors(FileErrorKind kind) const;
+  double actor_restarts() const { return restarts_->Value(); }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::array<prometheus::Counter*, 3> refresh_total_{};
+  prometheus::Histogram* refresh_duration_ = nullptr;
+  prometheus::Family<prometheus::Counter>* requests_ = nullptr;
+  prometheus::Family<prometheus::Counter>* file_errors_ = nullptr;
+  prometheus::Counter* restarts_ = nullptr;
+  std::array<prometheus::Gauge*, 7> sessions_{};
+  prometheus::Gauge* oldest_age_ = nullptr;
+  prometheus::Gauge* ready_ = nullptr;
+  prometheus::Gauge* in_flight_ = nullptr;
+  prometheus::Gauge* queued_ = nullptr;
+  prometheus::Gauge* rate_tokens_ = nullptr;
+  prometheus::Counter* rate_limited_ = nullptr;
+  prometheus::Gauge* circuit_ = nullptr;
+  prometheus::Counter* process_cpu_ = nullptr;
+  prometheus::Gauge* process_rss_ = nullptr;
+  prometheus::Gauge* process_vsz_ = nullptr;
+  prometheus::Gauge* process_fds_ = nullptr;
+  prometheus::Gauge* process_max_fds_ = nullptr;
+  prometheus::Gauge* process_start_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* per_session_last_ = nullptr;
+  // Sampled totals turned into counters: what was reported so far.
+  std::mutex sampled_mutex_;
+  std::uint64_t rate_limited_reported_ = 0;
+  double process_cpu_reported_ = 0;
 };
-
-caf::behavior metrics_actor(caf::stateful_actor<MetricsState>* self, MetricsSetup setup);
 
 }  // namespace sessiond

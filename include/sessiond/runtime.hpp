@@ -1,39 +1,47 @@
 #pragma once
-// Everything a SessionActor needs from the process, shared read-only by all of
-// them (one copy, not one per session). Tests build one with a scripted
-// transport, inline executors and a clock driven by CAF's test coordinator.
+// What the actors need from the process. A Runtime is shared by every site
+// (the HTTP client, the disk and exec pools, the browser pool, the metrics,
+// the status board); a Site is one site's settings plus the runtime, shared
+// read-only by all of that site's session actors (one pointer each). Tests
+// build them with a scripted transport, inline executors and a clock driven
+// by CAF's test coordinator.
 
-#include <caf/actor.hpp>
-
-#include <chrono>
 #include <functional>
 #include <memory>
-#include <string>
 
-#include "sessiond/config.hpp"
+#include "sessiond/actors.hpp"
+#include "sessiond/browser_step.hpp"
 #include "sessiond/http_client.hpp"
-#include "sessiond/profile.hpp"
-#include "sessiond/session_status.hpp"
+#include "sessiond/metrics.hpp"
+#include "sessiond/refresh_cycle.hpp"
 #include "sessiond/worker_pool.hpp"
 
 namespace sessiond {
 
-struct Runtime {
-  std::shared_ptr<const Profile> profile;
-  std::string sessions_dir;
-  OnLoggedOut on_logged_out = OnLoggedOut::quarantine;
-  Millis interval{std::chrono::minutes(5)};         // effective (flag or profile)
-  Millis idle_timeout{std::chrono::minutes(10)};    // effective (flag or profile)
-  Millis catchup_window{std::chrono::seconds(30)};  // spread of overdue first refreshes
-  bool once = false;  // `sessiond once`: one cycle per session, then report and stop
-
-  HttpTransport* http = nullptr;  // outlives the actor system
-  Executor* io = nullptr;         // disk I/O
-  Executor* exec = nullptr;       // external commands (its own concurrency cap)
-  std::function<WallTime()> now = [] { return std::chrono::system_clock::now(); };
-  caf::actor metrics;  // receives events and status snapshots
+// Runs browser steps (the browser pool; tests script it). `done` is called
+// exactly once, from any thread.
+class BrowserRunner {
+ public:
+  using Callback = std::function<void(BrowserStepResult)>;
+  virtual ~BrowserRunner() = default;
+  virtual void submit(BrowserStepRequest request, Callback done) = 0;
 };
 
+struct Runtime {
+  HttpTransport* http = nullptr;      // outlives the actor system
+  Executor* io = nullptr;             // disk I/O
+  Executor* exec = nullptr;           // external commands (its own concurrency cap)
+  BrowserRunner* browser = nullptr;   // null: no profile uses browser steps
+  std::shared_ptr<Metrics> metrics;
+  status_board_actor board;           // receives status snapshots
+  session_listener_actor listener;    // optional: hears how cycles end
+};
 using RuntimePtr = std::shared_ptr<const Runtime>;
+
+struct Site {
+  std::shared_ptr<const SiteSettings> settings;
+  RuntimePtr rt;
+};
+using SitePtr = std::shared_ptr<const Site>;
 
 }  // namespace sessiond

@@ -1,6 +1,9 @@
 #pragma once
-// What one session looks like from outside: its SessionActor publishes a
-// snapshot to the Metrics actor after every change. No secrets in here.
+// What one session looks like from outside, and the one place that says what
+// its states mean: which are live, how a refresh or a logout changes it, how
+// it maps to and from the file's keepalive block, and how a cycle ended. The
+// RefreshCycle changes it; the status board keeps the latest copy of each.
+// No secrets in here.
 
 #include <chrono>
 #include <cstdint>
@@ -8,6 +11,8 @@
 #include <string>
 
 #include <nlohmann/json.hpp>
+
+#include "sessiond/session_file.hpp"
 
 namespace sessiond {
 
@@ -22,13 +27,47 @@ enum class SessionState {
   failed,      // its actor crashed more often than the restart limit allows
   file_error,  // the file cannot be read or parsed; retried when it changes
 };
+// Every state, in declaration order.
+constexpr SessionState kSessionStates[] = {
+    SessionState::pending, SessionState::active, SessionState::retrying,  SessionState::at_risk,
+    SessionState::invalid, SessionState::failed, SessionState::file_error};
 const char* to_string(SessionState s);
 bool valid_state_name(const std::string& name);
 std::string state_names();  // "pending, active, ..." for error messages
+// Still kept alive (the seed's isActive): pending, active, retrying, at_risk.
+bool is_live(SessionState s);
 
-// Outcome of one refresh attempt; the `result` label of sessiond_refresh_total.
+// Outcome of one refresh attempt that reached a verdict; the `result` label
+// of sessiond_refresh_total.
 enum class RefreshResult { success, logged_out, transient_error };
 const char* to_string(RefreshResult r);
+
+// How one cycle of a session ended (the answer to a manual refresh, what a
+// session listener hears).
+enum class CycleOutcome {
+  success,
+  logged_out,
+  transient_error,
+  file_error,    // the file cannot be used
+  invalid,       // the file is marked logged out
+  file_missing,  // the file is gone
+  superseded,    // the bot rewrote the file during the cycle: it is refreshed next
+  removed,       // unregistered while waiting
+  shutting_down,
+  not_found,  // no such session (admin API)
+  failed,     // its actor crashed too often (supervisor)
+};
+const char* to_string(CycleOutcome o);
+
+struct CycleReport {
+  std::string id;
+  CycleOutcome outcome = CycleOutcome::success;
+  std::string detail;  // why, for transient errors and file errors (never a secret)
+  SessionState state = SessionState::pending;
+  int attempt = 0;  // consecutive failed attempts after this cycle
+};
+// "success", "logged_out", "transient_error: HTTP 503", ...
+std::string to_string(const CycleReport& r);
 
 struct SessionStatus {
   std::string id;
@@ -39,6 +78,22 @@ struct SessionStatus {
   std::optional<std::string> last_error;
   int retry_count = 0;  // consecutive failed attempts
   bool refreshing = false;
+
+  bool is_live() const { return sessiond::is_live(state); }
+
+  // What the file's keepalive block says about earlier runs: the refresh
+  // count and last refresh, where they are ahead of what is known here.
+  void adopt(const KeepaliveBlock& k);
+  // The block to write with a refreshed session saved at `at` (counts the
+  // refresh that record_success() then records).
+  KeepaliveBlock keepalive_refreshed(KeepaliveBlock k, WallTime at) const;
+  // A refresh at `at` was saved.
+  void record_success(WallTime at);
+  // The block to write for a logged-out session.
+  static KeepaliveBlock keepalive_logged_out(KeepaliveBlock k, const std::string& reason,
+                                             WallTime now);
+  // A crashing session given up by its supervisor.
+  static SessionStatus given_up(const std::string& id, const std::string& reason);
 };
 
 // JSON for /status and /sessions/{id}; `now` gives ages.

@@ -1,6 +1,9 @@
 // Actor tests with deterministic time: CAF's test coordinator drives the
 // scheduler and the clock; HTTP is a scripted transport; blocking work runs
-// inline; session files are real files in a temp dir.
+// inline; session files are real files in a temp dir. The decisions of a
+// refresh are tested without actors in test_refresh_cycle.cpp; these check
+// that the shells perform them: timers, results fed back, replies, the status
+// board, the supervisor's restarts.
 
 #include <catch2/catch.hpp>
 
@@ -9,6 +12,7 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 #include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -71,23 +75,34 @@ struct ScriptedTransport : HttpTransport {
   }
 };
 
-// Stands in for the Metrics actor: keeps what it is told.
+// Stands in for the status board and a session listener: keeps what it is told.
 struct Recorded {
-  std::vector<std::string> outcomes;
   std::vector<SessionStatus> statuses;
-  int restarts = 0;
-  int file_errors = 0;
+  std::vector<CycleReport> reports;
+  std::vector<std::string> forgotten;
 };
 
-caf::behavior recorder(caf::event_based_actor*, std::shared_ptr<Recorded> rec) {
+status_board_actor::behavior_type board_recorder(status_board_actor::pointer,
+                                                 std::shared_ptr<Recorded> rec) {
   return {
-      [=](status_atom, const SessionStatusPtr& s) { rec->statuses.push_back(*s); },
-      [=](outcome_atom, const std::string& result, double) { rec->outcomes.push_back(result); },
-      [=](request_atom, const std::string&, const std::string&) {},
-      [=](file_error_atom, const std::string&) { ++rec->file_errors; },
-      [=](restart_atom) { ++rec->restarts; },
-      [=](forget_atom, const std::string&) {},
-      [=](ready_atom) {},
+      [=](put_atom, const SessionStatusPtr& s) { rec->statuses.push_back(*s); },
+      [=](forget_atom, const std::string& id) { rec->forgotten.push_back(id); },
+      [=](scanned_atom) {},
+      [=](drain_atom) {},
+      [=](ready_atom) { return true; },
+      [=](metrics_atom) { return std::string(); },
+      [=](status_atom, const std::string&, std::uint64_t) { return std::string(); },
+      [=](session_atom, const std::string&) { return std::string(); },
+      [=](heartbeat_atom) {},
+      [=](report_atom) {},
+  };
+}
+
+session_listener_actor::behavior_type listener_recorder(session_listener_actor::pointer,
+                                                        std::shared_ptr<Recorded> rec) {
+  return {
+      [=](scanned_atom, const std::vector<std::string>&) {},
+      [=](finished_atom, const CycleReport& r) { rec->reports.push_back(r); },
   };
 }
 
@@ -101,6 +116,9 @@ struct Fixture {
   InlineExecutor inline_exec;
   std::shared_ptr<Recorded> rec = std::make_shared<Recorded>();
   std::shared_ptr<Runtime> rt = std::make_shared<Runtime>();
+  std::shared_ptr<SiteSettings> settings = std::make_shared<SiteSettings>();
+  std::shared_ptr<Metrics> metrics = std::make_shared<Metrics>(MetricsConfig{});
+  SitePtr site;
   const WallTime wall0 = std::chrono::system_clock::now();
 
   Fixture() {
@@ -110,32 +128,47 @@ struct Fixture {
     t0 = sched->clock().now();
     char tmpl[] = "/tmp/sessiond-actors-XXXXXX";
     dir = ::mkdtemp(tmpl);
-    rt->profile = std::make_shared<Profile>(parse_profile(kProfile));
-    rt->sessions_dir = dir;
-    rt->interval = rt->profile->interval;
-    rt->idle_timeout = rt->profile->idle_timeout;
-    rt->catchup_window = 10s;
-    rt->http = &http;
-    rt->io = &inline_exec;
-    rt->exec = &inline_exec;
+    settings->profile = std::make_shared<Profile>(parse_profile(kProfile));
+    settings->sessions_dir = dir;
+    settings->interval = settings->profile->interval;
+    settings->idle_timeout = settings->profile->idle_timeout;
+    settings->catchup_window = 10s;
+    settings->metrics = metrics.get();
     auto* clock = &sched->clock();
     auto start = t0;
     auto wall = wall0;
-    rt->now = [clock, start, wall] {
+    settings->now = [clock, start, wall] {
       return wall +
              std::chrono::duration_cast<std::chrono::system_clock::duration>(clock->now() - start);
     };
-    rt->metrics = sys->spawn(recorder, rec);
+    rt->http = &http;
+    rt->io = &inline_exec;
+    rt->exec = &inline_exec;
+    rt->metrics = metrics;
+    rt->board = sys->spawn(board_recorder, rec);
+    rt->listener = sys->spawn(listener_recorder, rec);
+    site = std::make_shared<Site>(Site{settings, rt});
   }
   std::vector<caf::actor> actors;  // stopped at the end, even when a REQUIRE fails
 
-  caf::actor spawn_session(const std::string& id, const std::string& path) {
-    actors.push_back(sys->spawn(session_actor, RuntimePtr(rt), id, path, caf::actor()));
-    return actors.back();
+  WallTime now() const { return settings->now(); }
+
+  session_actor spawn_session(const std::string& id) {
+    auto a = sys->spawn(session_actor_impl, site, id);
+    actors.push_back(caf::actor_cast<caf::actor>(a));
+    return a;
+  }
+
+  std::vector<std::string> outcomes() const {
+    std::vector<std::string> out;
+    for (const auto& r : rec->reports) out.push_back(to_string(r.outcome));
+    return out;
   }
 
   ~Fixture() {
     for (auto& a : actors) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(rt->board, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(rt->listener, caf::exit_reason::user_shutdown);
     sched->run();
     std::filesystem::remove_all(dir);
   }
@@ -190,7 +223,7 @@ TEST_CASE("a session actor refreshes on schedule, rotates and saves", "[actors]"
   Fixture f;
   // Refreshed 1 minute ago: next refresh due in about 4 minutes, not now.
   auto path = f.write_session("09120000001", f.wall0 - 1min);
-  auto a = f.spawn_session("09120000001", path);
+  auto a = f.spawn_session("09120000001");
   f.sched->run();
   CHECK(f.http.pending.empty());
   f.advance(3min);
@@ -198,11 +231,11 @@ TEST_CASE("a session actor refreshes on schedule, rotates and saves", "[actors]"
   f.advance(1min + 1s);
   REQUIRE(f.http.pending.size() == 1);
   f.refresh_ok("s1");
-  CHECK(f.rec->outcomes == std::vector<std::string>{"success"});
+  CHECK(f.outcomes() == std::vector<std::string>{"success"});
   // The published status says when the next refresh is (GET /status: nextRefresh).
   REQUIRE(f.rec->statuses.back().next_refresh);
-  CHECK(*f.rec->statuses.back().next_refresh > f.rt->now() + 4min + 20s);
-  CHECK(*f.rec->statuses.back().next_refresh <= f.rt->now() + 5min);
+  CHECK(*f.rec->statuses.back().next_refresh > f.now() + 4min + 20s);
+  CHECK(*f.rec->statuses.back().next_refresh <= f.now() + 5min);
   auto doc = f.read(path);
   CHECK(doc["cookies"][0]["value"] == "s1");
   CHECK(doc["cookies"][0]["sameSite"] == "Lax");
@@ -221,13 +254,14 @@ TEST_CASE("a session actor refreshes on schedule, rotates and saves", "[actors]"
   CHECK(std::find(req.headers.begin(), req.headers.end(), "Authorization: Bearer T1") !=
         req.headers.end());
   f.refresh_ok("s2");
-  CHECK(f.rec->outcomes.size() == 2);
+  CHECK(f.outcomes().size() == 2);
+  CHECK(f.metrics->refreshes(RefreshResult::success) == 2);
 }
 
 TEST_CASE("an overdue session is refreshed within the catch-up window", "[actors]") {
   Fixture f;
   auto path = f.write_session("09120000002", f.wall0 - 20min);
-  auto a = f.spawn_session("09120000002", path);
+  auto a = f.spawn_session("09120000002");
   f.sched->run();
   f.advance(10s);
   CHECK(f.http.pending.size() == 1);
@@ -236,7 +270,7 @@ TEST_CASE("an overdue session is refreshed within the catch-up window", "[actors
 TEST_CASE("transient failures are retried with backoff; never two cycles at once", "[actors]") {
   Fixture f;
   auto path = f.write_session("09120000003", std::nullopt);
-  auto a = f.spawn_session("09120000003", path);
+  auto a = f.spawn_session("09120000003");
   f.sched->run();
   f.advance(10s);
   REQUIRE(f.http.pending.size() == 1);
@@ -246,12 +280,12 @@ TEST_CASE("transient failures are retried with backoff; never two cycles at once
   CHECK(f.http.pending.size() == 1);
   f.http.answer(503, "busy");
   f.sched->run();
-  CHECK(f.rec->outcomes == std::vector<std::string>{"transient_error"});
+  CHECK(f.outcomes() == std::vector<std::string>{"transient_error"});
   CHECK(f.rec->statuses.back().state == SessionState::retrying);
   CHECK(f.rec->statuses.back().retry_count == 1);
   REQUIRE(f.rec->statuses.back().next_refresh);
-  CHECK(*f.rec->statuses.back().next_refresh >= f.rt->now() + 1s);
-  CHECK(*f.rec->statuses.back().next_refresh <= f.rt->now() + 2s);
+  CHECK(*f.rec->statuses.back().next_refresh >= f.now() + 1s);
+  CHECK(*f.rec->statuses.back().next_refresh <= f.now() + 2s);
   // First retry within [base/2, base] = [1s, 2s]; nothing before.
   f.advance(900ms);
   CHECK(f.http.pending.empty());
@@ -265,7 +299,7 @@ TEST_CASE("transient failures are retried with backoff; never two cycles at once
   f.advance(2s);
   REQUIRE(f.http.pending.size() == 1);
   f.refresh_ok("s9");
-  CHECK(f.rec->outcomes.back() == "success");
+  CHECK(f.outcomes().back() == "success");
   CHECK(f.rec->statuses.back().state == SessionState::active);
   CHECK(f.rec->statuses.back().retry_count == 0);
   CHECK(f.read(path)["cookies"][0]["value"] == "s9");
@@ -274,13 +308,13 @@ TEST_CASE("transient failures are retried with backoff; never two cycles at once
 TEST_CASE("a logged-out session is quarantined and no longer refreshed", "[actors]") {
   Fixture f;
   auto path = f.write_session("09120000004", std::nullopt);
-  auto a = f.spawn_session("09120000004", path);
+  auto a = f.spawn_session("09120000004");
   f.sched->run();
   f.advance(10s);
   REQUIRE(f.http.pending.size() == 1);
   f.http.answer(302, "", std::nullopt, {{"location", "/login?next=%2Fpwa"}});
   f.sched->run();
-  CHECK(f.rec->outcomes == std::vector<std::string>{"logged_out"});
+  CHECK(f.outcomes() == std::vector<std::string>{"logged_out"});
   CHECK(f.rec->statuses.back().state == SessionState::invalid);
   CHECK_FALSE(std::filesystem::exists(path));
   auto moved = f.read(f.dir + "/invalid/session-09120000004.json");
@@ -294,7 +328,7 @@ TEST_CASE("a logged-out session is quarantined and no longer refreshed", "[actor
 TEST_CASE("a save that fails keeps the rotated cookie for the next cycle", "[actors]") {
   Fixture f;
   auto path = f.write_session("09120000005", std::nullopt);
-  auto a = f.spawn_session("09120000005", path);
+  auto a = f.spawn_session("09120000005");
   f.sched->run();
   f.advance(10s);
   REQUIRE(f.http.pending.size() == 1);
@@ -307,9 +341,9 @@ TEST_CASE("a save that fails keeps the rotated cookie for the next cycle", "[act
   f.sched->run();
   f.http.answer(200, R"({"token":"T2"})");
   f.sched->run();
-  REQUIRE_FALSE(f.rec->outcomes.empty());
-  CHECK(f.rec->outcomes.back() == "transient_error");
-  CHECK(f.rec->file_errors == 1);
+  REQUIRE_FALSE(f.outcomes().empty());
+  CHECK(f.outcomes().back() == "transient_error");
+  CHECK(f.metrics->file_errors(FileErrorKind::write) == 1);
   std::filesystem::remove(f.dir);
   std::filesystem::rename(moved_dir, f.dir);
   CHECK(f.read(path)["cookies"][0]["value"] == "s0");  // old file intact
@@ -325,7 +359,7 @@ TEST_CASE("a save that fails keeps the rotated cookie for the next cycle", "[act
 TEST_CASE("the bot's rewrite during a refresh wins", "[actors]") {
   Fixture f;
   auto path = f.write_session("09120000006", std::nullopt);
-  auto a = f.spawn_session("09120000006", path);
+  auto a = f.spawn_session("09120000006");
   f.sched->run();
   f.advance(10s);
   REQUIRE(f.http.pending.size() == 1);
@@ -352,12 +386,12 @@ TEST_CASE("a change report of our own save is ignored; the bot's new file is ref
           "[actors]") {
   Fixture f;
   auto path = f.write_session("09120000008", f.wall0 - 1min);
-  auto a = f.spawn_session("09120000008", path);
+  auto a = f.spawn_session("09120000008");
   f.sched->run();
   f.advance(4min + 1s);
   REQUIRE(f.http.pending.size() == 1);
   f.refresh_ok("s1");
-  REQUIRE(f.rec->outcomes == std::vector<std::string>{"success"});
+  REQUIRE(f.outcomes() == std::vector<std::string>{"success"});
   // The watcher reports the file as our save left it: nothing to do.
   caf::anon_send(a, changed_atom::value, *stat_identity(path));
   f.sched->run();
@@ -389,19 +423,20 @@ TEST_CASE("the supervisor restarts a crashing child with backoff and gives up af
   Fixture f;
   auto spawned = std::make_shared<int>(0);
   SupervisorSetup setup;
-  setup.rt = f.rt;
+  setup.site = f.site;
   setup.restart_limit = 3;
   setup.restart_window = 10min;
-  setup.spawn_child = [spawned](caf::event_based_actor* sup, const std::string&,
-                                const std::string&) { return sup->spawn(crashing, spawned); };
-  auto sup = f.sys->spawn(supervisor_actor, setup);
-  f.actors.push_back(sup);
+  setup.spawn_child = [spawned](supervisor_actor::pointer sup, const std::string&) {
+    return caf::actor_cast<session_actor>(sup->spawn(crashing, spawned));
+  };
+  auto sup = f.sys->spawn(supervisor_impl, setup);
+  f.actors.push_back(caf::actor_cast<caf::actor>(sup));
   f.sched->run();
-  caf::anon_send(sup, added_atom::value, std::string("09120000007"), std::optional<FileIdentity>());
+  caf::anon_send(sup, file_added_atom::value, std::string("09120000007"), std::optional<FileIdentity>());
   f.sched->run();
   CHECK(*spawned == 1);
   // Restarts come after a backoff delay, not at once.
-  CHECK(f.rec->restarts == 1);
+  CHECK(f.metrics->actor_restarts() == 1);
   f.advance(30s);
   CHECK(*spawned == 2);
   f.advance(30s);
@@ -410,11 +445,14 @@ TEST_CASE("the supervisor restarts a crashing child with backoff and gives up af
   CHECK(*spawned == 4);
   f.advance(5min);
   CHECK(*spawned == 4);  // gave up: 1 start + 3 restarts
-  CHECK(f.rec->restarts == 3);
+  CHECK(f.metrics->actor_restarts() == 3);
   REQUIRE_FALSE(f.rec->statuses.empty());
   CHECK(f.rec->statuses.back().state == SessionState::failed);
+  // A listener (`sessiond once`) hears that this session's pass is over.
+  REQUIRE_FALSE(f.rec->reports.empty());
+  CHECK(f.rec->reports.back().outcome == CycleOutcome::failed);
   // A new version of the file gives it a fresh start.
-  caf::anon_send(sup, added_atom::value, std::string("09120000007"), std::optional<FileIdentity>());
+  caf::anon_send(sup, file_added_atom::value, std::string("09120000007"), std::optional<FileIdentity>());
   f.sched->run();
   CHECK(*spawned == 5);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);

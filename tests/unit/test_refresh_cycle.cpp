@@ -1200,10 +1200,10 @@ TEST_CASE("cycle: drain stops scheduling and says when no cycle runs", "[cycle]"
   }
 }
 
-// -- known defects (see the report; fixed in src/refresh_cycle.cpp, not here) -----
+// -- defects found by these tests (each failed before its fix in src/refresh_cycle.cpp) --
 
 TEST_CASE("cycle: a cookie rotated by the check survives a transient failure of the refresh",
-          "[cycle][!mayfail]") {
+          "[cycle]") {
   Driver d;
   d.write(session_doc(d.wall0 - 1min));
   d.start();
@@ -1223,7 +1223,7 @@ TEST_CASE("cycle: a cookie rotated by the check survives a transient failure of 
 }
 
 TEST_CASE("cycle: a lastRefresh in the future never delays the first refresh past the interval",
-          "[cycle][!mayfail]") {
+          "[cycle]") {
   Driver d;
   d.write(session_doc(d.wall0 + 1h));  // written by a host whose clock runs ahead
   d.start();
@@ -1232,7 +1232,7 @@ TEST_CASE("cycle: a lastRefresh in the future never delays the first refresh pas
 }
 
 TEST_CASE("cycle: the mark disposal's own write is not taken for the bot's new file",
-          "[cycle][!mayfail]") {
+          "[cycle]") {
   Driver d;
   d.site->on_logged_out = OnLoggedOut::mark;
   d.write(session_doc(d.wall0 - 1min));
@@ -1247,7 +1247,7 @@ TEST_CASE("cycle: the mark disposal's own write is not taken for the bot's new f
 }
 
 TEST_CASE("cycle: the bot's new session after a superseded save starts with a fresh attempt count",
-          "[cycle][!mayfail]") {
+          "[cycle]") {
   Driver d;
   d.write(session_doc(d.wall0 - 1min));
   d.start();

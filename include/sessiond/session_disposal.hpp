@@ -1,0 +1,31 @@
+#pragma once
+// What happens to the file of a session the site logged out, as a plain
+// function (run on the disk I/O pool): quarantine (move to invalid/), mark
+// (keep it, keepalive state "invalid") or delete, never over a newer file the
+// login bot wrote meanwhile. No CAF.
+
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "sessiond/config.hpp"
+#include "sessiond/session_file.hpp"
+
+namespace sessiond {
+
+struct DisposeOutcome {
+  bool changed_on_disk = false;  // the bot wrote a new file: nothing was disposed
+  std::optional<FileError> error;
+  std::string where;  // the new path (quarantine), the file (mark, delete)
+  std::optional<FileIdentity> identity;  // mark: the version written (the file stays ours)
+};
+
+// `doc` is the session as last read, already marked invalid (keepalive block);
+// `expected` the version it was read from. mark and quarantine write `doc`
+// first (save_if_unchanged), delete unlinks only if the file is still `expected`.
+DisposeOutcome dispose_logged_out(const std::string& path, const std::string& sessions_dir,
+                                  OnLoggedOut mode, const nlohmann::json& doc,
+                                  const FileIdentity& expected);
+
+}  // namespace sessiond

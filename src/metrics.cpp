@@ -1,0 +1,157 @@
+#include "sessiond/metrics.hpp"
+
+#include <prometheus/text_serializer.h>
+
+#include "sessiond/process_stats.hpp"
+
+namespace sessiond {
+namespace {
+
+double seconds(Millis d) {
+  return static_cast<double>(d.count()) / 1000.0;
+}
+
+
+}  // namespace
+
+Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus::Registry>()) {
+  using namespace prometheus;
+  auto& r = *registry_;
+  auto gauge = [&](const char* name, const char* help) {
+    return &BuildGauge().Name(name).Help(help).Register(r).Add({});
+  };
+  auto counter = [&](const char* name, const char* help) {
+    return &BuildCounter().Name(name).Help(help).Register(r).Add({});
+  };
+
+  auto& refresh =
+      BuildCounter().Name("sessiond_refresh_total").Help("Finished refresh attempts by result").Register(r);
+  for (auto res : {RefreshResult::success, RefreshResult::logged_out, RefreshResult::transient_error})
+    refresh_total_[static_cast<std::size_t>(res)] = &refresh.Add({{"result", to_string(res)}});
+  refresh_duration_ = &BuildHistogram()
+                           .Name("sessiond_refresh_duration_seconds")
+                           .Help("Duration of one refresh attempt (load, check, refresh, save)")
+                           .Register(r)
+                           .Add({}, Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                                0.5, 1, 2.5, 5, 10, 20, 30, 60});
+  requests_ = &BuildCounter()
+                   .Name("sessiond_http_requests_total")
+                   .Help("Requests (or exec commands) toward the site by step and status code")
+                   .Register(r);
+  file_errors_ = &BuildCounter()
+                      .Name("sessiond_session_file_errors_total")
+                      .Help("Session files that could not be read, parsed or written, by reason")
+                      .Register(r);
+  for (auto kind : {FileErrorKind::parse, FileErrorKind::schema, FileErrorKind::io,
+                    FileErrorKind::too_large, FileErrorKind::symlink, FileErrorKind::permission,
+                    FileErrorKind::write})
+    file_errors_->Add({{"reason", to_string(kind)}});
+  restarts_ = counter("sessiond_actor_restarts_total",
+                      "Session actors restarted by the supervisor after a crash");
+
+  auto& sessions = BuildGauge().Name("sessiond_sessions").Help("Sessions by state").Register(r);
+  for (auto s : kSessionStates)
+    sessions_[static_cast<std::size_t>(s)] = &sessions.Add({{"state", to_string(s)}});
+  oldest_age_ = gauge("sessiond_oldest_refresh_age_seconds",
+                      "Longest time since a live session's last successful refresh");
+  gauge("sessiond_idle_timeout_seconds", "The site's idle logout timeout")->Set(seconds(c.idle_timeout));
+  gauge("sessiond_refresh_interval_seconds", "Configured refresh interval")->Set(seconds(c.interval));
+  BuildGauge()
+      .Name("sessiond_build_info")
+      .Help("Build information")
+      .Register(r)
+      .Add({{"version", c.version}})
+      .Set(1);
+  BuildGauge()
+      .Name("sessiond_shard")
+      .Help("This replica's shard index and the shard count")
+      .Register(r)
+      .Add({{"index", std::to_string(c.shard_index)}, {"count", std::to_string(c.shard_count)}})
+      .Set(1);
+  ready_ = gauge("sessiond_ready", "1 once the first scan of the sessions directory is done");
+  in_flight_ = gauge("sessiond_http_in_flight", "HTTP requests running");
+  queued_ = gauge("sessiond_http_queued",
+                  "HTTP requests waiting for a slot (in-flight cap, rate limit)");
+  gauge("sessiond_http_max_in_flight", "Cap on HTTP requests running at once toward the site")
+      ->Set(static_cast<double>(c.max_in_flight));
+  gauge("sessiond_rate_limit_per_second",
+        "The profile's token-bucket rate for requests to the site (0: unlimited)")
+      ->Set(c.rate_limit_per_second);
+  rate_tokens_ = gauge("sessiond_rate_limit_tokens",
+                       "Tokens in the rate limiter's bucket (each request takes one)");
+  rate_limited_ = counter("sessiond_rate_limited_total", "Requests that waited for a rate-limiter token");
+  circuit_ = gauge("sessiond_circuit_open",
+                   "1 while the site-wide circuit breaker holds requests back");
+  process_cpu_ = counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.");
+  process_rss_ = gauge("process_resident_memory_bytes", "Resident memory size in bytes.");
+  process_vsz_ = gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.");
+  process_fds_ = gauge("process_open_fds", "Number of open file descriptors.");
+  process_max_fds_ = gauge("process_max_fds", "Maximum number of open file descriptors.");
+  process_start_ = gauge("process_start_time_seconds",
+                         "Start time of the process since unix epoch in seconds.");
+  if (c.per_session)
+    per_session_last_ = &BuildGauge()
+                             .Name("sessiond_session_last_refresh_timestamp_seconds")
+                             .Help("Unix time of each session's last successful refresh (opt-in)")
+                             .Register(r);
+}
+
+std::string Metrics::serialize() const {
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+void Metrics::refresh_finished(RefreshResult result, double secs) {
+  refresh_total_[static_cast<std::size_t>(result)]->Increment();
+  refresh_duration_->Observe(secs);
+}
+
+void Metrics::request(const std::string& step, const std::string& code) {
+  requests_->Add({{"step", step}, {"code", code}}).Increment();
+}
+
+void Metrics::file_error(FileErrorKind kind) {
+  file_errors_->Add({{"reason", to_string(kind)}}).Increment();
+}
+
+double Metrics::file_errors(FileErrorKind kind) const {
+  return file_errors_->Add({{"reason", to_string(kind)}}).Value();
+}
+
+void Metrics::set_last_refresh(const std::string& session, WallTime t) {
+  if (!per_session_last_) return;
+  per_session_last_->Add({{"session", session}})
+      .Set(std::chrono::duration<double>(t.time_since_epoch()).count());
+}
+
+void Metrics::forget_session(const std::string& session) {
+  if (per_session_last_) per_session_last_->Remove(&per_session_last_->Add({{"session", session}}));
+}
+
+void Metrics::sample_http(const HttpLoad& load) {
+  in_flight_->Set(static_cast<double>(load.in_flight));
+  queued_->Set(static_cast<double>(load.queued));
+  rate_tokens_->Set(load.rate_limit_tokens);
+  std::lock_guard<std::mutex> lock(sampled_mutex_);
+  if (load.rate_limited_total > rate_limited_reported_) {
+    rate_limited_->Increment(static_cast<double>(load.rate_limited_total - rate_limited_reported_));
+    rate_limited_reported_ = load.rate_limited_total;
+  }
+}
+
+void Metrics::sample_process() {
+  auto p = read_process_stats();
+  {
+    std::lock_guard<std::mutex> lock(sampled_mutex_);
+    if (p.cpu_seconds > process_cpu_reported_) {
+      process_cpu_->Increment(p.cpu_seconds - process_cpu_reported_);
+      process_cpu_reported_ = p.cpu_seconds;
+    }
+  }
+  process_rss_->Set(p.resident_bytes);
+  process_vsz_->Set(p.virtual_bytes);
+  process_fds_->Set(p.open_fds);
+  process_max_fds_->Set(p.max_fds);
+  process_start_->Set(p.start_time_seconds);
+}
+
+}  // namespace sessiond

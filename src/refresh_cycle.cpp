@@ -1,0 +1,558 @@
+#include "sessiond/refresh_cycle.hpp"
+
+#include <algorithm>
+
+#include "sessiond/backoff.hpp"
+#include "sessiond/circuit_breaker.hpp"
+#include "sessiond/json_log.hpp"
+#include "sessiond/metrics.hpp"
+
+namespace sessiond {
+namespace {
+
+using json = nlohmann::json;
+
+std::string http_code_label(const HttpResponse& r) {
+  return r.transport_ok() && r.status > 0 ? std::to_string(r.status) : std::string("error");
+}
+
+std::string describe(const HttpResponse& r) {
+  if (!r.transport_ok()) return r.error.empty() ? "transport error" : r.error;
+  return "HTTP " + std::to_string(r.status);
+}
+
+Verdict to_verdict(BrowserStepResult::Verdict v) {
+  switch (v) {
+    case BrowserStepResult::Verdict::logged_in:
+      return Verdict::logged_in;
+    case BrowserStepResult::Verdict::logged_out:
+      return Verdict::logged_out;
+    case BrowserStepResult::Verdict::transient:
+      return Verdict::transient;
+  }
+  return Verdict::transient;
+}
+
+}  // namespace
+
+FirstLook read_first_look(const std::string& path, WallTime now) {
+  FirstLook look;
+  // Only the keepalive block matters here; a bad file is reported by the cycle.
+  auto loaded = load_session_file(path);
+  auto* ok = std::get_if<LoadedSession>(&loaded);
+  if (!ok) return look;
+  auto k = read_keepalive(ok->doc);
+  if (k.last_refresh) look.last_refresh = parse_iso8601(*k.last_refresh);
+  look.refresh_count = k.refresh_count;
+  // No keepalive block and written just now: the bot's fresh login, refreshed
+  // at once (a start-up backlog of old files is spread instead).
+  auto age_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count() -
+      ok->identity.mtime_ns;
+  look.fresh_login = !look.last_refresh && age_ns < 5'000'000'000LL;
+  return look;
+}
+
+RefreshCycle::RefreshCycle(std::shared_ptr<const SiteSettings> site, std::string id,
+                           std::uint32_t seed)
+    : site_(std::move(site)), path_(session_path(site_->sessions_dir, id)) {
+  status_.id = std::move(id);
+  rng_.seed(static_cast<std::uint32_t>(std::hash<std::string>{}(status_.id) ^ seed));
+}
+
+double RefreshCycle::uniform() {
+  return std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+}
+
+void RefreshCycle::publish(Actions& out) {
+  status_.refreshing = phase_ != Phase::idle;
+  status_.retry_count = attempt_;
+  out.emplace_back(action::Publish{});
+}
+
+void RefreshCycle::schedule(Millis delay, Actions& out) {
+  if (draining_ || removed_) return;
+  ++timer_gen_;
+  delay = std::max(delay, Millis(0));
+  status_.next_refresh = site_->now() + delay;
+  out.emplace_back(action::Schedule{timer_gen_, delay});
+}
+
+void RefreshCycle::cancel_timer() {
+  ++timer_gen_;
+  status_.next_refresh.reset();
+}
+
+std::optional<Millis> RefreshCycle::until_idle_deadline() const {
+  if (!last_ok_) return std::nullopt;
+  return std::chrono::duration_cast<Millis>(*last_ok_ + site_->idle_timeout - site_->now());
+}
+
+Millis RefreshCycle::regular_delay() {
+  const auto& p = *site_->profile;
+  Millis delay = next_refresh_delay(site_->interval, p.jitter, uniform());
+  // A token that expires sooner bounds the session too.
+  if (p.token_deadline && doc_) {
+    const auto& td = *p.token_deadline;
+    if (auto exp = token_expiry(td, *doc_)) {
+      auto left = std::chrono::duration_cast<Millis>(*exp - td.margin - site_->now());
+      delay = std::min(delay, std::max(left, Millis(1000)));
+    }
+  }
+  return delay;
+}
+
+// -- events -------------------------------------------------------------------
+
+void RefreshCycle::start(Actions& out) {
+  if (site_->refresh_at_start) {
+    begin(out);
+    return;
+  }
+  // First refresh: due ones at their time, overdue ones soon (spread), as the
+  // file's keepalive block says; read on the disk pool.
+  out.emplace_back(action::ReadFirstLook{++timer_gen_});
+  publish(out);
+}
+
+void RefreshCycle::tick(std::uint64_t gen, Actions& out) {
+  if (gen != timer_gen_) return;  // cancelled or superseded
+  begin(out);
+}
+
+void RefreshCycle::done(std::uint64_t tag, const WorkResult& result, Actions& out) {
+  if (auto* look = std::get_if<FirstLook>(&result)) {
+    if (tag == timer_gen_) first_look(*look, out);
+    return;
+  }
+  if (tag != cycle_) return;  // an older cycle's late answer
+  std::visit(
+      [&](const auto& r) {
+        using T = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<T, Loaded>) {
+          if (phase_ == Phase::loading) loaded(r, out);
+        } else if constexpr (std::is_same_v<T, HttpResponse>) {
+          if (phase_ == Phase::checking || phase_ == Phase::refreshing) answered(r, out);
+        } else if constexpr (std::is_same_v<T, ExecOutcome>) {
+          if (phase_ == Phase::checking || phase_ == Phase::refreshing) exec_finished(r, out);
+        } else if constexpr (std::is_same_v<T, BrowserStepResult>) {
+          if (phase_ == Phase::checking || phase_ == Phase::refreshing) browser_finished(r, out);
+        } else if constexpr (std::is_same_v<T, SaveOutcome>) {
+          if (phase_ == Phase::saving) saved(r, out);
+        } else if constexpr (std::is_same_v<T, DisposeOutcome>) {
+          if (phase_ == Phase::disposing) disposed(r, out);
+        }
+      },
+      result);
+}
+
+void RefreshCycle::file_changed(const FileIdentity& seen, Actions& out) {
+  // Every save of ours comes back from the watcher too: it is the version we
+  // know, and dropped here (the one place that does; cheaper than telling
+  // the watcher about each write, which runs on another thread).
+  if (known_ && *known_ == seen) return;
+  if (phase_ == Phase::idle && !draining_) begin(out);
+  // Busy: the cycle's save compares identities and reloads on its own.
+}
+
+void RefreshCycle::remove(Actions& out) {
+  removed_ = true;
+  cancel_timer();
+  // A running cycle finishes first (its disposal may be what removed the file).
+  if (phase_ == Phase::idle) out.emplace_back(action::Leave{});
+}
+
+bool RefreshCycle::refresh_now(Actions& out) {
+  if (draining_) return false;
+  if (phase_ == Phase::idle) {
+    stopped_ = false;
+    begin(out);
+  }
+  return true;
+}
+
+void RefreshCycle::drain(Actions& out) {
+  draining_ = true;
+  cancel_timer();
+  if (phase_ == Phase::idle)
+    out.emplace_back(action::Drained{});
+  else
+    drain_pending_ = true;
+}
+
+// -- the cycle ----------------------------------------------------------------
+
+void RefreshCycle::first_look(const FirstLook& look, Actions& out) {
+  std::optional<Millis> since;
+  if (look.last_refresh) {
+    // What the file says about earlier runs, until the first cycle here. A
+    // time in the future (a clock ahead somewhere) counts as now: it must not
+    // push the first refresh past the idle deadline.
+    const WallTime last = std::min(*look.last_refresh, site_->now());
+    last_ok_ = last;
+    status_.last_refresh = last;
+    status_.refresh_count = look.refresh_count;
+    since = std::chrono::duration_cast<Millis>(site_->now() - last);
+    if (*since < site_->idle_timeout) status_.state = SessionState::active;
+  }
+  schedule(look.fresh_login ? Millis(0)
+                            : initial_delay(since, site_->interval, site_->profile->jitter,
+                                            site_->catchup_window, uniform()),
+           out);
+  publish(out);
+}
+
+void RefreshCycle::begin(Actions& out) {
+  if (phase_ != Phase::idle || draining_) return;
+  cancel_timer();
+  phase_ = Phase::loading;
+  ++cycle_;
+  started_ = std::chrono::steady_clock::now();
+  // Checked before the fields are built: they allocate, and debug is rarely on.
+  if (!stopped_ && log::enabled(spdlog::level::debug))
+    log::debug("refresh", "refreshing session", {{"session", id()}, {"attempt", attempt_ + 1}});
+  publish(out);
+  out.emplace_back(action::Load{cycle_});
+}
+
+void RefreshCycle::finish(std::optional<RefreshResult> result, CycleOutcome outcome,
+                          std::string detail, Actions& out) {
+  phase_ = Phase::idle;
+  step_ = nullptr;
+  jar_.clear();
+  jar_rotated_ = false;
+  if (result && site_->metrics)
+    site_->metrics->refresh_finished(
+        *result,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+  out.emplace_back(
+      action::Finished{CycleReport{id(), outcome, std::move(detail), status_.state, attempt_}});
+  publish(out);
+  if (drain_pending_) {
+    drain_pending_ = false;
+    out.emplace_back(action::Drained{});
+  }
+  if (removed_) out.emplace_back(action::Leave{});
+}
+
+void RefreshCycle::loaded(const Loaded& l, Actions& out) {
+  if (auto* err = std::get_if<FileError>(&l.result)) {
+    if (err->kind == FileErrorKind::not_found) {
+      // Gone: the watcher reports the removal and the supervisor stops us.
+      stopped_ = true;
+      finish(std::nullopt, CycleOutcome::file_missing, {}, out);
+      return;
+    }
+    auto identity = stat_identity(path_);
+    if (!error_reported_for_ || !identity || *error_reported_for_ != *identity) {
+      error_reported_for_ = identity;
+      log::error("file_error",
+                 "session file cannot be used; it is left untouched and retried when it changes",
+                 {{"session", id()},
+                  {"file", path_},
+                  {"reason", to_string(err->kind)},
+                  {"error", err->message}});
+      if (site_->metrics) site_->metrics->file_error(err->kind);
+    }
+    status_.state = SessionState::file_error;
+    status_.last_error = std::string(to_string(err->kind)) + ": " + err->message;
+    stopped_ = true;
+    finish(std::nullopt, CycleOutcome::file_error, err->message, out);
+    return;
+  }
+  const auto& session = std::get<LoadedSession>(l.result);
+  const bool rewritten = known_ && *known_ != session.identity;
+  if (rewritten) {
+    // The login bot wrote a new session: it is the truth from now on.
+    log::info("session_reloaded", "session file changed on disk; using the new version",
+              {{"session", id()}});
+    forget_unsaved();
+    attempt_ = 0;
+  }
+  known_ = session.identity;
+  error_reported_for_.reset();
+  doc_ = std::make_shared<json>(session.doc);
+  KeepaliveBlock k = read_keepalive(*doc_);
+  if (!last_ok_ && k.last_refresh) last_ok_ = parse_iso8601(*k.last_refresh);
+  status_.adopt(k);
+  if (k.state == "invalid") {
+    // Marked logged out earlier (--on-logged-out mark): stays so until the bot
+    // writes a new session for this id.
+    status_.state = SessionState::invalid;
+    status_.last_error = k.last_error;
+    stopped_ = true;
+    doc_.reset();
+    finish(std::nullopt, CycleOutcome::invalid, {}, out);
+    return;
+  }
+  if (rewritten || status_.state == SessionState::file_error) status_.state = SessionState::pending;
+  stopped_ = false;
+  jar_ = unsaved_jar_ ? *unsaved_jar_ : jar_from_playwright((*doc_)["cookies"]);
+  if (unsaved_headers_) (*doc_)["headers"] = *unsaved_headers_;
+  if (unsaved_origins_) (*doc_)["origins"] = *unsaved_origins_;
+  const auto& p = *site_->profile;
+  run_step(p.check ? *p.check : *p.refresh, out);
+}
+
+void RefreshCycle::run_step(const Step& step, Actions& out) {
+  const auto& p = *site_->profile;
+  step_ = &step;
+  phase_ = is_check(step) ? Phase::checking : Phase::refreshing;
+  // Waiting requests start closest-to-logout first; an unknown last refresh
+  // counts as due now.
+  const WallTime deadline = last_ok_ ? *last_ok_ + site_->idle_timeout : site_->now();
+  const auto priority = std::chrono::duration_cast<Millis>(deadline.time_since_epoch()).count();
+  if (step.is_exec()) {
+    // A private copy of the file, with the cookies as they are now.
+    ExecJob job;
+    job.session_id = id();
+    job.session = *doc_;
+    job.session["cookies"] = playwright_from_jar(job.session["cookies"], jar_);
+    job.argv = step.exec;
+    job.base_url = p.base_url;
+    job.timeout = step.timeout;
+    out.emplace_back(action::RunExec{cycle_, std::move(job)});
+    return;
+  }
+  if (step.is_browser()) {
+    BrowserStepRequest req;
+    req.session_id = id();
+    req.state = json::object();
+    req.state["cookies"] = playwright_from_jar((*doc_)["cookies"], jar_);
+    req.state["origins"] = doc_->contains("origins") ? (*doc_)["origins"] : json::array();
+    req.spec = *step.browser;
+    TemplateContext ctx{id(), *doc_, p.base_url, {}, &jar_};
+    req.spec.url = expand_template(req.spec.url, ctx);
+    if (req.spec.url.rfind("http://", 0) != 0 && req.spec.url.rfind("https://", 0) != 0)
+      req.spec.url = p.base_url + req.spec.url;
+    req.priority = priority;
+    out.emplace_back(action::RunBrowser{cycle_, std::move(req)});
+    return;
+  }
+  TemplateContext ctx{id(), *doc_, p.base_url, {}, &jar_};
+  HttpRequest req = make_request(p, step, ctx, jar_);
+  req.priority = priority;
+  if (log::enabled(spdlog::level::debug))
+    log::debug("request", "sending request",
+               {{"session", id()}, {"step", step.name}, {"method", req.method}, {"url", req.url}});
+  out.emplace_back(action::SendHttp{cycle_, std::move(req)});
+}
+
+void RefreshCycle::answered(const HttpResponse& r, Actions& out) {
+  if (r.curl_code != kNotSent && site_->metrics)  // refused by the open circuit: never sent
+    site_->metrics->request(step_->name, http_code_label(r));
+  Verdict v = step_->evaluate(r);
+  if (v == Verdict::logged_in) {
+    jar_ = r.cookies;
+    jar_rotated_ = true;
+    if (!apply_captures(*step_, r, site_->profile->base_url, *doc_, jar_)) v = Verdict::transient;
+  }
+  std::string detail = describe(r);
+  if (v == Verdict::transient && r.transport_ok() && r.status >= 200 && r.status < 400)
+    detail += " (no logged-in or logged-out rule matched)";
+  if (log::enabled(spdlog::level::debug))
+    log::debug("response", "step answered",
+               {{"session", id()},
+                {"step", step_->name},
+                {"http_status", r.status},
+                {"verdict", to_string(v)},
+                {"duration_ms", r.elapsed.count() / 1000}});
+  verdict(v, detail, retry_after_delay(r, site_->now()), out);
+}
+
+void RefreshCycle::exec_finished(const ExecOutcome& r, Actions& out) {
+  if (site_->metrics) site_->metrics->request(step_->name, exec_code_label(r.process));
+  auto ev = exec_verdict(r);
+  if (ev.verdict == Verdict::logged_in) {
+    // The command's copy is the new state; sessiond's own block stays ours.
+    json updated = r.updated->doc;
+    if (doc_->contains("keepalive")) updated["keepalive"] = (*doc_)["keepalive"];
+    *doc_ = std::move(updated);
+    jar_ = jar_from_playwright((*doc_)["cookies"]);
+    jar_rotated_ = true;
+  }
+  verdict(ev.verdict, ev.detail, std::nullopt, out);
+}
+
+void RefreshCycle::browser_finished(const BrowserStepResult& r, Actions& out) {
+  if (!r.not_sent && site_->metrics)
+    site_->metrics->request(step_->name, std::string("browser_") + to_string(r.verdict));
+  // The newest state the browser saw, whatever the verdict: the page may have
+  // renewed the token at the site before it failed.
+  if (r.cookies) {
+    (*doc_)["cookies"] = *r.cookies;
+    jar_ = jar_from_playwright(*r.cookies);
+    jar_rotated_ = true;
+  }
+  if (r.origins) {
+    (*doc_)["origins"] = *r.origins;
+    jar_rotated_ = true;
+  }
+  verdict(to_verdict(r.verdict), r.detail, std::nullopt, out);
+}
+
+void RefreshCycle::verdict(Verdict v, const std::string& detail, std::optional<Millis> server_wait,
+                           Actions& out) {
+  switch (v) {
+    case Verdict::logged_in:
+      logged_in(out);
+      return;
+    case Verdict::logged_out:
+      log::warn("logged_out", "the site logged this session out",
+                {{"session", id()}, {"step", step_->name}, {"error", detail}});
+      dispose(step_->name + ": logged out (" + detail + ")", out);
+      return;
+    case Verdict::transient:
+      fail_transient(step_->name + ": " + detail, server_wait, out);
+      return;
+  }
+}
+
+void RefreshCycle::logged_in(Actions& out) {
+  last_ok_ = site_->now();  // the site just saw the session alive
+  const auto& p = *site_->profile;
+  if (is_check(*step_) && p.refresh) {
+    run_step(*p.refresh, out);
+    return;
+  }
+  save(out);
+}
+
+void RefreshCycle::save(Actions& out) {
+  phase_ = Phase::saving;
+  auto& doc = *doc_;
+  doc["cookies"] = playwright_from_jar(doc["cookies"], jar_);
+  write_keepalive(doc, status_.keepalive_refreshed(read_keepalive(doc), *last_ok_));
+  out.emplace_back(action::Save{cycle_, doc_, *known_});
+}
+
+void RefreshCycle::saved(const SaveOutcome& r, Actions& out) {
+  switch (r.kind) {
+    case SaveOutcome::Kind::saved: {
+      known_ = r.identity;
+      forget_unsaved();
+      attempt_ = 0;
+      status_.record_success(*last_ok_);
+      auto took =
+          std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started_);
+      log::info("refresh_ok", "session refreshed",
+                {{"session", id()},
+                 {"refresh_count", status_.refresh_count},
+                 {"duration_ms", took.count()}});
+      schedule(regular_delay(), out);  // before finish() publishes: the status shows it
+      doc_.reset();
+      finish(RefreshResult::success, CycleOutcome::success, {}, out);
+      return;
+    }
+    case SaveOutcome::Kind::changed_on_disk:
+      log::info("file_changed", "session file changed during the refresh; reloading it",
+                {{"session", id()}});
+      // known_ stays the version we read: the reload sees the bot's version
+      // as a rewrite (a new login: attempts and unsaved credentials reset).
+      forget_unsaved();
+      doc_.reset();
+      schedule(Millis(0), out);
+      finish(std::nullopt, CycleOutcome::superseded, "file changed on disk", out);
+      return;
+    case SaveOutcome::Kind::failed: {
+      // The site rotated the cookies already: keep them for the next cycle.
+      keep_unsaved();
+      std::string msg = r.error ? r.error->message : "write failed";
+      log::error("file_error",
+                 "could not save the refreshed session; keeping it in memory and retrying",
+                 {{"session", id()}, {"file", path_}, {"reason", "write"}, {"error", msg}});
+      if (site_->metrics) site_->metrics->file_error(FileErrorKind::write);
+      doc_.reset();
+      fail_transient("save failed: " + msg, std::nullopt, out);
+      return;
+    }
+  }
+}
+
+void RefreshCycle::dispose(const std::string& reason, Actions& out) {
+  phase_ = Phase::disposing;
+  auto& doc = *doc_;
+  write_keepalive(doc,
+                  SessionStatus::keepalive_logged_out(read_keepalive(doc), reason, site_->now()));
+  if (unsaved_jar_) doc["cookies"] = playwright_from_jar(doc["cookies"], *unsaved_jar_);
+  out.emplace_back(action::Dispose{cycle_, doc_, *known_});
+}
+
+void RefreshCycle::disposed(const DisposeOutcome& r, Actions& out) {
+  if (r.changed_on_disk) {
+    log::info("file_changed", "session file changed on disk; not invalidating the new session",
+              {{"session", id()}});
+    doc_.reset();
+    schedule(Millis(0), out);
+    finish(std::nullopt, CycleOutcome::superseded, "file changed on disk", out);
+    return;
+  }
+  if (r.identity) known_ = r.identity;  // marked in place: our write, not the bot's
+  status_.state = SessionState::invalid;
+  status_.last_error =
+      r.error ? "logged out; disposal failed: " + r.error->message : std::string("logged out");
+  stopped_ = true;
+  forget_unsaved();
+  doc_.reset();
+  cancel_timer();
+  if (r.error) {
+    log::error("file_error", "session is logged out but its file could not be updated",
+               {{"session", id()}, {"file", path_}, {"reason", "write"}, {"error", r.error->message}});
+    if (site_->metrics) site_->metrics->file_error(FileErrorKind::write);
+  } else {
+    log::warn("session_invalidated", "logged-out session is no longer refreshed",
+              {{"session", id()}, {"file", r.where}});
+  }
+  finish(RefreshResult::logged_out, CycleOutcome::logged_out, {}, out);
+}
+
+void RefreshCycle::fail_transient(const std::string& reason, std::optional<Millis> server_wait,
+                                  Actions& out) {
+  // An earlier step of this cycle (a check, a browser page before it failed)
+  // may have rotated the credentials at the site: the next cycle must use
+  // them, not the file's, or the session logs itself out.
+  if (jar_rotated_ && doc_) keep_unsaved();
+  ++attempt_;
+  status_.last_error = reason;
+  const auto& policy = site_->profile->retry;
+  Millis delay = next_delay(policy, attempt_, uniform());
+  if (server_wait) delay = std::max(delay, *server_wait);  // honour Retry-After
+  auto left = until_idle_deadline();
+  Millis margin = std::min(Millis(1000), site_->idle_timeout / 20);
+  std::optional<Millis> capped = left ? cap_to_deadline(delay, *left, margin, policy.base) : delay;
+  if (capped) {
+    delay = *capped;
+    status_.state = SessionState::retrying;
+  } else {
+    // Past the idle deadline: the site has probably logged it out, but only the
+    // site can say so. Keep trying at the backoff pace and say it is at risk.
+    status_.state = SessionState::at_risk;
+  }
+  log::warn("refresh_failed", "refresh failed, will retry",
+            {{"session", id()},
+             {"attempt", attempt_},
+             {"error", reason},
+             {"state", to_string(status_.state)},
+             {"retry_in_ms", delay.count()}});
+  if (!stopped_) schedule(delay, out);  // before finish() publishes: the status shows it
+  finish(RefreshResult::transient_error, CycleOutcome::transient_error, reason, out);
+}
+
+bool RefreshCycle::is_check(const Step& step) const {
+  const auto& check = site_->profile->check;
+  return check && &step == &*check;
+}
+
+void RefreshCycle::keep_unsaved() {
+  unsaved_jar_ = jar_;
+  if (doc_ && doc_->contains("headers")) unsaved_headers_ = (*doc_)["headers"];
+  if (doc_ && doc_->contains("origins")) unsaved_origins_ = (*doc_)["origins"];
+}
+
+void RefreshCycle::forget_unsaved() {
+  unsaved_jar_.reset();
+  unsaved_headers_.reset();
+  unsaved_origins_.reset();
+}
+
+}  // namespace sessiond
