@@ -1,0 +1,188 @@
+#include "admin_routes.hpp"
+
+#include <caf/scoped_actor.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <limits>
+
+#include "sessiond/session_file.hpp"
+#include "sessiond/session_status.hpp"
+
+namespace sessiond {
+namespace {
+
+using json = nlohmann::json;
+
+Reply json_reply(int status, const json& body) {
+  Reply r;
+  r.status = status;
+  r.body = body.dump();
+  return r;
+}
+
+// Constant-time comparison: the time taken does not depend on where the
+// first difference is.
+bool same_secret(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const std::string& other = a.size() == b.size() ? b : a;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ other[i]);
+  return diff == 0;
+}
+
+// Asks an actor; nullopt when it does not answer in time (or is gone).
+template <class T, class Handle, class... Ts>
+std::optional<T> ask(caf::actor_system& sys, const Handle& dest, std::chrono::milliseconds timeout,
+                     Ts&&... xs) {
+  std::optional<T> out;
+  caf::scoped_actor self{sys};
+  self->request(dest, timeout, std::forward<Ts>(xs)...)
+      .receive([&](T& value) { out = std::move(value); }, [&](caf::error&) {});
+  return out;
+}
+
+const char* const kInvalidId = "invalid session id (expected [A-Za-z0-9_.-]{1,64})";
+
+}  // namespace
+
+AdminRoutes::AdminRoutes(caf::actor_system& system, supervisor_actor supervisor,
+                         status_board_actor board, Options options)
+    : system_(system),
+      supervisor_(std::move(supervisor)),
+      board_(std::move(board)),
+      options_(std::move(options)) {}
+
+Reply AdminRoutes::error(int status, const std::string& message) {
+  return json_reply(status, json{{"error", message}});
+}
+
+Reply AdminRoutes::method_not_allowed(const std::string& allow) {
+  Reply r = error(405, "method not allowed");
+  r.headers.emplace_back("Allow", allow);
+  return r;
+}
+
+std::optional<Reply> AdminRoutes::unauthorized(const std::string& authorization) const {
+  if (options_.admin_token.empty()) return std::nullopt;
+  const std::string prefix = "Bearer ";
+  if (authorization.rfind(prefix, 0) == 0 &&
+      same_secret(authorization.substr(prefix.size()), options_.admin_token))
+    return std::nullopt;
+  Reply r = error(401, authorization.empty() ? "missing bearer token" : "wrong bearer token");
+  r.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return r;
+}
+
+Reply AdminRoutes::metrics() const {
+  auto text = ask<std::string>(system_, board_, options_.query_timeout, metrics_atom::value);
+  if (!text) return error(503, "metrics actor did not answer");
+  Reply r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = std::move(*text);
+  return r;
+}
+
+Reply AdminRoutes::healthz() const {
+  // Alive means the actors answer, ready or not.
+  auto ready = ask<bool>(system_, board_, options_.query_timeout, ready_atom::value);
+  if (!ready) return error(503, "actor system does not answer");
+  return json_reply(200, json{{"status", "ok"}});
+}
+
+Reply AdminRoutes::readyz() const {
+  auto ready = ask<bool>(system_, board_, options_.query_timeout, ready_atom::value);
+  if (ready && *ready) return json_reply(200, json{{"status", "ready"}});
+  return json_reply(503, json{{"status", ready ? "not ready" : "no answer"}});
+}
+
+Reply AdminRoutes::status(const StatusParams& params) const {
+  // ?state=NAME and ?limit=N keep the answer small with many sessions.
+  std::string state = params.state.value_or("");
+  if (!state.empty() && !valid_state_name(state))
+    return error(400, "unknown state \"" + state + "\" (expected one of " + state_names() + ")");
+  std::uint64_t limit = std::numeric_limits<std::uint64_t>::max();
+  if (params.limit) {
+    const std::string& v = *params.limit;
+    if (v.empty() || v.size() > 9 ||
+        !std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c); }))
+      return error(400, "limit: expected a number of sessions (0-999999999)");
+    limit = std::stoull(v);
+  }
+  auto text =
+      ask<std::string>(system_, board_, options_.query_timeout, status_atom::value, state, limit);
+  if (!text) return error(503, "status not available");
+  Reply r;
+  r.body = std::move(*text);
+  return r;
+}
+
+Reply AdminRoutes::refresh_all(const std::string& authorization) const {
+  if (auto denied = unauthorized(authorization)) return *denied;
+  auto n = ask<int>(system_, supervisor_, options_.query_timeout, refresh_atom::value);
+  if (!n) return error(503, "supervisor did not answer");
+  return json_reply(202, json{{"refreshing", *n}});
+}
+
+// Ids are validated here, after the path was decoded, so "..%2F" and friends
+// never reach the disk.
+Reply AdminRoutes::get_session(const std::string& id) const {
+  if (!valid_session_id(id)) return error(400, kInvalidId);
+  auto text = ask<std::string>(system_, board_, options_.query_timeout, session_atom::value, id);
+  if (!text) return error(503, "status not available");
+  if (text->empty()) return error(404, "unknown session " + id);
+  Reply r;
+  r.body = std::move(*text);
+  return r;
+}
+
+Reply AdminRoutes::refresh_session(const std::string& id, const std::string& authorization) const {
+  if (!valid_session_id(id)) return error(400, kInvalidId);
+  if (auto denied = unauthorized(authorization)) return *denied;
+  auto report =
+      ask<CycleReport>(system_, supervisor_, options_.refresh_timeout, refresh_atom::value, id);
+  if (!report) return error(504, "refresh did not finish in time");
+  if (report->outcome == CycleOutcome::not_found) return error(404, "unknown session " + id);
+  return json_reply(report->outcome == CycleOutcome::success ? 200 : 502,
+                    json{{"session", id}, {"outcome", to_string(*report)}});
+}
+
+Reply AdminRoutes::put_session(const std::string& id, const std::string& authorization) const {
+  if (!valid_session_id(id)) return error(400, kInvalidId);
+  if (auto denied = unauthorized(authorization)) return *denied;
+  auto result =
+      ask<AdminResult>(system_, supervisor_, options_.query_timeout, register_atom::value, id);
+  if (!result) return error(503, "supervisor did not answer");
+  if (*result == AdminResult::not_found)
+    return error(404, "no file " + session_filename(id) + " in the sessions directory");
+  return json_reply(*result == AdminResult::registered ? 201 : 200,
+                    json{{"session", id}, {"result", to_string(*result)}});
+}
+
+Reply AdminRoutes::delete_session(const std::string& id, const std::string& authorization) const {
+  if (!valid_session_id(id)) return error(400, kInvalidId);
+  if (auto denied = unauthorized(authorization)) return *denied;
+  auto result =
+      ask<AdminResult>(system_, supervisor_, options_.query_timeout, unregister_atom::value, id);
+  if (!result) return error(503, "supervisor did not answer");
+  if (*result == AdminResult::not_found) return error(404, "unknown session " + id);
+  return json_reply(*result == AdminResult::registered ? 201 : 200,
+                    json{{"session", id}, {"result", to_string(*result)}});
+}
+
+Reply AdminRoutes::session_route(const std::string& method, const std::string& id, bool refresh,
+                                 const std::string& authorization) const {
+  if (!valid_session_id(id)) return error(400, kInvalidId);
+  if (refresh) {
+    if (method != "POST") return method_not_allowed("POST");
+    return refresh_session(id, authorization);
+  }
+  if (method == "GET") return get_session(id);
+  if (method == "PUT") return put_session(id, authorization);
+  if (method == "DELETE") return delete_session(id, authorization);
+  return method_not_allowed("GET, PUT, DELETE");
+}
+
+}  // namespace sessiond

@@ -1,0 +1,74 @@
+#pragma once
+// The admin API as plain functions, one per route: each asks the actors
+// (through a scoped_actor with a timeout, so a stuck actor yields 503/504, not
+// a hung request) and returns the whole answer. No HTTP library in here:
+// AdminServer maps cpp-httplib requests onto these, tests call them directly.
+
+#include <caf/actor_system.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "sessiond/actors.hpp"
+
+namespace sessiond {
+
+struct Reply {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// GET /status?state=NAME&limit=N, as given (absent: nullopt).
+struct StatusParams {
+  std::optional<std::string> state;
+  std::optional<std::string> limit;
+};
+
+class AdminRoutes {
+ public:
+  struct Options {
+    std::string admin_token;                            // empty: the mutating routes need no token
+    std::chrono::milliseconds refresh_timeout{120000};  // POST /sessions/{id}/refresh
+    std::chrono::milliseconds query_timeout{5000};
+  };
+
+  AdminRoutes(caf::actor_system& system, supervisor_actor supervisor, status_board_actor board,
+              Options options);
+
+  // `authorization` is the Authorization header ("" when absent). Mutating
+  // routes check it (Bearer, constant-time) before anything else but the id.
+  Reply metrics() const;                                      // GET /metrics
+  Reply healthz() const;                                      // GET /healthz
+  Reply readyz() const;                                       // GET /readyz
+  Reply status(const StatusParams& params) const;             // GET /status
+  Reply refresh_all(const std::string& authorization) const;  // POST /refresh
+  Reply get_session(const std::string& id) const;             // GET /sessions/{id}
+  Reply refresh_session(const std::string& id, const std::string& authorization) const;
+  Reply put_session(const std::string& id, const std::string& authorization) const;
+  Reply delete_session(const std::string& id, const std::string& authorization) const;
+  // /sessions/{id} (refresh false) and /sessions/{id}/refresh with any method:
+  // the id is checked first, then the method (405 with Allow), then the route.
+  Reply session_route(const std::string& method, const std::string& id, bool refresh,
+                      const std::string& authorization) const;
+
+  // 405 with the Allow header.
+  static Reply method_not_allowed(const std::string& allow);
+  // {"error": message}
+  static Reply error(int status, const std::string& message);
+
+ private:
+  // nullopt: authorized; else the 401 to send.
+  std::optional<Reply> unauthorized(const std::string& authorization) const;
+
+  caf::actor_system& system_;
+  supervisor_actor supervisor_;
+  status_board_actor board_;
+  Options options_;
+};
+
+}  // namespace sessiond
