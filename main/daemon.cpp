@@ -22,6 +22,8 @@
 
 #include "admin_server.hpp"
 #include "demo.hpp"
+#include "sessiond/browser_pool.hpp"
+#include "sessiond/browser_probe.hpp"
 #include "sessiond/circuit_breaker.hpp"
 #include "sessiond/json_log.hpp"
 #include "sessiond/metrics.hpp"
@@ -42,7 +44,13 @@ struct Plan {
   Millis idle_timeout{0};
   Shard shard;
   std::optional<ListenAddress> listen;
+  std::optional<BrowserLaunchOptions> browser;  // set when a step of the profile is a browser step
+  std::string browser_product;                  // what the probe said it is
 };
+
+bool uses_browser(const Profile& p) {
+  return (p.check && p.check->is_browser()) || (p.refresh && p.refresh->is_browser());
+}
 
 Plan make_plan(Config config, const std::string& base_url_override = {}) {
   Plan plan;
@@ -77,6 +85,18 @@ Plan make_plan(Config config, const std::string& base_url_override = {}) {
           "--listen " + config.listen +
           " is not a loopback address: set --admin-token (or SESSIOND_ADMIN_TOKEN) so the admin "
           "endpoints are not open to the network");
+  }
+  if (uses_browser(*plan.profile)) {
+    // Fail at start-up, not at the first step: a browser that does not start
+    // would make every refresh transient until the idle deadline.
+    BrowserLaunchOptions launch;
+    launch.path = choose_browser(config.browser);
+    auto probe = probe_browser(launch, Millis(20000));
+    if (!probe.ok)
+      throw ConfigError("the profile has browser steps but the browser does not start: " +
+                        probe.error);
+    plan.browser = launch;
+    plan.browser_product = probe.product;
   }
   plan.config = std::move(config);
   return plan;
@@ -131,6 +151,8 @@ struct Services {
   std::unique_ptr<GuardedTransport> guarded;
   std::unique_ptr<WorkerPool> io;
   std::unique_ptr<WorkerPool> exec;
+  std::unique_ptr<BrowserPool> browser;          // only when the profile has browser steps
+  std::unique_ptr<GuardedBrowser> guarded_browser;
 };
 
 Services build_services(const Plan& plan) {
@@ -165,6 +187,23 @@ Services build_services(const Plan& plan) {
   mc.max_in_flight = http_opts.max_in_flight;
   mc.rate_limit_per_second = http_opts.rate_per_second;
   s.metrics = std::make_shared<Metrics>(mc);
+  if (plan.browser) {
+    BrowserPool::Options bo;
+    bo.launch = *plan.browser;
+    bo.max_concurrent = static_cast<int>(profile.browser_max_concurrent);
+    auto hook = [metrics = s.metrics](const std::string& event, const std::string& detail) {
+      if (event == "browser_crashed" || event == "browser_start_failed") {
+        log::error(event, "the browser failed; in-flight steps are retried, the browser restarts",
+                   {{"error", detail}});
+      } else {
+        log::info(event, event == "browser_recycled" ? "browser recycled" : "browser started",
+                  {{"detail", detail}});
+      }
+      if (event == "browser_crashed" || event == "browser_recycled") metrics->browser_restarted();
+    };
+    s.browser = std::make_unique<BrowserPool>(bo, hook);
+    s.guarded_browser = std::make_unique<GuardedBrowser>(*s.browser, *s.breaker);
+  }
   return s;
 }
 
@@ -202,9 +241,14 @@ Actors spawn_actors(caf::actor_system& system, const Plan& plan, Services& servi
   bs.metrics = services.metrics;
   bs.heartbeat_interval = cfg.heartbeat_interval;
   bs.status_interval = cfg.status_interval;
-  bs.sample = [http = services.http.get(), breaker = services.breaker.get()](Metrics& m) {
+  bs.sample = [http = services.http.get(), breaker = services.breaker.get(),
+               browser = services.browser.get()](Metrics& m) {
     m.sample_http(http->load());
     m.sample_circuit(breaker->is_open());
+    if (browser) {
+      auto b = browser->stats();
+      m.sample_browser(b.in_flight, b.queued, b.browser_rss_bytes, b.browser_pss_bytes);
+    }
   };
   a.board = system.spawn(status_board_impl, bs);
   if (mode == DaemonMode::once) a.listener = system.spawn(once_listener_impl, std::move(once_done));
@@ -213,6 +257,7 @@ Actors spawn_actors(caf::actor_system& system, const Plan& plan, Services& servi
   rt->http = services.guarded.get();
   rt->io = services.io.get();
   rt->exec = services.exec.get();
+  rt->browser = services.guarded_browser.get();
   rt->metrics = services.metrics;
   rt->board = a.board;
   rt->listener = a.listener;
@@ -260,6 +305,13 @@ bool drain(caf::actor_system& system, const Actors& a, Millis timeout) {
   return drained;
 }
 
+std::string describe_step(const std::optional<Step>& step) {
+  if (!step) return "none";
+  if (step->is_exec()) return "exec";
+  if (step->is_browser()) return "browser " + step->browser->url;
+  return step->method + " " + step->path;
+}
+
 const char* mode_name(DaemonMode mode) {
   return mode == DaemonMode::run ? "run" : mode == DaemonMode::once ? "once" : "demo";
 }
@@ -276,11 +328,9 @@ int check_config(const Config& config) {
         {"base_url", p.base_url},
         {"interval", format_duration(plan.interval)},
         {"idle_timeout", format_duration(plan.idle_timeout)},
-        {"check",
-         p.check ? (p.check->is_exec() ? "exec" : p.check->method + " " + p.check->path) : "none"},
-        {"refresh",
-         p.refresh ? (p.refresh->is_exec() ? "exec" : p.refresh->method + " " + p.refresh->path)
-                   : "none"},
+        {"check", describe_step(p.check)},
+        {"refresh", describe_step(p.refresh)},
+        {"browser", plan.browser ? nlohmann::json(plan.browser->path) : nlohmann::json()},
         {"sessions_dir", config.sessions_dir},
         {"listen", config.listen},
         {"shard", {{"index", plan.shard.index}, {"count", plan.shard.count}}},
@@ -336,6 +386,9 @@ int run_daemon(Config config, DaemonMode mode) {
              {"idle_timeout_s", plan.idle_timeout.count() / 1000.0},
              {"shard", {{"index", plan.shard.index}, {"count", plan.shard.count}}},
              {"listen", cfg.listen}});
+  if (plan.browser)
+    log::info("startup", "browser found",
+              {{"browser", plan.browser->path}, {"product", plan.browser_product}});
   if (demo)
     log::info("demo",
               "demo: fake site running; open http://" + cfg.listen + "/status while it runs",
@@ -403,6 +456,7 @@ int run_daemon(Config config, DaemonMode mode) {
     services.http.reset();
     services.io.reset();
     services.exec.reset();
+    if (services.browser) services.browser->stop();
     auto took =
         std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - drain_started);
     log::info(

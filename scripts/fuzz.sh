@@ -35,7 +35,7 @@ if [ "$replay" = 1 ]; then
 else
   budget=(-max_total_time="$seconds")
 fi
-targets=(${FUZZ_TARGETS:-fuzz_session_file fuzz_profile fuzz_cookie_jar})
+targets=(${FUZZ_TARGETS:-fuzz_session_file fuzz_profile fuzz_cookie_jar fuzz_devtools fuzz_storage_state})
 # Symbolized sanitizer reports (Debian's llvm-14 has no unversioned llvm-symbolizer).
 if [ -z "${ASAN_SYMBOLIZER_PATH:-}" ] && ! command -v llvm-symbolizer >/dev/null &&
    [ -x /usr/lib/llvm-14/bin/llvm-symbolizer ]; then

@@ -99,4 +99,19 @@ void GuardedTransport::submit(HttpRequest request, Callback done) {
   });
 }
 
+void GuardedBrowser::submit(BrowserStepRequest request, Callback done) {
+  if (!breaker_.allow()) {
+    BrowserStepResult r;
+    r.not_sent = true;
+    r.detail = "circuit breaker open: the site is failing, page not loaded";
+    done(std::move(r));
+    return;
+  }
+  CircuitBreaker* breaker = &breaker_;
+  inner_.submit(std::move(request), [breaker, done = std::move(done)](BrowserStepResult r) {
+    if (!r.not_sent) breaker->record(r.verdict != BrowserStepResult::Verdict::transient);
+    done(std::move(r));
+  });
+}
+
 }  // namespace sessiond

@@ -176,6 +176,10 @@ const std::vector<Flag>& flags() {
        [](Config& c, const std::string& v) {
          c.per_session_metrics = bool_value("per-session-metrics", v);
        }},
+      {"browser", "PATH",
+       "Chromium for browser steps (default: /usr/lib/chromium/chromium-headless-shell, then "
+       "/usr/lib/chromium/chromium)",
+       [](Config& c, const std::string& v) { c.browser = v; }},
       {"url", "URL", "status/refresh: the daemon's base URL (default: http://<listen>)",
        [](Config& c, const std::string& v) { c.url = v; }},
       {"output", "FORMAT", "status: table or json",

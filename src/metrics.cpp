@@ -89,6 +89,28 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
   process_max_fds_ = gauge("process_max_fds", "Maximum number of open file descriptors.");
   process_start_ = gauge("process_start_time_seconds",
                          "Start time of the process since unix epoch in seconds.");
+  auto& browser_steps = BuildCounter()
+                            .Name("sessiond_browser_steps_total")
+                            .Help("Browser steps (page loads in the pooled Chromium) by result")
+                            .Register(r);
+  for (auto v : {BrowserStepResult::Verdict::logged_in, BrowserStepResult::Verdict::logged_out,
+                 BrowserStepResult::Verdict::transient})
+    browser_steps_[static_cast<std::size_t>(v)] = &browser_steps.Add({{"result", to_string(v)}});
+  browser_steps_[3] = &browser_steps.Add({{"result", "not_sent"}});
+  browser_duration_ = &BuildHistogram()
+                           .Name("sessiond_browser_step_duration_seconds")
+                           .Help("Duration of one browser step, queueing excluded")
+                           .Register(r)
+                           .Add({}, Histogram::BucketBoundaries{0.1, 0.25, 0.5, 1, 2, 3, 5, 10,
+                                                                20, 30, 60});
+  browser_restarts_ = counter("sessiond_browser_restarts_total",
+                              "Browser (Chromium) restarts after a crash, a hang or a recycle");
+  browser_in_flight_ = gauge("sessiond_browser_in_flight", "Browser steps running");
+  browser_queued_ = gauge("sessiond_browser_queued", "Browser steps waiting for a slot");
+  browser_rss_ = gauge("sessiond_browser_resident_memory_bytes",
+                       "Resident memory of the browser's processes (sum of RSS)");
+  browser_pss_ = gauge("sessiond_browser_proportional_memory_bytes",
+                       "Memory of the browser's processes with shared pages split (sum of PSS)");
   if (c.per_session)
     per_session_last_ = &BuildGauge()
                              .Name("sessiond_session_last_refresh_timestamp_seconds")
@@ -107,6 +129,23 @@ void Metrics::refresh_finished(RefreshResult result, double secs) {
 
 void Metrics::request(const std::string& step, const std::string& code) {
   requests_->Add({{"step", step}, {"code", code}}).Increment();
+}
+
+void Metrics::browser_step(const BrowserStepResult& result) {
+  if (result.not_sent) {
+    browser_steps_[3]->Increment();
+    return;
+  }
+  browser_steps_[static_cast<std::size_t>(result.verdict)]->Increment();
+  browser_duration_->Observe(std::chrono::duration<double>(result.elapsed).count());
+}
+
+void Metrics::sample_browser(int in_flight, int queued, std::uint64_t rss_bytes,
+                             std::uint64_t pss_bytes) {
+  browser_in_flight_->Set(in_flight);
+  browser_queued_->Set(queued);
+  browser_rss_->Set(static_cast<double>(rss_bytes));
+  browser_pss_->Set(static_cast<double>(pss_bytes));
 }
 
 void Metrics::file_error(FileErrorKind kind) {

@@ -375,8 +375,11 @@ void RefreshCycle::exec_finished(const ExecOutcome& r, Actions& out) {
 }
 
 void RefreshCycle::browser_finished(const BrowserStepResult& r, Actions& out) {
-  if (!r.not_sent && site_->metrics)
-    site_->metrics->request(step_->name, std::string("browser_") + to_string(r.verdict));
+  if (site_->metrics) {
+    site_->metrics->browser_step(r);
+    if (!r.not_sent)
+      site_->metrics->request(step_->name, std::string("browser_") + to_string(r.verdict));
+  }
   // The newest state the browser saw, whatever the verdict: the page may have
   // renewed the token at the site before it failed.
   if (r.cookies) {

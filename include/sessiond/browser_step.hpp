@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -58,5 +59,14 @@ struct BrowserStepResult {
 };
 
 const char* to_string(BrowserStepResult::Verdict v);
+
+// Runs browser steps: the browser pool, the circuit breaker in front of it,
+// a script in tests. `done` is called exactly once, from any thread.
+class BrowserRunner {
+ public:
+  using Callback = std::function<void(BrowserStepResult)>;
+  virtual ~BrowserRunner() = default;
+  virtual void submit(BrowserStepRequest request, Callback done) = 0;
+};
 
 }  // namespace sessiond

@@ -4,14 +4,16 @@
 // instead of hammering a site that is down, then let a single probe through
 // (half-open); its success closes the circuit. Thread-safe.
 //
-// GuardedTransport puts it in front of an HttpTransport: a request refused by
-// the open circuit completes at once, unsent, as a transient failure.
+// GuardedTransport puts it in front of an HttpTransport, GuardedBrowser in
+// front of the browser pool: a request refused by the open circuit completes
+// at once, unsent, as a transient failure.
 
 #include <chrono>
 #include <functional>
 #include <mutex>
 #include <vector>
 
+#include "sessiond/browser_step.hpp"
 #include "sessiond/http_client.hpp"
 #include "sessiond/profile.hpp"
 
@@ -55,6 +57,20 @@ class CircuitBreaker {
   std::chrono::steady_clock::time_point opened_at_{};
   bool probe_in_flight_ = false;
   std::vector<Bucket> buckets_;  // one per second of the window (a ring)
+};
+
+// The same breaker in front of browser steps: a step refused by the open
+// circuit completes at once, `not_sent`, transient; a transient step counts
+// as a failure of the site (a page that did not come up), any verdict as a
+// success.
+class GuardedBrowser final : public BrowserRunner {
+ public:
+  GuardedBrowser(BrowserRunner& inner, CircuitBreaker& breaker) : inner_(inner), breaker_(breaker) {}
+  void submit(BrowserStepRequest request, Callback done) override;
+
+ private:
+  BrowserRunner& inner_;
+  CircuitBreaker& breaker_;
 };
 
 // A response the profile would call transient: no answer, 5xx or 429.

@@ -49,6 +49,7 @@ struct Config {
   std::string url;               // status/refresh: the daemon's address (default: from --listen)
   std::string output = "table";  // status: table | json
   int demo_sessions = 5;
+  std::string browser;  // Chromium for browser steps ("" = Debian's headless shell, then chromium)
 };
 
 // `env` is the process environment (name -> value).

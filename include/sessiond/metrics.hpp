@@ -17,6 +17,7 @@
 #include <mutex>
 #include <string>
 
+#include "sessiond/browser_step.hpp"
 #include "sessiond/duration.hpp"
 #include "sessiond/http_client.hpp"
 #include "sessiond/session_file.hpp"
@@ -49,6 +50,8 @@ class Metrics {
   void request(const std::string& step, const std::string& code);  // one request / command
   void file_error(FileErrorKind kind);
   void actor_restarted() { restarts_->Increment(); }
+  void browser_step(const BrowserStepResult& result);
+  void browser_restarted() { browser_restarts_->Increment(); }
 
   // -- derived (status board) and sampled (at scrape) --
   void set_sessions(SessionState state, double n) {
@@ -61,6 +64,7 @@ class Metrics {
   void sample_http(const HttpLoad& load);
   void sample_circuit(bool open) { circuit_->Set(open ? 1 : 0); }
   void sample_process();
+  void sample_browser(int in_flight, int queued, std::uint64_t rss_bytes, std::uint64_t pss_bytes);
 
   // Counter values, for tests and logs.
   double refreshes(RefreshResult result) const {
@@ -68,6 +72,9 @@ class Metrics {
   }
   double file_errors(FileErrorKind kind) const;
   double actor_restarts() const { return restarts_->Value(); }
+  double browser_steps(BrowserStepResult::Verdict v) const {
+    return browser_steps_[static_cast<std::size_t>(v)]->Value();
+  }
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -91,6 +98,13 @@ class Metrics {
   prometheus::Gauge* process_max_fds_ = nullptr;
   prometheus::Gauge* process_start_ = nullptr;
   prometheus::Family<prometheus::Gauge>* per_session_last_ = nullptr;
+  std::array<prometheus::Counter*, 4> browser_steps_{};  // by verdict, then not_sent
+  prometheus::Histogram* browser_duration_ = nullptr;
+  prometheus::Counter* browser_restarts_ = nullptr;
+  prometheus::Gauge* browser_in_flight_ = nullptr;
+  prometheus::Gauge* browser_queued_ = nullptr;
+  prometheus::Gauge* browser_rss_ = nullptr;
+  prometheus::Gauge* browser_pss_ = nullptr;
   // Sampled totals turned into counters: what was reported so far.
   std::mutex sampled_mutex_;
   std::uint64_t rate_limited_reported_ = 0;

@@ -18,15 +18,6 @@
 
 namespace sessiond {
 
-// Runs browser steps (the browser pool; tests script it). `done` is called
-// exactly once, from any thread.
-class BrowserRunner {
- public:
-  using Callback = std::function<void(BrowserStepResult)>;
-  virtual ~BrowserRunner() = default;
-  virtual void submit(BrowserStepRequest request, Callback done) = 0;
-};
-
 struct Runtime {
   HttpTransport* http = nullptr;      // outlives the actor system
   Executor* io = nullptr;             // disk I/O

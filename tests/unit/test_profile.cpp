@@ -160,6 +160,7 @@ TEST_CASE("the bundled profiles parse", "[profile]") {
   CHECK(demo.retry.base == Millis(200));
   CHECK(demo.retry.max == Millis(2000));
 
+  // The original's behaviour: /pwa in the browser, logged in when div.homeSection renders.
   auto baman = load_profile(root + "/profiles/baman24.json");
   CHECK(baman.name == "baman24");
   CHECK(baman.base_url == "https://baman24.ir");
@@ -168,19 +169,28 @@ TEST_CASE("the bundled profiles parse", "[profile]") {
   CHECK(baman.jitter == Approx(0.1));
   REQUIRE(baman.check);
   CHECK_FALSE(baman.refresh);
-  CHECK(baman.check->timeout == Millis(20000));
-  CHECK(baman.default_headers.size() == 3);
-  CHECK(baman.rate_limit_per_second == Approx(20));
-  CHECK(baman.rate_limit_burst == Approx(40));
-  CHECK(baman.max_in_flight == 32);
-  REQUIRE(baman.token_deadline);
-  CHECK(baman.token_deadline->margin == Millis(5 * 60000));
+  REQUIRE(baman.check->is_browser());
+  CHECK(baman.check->browser->url == "/pwa");
+  REQUIRE(baman.check->browser->wait_for.size() == 1);
+  CHECK(baman.check->browser->wait_for[0].selector == std::optional<std::string>("div.homeSection"));
+  CHECK(baman.check->browser->timeout == Millis(30000));
+  CHECK_FALSE(baman.token_deadline);  // the page renews the token itself
 
-  // The seed's check: the home page with the marker is logged in, a login redirect is not.
-  CHECK(baman.check->evaluate(response(200, "<div class=\"homeSection\">")) == Verdict::logged_in);
+  // The plain-HTTP guess, kept until its rules are confirmed against the live site.
+  auto http = load_profile(root + "/profiles/baman24-http.json");
+  REQUIRE(http.check);
+  CHECK_FALSE(http.check->is_browser());
+  CHECK(http.check->timeout == Millis(20000));
+  CHECK(http.default_headers.size() == 3);
+  CHECK(http.rate_limit_per_second == Approx(20));
+  CHECK(http.rate_limit_burst == Approx(40));
+  CHECK(http.max_in_flight == 32);
+  REQUIRE(http.token_deadline);
+  CHECK(http.token_deadline->margin == Millis(5 * 60000));
+  CHECK(http.check->evaluate(response(200, "<div class=\"homeSection\">")) == Verdict::logged_in);
   auto redirect = response(302, "", {{"location", "https://baman24.ir/login?next=/pwa"}});
-  CHECK(baman.check->evaluate(redirect) == Verdict::logged_out);
-  CHECK(baman.check->evaluate(response(200, "<div id=root></div>")) == Verdict::transient);
+  CHECK(http.check->evaluate(redirect) == Verdict::logged_out);
+  CHECK(http.check->evaluate(response(200, "<div id=root></div>")) == Verdict::transient);
 
   CHECK_THROWS_AS(load_profile(root + "/profiles/does-not-exist.json"), ProfileError);
 }
