@@ -1,20 +1,29 @@
 // The browser pool (see browser_pool.hpp): one thread, one Chromium, poll()
 // on the DevTools pipe, every step a chain of protocol callbacks.
 //
-// Why one long-lived browser context per slot and a new page per step
-// (measured on 2 cores, page with a 1 MB immutable script bundle; bench/
-// browser_step.cpp): a fresh context per step starts with an empty HTTP
-// cache, so every step re-downloads and recompiles the bundle (0.45-0.52
-// CPU-s of the browser tree per step, the bundle fetched on every step). A
-// context that outlives the step keeps the cache and V8's code cache. The
-// page itself is not reused: a new page gets a fresh sessionStorage and a
-// fresh JS heap, which a reused page would carry from account to account.
-// What the context keeps between accounts is wiped before each step (cookies
-// of every domain; everything Storage.clearDataForOrigin("all") covers for
-// every origin the previous steps touched), and its HTTP cache only ever
-// serves static subresources: documents, XHR and fetch requests are sent with
-// "Cache-Control: no-cache" through Fetch interception, which makes Chromium
-// bypass the cache for them.
+// Why one long-lived browser context and ONE reused page per slot (measured
+// with bench/browser_step.cpp on 2 cores: a page that runs a 1 MB bundle of
+// 8,700 small functions, 32 steps over 4 accounts, CPU of the whole browser
+// tree per step):
+//   fresh context per step          0.24 CPU-s, the bundle downloaded every step
+//   context per slot, new page      0.21 CPU-s (a renderer process per step)
+//   context and page per slot       0.085-0.10 CPU-s, bundle from the HTTP cache
+// A fresh context starts with an empty HTTP cache; a new page starts a new
+// renderer. Reuse keeps both, so what the context and the page keep between
+// accounts is wiped before each step:
+// - cookies of every domain (Storage.clearCookies);
+// - localStorage, sessionStorage, IndexedDB, Cache Storage, service workers
+//   of every origin an earlier step touched (Storage.clearDataForOrigin
+//   "all"; sessionStorage is also cleared by the first init script that runs
+//   for such an origin, since the tab keeps its own);
+// - the old document ends before the next account's wipe (the page goes to
+//   about:blank between steps), and its JS heap goes with it;
+// - the HTTP cache only ever serves static subresources: documents, XHR and
+//   fetch requests are sent with "Cache-Control: no-cache" through Fetch
+//   interception, which makes Chromium bypass the cache for them.
+// The isolation test in tests/unit/test_browser_pool.cpp fails without the
+// wipe or without the cache bypass. Options::new_page_per_step and
+// fresh_context_per_step select the costlier modes.
 
 #include "sessiond/browser_pool.hpp"
 
@@ -94,13 +103,15 @@ std::string js_literal(const json& j) {
   return j.dump(-1, ' ', true, json::error_handler_t::replace);
 }
 
-// Puts one origin's localStorage in place before the page's own scripts run.
-// Removed once it reported (a reload later in the step must not undo what
-// the page wrote).
-std::string seed_script(const std::string& origin, const json& items) {
+// Prepares one origin before the page's own scripts run: clears the tab's
+// sessionStorage of an earlier account (a reused page keeps it) and puts the
+// request's localStorage in place. Removed once it reported (a reload later
+// in the step must not undo what the page wrote).
+std::string seed_script(const std::string& origin, const json& items, bool clear_session) {
   static const std::string kTemplate = R"JS((() => {
   const origin = ORIGIN, items = ITEMS;
   if (location.origin !== origin) return;
+  if (CLEAR) try { Storage.prototype.clear.call(window.sessionStorage); } catch (e) {}
   try {
     const ls = window.localStorage;
     for (const [k, v] of items) Storage.prototype.setItem.call(ls, k, v);
@@ -109,6 +120,7 @@ std::string seed_script(const std::string& origin, const json& items) {
 })();)JS";
   std::string s = replace_all(kTemplate, "ORIGIN", js_literal(origin));
   s = replace_all(s, "ITEMS", js_literal(items));
+  s = replace_all(s, "CLEAR", clear_session ? "true" : "false");
   return replace_all(s, "BINDING", kBinding);
 }
 
@@ -263,8 +275,13 @@ class BrowserPool::Impl {
     std::set<std::string> dirty_origins;  // may hold the previous accounts' data
     bool busy = false;                    // a step, or its page still closing
     bool replace_context = false;         // a wipe or a close failed: start over
-    std::string closing_target;
+    std::string closing_target;           // a page closing or going to about:blank
     Clock::time_point closing_deadline;
+    // The reused page (unless new_page_per_step).
+    std::string page_target, page_session;
+    bool page_ready = false;              // domains enabled, binding added
+    std::vector<std::string> scripts;     // init scripts of the last step
+    std::set<std::string> session_dirty;  // origins whose sessionStorage the tab may hold
   };
 
   struct Step {
@@ -281,6 +298,7 @@ class BrowserPool::Impl {
     bool settling = false;
     Clock::time_point settle_until;
     bool capturing = false;  // final reads sent
+    bool page_lost = false;  // crashed or closed: the slot's page cannot be reused
     int capture_pending = 0;
     std::map<std::string, std::string> seed_scripts;  // origin -> script identifier
     std::set<std::string> touched;                    // origins that may hold data now
@@ -661,6 +679,8 @@ class BrowserPool::Impl {
       call("Target.disposeBrowserContext", {{"browserContextId", slot.context_id}}, "");
       slot.context_id.clear();
       slot.dirty_origins.clear();
+      slot.session_dirty.clear();
+      forget_page(slot);  // closed with its context
       call("Target.createBrowserContext", json::object(), "", [this, id](const Reply& r) {
         Step* st = find(id);
         if (!st) return;
@@ -671,7 +691,24 @@ class BrowserPool::Impl {
       });
       return;
     }
+    if (!opts_.new_page_per_step && slot.page_ready) {
+      s.target_id = slot.page_target;
+      s.session_id = slot.page_session;
+      session_steps_[s.session_id] = id;
+      return setup_page(id);
+    }
     create_page(id);
+  }
+
+  void forget_page(Slot& slot) {
+    if (!slot.page_session.empty()) {
+      session_steps_.erase(slot.page_session);
+      cdp_.forget_session(slot.page_session);
+    }
+    slot.page_target.clear();
+    slot.page_session.clear();
+    slot.page_ready = false;
+    slot.scripts.clear();
   }
 
   void create_page(std::uint64_t id) {
@@ -700,6 +737,13 @@ class BrowserPool::Impl {
                                   "setup failed: " + a.method + ": " + a.error);
                   s2->session_id = a.result.value("sessionId", "");
                   session_steps_[s2->session_id] = id;
+                  if (!opts_.new_page_per_step) {
+                    Slot& sl = slots_[s2->slot];
+                    sl.page_target = s2->target_id;
+                    sl.page_session = s2->session_id;
+                    sl.page_ready = false;
+                    sl.scripts.clear();
+                  }
                   setup_page(id);
                 });
          });
@@ -726,23 +770,34 @@ class BrowserPool::Impl {
       call(method, std::move(params), session, std::move(cb));
     };
     ++s.setup_pending;  // held until every command is sent
+    const bool fresh_page = opts_.new_page_per_step || !slot.page_ready;
+    // 0. The last step's init scripts (a reused page keeps them).
+    for (const auto& script : slot.scripts)
+      call("Page.removeScriptToEvaluateOnNewDocument", {{"identifier", script}}, sid);
+    slot.scripts.clear();
     // 1. Wipe what earlier steps left in this context.
     add("Storage.clearCookies", {{"browserContextId", slot.context_id}}, "", part);
     for (const auto& origin : slot.dirty_origins)
       add("Storage.clearDataForOrigin", {{"origin", origin}, {"storageTypes", "all"}}, sid, part);
     slot.dirty_origins.clear();
-    // 2. Domains. Without Page.enable init scripts never run; without
-    // Runtime.enable bindings never report.
-    add("Page.enable", json::object(), sid, part);
-    add("Runtime.enable", json::object(), sid, part);
-    add("Network.enable", {{"maxTotalBufferSize", 0}, {"maxResourceBufferSize", 0}}, sid, part);
-    json patterns = json::array();
-    for (const char* type : {"Document", "XHR", "Fetch", "EventSource", "Other"})
-      patterns.push_back(
-          {{"urlPattern", "*"}, {"resourceType", type}, {"requestStage", "Request"}});
-    add("Fetch.enable", {{"patterns", patterns}}, sid, part);
-    add("Runtime.addBinding", {{"name", kBinding}}, sid, part);
-    // 3. Seeds, before the page's scripts: localStorage per origin, cookies.
+    // 2. Domains, once per page. Without Page.enable init scripts never run;
+    // without Runtime.enable bindings never report.
+    if (fresh_page) {
+      add("Page.enable", json::object(), sid, part);
+      add("Runtime.enable", json::object(), sid, part);
+      add("Network.enable", {{"maxTotalBufferSize", 0}, {"maxResourceBufferSize", 0}}, sid, part);
+      json patterns = json::array();
+      for (const char* type : {"Document", "XHR", "Fetch", "EventSource", "Other"})
+        patterns.push_back(
+            {{"urlPattern", "*"}, {"resourceType", type}, {"requestStage", "Request"}});
+      add("Fetch.enable", {{"patterns", patterns}}, sid, part);
+      add("Runtime.addBinding", {{"name", kBinding}}, sid, part);
+    }
+    // 3. Seeds, before the page's scripts: localStorage per origin (and on a
+    // reused page, sessionStorage cleared for every origin it may hold), cookies.
+    std::map<std::string, json> prepare;  // origin -> localStorage items
+    if (!opts_.new_page_per_step)
+      for (const auto& origin : slot.session_dirty) prepare[origin] = json::array();
     for (const auto& entry : s.origins) {
       if (!entry.is_object() || !entry.contains("origin") || !entry["origin"].is_string()) continue;
       const std::string origin = entry["origin"].get<std::string>();
@@ -753,16 +808,28 @@ class BrowserPool::Impl {
               it["name"].is_string() && it["value"].is_string())
             items.push_back({it["name"], it["value"]});
       s.touched.insert(origin);
-      if (items.empty()) continue;
-      add("Page.addScriptToEvaluateOnNewDocument", {{"source", seed_script(origin, items)}}, sid,
-          [this, id, origin, part](const Reply& r) {
+      if (!items.empty()) prepare[origin] = items;
+    }
+    auto keep_script = [this, id](const Reply& r) {
+      Step* st = find(id);
+      if (st && r.ok) slots_[st->slot].scripts.push_back(r.result.value("identifier", ""));
+    };
+    for (const auto& [origin, items] : prepare) {
+      const bool clear_session = slot.session_dirty.count(origin) > 0;
+      add("Page.addScriptToEvaluateOnNewDocument",
+          {{"source", seed_script(origin, items, clear_session)}}, sid,
+          [this, id, origin = origin, part, keep_script](const Reply& r) {
+            keep_script(r);
             if (Step* st = find(id); st && r.ok)
               st->seed_scripts[origin] = r.result.value("identifier", "");
             part(r);
           });
     }
     add("Page.addScriptToEvaluateOnNewDocument", {{"source", tracker_script(s.request.spec)}}, sid,
-        part);
+        [keep_script, part](const Reply& r) {
+          keep_script(r);
+          part(r);
+        });
     json cookies = json::array();
     if (s.request.state.is_object() && s.request.state.contains("cookies"))
       cookies = cdp_cookie_params_from_playwright(s.request.state["cookies"]);
@@ -779,6 +846,7 @@ class BrowserPool::Impl {
   void navigate(std::uint64_t id) {
     Step& s = *find(id);
     s.navigated = true;
+    if (!opts_.new_page_per_step) slots_[s.slot].page_ready = true;
     call("Page.navigate", {{"url", s.request.spec.url}}, s.session_id, [this, id](const Reply& r) {
       if (!find(id)) return;
       if (!r.ok) return finish(id, Verdict::transient, "navigation error: " + r.error);
@@ -871,6 +939,7 @@ class BrowserPool::Impl {
     } else if (m == "Page.javascriptDialogOpening") {
       call("Page.handleJavaScriptDialog", {{"accept", true}}, s->session_id);
     } else if (m == "Inspector.targetCrashed") {
+      s->page_lost = true;
       finish(id, Verdict::transient, "renderer crashed");
     }
   }
@@ -879,17 +948,30 @@ class BrowserPool::Impl {
     const json& p = ev.params;
     if (ev.method == "Target.targetCrashed") {
       const std::string target = p.value("targetId", "");
+      for (auto& slot : slots_)
+        if (slot.page_target == target && !slot.busy) {  // between steps: replace the page
+          call("Target.closeTarget", {{"targetId", target}}, "");
+          forget_page(slot);
+        }
       for (auto& [id, s] : steps_)
-        if (s->target_id == target) return finish(id, Verdict::transient, "renderer crashed");
+        if (s->target_id == target) {
+          s->page_lost = true;
+          return finish(id, Verdict::transient, "renderer crashed");
+        }
     } else if (ev.method == "Target.targetDestroyed") {
       const std::string target = p.value("targetId", "");
-      for (auto& slot : slots_)
+      for (auto& slot : slots_) {
         if (!slot.closing_target.empty() && slot.closing_target == target) {
           slot.closing_target.clear();
           slot.busy = false;
         }
+        if (slot.page_target == target) forget_page(slot);
+      }
       for (auto& [id, s] : steps_)
-        if (s->target_id == target) return finish(id, Verdict::transient, "page closed");
+        if (s->target_id == target) {
+          s->page_lost = true;
+          return finish(id, Verdict::transient, "page closed");
+        }
     } else if (ev.method == "Target.targetCreated" && p.contains("targetInfo")) {
       // Popups and windows a page opens: closed at once, they would outlive
       // the step in the shared context.
@@ -916,6 +998,7 @@ class BrowserPool::Impl {
     } else if (kind == "seeded") {
       auto it = s.seed_scripts.find(r.value("origin", ""));
       if (it != s.seed_scripts.end()) {
+        slots_[s.slot].session_dirty.erase(it->first);
         call("Page.removeScriptToEvaluateOnNewDocument", {{"identifier", it->second}},
              s.session_id);
         s.seed_scripts.erase(it);
@@ -1035,7 +1118,36 @@ class BrowserPool::Impl {
     if (s->slot < slots_.size()) {
       Slot& slot = slots_[s->slot];
       slot.dirty_origins.insert(s->touched.begin(), s->touched.end());
-      if (!s->target_id.empty() && browser_ && broken_.empty()) {
+      if (opts_.fresh_context_per_step) slot.replace_context = true;
+      const bool reuse = !opts_.new_page_per_step && !s->page_lost && !slot.replace_context &&
+                         slot.page_target == s->target_id;
+      if (reuse && !s->target_id.empty() && browser_ && broken_.empty()) {
+        // Stop the page where it is: its scripts and requests end with the
+        // document, before the next account's wipe. The slot is free once
+        // about:blank has committed.
+        slot.session_dirty.insert(s->touched.begin(), s->touched.end());
+        const std::string target = s->target_id;
+        const std::size_t index = s->slot;
+        slot.closing_target = target;
+        slot.closing_deadline = Clock::now() + opts_.close_page_timeout;
+        call("Page.navigate", {{"url", "about:blank"}}, s->session_id,
+             [this, index, target](const Reply& r) {
+               if (index >= slots_.size() || slots_[index].closing_target != target) return;
+               Slot& sl = slots_[index];
+               if (r.ok) {
+                 // The old document's heap is garbage now: a full GC keeps
+                 // an idle page's renderer small (-30 MB PSS per slot with a
+                 // 1 MB bundle, for ~0.01 CPU-s).
+                 call("HeapProfiler.collectGarbage", json::object(), sl.page_session);
+                 sl.closing_target.clear();
+                 sl.busy = false;
+               } else {
+                 call("Target.closeTarget", {{"targetId", target}}, "");
+                 forget_page(sl);  // targetDestroyed frees the slot
+               }
+             });
+      } else if (!s->target_id.empty() && browser_ && broken_.empty()) {
+        if (slot.page_target == s->target_id) forget_page(slot);
         const std::string target = s->target_id;
         const std::size_t index = s->slot;
         slot.closing_target = target;

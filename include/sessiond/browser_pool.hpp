@@ -4,15 +4,16 @@
 // No CAF: the daemon submits steps and gets results through callbacks.
 //
 // How a step runs (see browser_pool.cpp for the why):
-// - Each of the max_concurrent slots owns a browser context that lives as
-//   long as the browser: the HTTP cache and compiled scripts survive from
-//   step to step (a fresh context per step re-downloads the site's bundle).
-// - A step opens a new page in its slot's context after wiping what the
-//   previous account left there (all cookies; localStorage, IndexedDB, Cache
-//   Storage, service workers of every origin it touched; sessionStorage goes
-//   with the old page), seeds the request's cookies and localStorage before
-//   the site's scripts run, and forces non-static requests (documents, XHR,
-//   fetch) past the HTTP cache so no account is served another's API answer.
+// - Each of the max_concurrent slots owns a browser context and one page that
+//   live as long as the browser: the HTTP cache, compiled scripts and the
+//   renderer process survive from step to step (a fresh context per step
+//   re-downloads the site's bundle; a new page starts a renderer).
+// - Before a step, what the previous account left is wiped (all cookies;
+//   localStorage, sessionStorage, IndexedDB, Cache Storage, service workers
+//   of every origin it touched); the request's cookies and localStorage are
+//   put in place before the site's scripts run; non-static requests
+//   (documents, XHR, fetch) bypass the HTTP cache so no account is served
+//   another's API answer. After the step the page goes to about:blank.
 // - Conditions are reported by the page (MutationObserver + a binding), not
 //   polled from here; cookie and localStorage changes are captured as they
 //   happen, so a crash after the page renewed its token keeps the renewal.
@@ -31,7 +32,7 @@
 
 namespace sessiond {
 
-class BrowserPool {
+class BrowserPool final : public BrowserRunner {
  public:
   struct Options {
     BrowserLaunchOptions launch;    // binary, extra flags
@@ -44,6 +45,14 @@ class BrowserPool {
     Millis command_timeout{15000};    // a browser-level command without a reply: the browser hangs
     Millis stop_grace{2000};          // Browser.close, then SIGKILL to the process group
     Millis close_page_timeout{5000};  // a closed page must be gone before its slot is reused
+    // A new browser context for every step instead of one per slot kept
+    // across steps: nothing at all survives, but every step starts with an
+    // empty HTTP cache (the site's bundle downloaded and compiled each time).
+    bool fresh_context_per_step = false;
+    // A new page for every step instead of one page per slot reused (with
+    // sessionStorage cleared by an init script before the next account's
+    // page runs): costs a renderer process start per step.
+    bool new_page_per_step = false;
   };
 
   struct Stats {
@@ -76,7 +85,7 @@ class BrowserPool {
   // Thread-safe. `done` runs exactly once, on the pool's thread (after stop():
   // at once, on the caller's thread, with a transient "shutting down" result).
   // Steps wait in a queue ordered by request.priority (smaller first).
-  void submit(BrowserStepRequest request, Done done);
+  void submit(BrowserStepRequest request, Done done) override;
 
   // In-flight and queued steps complete as transient "shutting down"; the
   // browser is closed and its process group killed. Idempotent.

@@ -92,11 +92,22 @@ class Site {
   httplib::Server svr;
 
   Site() {
-    // 1 MB of script that does nothing when run (a site's hashed bundle).
-    bundle_ = "var __bundle = [\n";
-    while (bundle_.size() < (1u << 20))
-      bundle_ += "  'abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz',\n";
-    bundle_ += "];\n";
+    // 1 MB of script like a site's hashed bundle: thousands of small module
+    // functions, every one run once at startup, with pseudo-random content
+    // (compresses about as badly as real minified code).
+    bundle_ = "var __m = [];\n";
+    std::uint32_t seed = 12345;
+    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_$";
+    for (int i = 0; bundle_.size() < (1u << 20) - 200; ++i) {
+      std::string text;
+      for (int k = 0; k < 48; ++k) {
+        seed = seed * 1664525u + 1013904223u;
+        text += alphabet[(seed >> 24) % 64];
+      }
+      bundle_ += "__m.push(function(x){var s=\"" + text + "\";return x+s.length*" +
+                 std::to_string(seed % 997) + "+s.charCodeAt(x%48);});\n";
+    }
+    bundle_ += "var __r = 0; for (var i = 0; i < __m.length; ++i) __r += __m[i](i);\n";
     svr.Get("/app", [this](const httplib::Request& req, httplib::Response& res) {
       std::string html = "<!doctype html><html><head><title>app</title>";
       if (req.has_param("bundle")) html += "<script src=\"/static/bundle.js\"></script>";

@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "browser_test_site.hpp"
 #include "sessiond/browser_pool.hpp"
 #include "sessiond/browser_process.hpp"
+#include "sessiond/devtools.hpp"
 
 using namespace sessiond;
 using namespace std::chrono_literals;
@@ -93,6 +95,24 @@ TEST_CASE("browser process: launch, talk over the pipe, stop", "[browser]") {
   const std::string dir = b->user_data_dir();
   CHECK(::access(dir.c_str(), F_OK) == 0);
   CHECK(::getpgid(pid) == pid);
+  // One command and its reply over the pipe.
+  devtools::Correlator cdp;
+  devtools::Framer framer;
+  REQUIRE(b->write(cdp.send("Browser.getVersion").frame));
+  json reply;
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (reply.is_null() && std::chrono::steady_clock::now() < until) {
+    pollfd p{b->reply_fd(), POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    char buf[4096];
+    const ssize_t n = b->read_some(buf, sizeof buf);
+    REQUIRE(n != 0);
+    if (n < 0) continue;
+    for (auto& m : framer.feed(std::string_view(buf, static_cast<std::size_t>(n))).messages)
+      if (std::holds_alternative<devtools::Reply>(cdp.dispatch(m))) reply = m;
+  }
+  REQUIRE(reply.contains("result"));
+  CHECK(reply["result"]["product"].get<std::string>().find("HeadlessChrome") != std::string::npos);
   const auto u = b->usage();
   CHECK(u.processes >= 1);
   CHECK(u.rss_bytes > 0);
@@ -253,7 +273,12 @@ TEST_CASE("browser step: kill -9 of the browser mid-step", "[browser]") {
 TEST_CASE("browser step: accounts never see each other's data", "[browser]") {
   browser_test::Site site;
   REQUIRE(site.start());
-  BrowserPool pool(pool_options(1));  // one slot: B runs where A ran
+  // Both page modes: one page per slot reused, and a new page per step.
+  const bool new_page = GENERATE(false, true);
+  INFO("new_page_per_step " << new_page);
+  auto opts = pool_options(1);  // one slot: B runs where A ran
+  opts.new_page_per_step = new_page;
+  BrowserPool pool(opts);
   for (const std::string who : {"A", "B", "A"}) {
     BrowserStepRequest req;
     req.state = site.add_account(who + "iso" + std::to_string(site.reports().size()));
