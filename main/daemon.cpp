@@ -16,8 +16,8 @@
 #include <cstring>
 #include <filesystem>
 #include <future>
-#include <memory>
 #include <iostream>
+#include <memory>
 #include <thread>
 
 #include "admin_server.hpp"
@@ -151,7 +151,7 @@ struct Services {
   std::unique_ptr<GuardedTransport> guarded;
   std::unique_ptr<WorkerPool> io;
   std::unique_ptr<WorkerPool> exec;
-  std::unique_ptr<BrowserPool> browser;          // only when the profile has browser steps
+  std::unique_ptr<BrowserPool> browser;  // only when the profile has browser steps
   std::unique_ptr<GuardedBrowser> guarded_browser;
 };
 
@@ -448,7 +448,7 @@ int run_daemon(Config config, DaemonMode mode) {
       log::info("shutdown", "signal received; draining in-flight refreshes",
                 {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
                  {"drain_timeout_ms", cfg.drain_timeout.count()}});
-    demo.reset();  // the timeline first: it writes into the sessions directory
+    if (demo) demo->stop_timeline();  // it writes into the sessions directory
     bool drained = drain(system, actors, cfg.drain_timeout);
     if (admin) admin->stop();
     caf::anon_send_exit(actors.board, caf::exit_reason::user_shutdown);
@@ -464,6 +464,7 @@ int run_daemon(Config config, DaemonMode mode) {
         drained ? "sessiond stopped" : "sessiond stopped; some refreshes did not finish in time",
         {{"drained", drained}, {"duration_ms", took.count()}, {"exit_code", exit_code}});
   }
+  demo.reset();  // the fake site, after the refreshes against it have drained
   return exit_code;
 }
 

@@ -24,13 +24,17 @@ class DemoSite {
   const std::string& base_url() const { return base_url_; }
   const std::string& sessions_dir() const { return sessions_dir_; }
   void start_timeline();
+  // Before the daemon drains: nothing more is written into the sessions
+  // directory. The site stays up until the destructor (in-flight refreshes).
+  void stop_timeline();
 
  private:
+  void start_site(const std::string& site_binary);
   void timeline();
   bool admin_post(const std::string& path, const std::string& body);
 
   int sessions_;
-  std::string work_dir_;      // holds the sessions directory and the port file
+  std::string work_dir_;  // holds the sessions directory and the port file
   std::string sessions_dir_;
   std::string base_url_;
   int admin_port_ = 0;

@@ -14,6 +14,7 @@ PACKAGES=(
   python3 prometheus ca-certificates
   clang libclang-rt-14-dev llvm-14   # scripts/fuzz.sh: libFuzzer, symbolized reports
   clang-format                       # tests/checks/format.sh
+  chromium-headless-shell            # browser steps (profiles/baman24.json) and their tests
 )
 
 missing=()
