@@ -437,6 +437,13 @@ class BrowserPool::Impl {
     }
     if (!browser_ && has_queued() && now >= restart_at_) launch();
     if (browser_ && now - usage_read_ >= kUsageInterval) read_usage(now);
+    // While pages run, the browser must answer something now and then: a
+    // hung browser with no command of ours pending would go unnoticed.
+    if (browser_ && browser_state_ == BrowserState::ready && browser_calls_.empty() &&
+        (!steps_.empty() || any_closing()) && now - heartbeat_ >= opts_.command_timeout / 3) {
+      heartbeat_ = now;
+      call("Browser.getVersion", json::object(), "");
+    }
   }
 
   bool any_closing() const {
@@ -1192,6 +1199,8 @@ class BrowserPool::Impl {
       if (!slot.closing_target.empty()) next = std::min(next, slot.closing_deadline);
     if (!browser_calls_.empty())
       next = std::min(next, browser_calls_.begin()->second + opts_.command_timeout);
+    else if (browser_ && (!steps_.empty() || any_closing()))
+      next = std::min(next, std::max(now, heartbeat_ + opts_.command_timeout / 3));
     if (!browser_ && has_queued()) next = std::min(next, restart_at_);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1;
     return static_cast<int>(std::clamp<long long>(ms, 0, 1000));
@@ -1236,6 +1245,7 @@ class BrowserPool::Impl {
   Clock::time_point restart_at_{};
   Clock::time_point usage_read_{};
   Clock::time_point queue_checked_{};
+  Clock::time_point heartbeat_{};
 };
 
 BrowserPool::BrowserPool(Options options, EventHook hook)

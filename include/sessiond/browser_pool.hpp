@@ -76,7 +76,8 @@ class BrowserPool final : public BrowserRunner {
   using Done = std::function<void(BrowserStepResult)>;
 
   // The browser starts lazily, with the first step: a daemon whose profiles
-  // need no browser never pays for one.
+  // need no browser never pays for one. Sets SIGPIPE to ignored, process-wide
+  // (a write to a browser that just died must fail, not kill the daemon).
   explicit BrowserPool(Options options, EventHook hook = {});
   ~BrowserPool();  // stop()
   BrowserPool(const BrowserPool&) = delete;
@@ -84,6 +85,7 @@ class BrowserPool final : public BrowserRunner {
 
   // Thread-safe. `done` runs exactly once, on the pool's thread (after stop():
   // at once, on the caller's thread, with a transient "shutting down" result).
+  // `done` must not call stop() (it would wait for its own thread).
   // Steps wait in a queue ordered by request.priority (smaller first).
   void submit(BrowserStepRequest request, Done done) override;
 

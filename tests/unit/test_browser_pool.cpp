@@ -8,7 +8,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <future>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -17,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "browser_test_site.hpp"
+#include "fake_site.hpp"
 #include "sessiond/browser_pool.hpp"
 #include "sessiond/browser_process.hpp"
 #include "sessiond/devtools.hpp"
@@ -270,6 +274,72 @@ TEST_CASE("browser step: kill -9 of the browser mid-step", "[browser]") {
         std::vector<std::string>{"browser_started", "browser_crashed", "browser_started"});
 }
 
+TEST_CASE("browser step: a hung browser is killed and restarted", "[browser]") {
+  browser_test::Site site;
+  REQUIRE(site.start());
+  auto opts = pool_options();
+  opts.command_timeout = 1500ms;
+  std::vector<std::string> details;
+  std::mutex mu;
+  BrowserPool pool(opts, [&](const std::string& e, const std::string& d) {
+    std::lock_guard<std::mutex> l(mu);
+    if (e == "browser_crashed") details.push_back(d);
+  });
+  pid_t stopped = 0;
+  site.on_ack = [&] {
+    stopped = pool.stats().browser_pid;
+    if (stopped > 0) ::kill(stopped, SIGSTOP);  // the browser process only: it stops answering
+  };
+  BrowserStepRequest req;
+  req.state = site.add_account("H");
+  req.spec = home_spec(site.url("/app?mode=hang"));
+  req.spec.timeout = 20000ms;
+  auto r = run_step(pool, req);
+  CHECK(stopped > 0);
+  CHECK(r.verdict == Verdict::transient);
+  CHECK(r.detail.rfind("browser hung", 0) == 0);
+  CHECK(r.elapsed < 10s);
+  CHECK(cookie_value(r.cookies, "sid") == site.current("H").first);
+  CHECK(group_gone(stopped));
+  site.on_ack = nullptr;
+  BrowserStepRequest next;
+  next.state = {{"cookies", *r.cookies}, {"origins", *r.origins}};
+  next.spec = home_spec(site.url("/app?mode=ok"));
+  CHECK(run_step(pool, next).verdict == Verdict::logged_in);
+  std::lock_guard<std::mutex> l(mu);
+  REQUIRE(details.size() == 1);
+  CHECK(details[0].rfind("browser hung", 0) == 0);
+}
+
+TEST_CASE("browser pool: recycled after N steps", "[browser]") {
+  browser_test::Site site;
+  REQUIRE(site.start());
+  auto opts = pool_options();
+  opts.recycle_after_steps = 2;
+  std::vector<std::string> events;
+  std::mutex mu;
+  BrowserPool pool(opts, [&](const std::string& e, const std::string&) {
+    std::lock_guard<std::mutex> l(mu);
+    events.push_back(e);
+  });
+  BrowserStepRequest req;
+  req.state = site.add_account("R");
+  req.spec = home_spec(site.url("/app?mode=ok"));
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 3; ++i) {
+    auto r = run_step(pool, req);
+    REQUIRE(r.verdict == Verdict::logged_in);
+    req.state = {{"cookies", *r.cookies}, {"origins", *r.origins}};
+    pids.push_back(pool.stats().browser_pid);
+  }
+  CHECK(pids[2] != pids[0]);
+  CHECK(group_gone(pids[0]));
+  CHECK(pool.stats().restarts == 1);
+  std::lock_guard<std::mutex> l(mu);
+  CHECK(events ==
+        std::vector<std::string>{"browser_started", "browser_recycled", "browser_started"});
+}
+
 TEST_CASE("browser step: accounts never see each other's data", "[browser]") {
   browser_test::Site site;
   REQUIRE(site.start());
@@ -366,4 +436,82 @@ TEST_CASE("browser pool: queue order, shutdown, nothing left behind", "[browser]
                [&](BrowserStepResult r) { answered = r.not_sent && r.detail == "shutting down"; });
   CHECK(answered);
   pool.reset();
+}
+
+TEST_CASE("browser step: the fake site's client-rendered app, cacheable API", "[browser]") {
+  fakesite::Options fo;
+  fo.threads = 4;
+  fo.client_rendered = true;
+  fo.bundle_bytes = 1 << 20;
+  fo.api_cacheable = true;  // a shared HTTP cache would hand one account's token to another
+  fakesite::FakeSite site(fo);
+  site.start();
+  char dir_template[] = "/tmp/sessiond-browser-test-XXXXXX";
+  REQUIRE(::mkdtemp(dir_template));
+  const std::string dir = dir_template;
+  const auto mobiles = site.write_session_files(dir, 2, "09120000700", 0);
+  std::vector<json> states;
+  for (const auto& m : mobiles) {
+    std::ifstream in(dir + "/session-" + m + ".json");
+    states.push_back(json::parse(in));
+  }
+  std::filesystem::remove_all(dir);
+
+  BrowserPool pool(pool_options(1));
+  auto spec = home_spec(site.base_url() + "/pwa");
+  for (int i = 0; i < 6; ++i) {
+    auto& state = states[static_cast<std::size_t>(i % 2)];
+    BrowserStepRequest req;
+    req.state = state;
+    req.spec = spec;
+    auto r = run_step(pool, req);
+    INFO("step " << i << ": " << r.detail);
+    REQUIRE(r.verdict == Verdict::logged_in);
+    state["cookies"] = *r.cookies;
+    state["origins"] = *r.origins;
+  }
+  auto st = site.stats(false);
+  CHECK(st["app"]["api_calls"] == 6);  // never answered from the shared cache
+  CHECK(st["app"]["api_rejected"] == 0);
+  CHECK(st["app"]["bundle_fetches"] == 1);  // the 1 MB bundle: once
+
+  site.force_logout({mobiles[0]});
+  BrowserStepRequest out;
+  out.state = states[0];
+  out.spec = spec;
+  out.spec.logged_out = {PageCondition{"form.loginForm", std::nullopt, std::nullopt}};
+  CHECK(run_step(pool, out).verdict == Verdict::logged_out);
+}
+
+TEST_CASE("browser pool: steps in parallel slots keep their accounts apart", "[browser]") {
+  browser_test::Site site;
+  REQUIRE(site.start());
+  BrowserPool pool(pool_options(2));
+  const int n = 6;
+  std::mutex mu;
+  std::map<std::string, BrowserStepResult> results;
+  std::promise<void> all;
+  for (int i = 0; i < n; ++i) {
+    const std::string name = "P" + std::to_string(i);
+    BrowserStepRequest req;
+    req.session_id = name;
+    req.state = site.add_account(name);
+    req.spec = home_spec(site.url("/app?mode=ok"));
+    pool.submit(req, [&, name](BrowserStepResult r) {
+      std::lock_guard<std::mutex> l(mu);
+      results[name] = std::move(r);
+      if (static_cast<int>(results.size()) == n) all.set_value();
+    });
+  }
+  REQUIRE(all.get_future().wait_for(60s) == std::future_status::ready);
+  for (const auto& [name, r] : results) {
+    INFO(name << ": " << r.detail);
+    CHECK(r.verdict == Verdict::logged_in);
+    const auto [sid, token] = site.current(name);
+    CHECK(sid == "sid-" + name + "-1");
+    CHECK(cookie_value(r.cookies, "sid") == sid);
+    CHECK(ls_value(r.origins, site.origin(), "token") == token);
+    CHECK(r.cookies->size() == 1);
+  }
+  CHECK(pool.stats().steps_logged_in == static_cast<std::uint64_t>(n));
 }
