@@ -241,13 +241,13 @@ def table(title, headers, rows):
 
 
 class FakeSite:
-    def __init__(self, ctx, idle_timeout, threads, life_s):
+    def __init__(self, ctx, idle_timeout, threads, life_s, extra_args=()):
         self.ctx = ctx
         self.dir = tempfile.mkdtemp(prefix="site-", dir=ctx.work)
         pf = os.path.join(self.dir, "port.json")
         self.logf = open(os.path.join(self.dir, "fakesite.log"), "wb")
         cmd = ["timeout", "-k", "5", str(int(life_s)), ctx.fakesite_bin, "--idle-timeout", idle_timeout,
-               "--threads", str(threads), "--port-file", pf]
+               "--threads", str(threads), "--port-file", pf, *extra_args]
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT)
         _children.append(self.proc)
         end = time.monotonic() + 20
@@ -303,6 +303,11 @@ class FakeSite:
         """Forced logout (counted as forced_logout, not as lost, when it later idles out)."""
         http("POST", self.admin + "/logout", {"mobiles": [mobile]})
 
+    def logout_many(self, mobiles):
+        """Forced logout of many accounts (not lost when they idle out afterwards)."""
+        for i in range(0, len(mobiles), 1000):
+            http("POST", self.admin + "/logout", {"mobiles": mobiles[i:i + 1000]}, timeout=30)
+
     def stop(self):
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
@@ -317,7 +322,7 @@ class FakeSite:
 
 class Daemon:
     def __init__(self, ctx, site, sessions_dir, interval, idle_timeout, log_level="warn", life_s=600,
-                 io_threads=None, name="sessiond", profile=None):
+                 io_threads=None, name="sessiond", profile=None, extra_args=(), env=None):
         self.ctx = ctx
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -328,9 +333,11 @@ class Daemon:
                "--idle-timeout", idle_timeout, "--listen", f"127.0.0.1:{self.port}", "--log-level", log_level]
         if io_threads:
             cmd += ["--io-threads", str(io_threads)]
+        cmd += list(extra_args)
         self.cmd = cmd
         self.t_spawn = time.monotonic()
-        self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **env) if env else None)
         _children.append(self.proc)
         self.pid = child_pid(self.proc.pid)
 
@@ -432,6 +439,8 @@ class Ctx:
     def __init__(self, args):
         self.args = args
         build = args.build_dir if os.path.isabs(args.build_dir) else os.path.join(ROOT, args.build_dir)
+        self.build = build
+        self.node_path = ""
         self.sessiond_bin = args.sessiond_bin or os.path.join(build, "sessiond")
         self.fakesite_bin = args.fakesite_bin or os.path.join(build, "fakesite", "sessiond-fakesite")
         for b in (self.sessiond_bin, self.fakesite_bin):
@@ -1088,12 +1097,481 @@ def bench_latency(ctx):
     return res
 
 
+# ---------------------------------------------------------------- browser steps (issue 10)
+
+SHELL_BIN = "/usr/lib/chromium/chromium-headless-shell"
+CHROMIUM_BIN = "/usr/lib/chromium/chromium"
+BROWSER_TARGETS = {
+    "cpu_s_per_step": 0.2,            # <= 0.2 CPU-s per check+refresh (browser tree + sessiond)
+    "sessions_per_5min": 2500,        # >= 2,500 sessions per 5-minute interval on 2 cores, 0 lost
+    "static_share": 0.05,             # static bytes per step after warm-up <= 5% of the bundle
+    "pss_bytes": 300 * 2**20,         # PSS of all Chromium processes <= 300 MB at the default concurrency
+}
+
+
+def proc_table():
+    """{pid: (ppid, pgrp, cpu_s incl. reaped children)} of every process, from /proc."""
+    out = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # utime stime cutime cstime: a reaped child's time is in its reaper's cutime/cstime.
+        out[int(name)] = (int(fields[1]), int(fields[2]),
+                          sum(int(x) for x in fields[11:15]) / CLK_TCK)
+    return out
+
+
+def descendants(root, table):
+    kids = {}
+    for pid, (ppid, _, _) in table.items():
+        kids.setdefault(ppid, []).append(pid)
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += kids.get(p, [])
+    return out
+
+
+def tree_cpu(root):
+    """CPU-s of root and every descendant, live or exited: each process's own
+    time plus its reaped children's (cutime/cstime). Counts the pooled browser
+    with its renderers, restarts included (a reaped browser's tree is in
+    sessiond's cutime), and the exec steps' node + Chromium."""
+    t = proc_table()
+    if root not in t:
+        return None
+    return sum(t[p][2] for p in descendants(root, t) if p in t)
+
+
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def pooled_browser_pid(daemon_pid):
+    """The pool's browser: a child of sessiond with --remote-debugging-pipe (its pid is its group id)."""
+    for pid, (ppid, _, _) in proc_table().items():
+        if ppid == daemon_pid and "--remote-debugging-pipe" in cmdline(pid):
+            return pid
+    return None
+
+
+def group_memory(pgid):
+    """(processes, sum of Pss, sum of Rss) in bytes over the process group, from smaps_rollup."""
+    n = pss = rss = 0
+    for pid, (_, pgrp, _) in proc_table().items():
+        if pgrp != pgid:
+            continue
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        pss += int(line.split()[1]) * 1024
+                    elif line.startswith("Rss:"):
+                        rss += int(line.split()[1]) * 1024
+            n += 1
+        except OSError:
+            pass
+    return n, pss, rss
+
+
+def chromium_left(marker, groups=()):
+    """Chromium processes of this run: their command line names this run's temp
+    dir, or they are in a process group of a pooled browser seen in the run."""
+    return [pid for pid, (_, pgrp, _) in proc_table().items()
+            if "chrom" in cmdline(pid) and (marker in cmdline(pid) or pgrp in groups)]
+
+
+def hist(m, name):
+    """{le: cumulative count}, sum, count of a Prometheus histogram from parsed metrics."""
+    buckets = {}
+    for k, v in m.items():
+        mm = re.fullmatch(re.escape(name) + r'_bucket\{le="([^"]+)"\}', k)
+        if mm:
+            buckets[float(mm.group(1))] = v
+    return buckets, m.get(name + "_sum", 0.0), m.get(name + "_count", 0.0)
+
+
+def hist_delta_quantile(m0, m1, name, q):
+    """The upper bound of the bucket holding quantile q over the window, and the mean."""
+    b0, s0, c0 = hist(m0, name)
+    b1, s1, c1 = hist(m1, name)
+    n = c1 - c0
+    if n <= 0:
+        return None, None
+    for le in sorted(b1):
+        if b1[le] - b0.get(le, 0) >= q * n:
+            return le, (s1 - s0) / n
+    return None, (s1 - s0) / n
+
+
+def metric_sum(m, prefix):
+    return sum(v for k, v in m.items() if k == prefix or k.startswith(prefix + "{"))
+
+
+def status_entries(d):
+    st, body, _ = http("GET", d.url + "/status", timeout=20)
+    if st != 200:
+        return {}
+    j = json.loads(body)
+    items = j if isinstance(j, list) else next((v for v in j.values() if isinstance(v, list)), [])
+    return {e["mobile"]: e for e in items if isinstance(e, dict) and "mobile" in e}
+
+
+def write_browser_profile(path, settle=None, exec_cmd=None):
+    """profiles/baman24.json (the browser profile as shipped: max_concurrent 2,
+    settle 500 ms, timeout 30 s), optionally with another settle; or its check
+    replaced by an exec step (launch per step)."""
+    with open(os.path.join(ROOT, "profiles", "baman24.json")) as f:
+        prof = json.loads("\n".join(line for line in f if not line.lstrip().startswith("//")))
+    prof["description"] = "bench copy of profiles/baman24.json"
+    if settle is not None:
+        prof["check"]["browser"]["settle"] = settle
+    if exec_cmd:
+        prof["check"] = {"exec": exec_cmd, "timeout": "60s"}
+        prof.pop("browser", None)
+        prof["exec_max_concurrent"] = 2
+    with open(path, "w") as f:
+        json.dump(prof, f, indent=2)
+    return prof
+
+
+def browser_case(ctx, spec):
+    """One daemon on its own client-rendered fake site: N sessions at interval I
+    in their steady state, warm-up, then a measured window."""
+    a = ctx.args
+    name, n, interval = spec["name"], spec["sessions"], spec["interval"]
+    ival = parse_dur(interval)
+    idle = f"{int(2 * ival)}s"
+    tmp = os.path.join(ctx.work, f"tmp-{name}")  # TMPDIR: this run's Chromium profiles, to find them
+    os.makedirs(tmp)
+    site = FakeSite(ctx, idle, 32, life_s=a.browser_warmup + spec["window"] + 600,
+                    extra_args=["--client-rendered", "--bundle-bytes", str(spec["bundle"])])
+    res = {"name": name, "what": spec["what"], "browser": spec.get("browser"), "bundle_bytes": spec["bundle"],
+           "sessions": n, "interval": interval, "site_idle_timeout": idle, "settle": spec.get("settle"),
+           "offered_steps_per_s": round(n / (ival * 0.95), 2)}  # jitter 0.1: the mean delay is 0.95 x interval
+    d = None
+    groups = set()  # process groups of the pooled browsers seen
+    try:
+        directory = os.path.join(ctx.work, f"sessions-{name}")
+        os.makedirs(directory, mode=0o700)
+        _, mobiles = site.seed(directory, n, a.localstorage_bytes)
+        spread_keepalive(directory, ival)
+        profile = os.path.join(ctx.work, f"profile-{name}.json")
+        write_browser_profile(profile, settle=spec.get("settle"), exec_cmd=spec.get("exec"))
+        extra = ["--browser", spec["browser"]] if spec.get("browser") and not spec.get("exec") else []
+        env = {"TMPDIR": tmp, "NODE_PATH": ctx.node_path, "CHROMIUM_PATH": spec.get("browser") or SHELL_BIN}
+        d = Daemon(ctx, site, directory, interval, idle, log_level="info", name=f"browser-{name}",
+                   life_s=a.browser_warmup + spec["window"] + 300, profile=profile, extra_args=extra, env=env)
+        d.wait_ready(60)
+        time.sleep(a.browser_warmup)
+        m0, s0, c0 = d.metrics(), site.stats(), tree_cpu(d.pid)
+        own0, site0 = proc_stats(d.pid)["cpu_s"], proc_stats(site.pid)["cpu_s"]
+        w = CpuWindow([d.pid, site.pid])
+        t0 = time.monotonic()
+        wall0 = time.time()
+        # Samples: the pool's gauges every 2 s, /status every 5 s (lateness), group PSS every 10 s.
+        pss_metric, pss_own, queued = [], [], []
+        pending = {}      # mobile -> (nextRefresh, refreshCount) while it waits
+        late = []
+        last_status = 0.0
+        last_pss = 0.0
+        end = t0 + spec["window"]
+        while time.monotonic() < end:
+            now = time.monotonic()
+            m = d.metrics()
+            if m.get("sessiond_browser_proportional_memory_bytes"):
+                pss_metric.append(m["sessiond_browser_proportional_memory_bytes"])
+            queued.append(m.get("sessiond_browser_queued", 0) if not spec.get("exec") else 0)
+            if now - last_pss >= 10 and not spec.get("exec"):
+                bp = pooled_browser_pid(d.pid)
+                if bp:
+                    groups.add(bp)
+                    pss_own.append(group_memory(bp)[1])
+                last_pss = now
+            if now - last_status >= 5:
+                for mob, e in status_entries(d).items():
+                    cnt, nr = e.get("refreshCount", 0), parse_iso(e.get("nextRefresh"))
+                    if mob in pending and cnt > pending[mob][1] and e.get("lastRefresh"):
+                        late.append(parse_iso(e["lastRefresh"]) - pending[mob][0])
+                    if nr is not None and not e.get("refreshing"):
+                        pending[mob] = (nr, cnt)
+                last_status = now
+            time.sleep(min(2.0, max(0.0, end - time.monotonic())))
+        m1, s1, c1 = d.metrics(), site.stats(), tree_cpu(d.pid)
+        own1, site1 = proc_stats(d.pid)["cpu_s"], proc_stats(site.pid)["cpu_s"]
+        dt = time.monotonic() - t0
+        wall1 = time.time()
+        load = w.close()
+        # Steps in the window: every finished check (one browser step, or one exec of the script).
+        if spec.get("exec"):
+            steps = metric_sum(m1, "sessiond_refresh_total") - metric_sum(m0, "sessiond_refresh_total")
+        else:
+            steps = metric_sum(m1, "sessiond_browser_steps_total") - metric_sum(m0, "sessiond_browser_steps_total")
+        ok = d.success(m1) - d.success(m0)
+        tree = (c1 - c0) if c0 is not None and c1 is not None else None
+        busy_minus_site = load["machine_busy_cores"] * dt - (site1 - site0)
+        durs = [e["duration_ms"] / 1000 for e in d.events({"refresh_ok"})
+                if "duration_ms" in e and wall0 <= parse_iso(e["ts"]) <= wall1]
+        hq, hmean = hist_delta_quantile(m0, m1, "sessiond_browser_step_duration_seconds", 0.99)
+        app0, app1 = s0.get("app", {}), s1.get("app", {})
+        static = app1.get("bundle_bytes_served", 0) - app0.get("bundle_bytes_served", 0)
+        cpu_step = tree / steps if tree is not None and steps else None
+        res.update({
+            "window_s": round(dt, 1),
+            "steps": int(steps),
+            "refresh_ok": int(ok),
+            "steps_per_s": round(steps / dt, 2),
+            "transient_errors": int(m1.get('sessiond_refresh_total{result="transient_error"}', 0)),
+            "logged_out": int(m1.get('sessiond_refresh_total{result="logged_out"}', 0)),
+            "browser_restarts": int(metric_sum(m1, "sessiond_browser_restarts_total")),
+            "cpu_s_tree": round(tree, 2) if tree is not None else None,
+            "cpu_s_sessiond_own": round(own1 - own0, 2),
+            "cpu_s_per_step": round(cpu_step, 4) if cpu_step else None,
+            "cpu_s_per_step_sessiond_own": round((own1 - own0) / steps, 4) if steps else None,
+            "cpu_s_per_step_machine_minus_site": round(busy_minus_site / steps, 4) if steps else None,
+            "tree_cores": round(tree / dt, 2) if tree is not None else None,
+            "fakesite_cores": round((site1 - site0) / dt, 2),
+            # CPU-bound capacity: 2 cores' worth of CPU-s in 5 minutes / CPU-s per step.
+            "sessions_per_5min_2_cores": int(2 * 300 / cpu_step) if cpu_step else None,
+            "bundle_fetches": app1.get("bundle_fetches", 0) - app0.get("bundle_fetches", 0),
+            "bundle_not_modified": app1.get("bundle_not_modified", 0) - app0.get("bundle_not_modified", 0),
+            "api_calls": app1.get("api_calls", 0) - app0.get("api_calls", 0),
+            "static_bytes_per_step": round(static / steps) if steps else None,
+            "static_share_of_bundle": round(static / steps / spec["bundle"], 4) if steps else None,
+            "step_hist_p99_le_s": hq,
+            "step_mean_s": round(hmean, 3) if hmean else None,
+            "refresh_ok_duration_s": {"p50": pct(durs, 50), "p99": pct(durs, 99), "max": max(durs) if durs else None,
+                                      "samples": len(durs)},
+            "lateness_s": {"p50": pct(late, 50), "p99": pct(late, 99), "max": max(late) if late else None,
+                           "samples": len(late)},
+            "queued_max": max(queued) if queued else None,
+            "pss_metric_bytes_max": max(pss_metric) if pss_metric else None,
+            "pss_metric_bytes_median": statistics.median(pss_metric) if pss_metric else None,
+            "pss_smaps_bytes_max": max(pss_own) if pss_own else None,
+            "load": load,
+        })
+        if hmean and not spec.get("exec"):
+            # Wall-bound capacity of the pool: its slots, each busy for the mean step (settle included).
+            slots = 2
+            res["slot_bound_sessions_per_5min"] = int(slots * 300 / hmean)
+        log(f"{name}: {steps:.0f} steps in {dt:.0f}s ({steps / dt:.2f}/s), {fmt(cpu_step, 3)} CPU-s/step "
+            f"(machine busy - site: {fmt(res['cpu_s_per_step_machine_minus_site'], 3)}), static "
+            f"{res['static_bytes_per_step']} B/step, p99 refresh {fmt(pct(durs, 99), 2)} s, lateness p99 "
+            f"{fmt(pct(late, 99), 2)} s, other cores {load['other_processes_cores']}")
+        if not spec.get("exec") and spec.get("idle_pss"):
+            # Idle pool: the sessions go away (files removed, then logged out at the site: not lost).
+            for f in os.listdir(directory):
+                os.unlink(os.path.join(directory, f))
+            wait_until(lambda: (lambda m: metric_sum(m, "sessiond_sessions") == 0 and
+                                m.get("sessiond_browser_in_flight", 1) == 0)(d.metrics()), 30, 0.25)
+            site.logout_many(mobiles)
+            time.sleep(3)
+            samples = []
+            for _ in range(3):
+                bp = pooled_browser_pid(d.pid)
+                samples.append((d.metrics().get("sessiond_browser_proportional_memory_bytes"),
+                                group_memory(bp) if bp else (0, 0, 0)))
+                time.sleep(1)
+            res["idle_pss_metric_bytes"] = statistics.median(s[0] or 0 for s in samples)
+            res["idle_pss_smaps_bytes"] = statistics.median(s[1][1] for s in samples)
+            res["idle_rss_smaps_bytes"] = statistics.median(s[1][2] for s in samples)
+            res["idle_processes"] = samples[-1][1][0]
+        else:
+            site.logout_many(mobiles)
+        stop_s, rc = d.stop(60)
+        d = None
+        res["shutdown_s"] = round(stop_s, 2) if stop_s is not None else None
+        res["exit"] = rc
+        left = wait_until(lambda: not chromium_left(tmp, groups), 10, 0.2)
+        res["chromium_left_after_stop"] = 0 if left else len(chromium_left(tmp, groups))
+        res["lost"] = site.stats()["lost"]
+        res["stale_cookie_requests"] = site.stats()["stale_cookie_requests"]
+    finally:
+        if d is not None:
+            d.stop(30)
+        site.stop()
+        for pid in chromium_left(tmp, groups):  # ours only: their command line names this run's temp dir
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    return res
+
+
+def http_contrast():
+    """The plain HTTP profile's CPU per refresh, from the last throughput run (another run)."""
+    try:
+        with open(os.path.join(RESULTS_DIR, "throughput.json")) as f:
+            tp = json.load(f)
+        sm = tp["modes"]["identity"]["summary"]
+        return {"cpu_s_per_refresh": sm["cpu_s_per_1000_unsaturated"] / 1000,
+                "source": "bench/results/throughput.json, finished " + tp.get("finished_at", "?")}
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+
+
+def bench_browser(ctx):
+    a = ctx.args
+    node_dir = os.path.join(ctx.build, "node", "node_modules")
+    ctx.node_path = node_dir
+    have_pw = os.path.isdir(os.path.join(node_dir, "playwright-core")) and shutil.which("node")
+    script = os.path.join(ROOT, "bench", "playwright_check.js")
+    big = a.bundle_bytes
+    cap_n = a.browser_sessions
+    cap_i = a.browser_interval
+    specs = [
+        {"name": "pool-shell-1mb-capacity", "what": "pool, headless shell, 1 MB bundle, at the target rate (settle 0)",
+         "browser": SHELL_BIN, "bundle": big, "sessions": cap_n, "interval": cap_i, "settle": "0ms",
+         "window": a.browser_window},
+        {"name": "pool-shell-1mb", "what": "pool, headless shell, 1 MB bundle, profile as shipped (settle 500 ms)",
+         "browser": SHELL_BIN, "bundle": big, "sessions": a.variant_sessions, "interval": a.variant_interval,
+         "window": a.variant_window, "idle_pss": True},
+        {"name": "pool-chromium-1mb", "what": "pool, full Chromium, 1 MB bundle, profile as shipped",
+         "browser": CHROMIUM_BIN, "bundle": big, "sessions": a.variant_sessions, "interval": a.variant_interval,
+         "window": a.variant_window, "idle_pss": True},
+        {"name": "pool-shell-tiny", "what": "pool, headless shell, tiny page (default 8 KB bundle), as shipped",
+         "browser": SHELL_BIN, "bundle": 8192, "sessions": a.variant_sessions, "interval": a.variant_interval,
+         "window": a.variant_window},
+    ]
+    if have_pw:
+        specs.append({"name": "launch-per-step-shell",
+                      "what": "exec step: playwright-core launches the headless shell per step, 1 MB bundle",
+                      "browser": SHELL_BIN, "bundle": big, "sessions": a.launch_sessions,
+                      "interval": a.launch_interval, "window": a.launch_window,
+                      "exec": ["node", script, "{file}", "{base_url}"]})
+    else:
+        log(f"no playwright-core in {node_dir} (see bench/README.md): no launch-per-step comparison")
+    only = set(a.browser_cases) if a.browser_cases else None
+    res = {"machine": ctx.machine, "chromium": subprocess.run([SHELL_BIN, "--version"], capture_output=True,
+                                                              text=True).stdout.strip(),
+           "playwright_core": None, "warmup_s": a.browser_warmup, "cases": []}
+    if have_pw:
+        try:
+            with open(os.path.join(node_dir, "playwright-core", "package.json")) as f:
+                res["playwright_core"] = json.load(f)["version"]
+        except (OSError, ValueError, KeyError):
+            pass
+    for spec in specs:
+        if only and spec["name"] not in only:
+            continue
+        log(f"case {spec['name']}: {spec['what']}, {spec['sessions']} sessions at {spec['interval']}")
+        try:
+            res["cases"].append(browser_case(ctx, spec))
+        except Exception as e:  # one case failing must not lose the others' figures
+            log(f"case {spec['name']} failed: {e}")
+            res.setdefault("failed_cases", []).append({"name": spec["name"], "error": str(e)[:500]})
+    res["http_contrast"] = http_contrast()
+    report_browser(res)
+    write_results("browser", res)
+    return res
+
+
+def report_browser(res):
+    cases = {c["name"]: c for c in res["cases"]}
+    launch = cases.get("launch-per-step-shell")
+    lcpu = launch["cpu_s_per_step"] if launch else None
+
+    def vs_launch(c):
+        return fmt(lcpu / c["cpu_s_per_step"], 1) + "x less" if lcpu and c.get("cpu_s_per_step") else "-"
+    rows = []
+    for c in res["cases"]:
+        rows.append([c["name"], c["sessions"], c["interval"], c["offered_steps_per_s"], c["steps_per_s"],
+                     fmt(c["cpu_s_per_step"], 3), fmt(c["cpu_s_per_step_sessiond_own"], 3),
+                     fmt(c["cpu_s_per_step_machine_minus_site"], 3),
+                     fmt(BROWSER_TARGETS["cpu_s_per_step"] / c["cpu_s_per_step"], 2) if c.get("cpu_s_per_step") else "-",
+                     vs_launch(c), c["sessions_per_5min_2_cores"], c.get("slot_bound_sessions_per_5min", "-"),
+                     fmt(c["static_share_of_bundle"] * 100, 2) + " %" if c["static_share_of_bundle"] is not None else "-",
+                     fmt(c["refresh_ok_duration_s"]["p99"], 2), fmt(c["lateness_s"]["p99"], 2),
+                     fmt((c["pss_metric_bytes_max"] or 0) / 2**20, 0) if c.get("pss_metric_bytes_max") else "-",
+                     c["browser_restarts"], c["lost"], c["load"]["other_processes_cores"]])
+    table("browser steps: every case (same run)",
+          ["case", "sessions", "interval", "offered/s", "steps/s", "CPU-s/step (tree)", "of it sessiond",
+           "machine busy - site", "target 0.2 / measured", "vs launch per step", "sessions/5 min on 2 cores (CPU)",
+           "slot-bound sessions/5 min", "static/step", "p99 refresh s", "p99 lateness s", "max PSS MB",
+           "browser restarts", "lost", "other cores"], rows)
+
+    cap = cases.get("pool-shell-1mb-capacity")
+    shipped = cases.get("pool-shell-1mb")
+    rows = []
+    if cap:
+        c = cap
+        rows.append(["CPU per check+refresh, headless shell, 1 MB bundle (browser tree + sessiond)",
+                     fmt(c["cpu_s_per_step"], 3) + " CPU-s", "<= 0.2",
+                     fmt(0.2 / c["cpu_s_per_step"], 2) if c["cpu_s_per_step"] else "-", vs_launch(c)])
+    for key, label in (("pool-shell-1mb", "the same, profile as shipped (settle 500 ms), lower rate"),
+                       ("pool-chromium-1mb", "full Chromium, 1 MB bundle, as shipped"),
+                       ("pool-shell-tiny", "headless shell, tiny page, as shipped")):
+        c = cases.get(key)
+        if c:
+            rows.append([label, fmt(c["cpu_s_per_step"], 3) + " CPU-s", "<= 0.2",
+                         fmt(0.2 / c["cpu_s_per_step"], 2) if c["cpu_s_per_step"] else "-", vs_launch(c)])
+    if cap:
+        c = cap
+        rows.append([f"sessions per 5 min on 2 cores: {c['sessions']} sessions at {c['interval']} "
+                     f"({c['offered_steps_per_s']}/s offered), {c['lost']} lost",
+                     f"{c['steps_per_s']} steps/s achieved; {c['sessions_per_5min_2_cores']} implied by the CPU",
+                     ">= 2,500, 0 lost",
+                     fmt(c["sessions_per_5min_2_cores"] / 2500, 2) if c["sessions_per_5min_2_cores"] else "-",
+                     fmt(c["sessions_per_5min_2_cores"] / launch["sessions_per_5min_2_cores"], 1) + "x"
+                     if launch and launch.get("sessions_per_5min_2_cores") and c["sessions_per_5min_2_cores"] else "-"])
+        rows.append(["static bytes per step after warm-up (share of the bundle)",
+                     f"{c['static_bytes_per_step']} B ({fmt(c['static_share_of_bundle'] * 100, 2)} %), "
+                     f"bundle fetched {c['bundle_fetches']}x in {c['steps']} steps",
+                     "<= 5 %", fmt(0.05 / c["static_share_of_bundle"], 1) if c["static_share_of_bundle"] else "inf",
+                     f"launch per step: {fmt(launch['static_share_of_bundle'] * 100, 0)} %" if launch and launch["static_share_of_bundle"] is not None else "-"])
+    if shipped:
+        c = shipped
+        pss = c.get("pss_metric_bytes_max") or c.get("pss_smaps_bytes_max")
+        rows.append(["browser PSS at the default concurrency (2), under load / idle pool",
+                     f"{fmt((pss or 0) / 2**20, 0)} MB / {fmt((c.get('idle_pss_metric_bytes') or 0) / 2**20, 0)} MB "
+                     f"(smaps: {fmt((c.get('pss_smaps_bytes_max') or 0) / 2**20, 0)} / "
+                     f"{fmt((c.get('idle_pss_smaps_bytes') or 0) / 2**20, 0)} MB)",
+                     "<= 300 MB", fmt(BROWSER_TARGETS["pss_bytes"] / pss, 2) if pss else "-", "-"])
+    if cap:
+        c = cap
+        pss = c.get("pss_metric_bytes_max")
+        rows.append(["browser PSS at the target rate (capacity run)", f"{fmt((pss or 0) / 2**20, 0)} MB", "<= 300 MB",
+                     fmt(BROWSER_TARGETS["pss_bytes"] / pss, 2) if pss else "-", "-"])
+        rows.append(["p99 refresh duration (refresh_ok, step + queue + file) / step histogram p99 bucket / mean step",
+                     f"{fmt(c['refresh_ok_duration_s']['p99'], 2)} s / <= {fmt(c['step_hist_p99_le_s'])} s / "
+                     f"{fmt(c['step_mean_s'], 3)} s", "-", "-",
+                     f"launch per step: {fmt(launch['refresh_ok_duration_s']['p99'], 2)} s" if launch else "-"])
+        rows.append(["lateness against schedule p50 / p99 / max (lastRefresh - planned nextRefresh)",
+                     f"{fmt(c['lateness_s']['p50'], 2)} / {fmt(c['lateness_s']['p99'], 2)} / {fmt(c['lateness_s']['max'], 2)} s "
+                     f"({c['lateness_s']['samples']} refreshes)", "-", "-", "-"])
+    if launch:
+        c = launch
+        rows.append([f"launch per step (playwright-core {res.get('playwright_core')}, exec): CPU per step",
+                     fmt(c["cpu_s_per_step"], 3) + " CPU-s", "<= 0.2",
+                     fmt(0.2 / c["cpu_s_per_step"], 2) if c["cpu_s_per_step"] else "-", "1x"])
+        rows.append(["launch per step: sessions per 5 min on 2 cores (CPU)", c["sessions_per_5min_2_cores"],
+                     ">= 2,500", fmt(c["sessions_per_5min_2_cores"] / 2500, 2) if c["sessions_per_5min_2_cores"] else "-",
+                     "1x"])
+    hc = res.get("http_contrast")
+    if hc:
+        rows.append(["plain HTTP profile (GET + POST), CPU per refresh (" + hc["source"] + ")",
+                     fmt(hc["cpu_s_per_refresh"], 5) + " CPU-s", "-", "-",
+                     fmt(lcpu / hc["cpu_s_per_refresh"], 0) + "x less" if lcpu else "-"])
+    table("browser steps against the targets (issue 10)",
+          ["figure", "measured", "target", "ratio to target (> 1 = met)", "vs launch per step"], rows)
+
+
 # ---------------------------------------------------------------- main
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["memory", "throughput", "cpu", "latency", "startup", "all"])
+    ap.add_argument("what", choices=["memory", "throughput", "cpu", "latency", "startup", "all", "browser"])
     ap.add_argument("--build-dir", default="build-bench")
     ap.add_argument("--sessiond-bin", default=os.environ.get("BENCH_DAEMON_BIN", ""),
                     help="sessiond binary (default <build-dir>/sessiond; env BENCH_DAEMON_BIN)")
@@ -1129,6 +1607,20 @@ def main():
     ap.add_argument("--latency-wait", type=float, default=40)
     ap.add_argument("--lateness-window", type=float, default=60)
     ap.add_argument("--lateness-sample", type=int, default=8000, help="sessions sampled for lateness")
+    ap.add_argument("--bundle-bytes", type=int, default=1000000, help="browser: the app bundle (default 1 MB)")
+    ap.add_argument("--browser-sessions", type=int, default=500, help="browser capacity run: sessions")
+    ap.add_argument("--browser-interval", default="60s",
+                    help="browser capacity run: interval (500 at 60s = 2,500 per 5 min, scaled)")
+    ap.add_argument("--browser-warmup", type=float, default=25, help="browser: seconds before each window")
+    ap.add_argument("--browser-window", type=float, default=120, help="browser capacity run: window (s)")
+    ap.add_argument("--variant-sessions", type=int, default=60, help="browser variants: sessions")
+    ap.add_argument("--variant-interval", default="30s", help="browser variants: interval")
+    ap.add_argument("--variant-window", type=float, default=50, help="browser variants: window (s)")
+    ap.add_argument("--launch-sessions", type=int, default=10, help="launch per step: sessions")
+    ap.add_argument("--launch-interval", default="30s", help="launch per step: interval")
+    ap.add_argument("--launch-window", type=float, default=60, help="launch per step: window (s)")
+    ap.add_argument("--browser-cases", type=lambda s: s.split(","), default=None,
+                    help="browser: only these cases (names as in the results)")
     args = ap.parse_args()
     global RESULT_TAG
     RESULT_TAG = f"-{args.tag}" if args.tag else ""
@@ -1149,6 +1641,8 @@ def main():
             bench_startup(ctx)
         if args.what in ("throughput", "cpu", "all"):
             bench_throughput(ctx)
+        if args.what == "browser":
+            bench_browser(ctx)
     finally:
         ctx.close()
         print(f"\ntotal {time.monotonic() - started:.0f}s, load average at end {os.getloadavg()[0]:.2f}")
