@@ -4,9 +4,15 @@
 #   docker run --rm -e SESSIOND_ADMIN_TOKEN=... -v "$PWD/sessions:/sessions" \
 #     -v "$PWD/profiles/baman24.json:/etc/sessiond/profile.json:ro" -p 9464:9464 sessiond:0.1.0
 #
+# Without the browser (profiles with HTTP and exec steps only; ~95 MB instead
+# of ~630 MB uncompressed):
+#
+#   docker build --build-arg WITH_BROWSER=0 -t sessiond:0.1.0-nobrowser .
+#
 # Kubernetes: k8s/ and docs/DEPLOY.md. tests/checks/dockerfile.sh checks that
 # the runtime stage installs the Debian package of every shared library the
-# binary links, and that it runs as a non-root user.
+# binary links, that it runs as a non-root user, and the browser and init
+# below.
 
 ARG DEBIAN_IMAGE=debian:12-slim
 
@@ -42,7 +48,35 @@ RUN apt-get update \
       libprometheus-cpp-core1.0 \
       libspdlog1.10 \
       libcpp-httplib0.11 \
+      tini \
  && rm -rf /var/lib/apt/lists/*
+
+# Browser steps (profiles/baman24.json: the shipped profile needs it, so on by
+# default): the headless shell, the binary sessiond looks for first
+# (/usr/lib/chromium/chromium-headless-shell). ~530 MB installed (the shell
+# itself 220 MB; chromium-common and Mesa/LLVM, which its hard dependencies
+# pull in, most of the rest). --no-install-recommends keeps out upower, udev,
+# notification-daemon and friends. fonts-dejavu-core is what fontconfig picks
+# anyway (Latin and Arabic script); named so that the page always has a font.
+# The wrapper runs it with --no-sandbox, for pods that cannot create user
+# namespaces (Kubernetes RuntimeDefault seccomp): docs/DEPLOY.md, "Browser
+# steps". sessiond passes --headless to it because its name says headless-shell.
+ARG WITH_BROWSER=1
+RUN if [ "$WITH_BROWSER" = 1 ]; then \
+      apt-get update \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+           chromium-headless-shell \
+           fonts-dejavu-core \
+      && rm -rf /var/lib/apt/lists/* \
+      && /usr/lib/chromium/chromium-headless-shell --version \
+      && printf '%s\n' '#!/bin/sh' \
+           '# Chromium without its own sandbox: docs/DEPLOY.md, "Browser steps".' \
+           'exec /usr/lib/chromium/chromium-headless-shell --no-sandbox "$@"' \
+           > /usr/local/bin/chromium-headless-shell-no-sandbox \
+      && chmod 755 /usr/local/bin/chromium-headless-shell-no-sandbox; \
+    elif [ "$WITH_BROWSER" != 0 ]; then \
+      echo "WITH_BROWSER must be 1 or 0, not '$WITH_BROWSER'" >&2; exit 1; \
+    fi
 
 # Non-root, numeric uid/gid 10001 (the Kubernetes manifests run as 10001 with
 # fsGroup 10001; a numeric USER lets runAsNonRoot verify it).
@@ -59,8 +93,15 @@ RUN /usr/local/bin/sessiond --help >/dev/null
 USER 10001:10001
 VOLUME /sessions
 EXPOSE 9464
-ENTRYPOINT ["/usr/local/bin/sessiond"]
+# tini as PID 1: it forwards SIGTERM to sessiond (drain) and reaps orphans.
+# Chromium's zygote and renderer processes outlive their parent when the pool
+# kills the browser's process group (recycle, crash); under sessiond as PID 1
+# they stayed zombies (2 to 5 per browser start, never reaped).
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/sessiond"]
 # Listening on 0.0.0.0 needs an admin token (SESSIOND_ADMIN_TOKEN). A single
 # container serves every session; Kubernetes replaces these args with the
-# sharded ones (k8s/base/statefulset.yaml).
-CMD ["run", "--sessions-dir", "/sessions", "--profile", "/etc/sessiond/profile.json", "--listen", "0.0.0.0:9464", "--drain-timeout", "20s"]
+# sharded ones (k8s/base/statefulset.yaml). --browser: Docker's default seccomp
+# profile, like Kubernetes' RuntimeDefault, forbids the user namespaces
+# Chromium's sandbox needs (docs/DEPLOY.md, "Browser steps"); sessiond ignores
+# it for profiles without browser steps.
+CMD ["run", "--sessions-dir", "/sessions", "--profile", "/etc/sessiond/profile.json", "--listen", "0.0.0.0:9464", "--drain-timeout", "20s", "--browser", "/usr/local/bin/chromium-headless-shell-no-sandbox"]

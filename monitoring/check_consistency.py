@@ -37,6 +37,12 @@ DASHBOARD_MUST_SHOW = [
     "process_resident_memory_bytes",
     "process_cpu_seconds_total",
     "sessiond_session_file_errors_total",
+    "sessiond_browser_steps_total",
+    "sessiond_browser_step_duration_seconds_bucket",
+    "sessiond_browser_restarts_total",
+    "sessiond_browser_in_flight",
+    "sessiond_browser_queued",
+    "sessiond_browser_proportional_memory_bytes",
 ]
 
 

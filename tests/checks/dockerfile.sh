@@ -12,6 +12,14 @@
 #     VOLUME /sessions and EXPOSE 9464.
 #  3. Every shared library the binary links is provided by a Debian package
 #     that the runtime stage installs with apt-get.
+#  4. Browser: when the runtime stage's ARG WITH_BROWSER defaults to 1 it
+#     installs chromium-headless-shell (which holds the binary sessiond looks
+#     for first, when this machine has it); the default must be 1 when the
+#     shipped profile (profiles/baman24.json) has browser steps; a
+#     `--browser PATH` in k8s/base/statefulset.yaml must be a path the
+#     Dockerfile creates; every apt-get install uses --no-install-recommends;
+#     the ENTRYPOINT starts with tini (it reaps the browser's orphaned
+#     processes, which stay zombies under sessiond as PID 1).
 #
 # How 3 works, and why only the direct dependencies: the libraries are the
 # binary's DT_NEEDED entries (readelf -d), i.e. what it was linked against;
@@ -107,6 +115,11 @@ for ins, rest in stages[-1]:
     elif ins == "EXPOSE":
         for p in rest.split():
             print("EXPOSE", p.split("/")[0])
+    elif ins == "ARG":
+        for a in rest.split():
+            print("ARG", a)
+    elif ins == "ENTRYPOINT":
+        print("ENTRYPOINT", rest.strip())
     elif ins == "RUN":
         if rest.lstrip().startswith("["):
             print("ERR exec-form RUN is not parsed for apt-get install: " + rest)
@@ -132,6 +145,8 @@ for ins, rest in stages[-1]:
             if len(c) < 2 or c[0] not in ("apt-get", "apt") or "install" not in c[1:]:
                 continue
             args = c[c.index("install") + 1:]
+            if "--no-install-recommends" not in args:
+                print("ERR apt-get install without --no-install-recommends (recommended packages bloat the image)")
             i = 0
             while i < len(args):
                 a = args[i]
@@ -174,6 +189,92 @@ else
 fi
 if grep -qx 'VOLUME /sessions' <<<"$parsed"; then pass "VOLUME /sessions"; else failc "runtime stage lacks VOLUME /sessions"; fi
 if grep -qx 'EXPOSE 9464' <<<"$parsed"; then pass "EXPOSE 9464"; else failc "runtime stage lacks EXPOSE 9464"; fi
+
+# ---- 4. browser and init (before 3: that one may end the run early) ------------
+with_browser=$(sed -n 's/^ARG WITH_BROWSER=//p' <<<"$parsed" | tail -1)
+has_pkg() { printf '%s\n' "${runtime_pkgs[@]}" | grep -qx "$1"; }
+# Does the shipped profile have a browser step? (JSON with // comments)
+profile=profiles/baman24.json
+profile_browser=$(python3 - "$profile" <<'PY' 2>/dev/null
+import json, sys
+try:
+    text = open(sys.argv[1], encoding="utf-8").read()
+except OSError:
+    print("absent"); sys.exit()
+out, i, in_str = [], 0, False
+while i < len(text):  # drop // and /* */ comments outside strings
+    c = text[i]
+    if in_str:
+        out.append(c)
+        if c == "\\":
+            out.append(text[i + 1]); i += 1
+        elif c == '"':
+            in_str = False
+    elif c == '"':
+        in_str = True; out.append(c)
+    elif text.startswith("//", i):
+        while i < len(text) and text[i] != "\n":
+            i += 1
+        continue
+    elif text.startswith("/*", i):
+        i = text.find("*/", i) + 2
+        continue
+    else:
+        out.append(c)
+    i += 1
+doc = json.loads("".join(out))
+steps = [doc.get(k) or {} for k in ("check", "refresh")]
+print("yes" if any("browser" in s for s in steps) else "no")
+PY
+)
+if [[ -z $with_browser ]]; then
+  if [[ $profile_browser == yes ]]; then
+    failc "$profile has browser steps but the runtime stage has no ARG WITH_BROWSER=1 (the image would have no browser)"
+  else
+    echo "NOTE no ARG WITH_BROWSER in the runtime stage: browser checks skipped"
+  fi
+elif [[ $with_browser == 1 ]]; then
+  if has_pkg chromium-headless-shell; then
+    pass "WITH_BROWSER=1 (default): the runtime stage installs chromium-headless-shell"
+  else
+    failc "WITH_BROWSER defaults to 1 but the runtime stage does not apt-get install chromium-headless-shell"
+  fi
+  # The binary sessiond tries first (its --help names it) must come from that package.
+  default_browser=$("$bin" run --help 2>/dev/null | sed -n 's/.*--browser PATH.*default: \(\/[^ ,)]*\).*/\1/p' | head -1)
+  if [[ -z $default_browser ]]; then
+    echo "NOTE could not read the default --browser from '$bin run --help': package of the browser binary not checked"
+  elif owner=$(dpkg -S "$default_browser" 2>/dev/null); then
+    if [[ ${owner%%:*} == chromium-headless-shell ]]; then
+      pass "sessiond's default browser $default_browser is in chromium-headless-shell"
+    else
+      failc "sessiond's default browser $default_browser belongs to ${owner%%:*}, not chromium-headless-shell"
+    fi
+  else
+    echo "NOTE $default_browser is not installed on this machine: its package not checked"
+  fi
+  # A --browser PATH in the StatefulSet must exist in the image.
+  sts=k8s/base/statefulset.yaml
+  k8s_browser=$(awk '/^ *- --browser *$/ { getline; sub(/^ *- */, ""); gsub(/"/, ""); print; exit }' "$sts" 2>/dev/null)
+  if [[ -n $k8s_browser ]]; then
+    if grep -qF -- "$k8s_browser" "$dockerfile"; then
+      pass "$sts runs --browser $k8s_browser, which $dockerfile creates"
+    else
+      failc "$sts runs --browser $k8s_browser, which $dockerfile does not create"
+    fi
+  fi
+elif [[ $with_browser == 0 && $profile_browser == yes ]]; then
+  failc "WITH_BROWSER defaults to 0 but $profile has browser steps: the default image could not run the shipped profile"
+elif [[ $with_browser != 0 ]]; then
+  failc "ARG WITH_BROWSER=$with_browser: expected 1 or 0"
+else
+  echo "NOTE WITH_BROWSER defaults to 0: no browser in the image"
+fi
+entrypoint=$(sed -n 's/^ENTRYPOINT //p' <<<"$parsed" | tail -1)
+if [[ $entrypoint =~ ^\[[[:space:]]*\"(/usr/bin/)?tini\" ]] && has_pkg tini; then
+  pass "ENTRYPOINT runs under tini (reaps orphaned browser processes, forwards SIGTERM)"
+else
+  failc "ENTRYPOINT ($entrypoint) does not start with tini (and apt-get install tini): Chromium's orphaned processes would stay zombies under sessiond as PID 1"
+fi
 
 # ---- 3. linked libraries -> packages ----------------------------------------
 if [[ ! -f $bin ]]; then
