@@ -1149,6 +1149,36 @@ def tree_cpu(root):
     return sum(t[p][2] for p in descendants(root, t) if p in t)
 
 
+def become_subreaper():
+    """Orphans below us (a renderer whose browser exited before reaping it, a
+    detached crashpad handler) are reparented to us instead of init, so their
+    CPU is counted (adopted_cpu) and none is left unseen."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+
+
+def adopted_cpu():
+    """CPU-s of the processes orphaned below us: the reaped ones from our
+    children's times, the live ones (with their subtrees) from /proc."""
+    me = os.getpid()
+    ours = {p.pid for p in _children}
+    t = proc_table()
+    for pid, (ppid, _, _) in t.items():
+        if ppid == me and pid not in ours:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+    tm = os.times()
+    total = tm.children_user + tm.children_system
+    t = proc_table()
+    for pid, (ppid, _, _) in t.items():
+        if ppid == me and pid not in ours:
+            total += sum(t[p][2] for p in descendants(pid, t) if p in t)
+    return total
+
+
 def cmdline(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -1274,7 +1304,7 @@ def browser_case(ctx, spec):
                    life_s=a.browser_warmup + spec["window"] + 300, profile=profile, extra_args=extra, env=env)
         d.wait_ready(60)
         time.sleep(a.browser_warmup)
-        m0, s0, c0 = d.metrics(), site.stats(), tree_cpu(d.pid)
+        m0, s0, c0, o0 = d.metrics(), site.stats(), tree_cpu(d.pid), adopted_cpu()
         own0, site0 = proc_stats(d.pid)["cpu_s"], proc_stats(site.pid)["cpu_s"]
         w = CpuWindow([d.pid, site.pid])
         t0 = time.monotonic()
@@ -1307,7 +1337,7 @@ def browser_case(ctx, spec):
                         pending[mob] = (nr, cnt)
                 last_status = now
             time.sleep(min(2.0, max(0.0, end - time.monotonic())))
-        m1, s1, c1 = d.metrics(), site.stats(), tree_cpu(d.pid)
+        m1, s1, c1, o1 = d.metrics(), site.stats(), tree_cpu(d.pid), adopted_cpu()
         own1, site1 = proc_stats(d.pid)["cpu_s"], proc_stats(site.pid)["cpu_s"]
         dt = time.monotonic() - t0
         wall1 = time.time()
@@ -1318,7 +1348,9 @@ def browser_case(ctx, spec):
         else:
             steps = metric_sum(m1, "sessiond_browser_steps_total") - metric_sum(m0, "sessiond_browser_steps_total")
         ok = d.success(m1) - d.success(m0)
-        tree = (c1 - c0) if c0 is not None and c1 is not None else None
+        # sessiond's tree plus what was orphaned out of it (and adopted by us) in the window.
+        orphans = o1 - o0
+        tree = (c1 - c0 + orphans) if c0 is not None and c1 is not None else None
         busy_minus_site = load["machine_busy_cores"] * dt - (site1 - site0)
         durs = [e["duration_ms"] / 1000 for e in d.events({"refresh_ok"})
                 if "duration_ms" in e and wall0 <= parse_iso(e["ts"]) <= wall1]
@@ -1336,6 +1368,7 @@ def browser_case(ctx, spec):
             "browser_restarts": int(metric_sum(m1, "sessiond_browser_restarts_total")),
             "cpu_s_tree": round(tree, 2) if tree is not None else None,
             "cpu_s_sessiond_own": round(own1 - own0, 2),
+            "cpu_s_orphaned_processes": round(orphans, 2),
             "cpu_s_per_step": round(cpu_step, 4) if cpu_step else None,
             "cpu_s_per_step_sessiond_own": round((own1 - own0) / steps, 4) if steps else None,
             "cpu_s_per_step_machine_minus_site": round(busy_minus_site / steps, 4) if steps else None,
@@ -1366,7 +1399,7 @@ def browser_case(ctx, spec):
             res["slot_bound_sessions_per_5min"] = int(slots * 300 / hmean)
         log(f"{name}: {steps:.0f} steps in {dt:.0f}s ({steps / dt:.2f}/s), {fmt(cpu_step, 3)} CPU-s/step "
             f"(machine busy - site: {fmt(res['cpu_s_per_step_machine_minus_site'], 3)}), static "
-            f"{res['static_bytes_per_step']} B/step, p99 refresh {fmt(pct(durs, 99), 2)} s, lateness p99 "
+            f"{res['static_bytes_per_step']} B/step, orphans {orphans:.1f} CPU-s, p99 refresh {fmt(pct(durs, 99), 2)} s, lateness p99 "
             f"{fmt(pct(late, 99), 2)} s, other cores {load['other_processes_cores']}")
         if not spec.get("exec") and spec.get("idle_pss"):
             # Idle pool: the sessions go away (files removed, then logged out at the site: not lost).
@@ -1422,6 +1455,9 @@ def http_contrast():
 
 def bench_browser(ctx):
     a = ctx.args
+    subreaper = become_subreaper()
+    if not subreaper:
+        log("PR_SET_CHILD_SUBREAPER failed: the CPU of orphaned Chromium processes is not counted")
     node_dir = os.path.join(ctx.build, "node", "node_modules")
     ctx.node_path = node_dir
     have_pw = os.path.isdir(os.path.join(node_dir, "playwright-core")) and shutil.which("node")
@@ -1454,7 +1490,7 @@ def bench_browser(ctx):
     only = set(a.browser_cases) if a.browser_cases else None
     res = {"machine": ctx.machine, "chromium": subprocess.run([SHELL_BIN, "--version"], capture_output=True,
                                                               text=True).stdout.strip(),
-           "playwright_core": None, "warmup_s": a.browser_warmup, "cases": []}
+           "playwright_core": None, "warmup_s": a.browser_warmup, "subreaper": subreaper, "cases": []}
     if have_pw:
         try:
             with open(os.path.join(node_dir, "playwright-core", "package.json")) as f:
