@@ -83,7 +83,8 @@ void perform(Self self, Actions& actions) {
             // Unregistered (file gone or DELETE): the status goes with the actor.
             caf::anon_send(rt.board, forget_atom::value, cycle.id());
             for (auto& p : st.waiting)
-              p.deliver(CycleReport{cycle.id(), CycleOutcome::removed, {}, cycle.status().state, 0});
+              p.deliver(
+                  CycleReport{cycle.id(), CycleOutcome::removed, {}, cycle.status().state, 0});
             st.waiting.clear();
             self->quit();
           }

@@ -15,7 +15,8 @@ status_board_actor::behavior_type status_board_impl(
   return {
       [=](put_atom, const SessionStatusPtr& s) {
         auto& st = self->state;
-        if (s->last_refresh && st.setup.metrics) st.setup.metrics->set_last_refresh(s->id, *s->last_refresh);
+        if (s->last_refresh && st.setup.metrics)
+          st.setup.metrics->set_last_refresh(s->id, *s->last_refresh);
         st.table.put(*s);
       },
       [=](forget_atom, const std::string& id) {
@@ -41,8 +42,8 @@ status_board_actor::behavior_type status_board_impl(
       [=](status_atom, const std::string& state_filter, std::uint64_t limit) {
         auto& st = self->state;
         return st.table
-            .status_json(state_filter, limit, st.ready && !st.draining, !st.draining,
-                         st.setup.info, st.setup.now())
+            .status_json(state_filter, limit, st.ready && !st.draining, !st.draining, st.setup.info,
+                         st.setup.now())
             .dump();
       },
       [=](session_atom, const std::string& id) {

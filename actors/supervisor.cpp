@@ -124,7 +124,7 @@ supervisor_actor::behavior_type supervisor_impl(Self self, SupervisorSetup setup
   st.setup = std::move(setup);
   if (!st.setup.spawn_child) {
     st.setup.spawn_child = [site = st.setup.site](supervisor_actor::pointer sup,
-                                                   const std::string& id) {
+                                                  const std::string& id) {
       return sup->spawn(session_actor_impl, site, id);
     };
   }
@@ -153,8 +153,9 @@ supervisor_actor::behavior_type supervisor_impl(Self self, SupervisorSetup setup
           for (const auto& [id, c] : st.children) ids.push_back(id);
           caf::anon_send(rt.listener, scanned_atom::value, std::move(ids));
         }
-        log::info("ready", "first scan of the sessions directory done",
-                  {{"sessions", st.children.size()}, {"dir", st.setup.site->settings->sessions_dir}});
+        log::info(
+            "ready", "first scan of the sessions directory done",
+            {{"sessions", st.children.size()}, {"dir", st.setup.site->settings->sessions_dir}});
       },
       [=](restart_atom, const std::string& id, std::uint64_t incarnation) {
         auto& st = self->state;
@@ -177,12 +178,12 @@ supervisor_actor::behavior_type supervisor_impl(Self self, SupervisorSetup setup
         auto rp = self->make_response_promise<CycleReport>();
         auto it = self->state.children.find(id);
         if (it == self->state.children.end() || !it->second.handle) {
-          rp.deliver(CycleReport{id,
-                                 it == self->state.children.end() ? CycleOutcome::not_found
-                                                                  : CycleOutcome::failed,
-                                 {},
-                                 SessionState::failed,
-                                 0});
+          rp.deliver(CycleReport{
+              id,
+              it == self->state.children.end() ? CycleOutcome::not_found : CycleOutcome::failed,
+              {},
+              SessionState::failed,
+              0});
           return rp;
         }
         self->request(it->second.handle, caf::infinite, refresh_atom::value)

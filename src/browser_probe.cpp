@@ -46,20 +46,23 @@ BrowserProbe probe_browser(const BrowserLaunchOptions& options, Millis timeout) 
                     std::to_string(timeout.count()) + " ms";
       break;
     }
-    pollfd fds[2] = {{browser->reply_fd(), POLLIN, 0},
-                     {browser->command_fd(), static_cast<short>(browser->wants_write() ? POLLOUT : 0), 0}};
+    pollfd fds[2] = {
+        {browser->reply_fd(), POLLIN, 0},
+        {browser->command_fd(), static_cast<short>(browser->wants_write() ? POLLOUT : 0), 0}};
     if (::poll(fds, 2, static_cast<int>(std::min<long long>(left.count(), 200))) < 0) continue;
     if (fds[1].revents & POLLOUT) browser->flush();
     if (!(fds[0].revents & (POLLIN | POLLHUP))) continue;
     char buf[16384];
     ssize_t n = browser->read_some(buf, sizeof buf);
     if (n == 0) {
-      probe.error = options.path + ": exited at start-up (as root it needs --no-sandbox; is it the "
-                                   "real binary, not a wrapper script?)";
+      probe.error = options.path +
+                    ": exited at start-up (as root it needs --no-sandbox; is it the "
+                    "real binary, not a wrapper script?)";
       break;
     }
     if (n < 0) continue;
-    for (const auto& msg : framer.feed(std::string_view(buf, static_cast<std::size_t>(n))).messages) {
+    for (const auto& msg :
+         framer.feed(std::string_view(buf, static_cast<std::size_t>(n))).messages) {
       if (msg.value("id", 0) != 1) continue;
       if (msg.contains("result")) {
         probe.ok = true;

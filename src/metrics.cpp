@@ -11,7 +11,6 @@ double seconds(Millis d) {
   return static_cast<double>(d.count()) / 1000.0;
 }
 
-
 }  // namespace
 
 Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus::Registry>()) {
@@ -24,9 +23,12 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
     return &BuildCounter().Name(name).Help(help).Register(r).Add({});
   };
 
-  auto& refresh =
-      BuildCounter().Name("sessiond_refresh_total").Help("Finished refresh attempts by result").Register(r);
-  for (auto res : {RefreshResult::success, RefreshResult::logged_out, RefreshResult::transient_error})
+  auto& refresh = BuildCounter()
+                      .Name("sessiond_refresh_total")
+                      .Help("Finished refresh attempts by result")
+                      .Register(r);
+  for (auto res :
+       {RefreshResult::success, RefreshResult::logged_out, RefreshResult::transient_error})
     refresh_total_[static_cast<std::size_t>(res)] = &refresh.Add({{"result", to_string(res)}});
   refresh_duration_ = &BuildHistogram()
                            .Name("sessiond_refresh_duration_seconds")
@@ -42,9 +44,9 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
                       .Name("sessiond_session_file_errors_total")
                       .Help("Session files that could not be read, parsed or written, by reason")
                       .Register(r);
-  for (auto kind : {FileErrorKind::parse, FileErrorKind::schema, FileErrorKind::io,
-                    FileErrorKind::too_large, FileErrorKind::symlink, FileErrorKind::permission,
-                    FileErrorKind::write})
+  for (auto kind :
+       {FileErrorKind::parse, FileErrorKind::schema, FileErrorKind::io, FileErrorKind::too_large,
+        FileErrorKind::symlink, FileErrorKind::permission, FileErrorKind::write})
     file_errors_->Add({{"reason", to_string(kind)}});
   restarts_ = counter("sessiond_actor_restarts_total",
                       "Session actors restarted by the supervisor after a crash");
@@ -54,8 +56,10 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
     sessions_[static_cast<std::size_t>(s)] = &sessions.Add({{"state", to_string(s)}});
   oldest_age_ = gauge("sessiond_oldest_refresh_age_seconds",
                       "Longest time since a live session's last successful refresh");
-  gauge("sessiond_idle_timeout_seconds", "The site's idle logout timeout")->Set(seconds(c.idle_timeout));
-  gauge("sessiond_refresh_interval_seconds", "Configured refresh interval")->Set(seconds(c.interval));
+  gauge("sessiond_idle_timeout_seconds", "The site's idle logout timeout")
+      ->Set(seconds(c.idle_timeout));
+  gauge("sessiond_refresh_interval_seconds", "Configured refresh interval")
+      ->Set(seconds(c.interval));
   BuildGauge()
       .Name("sessiond_build_info")
       .Help("Build information")
@@ -70,8 +74,8 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
       .Set(1);
   ready_ = gauge("sessiond_ready", "1 once the first scan of the sessions directory is done");
   in_flight_ = gauge("sessiond_http_in_flight", "HTTP requests running");
-  queued_ = gauge("sessiond_http_queued",
-                  "HTTP requests waiting for a slot (in-flight cap, rate limit)");
+  queued_ =
+      gauge("sessiond_http_queued", "HTTP requests waiting for a slot (in-flight cap, rate limit)");
   gauge("sessiond_http_max_in_flight", "Cap on HTTP requests running at once toward the site")
       ->Set(static_cast<double>(c.max_in_flight));
   gauge("sessiond_rate_limit_per_second",
@@ -79,16 +83,18 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
       ->Set(c.rate_limit_per_second);
   rate_tokens_ = gauge("sessiond_rate_limit_tokens",
                        "Tokens in the rate limiter's bucket (each request takes one)");
-  rate_limited_ = counter("sessiond_rate_limited_total", "Requests that waited for a rate-limiter token");
-  circuit_ = gauge("sessiond_circuit_open",
-                   "1 while the site-wide circuit breaker holds requests back");
-  process_cpu_ = counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.");
+  rate_limited_ =
+      counter("sessiond_rate_limited_total", "Requests that waited for a rate-limiter token");
+  circuit_ =
+      gauge("sessiond_circuit_open", "1 while the site-wide circuit breaker holds requests back");
+  process_cpu_ =
+      counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.");
   process_rss_ = gauge("process_resident_memory_bytes", "Resident memory size in bytes.");
   process_vsz_ = gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.");
   process_fds_ = gauge("process_open_fds", "Number of open file descriptors.");
   process_max_fds_ = gauge("process_max_fds", "Maximum number of open file descriptors.");
-  process_start_ = gauge("process_start_time_seconds",
-                         "Start time of the process since unix epoch in seconds.");
+  process_start_ =
+      gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.");
   auto& browser_steps = BuildCounter()
                             .Name("sessiond_browser_steps_total")
                             .Help("Browser steps (page loads in the pooled Chromium) by result")
@@ -97,12 +103,12 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
                  BrowserStepResult::Verdict::transient})
     browser_steps_[static_cast<std::size_t>(v)] = &browser_steps.Add({{"result", to_string(v)}});
   browser_steps_[3] = &browser_steps.Add({{"result", "not_sent"}});
-  browser_duration_ = &BuildHistogram()
-                           .Name("sessiond_browser_step_duration_seconds")
-                           .Help("Duration of one browser step, queueing excluded")
-                           .Register(r)
-                           .Add({}, Histogram::BucketBoundaries{0.1, 0.25, 0.5, 1, 2, 3, 5, 10,
-                                                                20, 30, 60});
+  browser_duration_ =
+      &BuildHistogram()
+           .Name("sessiond_browser_step_duration_seconds")
+           .Help("Duration of one browser step, queueing excluded")
+           .Register(r)
+           .Add({}, Histogram::BucketBoundaries{0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60});
   browser_restarts_ = counter("sessiond_browser_restarts_total",
                               "Browser (Chromium) restarts after a crash, a hang or a recycle");
   browser_in_flight_ = gauge("sessiond_browser_in_flight", "Browser steps running");

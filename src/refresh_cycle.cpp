@@ -436,8 +436,7 @@ void RefreshCycle::saved(const SaveOutcome& r, Actions& out) {
       forget_unsaved();
       attempt_ = 0;
       status_.record_success(*last_ok_);
-      auto took =
-          std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started_);
+      auto took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started_);
       log::info("refresh_ok", "session refreshed",
                 {{"session", id()},
                  {"refresh_count", status_.refresh_count},
@@ -499,8 +498,9 @@ void RefreshCycle::disposed(const DisposeOutcome& r, Actions& out) {
   doc_.reset();
   cancel_timer();
   if (r.error) {
-    log::error("file_error", "session is logged out but its file could not be updated",
-               {{"session", id()}, {"file", path_}, {"reason", "write"}, {"error", r.error->message}});
+    log::error(
+        "file_error", "session is logged out but its file could not be updated",
+        {{"session", id()}, {"file", path_}, {"reason", "write"}, {"error", r.error->message}});
     if (site_->metrics) site_->metrics->file_error(FileErrorKind::write);
   } else {
     log::warn("session_invalidated", "logged-out session is no longer refreshed",

@@ -23,7 +23,8 @@ StatusSummary StatusTable::summary(WallTime now) const {
       if (!sum.oldest_age || age > *sum.oldest_age) sum.oldest_age = age;
     }
   }
-  for (auto s : kSessionStates) sum.by_state[to_string(s)] = sum.counts[static_cast<std::size_t>(s)];
+  for (auto s : kSessionStates)
+    sum.by_state[to_string(s)] = sum.counts[static_cast<std::size_t>(s)];
   return sum;
 }
 

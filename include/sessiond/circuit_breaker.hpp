@@ -65,7 +65,8 @@ class CircuitBreaker {
 // success.
 class GuardedBrowser final : public BrowserRunner {
  public:
-  GuardedBrowser(BrowserRunner& inner, CircuitBreaker& breaker) : inner_(inner), breaker_(breaker) {}
+  GuardedBrowser(BrowserRunner& inner, CircuitBreaker& breaker)
+      : inner_(inner), breaker_(breaker) {}
   void submit(BrowserStepRequest request, Callback done) override;
 
  private:

@@ -19,8 +19,8 @@ namespace sessiond {
 
 struct ExecJob {
   std::string session_id;
-  nlohmann::json session;            // the document to hand over, cookies as they are now
-  std::vector<std::string> argv;     // templates ({file}, {id}, {base_url}, ...)
+  nlohmann::json session;         // the document to hand over, cookies as they are now
+  std::vector<std::string> argv;  // templates ({file}, {id}, {base_url}, ...)
   std::string base_url;
   std::chrono::milliseconds timeout{15000};
 };

@@ -132,10 +132,9 @@ struct Drained {};
 struct Leave {};
 }  // namespace action
 
-using Action =
-    std::variant<action::ReadFirstLook, action::Load, action::SendHttp, action::RunExec,
-                 action::RunBrowser, action::Save, action::Dispose, action::Schedule,
-                 action::Publish, action::Finished, action::Drained, action::Leave>;
+using Action = std::variant<action::ReadFirstLook, action::Load, action::SendHttp, action::RunExec,
+                            action::RunBrowser, action::Save, action::Dispose, action::Schedule,
+                            action::Publish, action::Finished, action::Drained, action::Leave>;
 using Actions = std::vector<Action>;
 
 class RefreshCycle {
@@ -204,10 +203,10 @@ class RefreshCycle {
   std::uint64_t cycle_ = 0;      // tags results of the running cycle
   int attempt_ = 0;              // consecutive transient failures
   bool draining_ = false;
-  bool drain_pending_ = false;  // Drained owed when the running cycle ends
-  bool removed_ = false;        // unregistered: finish the running cycle, then leave
-  bool stopped_ = false;        // invalid or file error: wait for the file to change
-  std::optional<FileIdentity> known_;               // the version we last read or wrote
+  bool drain_pending_ = false;         // Drained owed when the running cycle ends
+  bool removed_ = false;               // unregistered: finish the running cycle, then leave
+  bool stopped_ = false;               // invalid or file error: wait for the file to change
+  std::optional<FileIdentity> known_;  // the version we last read or wrote
   std::optional<FileIdentity> error_reported_for_;  // one file_error log per version
   std::optional<WallTime> last_ok_;                 // last time the site saw this session alive
   std::minstd_rand rng_;

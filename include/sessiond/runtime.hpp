@@ -19,13 +19,13 @@
 namespace sessiond {
 
 struct Runtime {
-  HttpTransport* http = nullptr;      // outlives the actor system
-  Executor* io = nullptr;             // disk I/O
-  Executor* exec = nullptr;           // external commands (its own concurrency cap)
-  BrowserRunner* browser = nullptr;   // null: no profile uses browser steps
+  HttpTransport* http = nullptr;     // outlives the actor system
+  Executor* io = nullptr;            // disk I/O
+  Executor* exec = nullptr;          // external commands (its own concurrency cap)
+  BrowserRunner* browser = nullptr;  // null: no profile uses browser steps
   std::shared_ptr<Metrics> metrics;
-  status_board_actor board;           // receives status snapshots
-  session_listener_actor listener;    // optional: hears how cycles end
+  status_board_actor board;         // receives status snapshots
+  session_listener_actor listener;  // optional: hears how cycles end
 };
 using RuntimePtr = std::shared_ptr<const Runtime>;
 

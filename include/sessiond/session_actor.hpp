@@ -5,8 +5,8 @@
 // browser steps on the browser pool, timers, status snapshots to the status
 // board, cycle reports to the listener. Decisions are the cycle's.
 
-#include <caf/typed_response_promise.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_response_promise.hpp>
 
 #include <optional>
 #include <string>

@@ -17,7 +17,7 @@ namespace sessiond {
 struct DisposeOutcome {
   bool changed_on_disk = false;  // the bot wrote a new file: nothing was disposed
   std::optional<FileError> error;
-  std::string where;  // the new path (quarantine), the file (mark, delete)
+  std::string where;                     // the new path (quarantine), the file (mark, delete)
   std::optional<FileIdentity> identity;  // mark: the version written (the file stays ours)
 };
 

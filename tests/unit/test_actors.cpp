@@ -24,27 +24,13 @@
 #include "sessiond/json_log.hpp"
 #include "sessiond/session_actor.hpp"
 #include "sessiond/supervisor.hpp"
+#include "test_support.hpp"
 
 using namespace sessiond;
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 
 namespace {
-
-const char* kProfile = R"({
-  "name": "test", "base_url": "http://127.0.0.1:1", "interval": "5m", "idle_timeout": "10m", "jitter": 0.1,
-  "check": {"path": "/pwa",
-            "logged_in": [{"status": 200, "body_contains": "homeSection"}],
-            "logged_out": [{"status": [302], "redirect_contains": "/login"}]},
-  "refresh": {"method": "POST", "path": "/api/refresh",
-              "logged_in": [{"status": 200, "json_pointer": "/token"}],
-              "capture": [{"from": "json:/token", "to": "header:Authorization", "format": "Bearer {value}"}]},
-  "retry": {"base": "2s", "max": "30s"}
-})";
-
-struct InlineExecutor : Executor {
-  void post(std::function<void()> task) override { task(); }
-};
 
 // Records requests; the test answers them one by one.
 struct ScriptedTransport : HttpTransport {
@@ -113,7 +99,7 @@ struct Fixture {
   caf::actor_clock::time_point t0;
   std::string dir;
   ScriptedTransport http;
-  InlineExecutor inline_exec;
+  testing::InlineExecutor inline_exec;
   std::shared_ptr<Recorded> rec = std::make_shared<Recorded>();
   std::shared_ptr<Runtime> rt = std::make_shared<Runtime>();
   std::shared_ptr<SiteSettings> settings = std::make_shared<SiteSettings>();
@@ -128,7 +114,7 @@ struct Fixture {
     t0 = sched->clock().now();
     char tmpl[] = "/tmp/sessiond-actors-XXXXXX";
     dir = ::mkdtemp(tmpl);
-    settings->profile = std::make_shared<Profile>(parse_profile(kProfile));
+    settings->profile = std::make_shared<Profile>(parse_profile(testing::kRefreshProfile));
     settings->sessions_dir = dir;
     settings->interval = settings->profile->interval;
     settings->idle_timeout = settings->profile->idle_timeout;
@@ -432,7 +418,8 @@ TEST_CASE("the supervisor restarts a crashing child with backoff and gives up af
   auto sup = f.sys->spawn(supervisor_impl, setup);
   f.actors.push_back(caf::actor_cast<caf::actor>(sup));
   f.sched->run();
-  caf::anon_send(sup, file_added_atom::value, std::string("09120000007"), std::optional<FileIdentity>());
+  caf::anon_send(sup, file_added_atom::value, std::string("09120000007"),
+                 std::optional<FileIdentity>());
   f.sched->run();
   CHECK(*spawned == 1);
   // Restarts come after a backoff delay, not at once.
@@ -452,7 +439,8 @@ TEST_CASE("the supervisor restarts a crashing child with backoff and gives up af
   REQUIRE_FALSE(f.rec->reports.empty());
   CHECK(f.rec->reports.back().outcome == CycleOutcome::failed);
   // A new version of the file gives it a fresh start.
-  caf::anon_send(sup, file_added_atom::value, std::string("09120000007"), std::optional<FileIdentity>());
+  caf::anon_send(sup, file_added_atom::value, std::string("09120000007"),
+                 std::optional<FileIdentity>());
   f.sched->run();
   CHECK(*spawned == 5);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);

@@ -2,8 +2,8 @@
 #include <string>
 #include <vector>
 
-#include "sample_cookies.hpp"
 #include "sessiond/cookie_jar.hpp"
+#include "test_support.hpp"
 
 using namespace sessiond;
 using sessiond::testing::sample_cookies;

@@ -15,31 +15,18 @@
 #include <variant>
 #include <vector>
 
-#include "sample_cookies.hpp"
 #include "sessiond/exec_step.hpp"
 #include "sessiond/session_disposal.hpp"
 #include "sessiond/session_file.hpp"
+#include "test_support.hpp"
 
 using namespace sessiond;
+using sessiond::testing::TempDir;
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/sessiond-unit-fp-XXXXXX";
-    char* p = ::mkdtemp(tmpl);
-    REQUIRE(p != nullptr);
-    path = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 std::string read_raw(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -11,8 +11,11 @@
 
 #include "sessiond/cookie_jar.hpp"
 #include "sessiond/profile.hpp"
+#include "test_support.hpp"
 
 using namespace sessiond;
+using sessiond::testing::base64url;
+using sessiond::testing::make_jwt;
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
@@ -29,28 +32,6 @@ std::string source_dir() {
     p = p.parent_path();
   }
   return {};
-}
-
-std::string base64url(const std::string& in) {
-  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  unsigned buf = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    buf = (buf << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(abc[(buf >> bits) & 0x3f]);
-    }
-  }
-  if (bits > 0) out.push_back(abc[(buf << (6 - bits)) & 0x3f]);
-  return out;  // unpadded, as in JWTs
-}
-
-std::string make_jwt(const json& claims) {
-  return base64url(R"({"alg":"HS256","typ":"JWT"})") + "." + base64url(claims.dump()) + "." +
-         base64url("not-a-real-signature");
 }
 
 std::string error_of(const std::string& text) {
@@ -172,7 +153,8 @@ TEST_CASE("the bundled profiles parse", "[profile]") {
   REQUIRE(baman.check->is_browser());
   CHECK(baman.check->browser->url == "/pwa");
   REQUIRE(baman.check->browser->wait_for.size() == 1);
-  CHECK(baman.check->browser->wait_for[0].selector == std::optional<std::string>("div.homeSection"));
+  CHECK(baman.check->browser->wait_for[0].selector ==
+        std::optional<std::string>("div.homeSection"));
   CHECK(baman.check->browser->timeout == Millis(30000));
   CHECK_FALSE(baman.token_deadline);  // the page renews the token itself
 

@@ -19,6 +19,7 @@
 #include "sessiond/json_log.hpp"
 #include "sessiond/metrics.hpp"
 #include "sessiond/refresh_cycle.hpp"
+#include "test_support.hpp"
 
 using namespace sessiond;
 using namespace std::chrono_literals;
@@ -26,19 +27,6 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-// The profile of the actor tests: check GET /pwa, then refresh POST
-// /api/refresh capturing the token into the Authorization header.
-const char* kProfile = R"({
-  "name": "test", "base_url": "http://127.0.0.1:1", "interval": "5m", "idle_timeout": "10m", "jitter": 0.1,
-  "check": {"path": "/pwa",
-            "logged_in": [{"status": 200, "body_contains": "homeSection"}],
-            "logged_out": [{"status": [302], "redirect_contains": "/login"}]},
-  "refresh": {"method": "POST", "path": "/api/refresh",
-              "logged_in": [{"status": 200, "json_pointer": "/token"}],
-              "capture": [{"from": "json:/token", "to": "header:Authorization", "format": "Bearer {value}"}]},
-  "retry": {"base": "2s", "max": "30s"}
-})";
 
 // One exec step: the command gets a copy of the session; the test answers
 // with the ExecOutcome.
@@ -50,27 +38,8 @@ const char* kExecProfile = R"({
 
 const char* kHome = "<div class=\"homeSection\">";
 
-std::string base64url(const std::string& in) {
-  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  unsigned buf = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    buf = (buf << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out.push_back(abc[(buf >> bits) & 0x3f]);
-    }
-  }
-  if (bits > 0) out.push_back(abc[(buf << (6 - bits)) & 0x3f]);
-  return out;
-}
-
 std::string make_jwt(std::int64_t exp) {
-  return base64url(R"({"alg":"HS256","typ":"JWT"})") + "." +
-         base64url(json{{"sub", "09120000001"}, {"exp", exp}}.dump()) + "." +
-         base64url("not-a-real-signature");
+  return testing::make_jwt({{"sub", "09120000001"}, {"exp", exp}});
 }
 
 std::int64_t unix_seconds(WallTime t) {
@@ -141,7 +110,7 @@ struct Driver {
   std::vector<std::string> kinds;  // every action performed, in order
   Actions last;                    // what the last event emitted directly
 
-  explicit Driver(const std::string& profile_json = kProfile) {
+  explicit Driver(const std::string& profile_json = testing::kRefreshProfile) {
     char tmpl[] = "/tmp/sessiond-cycle-XXXXXX";
     const char* made = ::mkdtemp(tmpl);
     REQUIRE(made != nullptr);
@@ -886,8 +855,8 @@ TEST_CASE("cycle: a missing file and a file marked invalid end the cycle without
 
 TEST_CASE("cycle: a token that expires before the interval bounds the next refresh", "[cycle]") {
   SECTION("a JWT cookie") {
-    Driver d(std::string(kProfile).insert(
-        1, R"("token_deadline": {"from": "cookie:jwt", "margin": "2m"},)"));
+    Driver d(std::string(testing::kRefreshProfile)
+                 .insert(1, R"("token_deadline": {"from": "cookie:jwt", "margin": "2m"},)"));
     auto doc = session_doc(d.wall0 - 1min);
     const std::int64_t exp = unix_seconds(d.wall0) + 200;
     doc["cookies"].push_back(cookie("jwt", make_jwt(exp)));
@@ -902,8 +871,8 @@ TEST_CASE("cycle: a token that expires before the interval bounds the next refre
     CHECK(d.schedules.back().delay > 79s);
   }
   SECTION("a far expiry changes nothing") {
-    Driver d(std::string(kProfile).insert(
-        1, R"("token_deadline": {"from": "cookie:jwt", "margin": "2m"},)"));
+    Driver d(std::string(testing::kRefreshProfile)
+                 .insert(1, R"("token_deadline": {"from": "cookie:jwt", "margin": "2m"},)"));
     auto doc = session_doc(d.wall0 - 1min);
     doc["cookies"].push_back(cookie("jwt", make_jwt(unix_seconds(d.wall0) + 86400)));
     d.write(doc);
@@ -913,8 +882,9 @@ TEST_CASE("cycle: a token that expires before the interval bounds the next refre
     check_regular_delay(d);
   }
   SECTION("the token this refresh captured") {
-    Driver d(std::string(kProfile).insert(
-        1, R"("token_deadline": {"from": "header:Authorization", "margin": "1m"},)"));
+    Driver d(
+        std::string(testing::kRefreshProfile)
+            .insert(1, R"("token_deadline": {"from": "header:Authorization", "margin": "1m"},)"));
     d.write(session_doc(d.wall0 - 1min));
     d.start();
     d.refresh_now();
@@ -1231,8 +1201,7 @@ TEST_CASE("cycle: a lastRefresh in the future never delays the first refresh pas
   CHECK(d.schedules[0].delay <= d.site->interval);
 }
 
-TEST_CASE("cycle: the mark disposal's own write is not taken for the bot's new file",
-          "[cycle]") {
+TEST_CASE("cycle: the mark disposal's own write is not taken for the bot's new file", "[cycle]") {
   Driver d;
   d.site->on_logged_out = OnLoggedOut::mark;
   d.write(session_doc(d.wall0 - 1min));

@@ -15,31 +15,17 @@
 #include <string>
 #include <vector>
 
-#include "sample_cookies.hpp"
 #include "sessiond/json_log.hpp"
 #include "sessiond/session_file.hpp"
+#include "test_support.hpp"
 
 using namespace sessiond;
 using sessiond::testing::sample_cookies;
+using sessiond::testing::TempDir;
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/sessiond-unit-sf-XXXXXX";
-    char* p = ::mkdtemp(tmpl);
-    REQUIRE(p != nullptr);
-    path = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return path + "/" + name; }
-};
 
 void write_raw(const std::string& path, const std::string& content) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

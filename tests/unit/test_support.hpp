@@ -1,0 +1,114 @@
+#pragma once
+// What several unit tests share: a temporary directory, JWTs, the profile of
+// the refresh tests, and the cookies of a logged-in baman24 account.
+
+#include <catch2/catch.hpp>
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "sessiond/worker_pool.hpp"
+
+namespace sessiond::testing {
+
+// A fresh directory under /tmp, removed with everything in it.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/sessiond-unit-XXXXXX";
+    char* p = ::mkdtemp(tmpl);
+    REQUIRE(p != nullptr);
+    path = p;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string file(const std::string& name) const { return path + "/" + name; }
+};
+
+// Runs blocking work at once, on the caller's thread.
+struct InlineExecutor : Executor {
+  void post(std::function<void()> task) override { task(); }
+};
+
+inline std::string base64url(const std::string& in) {
+  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  unsigned buf = 0;
+  int bits = 0;
+  for (unsigned char c : in) {
+    buf = (buf << 8) | c;
+    bits += 8;
+    while (bits >= 6) {
+      bits -= 6;
+      out.push_back(abc[(buf >> bits) & 0x3f]);
+    }
+  }
+  if (bits > 0) out.push_back(abc[(buf << (6 - bits)) & 0x3f]);
+  return out;  // unpadded, as in JWTs
+}
+
+// A JWT-shaped token with these claims (the signature is not checked).
+inline std::string make_jwt(const nlohmann::json& claims) {
+  return base64url(R"({"alg":"HS256","typ":"JWT"})") + "." + base64url(claims.dump()) + "." +
+         base64url("not-a-real-signature");
+}
+
+// The refresh tests' profile: check GET /pwa, then refresh POST /api/refresh
+// capturing the token into the Authorization header.
+inline const char* kRefreshProfile = R"({
+  "name": "test", "base_url": "http://127.0.0.1:1", "interval": "5m", "idle_timeout": "10m", "jitter": 0.1,
+  "check": {"path": "/pwa",
+            "logged_in": [{"status": 200, "body_contains": "homeSection"}],
+            "logged_out": [{"status": [302], "redirect_contains": "/login"}]},
+  "refresh": {"method": "POST", "path": "/api/refresh",
+              "logged_in": [{"status": 200, "json_pointer": "/token"}],
+              "capture": [{"from": "json:/token", "to": "header:Authorization", "format": "Bearer {value}"}]},
+  "retry": {"base": "2s", "max": "30s"}
+})";
+
+// The cookies of a logged-in baman24 account as Playwright saves them: a
+// rotating host-only JWT, a domain cookie on a sub-path with fields sessiond
+// does not own (partitionKey, a custom object), and a session cookie.
+
+inline nlohmann::json sample_cookies() {
+  using json = nlohmann::json;
+  return json::array({
+      {{"name", "pwa_access_token"},
+       {"value", "jwt-1"},
+       {"domain", "baman24.ir"},
+       {"path", "/"},
+       {"expires", 1753354887.55},
+       {"httpOnly", true},
+       {"secure", true},
+       {"sameSite", "None"}},
+      {{"name", "refresh_token"},
+       {"value", "r1"},
+       {"domain", ".baman24.ir"},
+       {"path", "/api"},
+       {"expires", 1784890887.125},
+       {"httpOnly", false},
+       {"secure", true},
+       {"sameSite", "Strict"},
+       {"partitionKey", "https://baman24.ir"},
+       {"_custom", {{"kept", true}}}},
+      {{"name", "csrftoken"},
+       {"value", "c1"},
+       {"domain", "baman24.ir"},
+       {"path", "/"},
+       {"expires", -1},
+       {"httpOnly", false},
+       {"secure", false},
+       {"sameSite", "Lax"}},
+  });
+}
+
+}  // namespace sessiond::testing
