@@ -58,9 +58,8 @@ RUN apt-get update \
 # pull in, most of the rest). --no-install-recommends keeps out upower, udev,
 # notification-daemon and friends. fonts-dejavu-core is what fontconfig picks
 # anyway (Latin and Arabic script); named so that the page always has a font.
-# The wrapper runs it with --no-sandbox, for pods that cannot create user
-# namespaces (Kubernetes RuntimeDefault seccomp): docs/DEPLOY.md, "Browser
-# steps". sessiond passes --headless to it because its name says headless-shell.
+# Pods that cannot create user namespaces (Kubernetes RuntimeDefault seccomp)
+# run it with sessiond's --browser-no-sandbox: docs/DEPLOY.md, "Browser steps".
 ARG WITH_BROWSER=1
 RUN if [ "$WITH_BROWSER" = 1 ]; then \
       apt-get update \
@@ -68,12 +67,7 @@ RUN if [ "$WITH_BROWSER" = 1 ]; then \
            chromium-headless-shell \
            fonts-dejavu-core \
       && rm -rf /var/lib/apt/lists/* \
-      && /usr/lib/chromium/chromium-headless-shell --version \
-      && printf '%s\n' '#!/bin/sh' \
-           '# Chromium without its own sandbox: docs/DEPLOY.md, "Browser steps".' \
-           'exec /usr/lib/chromium/chromium-headless-shell --no-sandbox "$@"' \
-           > /usr/local/bin/chromium-headless-shell-no-sandbox \
-      && chmod 755 /usr/local/bin/chromium-headless-shell-no-sandbox; \
+      && /usr/lib/chromium/chromium-headless-shell --version; \
     elif [ "$WITH_BROWSER" != 0 ]; then \
       echo "WITH_BROWSER must be 1 or 0, not '$WITH_BROWSER'" >&2; exit 1; \
     fi
@@ -104,4 +98,4 @@ ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/sessiond"]
 # profile, like Kubernetes' RuntimeDefault, forbids the user namespaces
 # Chromium's sandbox needs (docs/DEPLOY.md, "Browser steps"); sessiond ignores
 # it for profiles without browser steps.
-CMD ["run", "--sessions-dir", "/sessions", "--profile", "/etc/sessiond/profile.json", "--listen", "0.0.0.0:9464", "--drain-timeout", "20s", "--browser", "/usr/local/bin/chromium-headless-shell-no-sandbox"]
+CMD ["run", "--sessions-dir", "/sessions", "--profile", "/etc/sessiond/profile.json", "--listen", "0.0.0.0:9464", "--drain-timeout", "20s", "--browser-no-sandbox"]

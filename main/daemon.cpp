@@ -91,6 +91,7 @@ Plan make_plan(Config config, const std::string& base_url_override = {}) {
     // would make every refresh transient until the idle deadline.
     BrowserLaunchOptions launch;
     launch.path = choose_browser(config.browser);
+    launch.sandbox = config.browser_sandbox;
     auto probe = probe_browser(launch, Millis(20000));
     if (!probe.ok)
       throw ConfigError("the profile has browser steps but the browser does not start: " +
@@ -191,6 +192,8 @@ Services build_services(const Plan& plan) {
     BrowserPool::Options bo;
     bo.launch = *plan.browser;
     bo.max_concurrent = static_cast<int>(profile.browser_max_concurrent);
+    bo.rate_per_second = profile.rate_limit_per_second;
+    bo.rate_burst = profile.rate_limit_burst;
     auto hook = [metrics = s.metrics](const std::string& event, const std::string& detail) {
       if (event == "browser_crashed" || event == "browser_start_failed") {
         log::error(event, "the browser failed; in-flight steps are retried, the browser restarts",
@@ -367,6 +370,12 @@ int run_daemon(Config config, DaemonMode mode) {
     }
     plan = make_plan(config, demo ? demo->base_url() : std::string());
     prepare_sessions_dir(plan.config.sessions_dir);
+    if (plan.browser) {
+      int removed = remove_stale_profile_dirs(plan.browser->temp_dir);
+      if (removed > 0)
+        log::info("startup", "removed browser profile directories left by an earlier crash",
+                  {{"count", removed}});
+    }
   } catch (const std::exception& e) {
     log::error("startup", std::string("cannot start: ") + e.what());
     std::cerr << "sessiond: " << e.what() << "\n";

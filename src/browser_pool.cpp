@@ -27,6 +27,8 @@
 
 #include "sessiond/browser_pool.hpp"
 
+#include "sessiond/token_bucket.hpp"
+
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -218,7 +220,10 @@ std::vector<std::pair<std::string, std::string>> items_of(const json& j) {
 
 class BrowserPool::Impl {
  public:
-  Impl(Options options, EventHook hook) : opts_(std::move(options)), hook_(std::move(hook)) {
+  Impl(Options options, EventHook hook)
+      : opts_(std::move(options)),
+        hook_(std::move(hook)),
+        bucket_(opts_.rate_per_second, opts_.rate_burst, Clock::now()) {
     if (opts_.max_concurrent <= 0)
       opts_.max_concurrent = std::max(1u, std::thread::hardware_concurrency());
     // A write to a browser that just died must be an error, not a signal.
@@ -644,6 +649,7 @@ class BrowserPool::Impl {
       {
         std::lock_guard<std::mutex> lock(mu_);
         if (queue_.empty()) return;
+        if (!bucket_.try_take(Clock::now())) return;  // poll_timeout_ms() wakes us for the token
         q = std::move(queue_.begin()->second);
         queue_.erase(queue_.begin());
         stats_.queued = static_cast<int>(queue_.size());
@@ -1202,6 +1208,8 @@ class BrowserPool::Impl {
     else if (browser_ && (!steps_.empty() || any_closing()))
       next = std::min(next, std::max(now, heartbeat_ + opts_.command_timeout / 3));
     if (!browser_ && has_queued()) next = std::min(next, restart_at_);
+    if (browser_ && !bucket_.unlimited() && has_queued())
+      next = std::min(next, now + bucket_.wait(now));
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1;
     return static_cast<int>(std::clamp<long long>(ms, 0, 1000));
   }
@@ -1219,6 +1227,7 @@ class BrowserPool::Impl {
   std::thread thread_;
   int wake_fd_ = -1;
 
+  TokenBucket bucket_;     // the pool thread's only
   mutable std::mutex mu_;  // queue_, next_seq_, stopping_, stats_
   std::map<std::pair<std::int64_t, std::uint64_t>, Queued> queue_;
   std::uint64_t next_seq_ = 0;

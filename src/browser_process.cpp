@@ -58,6 +58,14 @@ int high_fd(int fd) {
 // the pool's correlator uses in a browser's lifetime, so the reply is ignored.
 constexpr const char kBrowserClose[] = R"({"id":2147483647,"method":"Browser.close"})";
 
+constexpr const char kProfilePrefix[] = "sessiond-chromium-";
+
+std::string profile_parent(const std::string& temp_dir) {
+  if (!temp_dir.empty()) return temp_dir;
+  const char* t = std::getenv("TMPDIR");
+  return (t && *t) ? t : "/tmp";
+}
+
 bool is_headless_shell(const std::string& path) {
   return path.find("headless-shell") != std::string::npos ||
          path.find("headless_shell") != std::string::npos;
@@ -65,12 +73,34 @@ bool is_headless_shell(const std::string& path) {
 
 }  // namespace
 
+int remove_stale_profile_dirs(const std::string& temp_dir) {
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(profile_parent(temp_dir), ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(kProfilePrefix, 0) != 0) continue;
+    const std::string rest = name.substr(sizeof kProfilePrefix - 1);
+    const auto dash = rest.find('-');
+    if (dash == std::string::npos || dash == 0 || dash > 9 ||
+        rest.find_first_not_of("0123456789") != dash)
+      continue;  // not ours, or from before pids were in the name
+    const pid_t pid = static_cast<pid_t>(std::stol(rest.substr(0, dash)));
+    // Our own pid: an earlier incarnation (a container restart reuses pids);
+    // we start no browser before this runs.
+    if (pid != ::getpid() && (::kill(pid, 0) == 0 || errno != ESRCH)) continue;  // in use
+    std::error_code rm;
+    std::filesystem::remove_all(entry.path(), rm);
+    if (!rm) ++removed;
+  }
+  return removed;
+}
+
 std::vector<std::string> chromium_args(const BrowserLaunchOptions& options,
                                        const std::string& user_data_dir) {
   std::vector<std::string> args = {options.path};
   args.push_back(is_headless_shell(options.path) ? "--headless" : "--headless=new");
-  if (::geteuid() == 0)
-    args.push_back("--no-sandbox");  // Chromium refuses to run as root otherwise
+  if (::geteuid() == 0 || !options.sandbox)
+    args.push_back("--no-sandbox");  // as root Chromium refuses to run otherwise
   const char* const kSwitches[] = {
       // Background work nobody asked for (after Playwright's chromiumSwitches.ts).
       "--disable-field-trial-config",
@@ -185,12 +215,9 @@ std::unique_ptr<BrowserProcess> BrowserProcess::launch(const BrowserLaunchOption
     error = "browser not executable: " + options.path + ": " + errno_text(errno);
     return nullptr;
   }
-  std::string parent = options.temp_dir;
-  if (parent.empty()) {
-    const char* t = std::getenv("TMPDIR");
-    parent = (t && *t) ? t : "/tmp";
-  }
-  std::string templ = parent + "/sessiond-chromium-XXXXXX";
+  const std::string parent = profile_parent(options.temp_dir);
+  // The pid in the name tells a later start whose directory it was.
+  std::string templ = parent + "/" + kProfilePrefix + std::to_string(::getpid()) + "-XXXXXX";
   if (!::mkdtemp(templ.data())) {
     error = "cannot create a profile directory in " + parent + ": " + errno_text(errno);
     return nullptr;

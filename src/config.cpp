@@ -180,6 +180,12 @@ const std::vector<Flag>& flags() {
        "Chromium for browser steps (default: /usr/lib/chromium/chromium-headless-shell, then "
        "/usr/lib/chromium/chromium)",
        [](Config& c, const std::string& v) { c.browser = v; }},
+      {"browser-no-sandbox", nullptr,
+       "run Chromium without its own sandbox (pods that forbid user namespaces; see "
+       "docs/DEPLOY.md)",
+       [](Config& c, const std::string& v) {
+         c.browser_sandbox = !bool_value("browser-no-sandbox", v);
+       }},
       {"url", "URL", "status/refresh: the daemon's base URL (default: http://<listen>)",
        [](Config& c, const std::string& v) { c.url = v; }},
       {"output", "FORMAT", "status: table or json",

@@ -40,7 +40,11 @@ class BrowserPool final : public BrowserRunner {
     int recycle_after_steps = 500;  // restart the browser after this many steps
     std::uint64_t memory_cap_bytes = 1024ull
                                      << 20;  // restart above this PSS of the tree (between steps)
-    Millis restart_backoff_base{1000};       // after a crash or failed start, doubling
+    // The site's politeness budget (the profile's rate_limit): a step starts
+    // only with a token; waiting steps stay queued, closest deadline first.
+    double rate_per_second = 0;         // 0: unlimited
+    double rate_burst = 0;              // 0: one second's worth
+    Millis restart_backoff_base{1000};  // after a crash or failed start, doubling
     Millis restart_backoff_max{60000};
     Millis command_timeout{15000};    // a browser-level command without a reply: the browser hangs
     Millis stop_grace{2000};          // Browser.close, then SIGKILL to the process group

@@ -27,7 +27,17 @@ struct BrowserLaunchOptions {
   std::vector<std::string> extra_args;  // appended last
   std::string stderr_path;              // Chromium's stderr; "" = /dev/null
   std::string temp_dir;                 // parent of the profile directory; "" = $TMPDIR or /tmp
+  // Chromium's own sandbox needs user namespaces, which restricted pods
+  // (Kubernetes' RuntimeDefault seccomp) forbid; as root it never runs.
+  bool sandbox = true;  // false: --no-sandbox (always as root)
 };
+
+// Removes profile directories (sessiond-chromium-<pid>-*) that a sessiond
+// killed with -9 left in `temp_dir` ("" = $TMPDIR or /tmp): those whose
+// process is gone, so other daemons sharing the directory keep theirs, and
+// those with this process's pid (a restarted container reuses pids): call it
+// before this process starts a browser. Returns how many were removed.
+int remove_stale_profile_dirs(const std::string& temp_dir);
 
 // The command line for `path` (argv[0] included): --headless for the headless
 // shell, --headless=new for full Chromium; --no-sandbox only as root.

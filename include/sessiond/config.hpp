@@ -50,6 +50,7 @@ struct Config {
   std::string output = "table";  // status: table | json
   int demo_sessions = 5;
   std::string browser;  // Chromium for browser steps ("" = Debian's headless shell, then chromium)
+  bool browser_sandbox = true;  // false: --browser-no-sandbox
 };
 
 // `env` is the process environment (name -> value).

@@ -515,3 +515,35 @@ TEST_CASE("browser pool: steps in parallel slots keep their accounts apart", "[b
   }
   CHECK(pool.stats().steps_logged_in == static_cast<std::uint64_t>(n));
 }
+
+TEST_CASE("browser pool: steps start no faster than the site's rate limit", "[browser]") {
+  browser_test::Site site;
+  REQUIRE(site.start());
+  auto options = pool_options(2);
+  options.rate_per_second = 4;  // one step every 250 ms after a burst of one
+  options.rate_burst = 1;
+  BrowserPool pool(options);
+  const int n = 5;
+  std::mutex mu;
+  std::vector<std::chrono::steady_clock::time_point> finished;
+  std::promise<void> all;
+  for (int i = 0; i < n; ++i) {
+    const std::string name = "R" + std::to_string(i);
+    BrowserStepRequest req;
+    req.session_id = name;
+    req.state = site.add_account(name);
+    req.spec = home_spec(site.url("/app?mode=ok"));
+    pool.submit(req, [&](BrowserStepResult r) {
+      CHECK(r.verdict == Verdict::logged_in);
+      std::lock_guard<std::mutex> l(mu);
+      finished.push_back(std::chrono::steady_clock::now());
+      if (static_cast<int>(finished.size()) == n) all.set_value();
+    });
+  }
+  REQUIRE(all.get_future().wait_for(60s) == std::future_status::ready);
+  // Five steps need four more tokens after the first: about a second from
+  // the first step's end to the last's, however fast the browser is (two
+  // slots would otherwise run them in pairs, ~0.3 s apart).
+  CHECK(finished.back() - finished.front() >= 700ms);
+  CHECK(pool.stats().steps_logged_in == static_cast<std::uint64_t>(n));
+}
