@@ -1393,6 +1393,9 @@ def browser_case(ctx, spec):
             "pss_smaps_bytes_max": max(pss_own) if pss_own else None,
             "load": load,
         })
+        # CpuWindow's "other" counts the browser tree as other; without it, the rest of the machine.
+        load["other_than_bench_cores"] = round(max(0.0, load["machine_busy_cores"] - res["tree_cores"] -
+                                                   res["fakesite_cores"]), 2) if tree is not None else None
         if hmean and not spec.get("exec"):
             # Wall-bound capacity of the pool: its slots, each busy for the mean step (settle included).
             slots = 2
@@ -1400,7 +1403,7 @@ def browser_case(ctx, spec):
         log(f"{name}: {steps:.0f} steps in {dt:.0f}s ({steps / dt:.2f}/s), {fmt(cpu_step, 3)} CPU-s/step "
             f"(machine busy - site: {fmt(res['cpu_s_per_step_machine_minus_site'], 3)}), static "
             f"{res['static_bytes_per_step']} B/step, orphans {orphans:.1f} CPU-s, p99 refresh {fmt(pct(durs, 99), 2)} s, lateness p99 "
-            f"{fmt(pct(late, 99), 2)} s, other cores {load['other_processes_cores']}")
+            f"{fmt(pct(late, 99), 2)} s, machine busy {load['machine_busy_cores']} cores")
         if not spec.get("exec") and spec.get("idle_pss"):
             # Idle pool: the sessions go away (files removed, then logged out at the site: not lost).
             for f in os.listdir(directory):
@@ -1529,12 +1532,13 @@ def report_browser(res):
                      fmt(c["static_share_of_bundle"] * 100, 2) + " %" if c["static_share_of_bundle"] is not None else "-",
                      fmt(c["refresh_ok_duration_s"]["p99"], 2), fmt(c["lateness_s"]["p99"], 2),
                      fmt((c["pss_metric_bytes_max"] or 0) / 2**20, 0) if c.get("pss_metric_bytes_max") else "-",
-                     c["browser_restarts"], c["lost"], c["load"]["other_processes_cores"]])
+                     c["browser_restarts"], c["lost"], c["load"]["machine_busy_cores"],
+                     c["load"].get("other_than_bench_cores")])
     table("browser steps: every case (same run)",
           ["case", "sessions", "interval", "offered/s", "steps/s", "CPU-s/step (tree)", "of it sessiond",
            "machine busy - site", "target 0.2 / measured", "vs launch per step", "sessions/5 min on 2 cores (CPU)",
            "slot-bound sessions/5 min", "static/step", "p99 refresh s", "p99 lateness s", "max PSS MB",
-           "browser restarts", "lost", "other cores"], rows)
+           "browser restarts", "lost", "machine busy cores", "other processes' cores"], rows)
 
     cap = cases.get("pool-shell-1mb-capacity")
     shipped = cases.get("pool-shell-1mb")
