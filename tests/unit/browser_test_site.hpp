@@ -8,8 +8,9 @@
 //   mode=ok    rotate, then div.homeSection
 //   mode=hang  rotate, then 200 ms later GET /api/ack, and never log in
 //   mode=iso   report what the page can see (sessionStorage, localStorage,
-//              cookies, IndexedDB, Cache Storage, a cacheable /api/me answer)
-//              to /api/report, write its own of each, then div.homeSection
+//              cookies, IndexedDB, Cache Storage, service workers, a cacheable
+//              /api/me answer) to /api/report, write its own of each (a
+//              service worker registered), then div.homeSection
 // Accounts: sid "sid-<acct>-<n>" + token "tok-<acct>-<n>" (n rotates).
 
 #include <atomic>
@@ -59,6 +60,7 @@ inline const char* kAppJs = R"JS((async () => {
       idb: await idb(),
       cache: await caches.open('iso').then((c) => c.match('/cached')).then((r) => r ? r.text() : null),
       me: await fetch('/api/me').then((r) => r.text()),
+      sw: await navigator.serviceWorker.getRegistrations().then((r) => r.length),
       who,
     };
     await report(seen);
@@ -67,6 +69,10 @@ inline const char* kAppJs = R"JS((async () => {
     document.cookie = 'js=' + who + '; path=/';
     await idb(who);
     await caches.open('iso').then((c) => c.put('/cached', new Response(who)));
+    // Bounded: the registration is what matters, not its activation.
+    await Promise.race([navigator.serviceWorker.register('/static/sw.js?who=' + who)
+                            .then(() => navigator.serviceWorker.ready),
+                        new Promise((res) => setTimeout(res, 2000))]);
     document.body.insertAdjacentHTML('beforeend', '<div class="homeSection">done</div>');
     return;
   }
@@ -114,6 +120,10 @@ class Site {
       html += "<script src=\"/static/app.js\"></script></head><body><p>loading</p></body></html>";
       res.set_header("Cache-Control", "no-cache");
       res.set_content(html, "text/html");
+    });
+    // A service worker that sees every request of the origin (mode=iso).
+    svr.Get("/static/sw.js", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content("self.addEventListener('fetch', () => {});", "application/javascript");
     });
     svr.Get("/auth/login", [](const httplib::Request&, httplib::Response& res) {
       res.set_content("<!doctype html><form class=\"login\"></form>", "text/html");

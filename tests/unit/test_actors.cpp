@@ -20,9 +20,11 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "sessiond/json_log.hpp"
 #include "sessiond/session_actor.hpp"
+#include "sessiond/status_board.hpp"
 #include "sessiond/supervisor.hpp"
 #include "test_support.hpp"
 
@@ -445,4 +447,84 @@ TEST_CASE("the supervisor restarts a crashing child with backoff and gives up af
   CHECK(*spawned == 5);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   f.sched->run();
+}
+
+namespace {
+// Asks the status board once and keeps the answers (a scoped_actor would
+// block under the test coordinator).
+struct BoardAnswers {
+  std::optional<bool> ready;
+  std::optional<std::string> status;
+  std::optional<std::string> session;
+  std::optional<std::string> metrics;
+};
+
+caf::behavior ask_board(caf::event_based_actor* self, status_board_actor board,
+                        std::shared_ptr<BoardAnswers> out) {
+  self->request(board, caf::infinite, ready_atom::value).then([=](bool r) { out->ready = r; });
+  self->request(board, caf::infinite, status_atom::value, std::string(), std::uint64_t{10})
+      .then([=](const std::string& s) { out->status = s; });
+  self->request(board, caf::infinite, session_atom::value, std::string("09120000002"))
+      .then([=](const std::string& s) { out->session = s; });
+  self->request(board, caf::infinite, metrics_atom::value).then([=](const std::string& s) {
+    out->metrics = s;
+  });
+  return {};
+}
+}  // namespace
+
+TEST_CASE("the status board keeps the latest status of each session and derives the gauges",
+          "[actors]") {
+  Fixture f;
+  StatusBoardSetup setup;
+  setup.info.version = "test";
+  setup.info.interval_s = 300;
+  setup.metrics = f.metrics;
+  setup.now = [&f] { return f.now(); };
+  auto board = f.sys->spawn(status_board_impl, setup);
+  f.actors.push_back(caf::actor_cast<caf::actor>(board));
+  auto put = [&](const std::string& id, SessionState state) {
+    SessionStatus s;
+    s.id = id;
+    s.state = state;
+    s.last_refresh = f.now() - 30s;
+    caf::anon_send(board, put_atom::value, SessionStatusPtr(std::make_shared<SessionStatus>(s)));
+  };
+  put("09120000001", SessionState::active);
+  put("09120000002", SessionState::pending);
+  put("09120000002", SessionState::retrying);  // the latest one counts
+  put("09120000003", SessionState::invalid);
+  caf::anon_send(board, forget_atom::value, std::string("09120000003"));
+  f.sched->run();
+
+  auto before_scan = std::make_shared<BoardAnswers>();
+  f.actors.push_back(f.sys->spawn(ask_board, board, before_scan));
+  f.sched->run();
+  REQUIRE(before_scan->ready);
+  CHECK_FALSE(*before_scan->ready);  // not before the first scan
+
+  caf::anon_send(board, scanned_atom::value);
+  auto answers = std::make_shared<BoardAnswers>();
+  f.actors.push_back(f.sys->spawn(ask_board, board, answers));
+  f.sched->run();
+  REQUIRE(answers->ready);
+  CHECK(*answers->ready);
+  REQUIRE(answers->status);
+  auto status = json::parse(*answers->status);
+  CHECK(status["totalSessions"] == 2);
+  CHECK(status["activeSessions"] == 2);
+  CHECK(status["sessionsByState"]["retrying"] == 1);
+  CHECK(status["sessionsByState"]["invalid"] == 0);
+  REQUIRE(answers->session);
+  CHECK(json::parse(*answers->session)["state"] == "retrying");
+  REQUIRE(answers->metrics);
+  CHECK(answers->metrics->find("sessiond_sessions{state=\"retrying\"} 1") != std::string::npos);
+  CHECK(answers->metrics->find("sessiond_ready 1") != std::string::npos);
+
+  caf::anon_send(board, drain_atom::value);  // shutting down: not ready any more
+  auto draining = std::make_shared<BoardAnswers>();
+  f.actors.push_back(f.sys->spawn(ask_board, board, draining));
+  f.sched->run();
+  REQUIRE(draining->ready);
+  CHECK_FALSE(*draining->ready);
 }

@@ -364,6 +364,7 @@ TEST_CASE("browser step: accounts never see each other's data", "[browser]") {
     CHECK(seen["ls"].is_null());     // localStorage
     CHECK(seen["idb"].is_null());    // IndexedDB
     CHECK(seen["cache"].is_null());  // Cache Storage
+    CHECK(seen["sw"] == 0);          // service workers
     CHECK(seen["cookie"] == "");     // no earlier account's cookie (sid is HttpOnly)
     // The cacheable /api/me answer is this account's, never the cached one.
     CHECK(seen["me"].get<std::string>().rfind(seen["who"].get<std::string>() + "iso", 0) == 0);
