@@ -205,17 +205,6 @@ def stored_token(doc):
     return None
 
 
-def check_logs_killed(d, secrets):
-    """check_logs for a daemon that was SIGKILLed: its last line may be cut."""
-    with d.lock:
-        if d.lines:
-            try:
-                json.loads(d.lines[-1])
-            except ValueError:
-                d.lines.pop()
-    return d.check_logs(secrets)
-
-
 def stop_clean(d, m, key="no_chromium_after_sigterm_s"):
     code = d.stop(signal.SIGTERM)
     check(code == 0, f"sessiond exit status {code} after SIGTERM")
@@ -439,7 +428,7 @@ def no_orphans(m):
         wait_no_chromium(3, f"Chromium left after {name} of sessiond")
         m[f"no_chromium_after_{name}_s"] = round(time.monotonic() - started, 2)
         if sig == signal.SIGKILL:
-            check_logs_killed(d, site.secrets())
+            d.check_logs_killed(site.secrets())
         else:
             d.check_logs(site.secrets())
     m["zombies_left_to_init"] = WATCH.zombies()  # reaped by init, not by us: reported only

@@ -72,17 +72,6 @@ def stop_then_broken(d, site, directory, mobiles):
     return broken
 
 
-def check_logs_killed(d, secrets):
-    """check_logs for a daemon that was SIGKILLed: its last line may be cut."""
-    with d.lock:
-        if d.lines:
-            try:
-                json.loads(d.lines[-1])
-            except ValueError:
-                d.lines.pop()
-    return d.check_logs(secrets)
-
-
 def all_events(daemons, event):
     return [e for d in daemons for e in d.events(event)]
 
@@ -217,7 +206,7 @@ def kill9_loop(m):
     check(not bad, f"{len(bad)} saved files hold cookies the site rejects: {bad[:5]}")
     secrets = site.secrets()
     for dd in daemons[:-1]:
-        check_logs_killed(dd, secrets)
+        dd.check_logs_killed(secrets)
     d.check_logs(secrets)
     site.stop()
 
