@@ -52,13 +52,7 @@ struct ScriptedTransport : HttpTransport {
     REQUIRE_FALSE(pending.empty());
     auto p = std::move(pending.front());
     pending.pop_front();
-    HttpResponse r;
-    r.status = status;
-    r.body = std::move(body);
-    r.headers = std::move(headers);
-    r.cookies = p.request.cookies;
-    if (sid) jar_set(r.cookies, "127.0.0.1", "sid", *sid);
-    p.done(std::move(r));
+    p.done(testing::scripted_response(p.request, status, std::move(body), sid, std::move(headers)));
     return p.request;
   }
 };

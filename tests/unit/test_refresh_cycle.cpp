@@ -266,13 +266,8 @@ struct Driver {
     REQUIRE_FALSE(http.empty());
     auto p = http.front();
     http.pop_front();
-    HttpResponse r;
-    r.status = status;
-    r.body = std::move(body);
-    r.headers = std::move(headers);
-    r.cookies = p.request.cookies;
-    if (sid) jar_set(r.cookies, "127.0.0.1", "sid", *sid);
-    done(p.tag, r);
+    done(p.tag,
+         testing::scripted_response(p.request, status, std::move(body), sid, std::move(headers)));
     return p.request;
   }
   void refresh_ok(const std::string& new_sid, const std::string& token = "T1") {

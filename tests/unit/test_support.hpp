@@ -8,10 +8,13 @@
 
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "sessiond/cookie_jar.hpp"
+#include "sessiond/http_client.hpp"
 #include "sessiond/worker_pool.hpp"
 
 namespace sessiond::testing {
@@ -38,6 +41,20 @@ struct TempDir {
 struct InlineExecutor : Executor {
   void post(std::function<void()> task) override { task(); }
 };
+
+// The site's answer to `request` as a scripted transport gives it: the
+// request's cookies, with `sid` rotated when set.
+inline HttpResponse scripted_response(const HttpRequest& request, long status, std::string body,
+                                      const std::optional<std::string>& sid,
+                                      std::vector<std::pair<std::string, std::string>> headers) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  r.headers = std::move(headers);
+  r.cookies = request.cookies;
+  if (sid) jar_set(r.cookies, "127.0.0.1", "sid", *sid);
+  return r;
+}
 
 inline std::string base64url(const std::string& in) {
   static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
