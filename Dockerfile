@@ -14,7 +14,16 @@
 # binary links, that it runs as a non-root user, and the browser and init
 # below.
 
-ARG DEBIAN_IMAGE=debian:12-slim
+# Base image pinned by digest (a tag moves with every Debian point release; a
+# digest makes the build reproducible and reviewable). The digest is that of
+# the multi-arch index of debian:12-slim (== bookworm-slim) as used by other
+# public Dockerfiles; it was NOT resolved from a registry where this was
+# written (no registry access). Verify and refresh it with
+#   docker buildx imagetools inspect debian:12-slim     (line "Digest:")
+# (or `crane digest debian:12-slim`, `skopeo inspect docker://debian:12-slim`)
+# and replace the sha256 below; both stages use it. tests/checks/dockerfile.sh
+# fails when a FROM is not pinned by digest.
+ARG DEBIAN_IMAGE=debian:12-slim@sha256:60eac759739651111db372c07be67863818726f754804b8707c90979bda511df
 
 # ---- build ------------------------------------------------------------------
 FROM ${DEBIAN_IMAGE} AS build
@@ -23,6 +32,7 @@ RUN apt-get update \
       build-essential cmake ninja-build pkg-config \
       libcaf-dev libcurl4-openssl-dev nlohmann-json3-dev prometheus-cpp-dev \
       libspdlog-dev catch2 libcpp-httplib-dev \
+      libre2-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -48,6 +58,7 @@ RUN apt-get update \
       libprometheus-cpp-core1.0 \
       libspdlog1.10 \
       libcpp-httplib0.11 \
+      libre2-9 \
       tini \
  && rm -rf /var/lib/apt/lists/*
 
@@ -84,6 +95,33 @@ COPY --from=build /build/sessiond /usr/local/bin/sessiond
 # Fails the build if a shared library is missing from the list above.
 RUN /usr/local/bin/sessiond --help >/dev/null
 
+# OCI image annotations (https://github.com/opencontainers/image-spec,
+# annotations.md). Set per build, e.g.
+#   docker build --build-arg VERSION=0.1.0 \
+#     --build-arg REVISION="$(git rev-parse HEAD)" \
+#     --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+#     --build-arg SOURCE_URL=https://github.com/OWNER/sessiond -t sessiond:0.1.0 .
+# VERSION must match project(sessiond VERSION ...) in CMakeLists.txt
+# (tests/checks/dockerfile.sh). LICENSES is an SPDX expression: the
+# repository carries no licence file yet, hence NOASSERTION. Last in the
+# stage: REVISION and CREATED change every build and would otherwise
+# invalidate the cached apt layers.
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=unknown
+ARG SOURCE_URL=https://github.com/OWNER/sessiond
+ARG LICENSES=NOASSERTION
+# The global ARG above, re-declared so that this stage can read it.
+ARG DEBIAN_IMAGE
+LABEL org.opencontainers.image.title="sessiond" \
+      org.opencontainers.image.description="Keeps web sessions alive: refreshes the cookies a login bot saved, before the site's idle timeout" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.licenses="${LICENSES}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.base.name="${DEBIAN_IMAGE}"
+
 USER 10001:10001
 VOLUME /sessions
 EXPOSE 9464
@@ -94,7 +132,7 @@ EXPOSE 9464
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/sessiond"]
 # Listening on 0.0.0.0 needs an admin token (SESSIOND_ADMIN_TOKEN). A single
 # container serves every session; Kubernetes replaces these args with the
-# sharded ones (k8s/base/statefulset.yaml). --browser: Docker's default seccomp
+# ones of k8s/ (k8s/base/deployment.yaml). --browser: Docker's default seccomp
 # profile, like Kubernetes' RuntimeDefault, forbids the user namespaces
 # Chromium's sandbox needs (docs/DEPLOY.md, "Browser steps"); sessiond ignores
 # it for profiles without browser steps.

@@ -3,16 +3,20 @@
 
 Usage: check_consistency.py [MONITORING_DIR]   (default: this script's directory)
 
-1. runbook:   every alert's runbook_url is RUNBOOK.md#<anchor>, the anchor is
-              the GitHub anchor of a RUNBOOK.md heading that is the alert name,
-              and RUNBOOK.md's own #links resolve.
+1. runbook:   every alert's runbook_url is RUNBOOK_BASE_URL#<anchor> (absolute:
+              Alertmanager and chat messages cannot open a relative link; one
+              base, which k8s/tools/gen-prometheusrule.sh swaps for a
+              deployment's own), the anchor is the GitHub anchor of a
+              RUNBOOK.md heading that is the alert name, and RUNBOOK.md's own
+              #links resolve.
 2. tests:     alerts_test.yml has, for every alert name, a case where it must
               not fire (exp_alerts: []), and for every (alert name, severity)
               of alerts.yml a case where it fires with that severity (promtool
               compares the full label and annotation sets of firing cases).
 3. dashboard: grafana-dashboard.json has the ${DS_PROMETHEUS} datasource
-              variable and the instance variable, every panel and target uses
-              the variable datasource, every target filters on $instance,
+              variable and the namespace and instance variables, every panel
+              and target uses the variable datasource, every selector of
+              job="sessiond" filters on $namespace and $instance,
               panel ids are unique, and the required metrics are all shown.
 
 Exit 1 listing the problems, 0 when all pass. Python 3 standard library only.
@@ -22,6 +26,10 @@ import json
 import os
 import re
 import sys
+
+# The one base of every runbook_url (DEFAULT_RUNBOOK_BASE_URL in
+# k8s/tools/gen-prometheusrule.sh, which replaces it per deployment).
+RUNBOOK_BASE_URL = "https://github.com/OWNER/sessiond/blob/main/monitoring/RUNBOOK.md"
 
 DASHBOARD_MUST_SHOW = [
     "sessiond_sessions",
@@ -82,8 +90,8 @@ def check_runbook(rules, runbook):
             problems.append("%s: expected one runbook_url annotation, found %d" % (name, len(urls)))
             continue
         file_part, _, anchor = urls[0].partition("#")
-        if os.path.basename(file_part) != "RUNBOOK.md" or not anchor:
-            problems.append("%s: runbook_url %r does not point at RUNBOOK.md#<anchor>" % (name, urls[0]))
+        if file_part != RUNBOOK_BASE_URL or not anchor:
+            problems.append("%s: runbook_url %r is not %s#<anchor>" % (name, urls[0], RUNBOOK_BASE_URL))
         elif anchor not in headings:
             problems.append("%s: RUNBOOK.md has no heading with anchor #%s" % (name, anchor))
         elif headings[anchor] != name:
@@ -140,9 +148,14 @@ def check_dashboard(doc):
     ds = variables.get("DS_PROMETHEUS")
     if not ds or ds.get("type") != "datasource" or ds.get("query") != "prometheus":
         problems.append("dashboard: no datasource variable DS_PROMETHEUS (type datasource, query prometheus)")
-    inst = variables.get("instance")
-    if not inst or inst.get("type") != "query":
-        problems.append("dashboard: no query variable `instance`")
+    for var in ("namespace", "instance"):
+        v = variables.get(var)
+        if not v or v.get("type") != "query":
+            problems.append("dashboard: no query variable `%s`" % var)
+        elif v.get("allValue") != ".*":
+            # ".*" also matches series without the label (Prometheus outside
+            # Kubernetes has no namespace label).
+            problems.append("dashboard: variable `%s` needs allValue \".*\"" % var)
     want_ds = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
     ids = []
     exprs = []
@@ -163,6 +176,13 @@ def check_dashboard(doc):
                     problems.append("dashboard: a target of %r has another datasource" % title)
                 expr = t.get("expr", "")
                 exprs.append(expr)
+                for sel in re.findall(r"\{[^{}]*\}", expr):
+                    if 'job="sessiond"' not in sel:
+                        continue
+                    for var in ("$namespace", "$instance"):
+                        if var not in sel:
+                            problems.append("dashboard: panel %r target %s: selector %s ignores %s"
+                                            % (title, t.get("refId"), sel, var))
                 if "$instance" not in expr:
                     problems.append("dashboard: panel %r target %s ignores $instance" % (title, t.get("refId")))
 

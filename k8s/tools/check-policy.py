@@ -8,18 +8,29 @@ RENDERED.json is the JSON array written by validate-manifests.mjs --json-out
 every object is well-formed; this checks that the objects say what sessiond
 needs (docs/DEPLOY.md, DESIGN.md "Deployment"):
 
-  - StatefulSet: replicas == --shard-count, --shard-index auto fed by
-    SESSIOND_POD_NAME, admin token from an existing Secret key, grace period
+  - layout, told apart by who mounts the sessions volume:
+      sidecar (k8s/base, the default): another container of the pod (the
+        login bot) mounts it too; the volume is ReadWriteOnce (or an
+        emptyDir); replicas 1, no sharding;
+      shared storage (k8s/overlays/shared-storage): only sessiond mounts it;
+        a ReadWriteMany PVC; replicas == --shard-count, --shard-index auto fed
+        by SESSIOND_POD_NAME;
+  - StatefulSet (container `sessiond`): admin token from an existing Secret key, grace period
     longer than --drain-timeout, probes /healthz /readyz + a startupProbe,
     resources, no service-link env (sessiond reads every SESSIOND_* variable);
   - pod and container securityContext: non-root (uid == the image's USER),
     fsGroup, read-only root fs, no privilege escalation, all capabilities
     dropped, RuntimeDefault seccomp;
-  - volumes: sessions on a ReadWriteMany PVC at --sessions-dir, the profile
+  - volumes: sessions at --sessions-dir (see layout), the profile
     ConfigMap at --profile, an emptyDir at /tmp;
+  - Kubernetes' recommended labels app.kubernetes.io/{name,instance,version,
+    component,part-of,managed-by} on every object; app.kubernetes.io/version
+    equals the sessiond image's tag and appears in no selector (it changes
+    every release; a StatefulSet's selector is immutable);
   - Services, ServiceMonitor (job label "sessiond", as monitoring/alerts.yml
     expects), PrometheusRule, PDB (maxUnavailable 1), NetworkPolicy
-    (ingress on the HTTP port only), all selecting the sessiond pods.
+    (ingress on the HTTP port only), all selecting the sessiond pods; the
+    ServiceMonitor relabels `instance` to the pod name.
 """
 
 import json
@@ -30,6 +41,15 @@ import sys
 EXPECTED_UID = 10001
 HTTP_PORT = 9464
 ALERT_JOB = "sessiond"
+RECOMMENDED_LABELS = [
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/part-of",
+    "app.kubernetes.io/managed-by",
+]
+VERSION_LABEL = "app.kubernetes.io/version"
 
 problems = []
 
@@ -104,6 +124,44 @@ def check_monitoring(one, services, metrics):
         scraped[0]["metadata"]["name"] if scraped else None)
     need(job == ALERT_JOB, f"scrape job label is {ALERT_JOB!r} as monitoring/alerts.yml expects (got {job!r})")
     need(dig(one("PrometheusRule"), "spec", "groups"), "PrometheusRule has rule groups")
+    # instance = pod name, not the pod's IP:port (meaningless in an alert).
+    relabel = [r for e in dig(sm, "spec", "endpoints", default=[]) for r in e.get("relabelings", [])]
+    need(any(r.get("sourceLabels") == ["__meta_kubernetes_pod_name"] and r.get("targetLabel") == "instance"
+             and r.get("action", "replace") == "replace" for r in relabel),
+         "ServiceMonitor relabels instance from __meta_kubernetes_pod_name")
+
+
+def check_labels(objects, sessiond_image):
+    """Recommended labels everywhere; version = image tag; version in no selector."""
+    for o in objects:
+        name = "%s/%s" % (o.get("kind"), dig(o, "metadata", "name"))
+        labels = dig(o, "metadata", "labels", default={}) or {}
+        missing = [k for k in RECOMMENDED_LABELS if not labels.get(k)]
+        need(not missing, f"{name}: missing recommended label(s) {', '.join(missing)}")
+        selectors = [
+            dig(o, "spec", "selector"),
+            dig(o, "spec", "podSelector"),
+            dig(o, "spec", "template", "spec", "affinity"),
+            dig(o, "spec", "template", "spec", "topologySpreadConstraints"),
+            dig(o, "spec", "ingress"),
+            dig(o, "spec", "egress"),
+        ]
+        need(VERSION_LABEL not in json.dumps(selectors),
+             f"{name}: a selector uses {VERSION_LABEL} (it changes every release)")
+        tmpl = dig(o, "spec", "template", "metadata", "labels")
+        if tmpl is not None:
+            missing = [k for k in RECOMMENDED_LABELS if not tmpl.get(k)]
+            need(not missing, f"{name}: pod template lacks recommended label(s) {', '.join(missing)}")
+    # image "repo/sessiond:0.1.0" or "...@sha256:..." (no tag to compare)
+    tag = None
+    ref = (sessiond_image or "").split("@")[0]
+    if ":" in ref.rsplit("/", 1)[-1]:
+        tag = ref.rsplit(":", 1)[1]
+    versions = {dig(o, "metadata", "labels", VERSION_LABEL) for o in objects}
+    if tag:
+        need(versions == {tag}, f"{VERSION_LABEL} {sorted(map(str, versions))} must equal the sessiond image tag {tag!r}")
+    else:
+        need(len(versions) == 1, f"one {VERSION_LABEL} on all objects (got {sorted(map(str, versions))})")
 
 
 def main():
@@ -135,10 +193,22 @@ def main():
     pod = dig(spec, "template", "spec", default={})
     pod_labels = dig(spec, "template", "metadata", "labels", default={})
     containers = pod.get("containers", [])
-    need(len(containers) == 1, "the sessiond pod has exactly one container")
-    c = containers[0] if containers else {}
+    mine = [x for x in containers if x.get("name") == "sessiond"]
+    need(len(mine) == 1, "the pod has exactly one container named sessiond")
+    c = mine[0] if mine else {}
+    others = [x for x in containers if x is not c]
     args = c.get("args", [])
     env = c.get("env", [])
+    sessions_dir = flag(args, env, "sessions-dir")
+    sessions_vol = next((m.get("name") for m in c.get("volumeMounts", []) if m.get("mountPath") == sessions_dir), None)
+    sharers = [x.get("name") for x in others
+               if any(m.get("name") == sessions_vol for m in x.get("volumeMounts", []))]
+    sidecar = bool(sharers)
+    print("NOTE layout: " + (f"sidecar (container(s) {', '.join(sharers)} share the sessions volume)" if sidecar
+                             else "shared storage (sessiond shards on a ReadWriteMany volume)"))
+    need(sidecar or not others,
+         f"containers {[x.get('name') for x in others]} do not share the sessions volume: "
+         "the only extra container the policy knows is a login bot sharing it")
 
     # --- StatefulSet / sharding ---
     need(dig(spec, "selector") and selects(spec["selector"], pod_labels),
@@ -148,12 +218,19 @@ def main():
     need(spec.get("podManagementPolicy") == "Parallel", "podManagementPolicy: Parallel")
     replicas = spec.get("replicas")
     shard_count = flag(args, env, "shard-count")
-    need(shard_count is not None and str(replicas) == str(shard_count),
-         f"--shard-count ({shard_count}) must equal spec.replicas ({replicas})")
-    need(flag(args, env, "shard-index") == "auto", "--shard-index auto")
-    pod_name_env = [e for e in env if e.get("name") == "SESSIOND_POD_NAME"]
-    need(pod_name_env and dig(pod_name_env[0], "valueFrom", "fieldRef", "fieldPath") == "metadata.name",
-         "env SESSIOND_POD_NAME from fieldRef metadata.name")
+    if sidecar:
+        # One bot + sessiond unit on a RWO volume: a second replica would not
+        # attach it (or, as an emptyDir, see other files), and sharding needs
+        # one directory seen by all shards.
+        need(replicas == 1, f"sidecar layout: replicas 1 (got {replicas})")
+        need(shard_count in (None, "1"), f"sidecar layout: no --shard-count (got {shard_count})")
+    else:
+        need(shard_count is not None and str(replicas) == str(shard_count),
+             f"--shard-count ({shard_count}) must equal spec.replicas ({replicas})")
+        need(flag(args, env, "shard-index") == "auto", "--shard-index auto")
+        pod_name_env = [e for e in env if e.get("name") == "SESSIOND_POD_NAME"]
+        need(pod_name_env and dig(pod_name_env[0], "valueFrom", "fieldRef", "fieldPath") == "metadata.name",
+             "env SESSIOND_POD_NAME from fieldRef metadata.name")
     need(args[:1] == ["run"], "container args start with the `run` subcommand")
     listen = flag(args, env, "listen") or ""
     need(listen.endswith(f":{HTTP_PORT}"), f"--listen on port {HTTP_PORT} (got {listen!r})")
@@ -222,18 +299,24 @@ def main():
     # --- volumes ---
     vols = {v.get("name"): v for v in pod.get("volumes", [])}
     mounts = {m.get("mountPath"): m for m in c.get("volumeMounts", [])}
-    sessions_dir = flag(args, env, "sessions-dir")
     m = mounts.get(sessions_dir)
     if need(m, f"--sessions-dir ({sessions_dir}) is a volume mount"):
         need(not m.get("readOnly"), "sessions volume is writable")
         claim = dig(vols.get(m["name"]), "persistentVolumeClaim", "claimName")
         pvcs = [p for p in by_kind.get("PersistentVolumeClaim", []) if p["metadata"]["name"] == claim]
-        need(claim, "the sessions volume is a persistentVolumeClaim")
-        if pvcs:
-            need("ReadWriteMany" in dig(pvcs[0], "spec", "accessModes", default=[]),
-                 f"PVC {claim} is ReadWriteMany (all replicas and the bot share it)")
-        elif claim:
-            print(f"NOTE sessions PVC {claim} is not part of these manifests: it must be ReadWriteMany")
+        modes = set(dig(pvcs[0], "spec", "accessModes", default=[])) if pvcs else set()
+        if sidecar:
+            need(claim or "emptyDir" in vols.get(m["name"], {}),
+                 "sidecar layout: the sessions volume is a persistentVolumeClaim or an emptyDir")
+            if pvcs:
+                need(modes and modes <= {"ReadWriteOnce", "ReadWriteOncePod"},
+                     f"sidecar layout: PVC {claim} is ReadWriteOnce (one node writes; got {sorted(modes)})")
+        else:
+            need(claim, "the sessions volume is a persistentVolumeClaim")
+            if pvcs:
+                need("ReadWriteMany" in modes, f"PVC {claim} is ReadWriteMany (all replicas and the bots share it)")
+        if claim and not pvcs:
+            print(f"NOTE sessions PVC {claim} is not part of these manifests")
     profile = flag(args, env, "profile") or ""
     m = mounts.get(posixpath.dirname(profile))
     if need(m, f"--profile ({profile}) lies in a mounted directory"):
@@ -264,7 +347,8 @@ def main():
     else:
         print("NOTE no ServiceMonitor / PrometheusRule: scraping and alerting are configured elsewhere")
 
-    pdb = one("PodDisruptionBudget")
+    check_labels(objects, c.get("image"))
+
     pdb = one("PodDisruptionBudget")
     need(dig(pdb, "spec", "maxUnavailable") == 1, "PDB maxUnavailable: 1")
     need(selects(dig(pdb, "spec", "selector", default={}), pod_labels), "PDB selects the sessiond pods")

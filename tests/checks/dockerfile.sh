@@ -20,6 +20,11 @@
 #     Dockerfile creates; every apt-get install uses --no-install-recommends;
 #     the ENTRYPOINT starts with tini (it reaps the browser's orphaned
 #     processes, which stay zombies under sessiond as PID 1).
+#  5. Every FROM is pinned by digest (IMAGE:TAG@sha256:...; ARGs declared
+#     before the first FROM are substituted), the runtime stage sets the OCI
+#     labels org.opencontainers.image.{title,description,source,licenses,
+#     version,revision,created}, and its ARG VERSION default is the version in
+#     CMakeLists.txt.
 #
 # How 3 works, and why only the direct dependencies: the libraries are the
 # binary's DT_NEEDED entries (readelf -d), i.e. what it was linked against;
@@ -93,12 +98,25 @@ if cur:
     lines.append(cur)
 
 stages = []
+global_args = {}  # ARGs before the first FROM: the only ones FROM can use
+stage_names = set()
 for l in lines:
     parts = l.strip().split(None, 1)
     ins = parts[0].upper()
     rest = parts[1] if len(parts) > 1 else ""
     if ins == "FROM":
         stages.append([])
+        words = [w for w in rest.split() if not w.startswith("--platform")]
+        image = words[0] if words else ""
+        resolved = re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?",
+                          lambda m: global_args.get(m.group(1), ""), image)
+        if resolved not in stage_names:  # not FROM an earlier stage of this file
+            print(f"FROM {image} {resolved or '(empty)'}")
+        if len(words) >= 3 and words[1].upper() == "AS":
+            stage_names.add(words[2])
+    elif not stages and ins == "ARG":
+        name, _, value = rest.strip().partition("=")
+        global_args[name] = value.strip('"')
     elif stages:
         stages[-1].append((ins, rest))
 if not stages:
@@ -120,6 +138,12 @@ for ins, rest in stages[-1]:
             print("ARG", a)
     elif ins == "ENTRYPOINT":
         print("ENTRYPOINT", rest.strip())
+    elif ins == "LABEL":
+        try:
+            for kv in shlex.split(rest, posix=True):
+                print("LABEL", kv)
+        except ValueError as e:
+            print(f"ERR cannot tokenize LABEL: {e}")
     elif ins == "RUN":
         if rest.lstrip().startswith("["):
             print("ERR exec-form RUN is not parsed for apt-get install: " + rest)
@@ -189,6 +213,37 @@ else
 fi
 if grep -qx 'VOLUME /sessions' <<<"$parsed"; then pass "VOLUME /sessions"; else failc "runtime stage lacks VOLUME /sessions"; fi
 if grep -qx 'EXPOSE 9464' <<<"$parsed"; then pass "EXPOSE 9464"; else failc "runtime stage lacks EXPOSE 9464"; fi
+
+# ---- 5. base image pinned by digest; OCI labels ------------------------------
+# Every FROM (after substituting the ARGs declared before the first FROM) must
+# name an image by digest: a tag (debian:12-slim) moves with each point
+# release, so two builds of one commit could differ.
+while IFS=' ' read -r written resolved; do
+  if [[ $resolved =~ @sha256:[0-9a-f]{64}$ ]]; then
+    digest=${resolved##*@sha256:}
+    pass "FROM $written is pinned by digest (${resolved%%@*}@sha256:${digest:0:12}...)"
+  else
+    failc "FROM $written ($resolved) is not pinned by digest: write IMAGE:TAG@sha256:<64 hex> (docker buildx imagetools inspect IMAGE:TAG)"
+  fi
+done < <(sed -n 's/^FROM //p' <<<"$parsed")
+grep -q '^FROM ' <<<"$parsed" || failc "no FROM with an image found"
+for key in title description source licenses version revision created; do
+  if grep -q "^LABEL org\.opencontainers\.image\.$key=." <<<"$parsed"; then
+    pass "runtime stage sets OCI label org.opencontainers.image.$key"
+  else
+    failc "runtime stage lacks LABEL org.opencontainers.image.$key"
+  fi
+done
+# The image's default VERSION is the project's version (CMakeLists.txt).
+project_version=$(sed -n 's/^project(sessiond VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt 2>/dev/null | head -1)
+image_version=$(sed -n 's/^ARG VERSION=//p' <<<"$parsed" | tail -1)
+if [[ -z $project_version ]]; then
+  echo "NOTE no project(sessiond VERSION ...) in CMakeLists.txt: ARG VERSION not compared"
+elif [[ $image_version == "$project_version" ]]; then
+  pass "ARG VERSION=$image_version matches CMakeLists.txt"
+else
+  failc "ARG VERSION=$image_version in the runtime stage, CMakeLists.txt says $project_version"
+fi
 
 # ---- 4. browser and init (before 3: that one may end the run early) ------------
 with_browser=$(sed -n 's/^ARG WITH_BROWSER=//p' <<<"$parsed" | tail -1)

@@ -4,8 +4,10 @@
 #
 #   bash tests/checks/k8s.sh [KUSTOMIZATION_DIR...]
 #
-# Checks k8s/base by default; name your own overlay(s) to check them the same
-# way (steps 4-6).
+# Checks both shipped layouts by default: k8s/base (the default, sidecar: the
+# login bot and sessiond in one pod on a ReadWriteOnce volume) and
+# k8s/overlays/shared-storage (sharded StatefulSet on a ReadWriteMany volume).
+# Name your own overlay(s) to check them the same way (steps 4-6).
 #
 #  1. kubectl is there (kubectl kustomize renders the base).
 #  2. k8s/base/prometheusrule.yaml is what k8s/tools/gen-prometheusrule.sh
@@ -16,9 +18,10 @@
 #  5. Every rendered object validates against its Kubernetes / Prometheus
 #     Operator JSON schema, unknown fields included (k8s/tools/
 #     validate-manifests.mjs; installed by k8s/tools/install-validator.sh).
-#  6. Deployment rules: sharding, probes, securityContext, volumes, services,
-#     monitoring (k8s/tools/check-policy.py), with the uid of the
-#     Dockerfile's USER.
+#  6. Deployment rules: layout (sidecar or shared storage) and sharding,
+#     probes, securityContext, volumes, services, monitoring, recommended
+#     labels (k8s/tools/check-policy.py), with the uid of the Dockerfile's
+#     USER.
 #
 # Ends with "N passed, M failed"; exit status 1 if any check failed.
 set -uo pipefail
@@ -33,7 +36,7 @@ for d in "$@"; do
   dirs+=("$(cd "$d" && pwd)")
 done
 cd "$root" || exit 1
-((${#dirs[@]})) || dirs=("$root/k8s/base")
+((${#dirs[@]})) || dirs=("$root/k8s/base" "$root/k8s/overlays/shared-storage")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -111,10 +114,11 @@ for dir in "${dirs[@]}"; do
   else
     failc "$dir: schema validation of the rendered manifests (see above)"
   fi
-  # 6. deployment rules (the base must carry the monitoring objects; an
-  # overlay may delete them when the cluster has no Prometheus Operator)
+  # 6. deployment rules (the shipped layouts must carry the monitoring
+  # objects; your overlay may delete them when the cluster has no Prometheus
+  # Operator)
   policy_args=(--image-uid "$uid")
-  [[ $dir == k8s/base ]] && policy_args+=(--require-monitoring)
+  [[ $dir == k8s/base || $dir == k8s/overlays/shared-storage ]] && policy_args+=(--require-monitoring)
   if [[ ! -s $out.json ]]; then
     failc "$dir: deployment rules not checked: no parsed manifests"
   elif python3 k8s/tools/check-policy.py "${policy_args[@]}" "$out.json" 2>&1 | sed 's/^/    /'; then
