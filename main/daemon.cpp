@@ -8,6 +8,7 @@
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -128,11 +129,68 @@ void prepare_sessions_dir(const std::string& dir) {
     log::info("startup", "removed temp files left by an earlier crash", {{"count", removed}});
 }
 
-int wait_for_signal(std::chrono::milliseconds step, const std::function<bool()>& done) {
+// The signals the daemon takes: SIGINT and SIGTERM stop it, SIGHUP reloads.
+sigset_t daemon_signals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+
+const char* signal_name(int sig) {
+  return sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "SIGINT";
+}
+
+// The command line as main() got it, for the re-exec on SIGHUP.
+std::vector<std::string>& command_line() {
+  static std::vector<std::string> argv;
+  return argv;
+}
+
+// A reload is validated exactly as `sessiond check-config` would validate the
+// same command line now: the config file and profile are read again from
+// disk. Returns why it is invalid, or nullopt.
+std::optional<std::string> reload_rejected_because() {
+  const auto& args = command_line();
+  if (args.empty()) return std::string("the command line is not known");
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  try {
+    Config config = parse_config(static_cast<int>(argv.size()), argv.data(), environment_map());
+    make_plan(std::move(config));
+  } catch (const std::exception& e) {
+    return std::string(e.what());
+  }
+  return std::nullopt;
+}
+
+// Replaces this process with a fresh start of the same binary, command line
+// and environment (same PID). Returns only when exec failed.
+int reexec_self() {
+  // Descriptors opened without O_CLOEXEC (libraries, the admin socket) must
+  // not outlive the exec: the new image binds the same port again.
+  if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+      int fd = std::atoi(e.path().filename().c_str());
+      if (fd > 2) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+  }
+  std::cout.flush();
+  std::vector<char*> argv;
+  for (auto& a : command_line()) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::execv("/proc/self/exe", argv.data());
+  int err = errno;
+  log::error("reload", std::string("cannot re-execute sessiond: ") + std::strerror(err));
+  std::cerr << "sessiond: cannot re-execute /proc/self/exe: " << std::strerror(err) << "\n";
+  return 1;
+}
+
+int wait_for_signal(std::chrono::milliseconds step, const std::function<bool()>& done) {
+  sigset_t set = daemon_signals();
   timespec ts{static_cast<time_t>(step.count() / 1000),
               static_cast<long>((step.count() % 1000) * 1000000)};
   for (;;) {
@@ -321,6 +379,10 @@ const char* mode_name(DaemonMode mode) {
 
 }  // namespace
 
+void remember_command_line(int argc, char** argv) {
+  command_line().assign(argv, argv + argc);
+}
+
 int check_config(const Config& config) {
   try {
     Plan plan = make_plan(config);
@@ -352,10 +414,7 @@ int check_config(const Config& config) {
 int run_daemon(Config config, DaemonMode mode) {
   // Signals are taken by sigtimedwait in this thread only: block them before
   // any thread starts so every thread inherits the mask.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
+  sigset_t set = daemon_signals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
   log::init(*log::parse_level(config.log_level));
@@ -407,6 +466,7 @@ int run_daemon(Config config, DaemonMode mode) {
 
   Services services = build_services(plan);
   int exit_code = 0;
+  bool reload = false;  // SIGHUP with a valid configuration: re-exec after the drain
   {
     caf::actor_system_config sys_cfg;
     configure_scheduler(sys_cfg);
@@ -449,14 +509,30 @@ int run_daemon(Config config, DaemonMode mode) {
         exit_code = 1;
       }
     } else {
-      sig = wait_for_signal(Millis(1000), nullptr);
+      // SIGHUP in `run`: validate, then drain and re-exec (one code path
+      // applies every setting); `demo` treats it as SIGTERM (its fake site
+      // and temp directories would not survive an exec).
+      for (;;) {
+        sig = wait_for_signal(Millis(1000), nullptr);
+        if (sig != SIGHUP || mode != DaemonMode::run) break;
+        if (auto why = reload_rejected_because()) {
+          log::error("reload_rejected",
+                     "SIGHUP: the new configuration is invalid; still running on the old one",
+                     {{"error", *why}});
+          continue;
+        }
+        reload = true;
+        break;
+      }
     }
 
     auto drain_started = std::chrono::steady_clock::now();
-    if (sig != 0)
+    if (reload)
+      log::info("reload", "SIGHUP: configuration valid; draining, then re-executing sessiond",
+                {{"drain_timeout_ms", cfg.drain_timeout.count()}});
+    else if (sig != 0)
       log::info("shutdown", "signal received; draining in-flight refreshes",
-                {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"},
-                 {"drain_timeout_ms", cfg.drain_timeout.count()}});
+                {{"signal", signal_name(sig)}, {"drain_timeout_ms", cfg.drain_timeout.count()}});
     if (demo) demo->stop_timeline();  // it writes into the sessions directory
     bool drained = drain(system, actors, cfg.drain_timeout);
     if (admin) admin->stop();
@@ -468,12 +544,22 @@ int run_daemon(Config config, DaemonMode mode) {
     if (services.browser) services.browser->stop();
     auto took =
         std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - drain_started);
-    log::info(
-        "shutdown",
-        drained ? "sessiond stopped" : "sessiond stopped; some refreshes did not finish in time",
-        {{"drained", drained}, {"duration_ms", took.count()}, {"exit_code", exit_code}});
+    if (reload)
+      log::info(
+          "reload",
+          drained ? "drained; re-executing" : "re-executing; some refreshes did not finish in time",
+          {{"drained", drained}, {"duration_ms", took.count()}});
+    else
+      log::info(
+          "shutdown",
+          drained ? "sessiond stopped" : "sessiond stopped; some refreshes did not finish in time",
+          {{"drained", drained}, {"duration_ms", took.count()}, {"exit_code", exit_code}});
   }
   demo.reset();  // the fake site, after the refreshes against it have drained
+  if (reload) {
+    services = Services();  // nothing of this image may hold a descriptor or thread
+    return reexec_self();
+  }
   return exit_code;
 }
 

@@ -12,6 +12,9 @@ enum class DaemonMode { run, once, demo };
 // configuration.
 int run_daemon(Config config, DaemonMode mode);
 
+// The command line `run` re-executes on SIGHUP (call before run_daemon).
+void remember_command_line(int argc, char** argv);
+
 // `sessiond check-config`: 0 when the profile and flags are valid, else 2.
 int check_config(const Config& config);
 

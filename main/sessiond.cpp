@@ -11,6 +11,7 @@
 
 #include "admin_server.hpp"
 #include "daemon.hpp"
+#include "sessiond/build_info.hpp"
 #include "sessiond/config.hpp"
 #include "sessiond/session_file.hpp"
 
@@ -133,10 +134,15 @@ int main(int argc, char** argv) {
     std::cerr << "sessiond: " << e.what() << "\n";
     return 2;
   }
+  if (config.version) {
+    std::cout << version_line() << "\n";
+    return 0;
+  }
   if (config.help) {
     std::cout << usage(config.command);
     return 0;
   }
+  remember_command_line(argc, argv);
   try {
     if (config.command == "run") return run_daemon(config, DaemonMode::run);
     if (config.command == "once") return run_daemon(config, DaemonMode::once);

@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -14,44 +16,6 @@
 extern char** environ;
 
 namespace sessiond {
-
-std::optional<Millis> parse_duration(std::string_view text) {
-  if (text.empty()) return std::nullopt;
-  std::size_t i = 0;
-  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
-    ++i;
-  if (i == 0) return std::nullopt;
-  double value = 0;
-  try {
-    std::size_t used = 0;
-    value = std::stod(std::string(text.substr(0, i)), &used);
-    if (used != i) return std::nullopt;  // "1.2.3s"
-  } catch (...) {
-    return std::nullopt;
-  }
-  auto unit = text.substr(i);
-  double ms = 0;
-  if (unit.empty() || unit == "s")
-    ms = value * 1000;
-  else if (unit == "ms")
-    ms = value;
-  else if (unit == "m")
-    ms = value * 60000;
-  else if (unit == "h")
-    ms = value * 3600000;
-  else
-    return std::nullopt;
-  if (!std::isfinite(ms) || ms > 1e12) return std::nullopt;
-  return Millis(static_cast<Millis::rep>(std::llround(ms)));
-}
-
-std::string format_duration(Millis d) {
-  auto ms = d.count();
-  if (ms % 3600000 == 0 && ms != 0) return std::to_string(ms / 3600000) + "h";
-  if (ms % 60000 == 0 && ms != 0) return std::to_string(ms / 60000) + "m";
-  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
-  return std::to_string(ms) + "ms";
-}
 
 namespace {
 
@@ -119,6 +83,12 @@ const std::vector<Flag>& flags() {
        }},
       {"admin-token", "TOKEN", "bearer token required by mutating endpoints",
        [](Config& c, const std::string& v) { c.admin_token = v; }},
+      {"admin-token-file", "FILE",
+       "read the admin token from FILE (e.g. a mounted secret; not shown in ps)",
+       [](Config& c, const std::string& v) {
+         if (v.empty()) throw ConfigError("--admin-token-file: expected a file name");
+         c.admin_token_file = v;
+       }},
       {"shard-index", "N|auto", "this replica's index (auto: from the pod name sessiond-N)",
        [](Config& c, const std::string& v) {
          if (v != "auto") int_value("shard-index", v, 0, 100000);
@@ -216,6 +186,31 @@ std::string env_name(const std::string& flag) {
 
 const char* kCommands[] = {"run", "once", "status", "refresh", "check-config", "demo"};
 
+// Which commands a flag means something to, for `sessiond COMMAND --help`.
+// Flags not listed here configure the daemon (run, once, check-config, demo).
+// Parsing stays lenient (a flag of another command is accepted and unused) so
+// one config file or environment can serve the daemon and the clients.
+bool flag_applies(const std::string& flag, const std::string& command) {
+  static const std::map<std::string, std::vector<std::string>> only = {
+      {"config", {"run", "once", "status", "refresh", "check-config", "demo"}},
+      {"listen", {"run", "status", "refresh", "check-config", "demo"}},
+      {"admin-token", {"run", "status", "refresh", "check-config", "demo"}},
+      {"admin-token-file", {"run", "status", "refresh", "check-config", "demo"}},
+      {"url", {"status", "refresh"}},
+      {"output", {"status"}},
+      {"sessions", {"demo"}},
+      // demo supplies its own site, sessions directory and single shard
+      {"base-url", {"run", "once", "check-config"}},
+      {"sessions-dir", {"run", "once", "check-config"}},
+      {"shard-index", {"run", "once", "check-config"}},
+      {"shard-count", {"run", "once", "check-config"}},
+  };
+  auto it = only.find(flag);
+  const std::vector<std::string> daemon = {"run", "once", "check-config", "demo"};
+  const auto& commands = it != only.end() ? it->second : daemon;
+  return std::find(commands.begin(), commands.end(), command) != commands.end();
+}
+
 }  // namespace
 
 std::map<std::string, std::string> environment_map() {
@@ -237,6 +232,10 @@ Config parse_config(int argc, const char* const* argv,
     std::string a = argv[i];
     if (a == "-h" || a == "--help") {
       c.help = true;
+      continue;
+    }
+    if (a == "--version") {
+      c.version = true;
       continue;
     }
     if (a == "-o") a = "--output";
@@ -307,12 +306,44 @@ Config parse_config(int argc, const char* const* argv,
   }
   // 4. Command line wins.
   for (auto& [f, v] : cli) f->set(c, v);
-  if (c.command.empty() && !c.help) throw ConfigError("no command given (see sessiond --help)");
+  if (c.help || c.version) return c;
+  // 5. The admin token from its file, once every layer has had its say.
+  if (!c.admin_token_file.empty()) {
+    if (!c.admin_token.empty())
+      throw ConfigError(
+          "--admin-token and --admin-token-file are mutually exclusive (set one; check the "
+          "config file and SESSIOND_ADMIN_TOKEN / SESSIOND_ADMIN_TOKEN_FILE)");
+    c.admin_token = read_admin_token_file(c.admin_token_file);
+  }
+  if (c.command.empty()) throw ConfigError("no command given (see sessiond --help)");
   if (c.command == "refresh" && c.args.size() > 1)
     throw ConfigError("refresh takes at most one ID");
   if (c.command != "refresh" && !c.args.empty())
     throw ConfigError("unexpected argument \"" + c.args.front() + "\"");
   return c;
+}
+
+std::string read_admin_token_file(const std::string& path) {
+  // Only the path and errno text go into errors: the contents are the secret.
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    int err = errno;
+    throw ConfigError("--admin-token-file " + path + ": cannot read it: " + std::strerror(err));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) {
+    int err = errno;
+    throw ConfigError("--admin-token-file " + path + ": cannot read it: " + std::strerror(err));
+  }
+  std::string token = ss.str();
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+  if (token.empty())
+    throw ConfigError("--admin-token-file " + path + ": the file is empty (expected the token)");
+  if (token.find_first_of("\r\n") != std::string::npos)
+    throw ConfigError("--admin-token-file " + path +
+                      ": expected the token on one line (the file has several)");
+  return token;
 }
 
 std::string usage(const std::string& command) {
@@ -330,7 +361,10 @@ std::string usage(const std::string& command) {
            "Run 'sessiond COMMAND --help' for details.\n\n";
   } else {
     static const std::map<std::string, std::string> what = {
-        {"run", "Watches --sessions-dir and refreshes every session on schedule until SIGTERM."},
+        {"run",
+         "Watches --sessions-dir and refreshes every session on schedule until SIGTERM. "
+         "SIGHUP reloads: the config file and profile are validated, then the daemon drains "
+         "and re-executes itself (same PID); invalid ones are logged and ignored."},
         {"once",
          "Checks and refreshes every session once, then exits: 0 when all succeeded, 1 "
          "otherwise, 2 on bad configuration."},
@@ -349,12 +383,16 @@ std::string usage(const std::string& command) {
   }
   out << "Flags (each also read from SESSIOND_<FLAG>, e.g. SESSIOND_SESSIONS_DIR):\n";
   for (const auto& f : flags()) {
+    if (!command.empty() && !flag_applies(f.name, command)) continue;
     std::string left =
         std::string("  --") + f.name + (f.value_name ? std::string(" ") + f.value_name : "");
     out << left << std::string(left.size() < 30 ? 30 - left.size() : 1, ' ') << f.help << "\n";
   }
   out << "  -h, --help                  this help\n"
-         "\nDEBUG_MODE=true turns on debug logs.\n";
+         "      --version               print the version and the source revision\n"
+         "\nDurations (DUR): 500ms, 30s, 5m, 2h, or combined from the largest unit down, such as "
+         "1m30s or 1h30m15s; a bare number is seconds.\n"
+         "DEBUG_MODE=true turns on debug logs.\n";
   return out.str();
 }
 

@@ -24,6 +24,7 @@ struct Config {
   std::string command;            // run | once | status | refresh | check-config | demo
   std::vector<std::string> args;  // positional arguments (refresh ID)
   bool help = false;
+  bool version = false;  // --version
 
   std::string config_file;
   std::string profile_path;
@@ -33,7 +34,8 @@ struct Config {
   std::optional<Millis> idle_timeout;     // overrides the profile
   std::string listen = "127.0.0.1:9464";  // "off" disables the HTTP port
   std::string log_level = "info";
-  std::string admin_token;
+  std::string admin_token;        // --admin-token, or the contents of --admin-token-file
+  std::string admin_token_file;   // read by parse_config; the token stays out of `ps`
   std::string shard_index = "0";  // a number or "auto" (from the pod name)
   std::uint32_t shard_count = 1;
   OnLoggedOut on_logged_out = OnLoggedOut::quarantine;
@@ -59,7 +61,13 @@ Config parse_config(int argc, const char* const* argv,
 
 std::map<std::string, std::string> environment_map();
 
+// `command` "" is the overview; otherwise that command's flags only.
 std::string usage(const std::string& command);
+
+// The token in an --admin-token-file: trailing line breaks trimmed; ConfigError
+// (naming the path and errno text, never the contents) when unreadable, empty
+// or more than one line.
+std::string read_admin_token_file(const std::string& path);
 
 // Shard index to use: a number, or from SESSIOND_POD_NAME / the hostname.
 std::uint32_t resolve_shard_index(const Config& config);

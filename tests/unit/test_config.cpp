@@ -246,3 +246,95 @@ TEST_CASE("parse_duration and format_duration", "[config]") {
        {Millis(1), Millis(999), Millis(1000), Millis(61000), Millis(3600000), Millis(86400000)})
     CHECK(parse_duration(format_duration(d)) == std::optional<Millis>(d));
 }
+
+TEST_CASE("--version is parsed without a command", "[config][cli]") {
+  CHECK(parse({"--version"}).version);
+  CHECK(parse({"run", "--version"}).version);
+  CHECK_FALSE(parse({"run"}).version);
+}
+
+TEST_CASE("COMMAND --help lists that command's flags only", "[config][cli]") {
+  auto status = usage("status");
+  CHECK(status.find("--url") != std::string::npos);
+  CHECK(status.find("--output") != std::string::npos);
+  CHECK(status.find("--admin-token-file") != std::string::npos);
+  CHECK(status.find("--profile") == std::string::npos);
+  CHECK(status.find("--sessions-dir") == std::string::npos);
+  CHECK(status.find("--sessions ") == std::string::npos);
+
+  auto run = usage("run");
+  CHECK(run.find("--profile") != std::string::npos);
+  CHECK(run.find("--sessions-dir") != std::string::npos);
+  CHECK(run.find("--drain-timeout") != std::string::npos);
+  CHECK(run.find("--output") == std::string::npos);
+  CHECK(run.find("--url") == std::string::npos);
+  CHECK(run.find("--sessions N") == std::string::npos);
+
+  auto demo = usage("demo");
+  CHECK(demo.find("--sessions N") != std::string::npos);
+  CHECK(demo.find("--sessions-dir") == std::string::npos);
+
+  auto refresh = usage("refresh");
+  CHECK(refresh.find("--url") != std::string::npos);
+  CHECK(refresh.find("--output") == std::string::npos);
+  CHECK(refresh.find("--interval") == std::string::npos);
+  // The overview still lists every flag.
+  CHECK(usage("").find("--output") != std::string::npos);
+  CHECK(usage("").find("--profile") != std::string::npos);
+}
+
+TEST_CASE("duration flags accept compound durations", "[config][cli]") {
+  auto c = parse(
+      {"run", "--interval", "1m30s", "--drain-timeout=1h30m15s", "--restart-window", "500ms"});
+  CHECK(c.interval == std::optional<Millis>(90s));
+  CHECK(c.drain_timeout == Millis(5415000));
+  CHECK(c.restart_window == 500ms);
+  CHECK(parse({"run"}, {{"SESSIOND_IDLE_TIMEOUT", "2h"}}).idle_timeout ==
+        std::optional<Millis>(2h));
+  CHECK(error_of({"run", "--interval", "30s1m"}).find("--interval") != std::string::npos);
+}
+
+TEST_CASE("--admin-token-file", "[config][cli]") {
+  SECTION("trailing line breaks are trimmed") {
+    TempFile f("s3cret-token\n\n");
+    CHECK(parse({"status", "--admin-token-file", f.path.c_str()}).admin_token == "s3cret-token");
+    TempFile crlf("tok\r\n");
+    CHECK(parse({"run", "--admin-token-file", crlf.path.c_str()}).admin_token == "tok");
+    TempFile bare("tok");
+    CHECK(parse({"run", "--admin-token-file", bare.path.c_str()}).admin_token == "tok");
+  }
+  SECTION("from the environment and the config file too") {
+    TempFile f("from-env\n");
+    CHECK(parse({"run"}, {{"SESSIOND_ADMIN_TOKEN_FILE", f.path}}).admin_token == "from-env");
+    TempFile conf("{\"admin-token-file\": \"" + f.path + "\"}");
+    CHECK(parse({"run", "--config", conf.path.c_str()}).admin_token == "from-env");
+  }
+  SECTION("an empty file is an error") {
+    TempFile empty("");
+    auto e = error_of({"run", "--admin-token-file", empty.path.c_str()});
+    CHECK(e.find("empty") != std::string::npos);
+    CHECK(e.find(empty.path) != std::string::npos);
+    TempFile newline("\n");
+    CHECK(error_of({"run", "--admin-token-file", newline.path.c_str()}).find("empty") !=
+          std::string::npos);
+  }
+  SECTION("an unreadable file names the path and errno text, never the token") {
+    auto e = error_of({"run", "--admin-token-file", "/nonexistent/sessiond-token"});
+    CHECK(e.find("/nonexistent/sessiond-token") != std::string::npos);
+    CHECK(e.find("No such file or directory") != std::string::npos);
+    TempFile multi("line-one-secret\nline-two-secret\n");
+    auto m = error_of({"run", "--admin-token-file", multi.path.c_str()});
+    CHECK(m.find("one line") != std::string::npos);
+    CHECK(m.find("secret") == std::string::npos);
+  }
+  SECTION("mutually exclusive with --admin-token, across layers") {
+    TempFile f("tok\n");
+    CHECK(error_of({"run", "--admin-token", "x", "--admin-token-file", f.path.c_str()})
+              .find("mutually exclusive") != std::string::npos);
+    CHECK(error_of({"run", "--admin-token-file", f.path.c_str()}, {{"SESSIOND_ADMIN_TOKEN", "x"}})
+              .find("mutually exclusive") != std::string::npos);
+  }
+  SECTION("not read for --help") {
+    CHECK(parse({"run", "--help", "--admin-token-file", "/nonexistent/x"}).help);
+  }
+}
