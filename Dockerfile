@@ -39,7 +39,11 @@ COPY . .
 # Each CAF translation unit takes ~500 MB in g++: BUILD_JOBS bounds the build's
 # memory (default: all cores).
 ARG BUILD_JOBS=
+# The sources come without .git: the revision that --version, /status and
+# sessiond_build_info report is passed in (the same build arg as the label).
+ARG REVISION=unknown
 RUN cmake -S . -B /build -G Ninja -DSESSIOND_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+          -DSESSIOND_REVISION="${REVISION}" \
  && ninja -C /build ${BUILD_JOBS:+-j${BUILD_JOBS}} sessiond \
  && strip --strip-debug /build/sessiond
 

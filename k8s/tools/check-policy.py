@@ -235,12 +235,31 @@ def main():
     listen = flag(args, env, "listen") or ""
     need(listen.endswith(f":{HTTP_PORT}"), f"--listen on port {HTTP_PORT} (got {listen!r})")
 
+    # The admin token comes from a Secret, as a file (SESSIOND_ADMIN_TOKEN_FILE
+    # on a mounted secret volume: not in `ps` or the pod's env) or, accepted
+    # too, as an env secretKeyRef; never as a literal value.
+    token_file = next((e.get("value") for e in env if e.get("name") == "SESSIOND_ADMIN_TOKEN_FILE"), None)
     token_env = [e for e in env if e.get("name") == "SESSIOND_ADMIN_TOKEN"]
-    ref = dig(token_env, 0, "valueFrom", "secretKeyRef", default={})
-    if need(ref.get("name") and ref.get("key"), "env SESSIOND_ADMIN_TOKEN from a secretKeyRef"):
-        secrets = [s for s in by_kind.get("Secret", []) if s["metadata"]["name"] == ref["name"]]
-        need(secrets and ref["key"] in {**secrets[0].get("data", {}), **secrets[0].get("stringData", {})},
-             f"Secret {ref['name']} with key {ref['key']} is part of the manifests")
+    need(not (token_file and token_env), "only one of SESSIOND_ADMIN_TOKEN_FILE and SESSIOND_ADMIN_TOKEN")
+    need(not any("value" in e for e in token_env), "SESSIOND_ADMIN_TOKEN is not a literal value")
+    secret_name, secret_key = None, None
+    if token_file:
+        mount = next((m for m in c.get("volumeMounts", [])
+                      if token_file.startswith(m.get("mountPath", "").rstrip("/") + "/")), None)
+        vol = next((v for v in pod.get("volumes", []) if mount and v.get("name") == mount.get("name")), None)
+        if need(vol and "secret" in vol and mount.get("readOnly") is True and "subPath" not in mount,
+                f"SESSIOND_ADMIN_TOKEN_FILE ({token_file}) lies on a read-only secret volume mounted without subPath"):
+            secret_name = vol["secret"].get("secretName")
+            secret_key = token_file[len(mount["mountPath"].rstrip("/")) + 1:]
+    else:
+        ref = dig(token_env, 0, "valueFrom", "secretKeyRef", default={})
+        if need(ref.get("name") and ref.get("key"),
+                "SESSIOND_ADMIN_TOKEN_FILE on a secret volume, or env SESSIOND_ADMIN_TOKEN from a secretKeyRef"):
+            secret_name, secret_key = ref["name"], ref["key"]
+    if secret_name:
+        secrets = [s for s in by_kind.get("Secret", []) if s["metadata"]["name"] == secret_name]
+        need(secrets and secret_key in {**secrets[0].get("data", {}), **secrets[0].get("stringData", {})},
+             f"Secret {secret_name} with key {secret_key} is part of the manifests")
 
     drain = parse_duration(flag(args, env, "drain-timeout"))
     grace = pod.get("terminationGracePeriodSeconds")
