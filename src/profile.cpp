@@ -4,6 +4,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <re2/re2.h>
+
 #include "sessiond/cookie_jar.hpp"
 #include "sessiond/session_file.hpp"
 
@@ -503,17 +505,14 @@ Profile parse_profile(const std::string& text) {
     }
     td.name = from.substr(7);
     td.pattern = get_string(*t, "regex", "token_deadline", kJwtPattern);
-    // libstdc++'s regex parser overflows a long on a 19-digit number (a
-    // back-reference or a {n,m} bound): undefined behaviour, found by fuzzing.
-    std::size_t digits = 0;
-    for (char ch : td.pattern)
-      if ((digits = ch >= '0' && ch <= '9' ? digits + 1 : 0) > 9)
-        fail("token_deadline.regex", "a number of more than 9 digits");
-    try {
-      td.regex = std::regex(td.pattern);
-    } catch (const std::regex_error& e) {
-      fail("token_deadline.regex", std::string("invalid regular expression: ") + e.what());
-    }
+    // RE2 matches in linear time without recursion and bounds its own memory,
+    // so the caps std::regex needed (on digits in the pattern, on the value's
+    // size) are gone. log_errors off: the error goes into the message instead.
+    RE2::Options options;
+    options.set_log_errors(false);
+    auto regex = std::make_shared<const RE2>(td.pattern, options);
+    if (!regex->ok()) fail("token_deadline.regex", "invalid regular expression: " + regex->error());
+    td.regex = std::move(regex);
     td.margin = get_duration(*t, "margin", "token_deadline", td.margin);
     p.token_deadline = std::move(td);
   }
@@ -705,35 +704,6 @@ bool apply_captures(const Step& step, const HttpResponse& response, const std::s
   return ok;
 }
 
-// std::regex would try again from every position: quadratic in the value (an
-// 8 KB cookie without a match took 3 s).
-std::optional<std::string> find_jwt(std::string_view s) {
-  auto part = [&](std::size_t i) {  // end of the run of [A-Za-z0-9_-] from i
-    for (; i < s.size(); ++i) {
-      char c = s[i];
-      if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-            c == '_' || c == '-'))
-        break;
-    }
-    return i;
-  };
-  for (std::size_t i = 0; i < s.size();) {
-    std::size_t a = part(i);
-    if (a == i) {
-      ++i;
-      continue;
-    }
-    // Every start inside [i, a) gets to the same `a`: only run starts matter.
-    if (a < s.size() && s[a] == '.') {
-      std::size_t b = part(a + 1);
-      if (b > a + 1 && b < s.size() && s[b] == '.')
-        return std::string(s.substr(i, part(b + 1) - i));
-    }
-    i = a;
-  }
-  return std::nullopt;
-}
-
 std::optional<std::int64_t> jwt_exp(std::string_view jwt) {
   auto first = jwt.find('.');
   if (first == std::string_view::npos) return std::nullopt;
@@ -762,21 +732,15 @@ std::optional<std::chrono::system_clock::time_point> token_expiry(const TokenDea
     auto it = h->find(deadline.name);
     if (it != h->end() && it->is_string()) raw = it->get<std::string>();
   }
-  // std::regex (a profile's own pattern) recurses once per character: a 30 KB
-  // value (the session file is untrusted) overflowed the stack. Cookies are
-  // at most 4 KB in browsers.
-  constexpr std::size_t kMaxTokenBytes = 8192;
-  if (!raw || raw->size() > kMaxTokenBytes) return std::nullopt;
-  std::optional<std::string> token;
-  if (deadline.pattern == kJwtPattern) {
-    token = find_jwt(*raw);
-  } else {
-    std::smatch m;
-    if (std::regex_search(*raw, m, deadline.regex))
-      token = m.size() > 1 && m[1].matched ? m[1].str() : m[0].str();
-  }
-  if (!token) return std::nullopt;
-  auto exp = jwt_exp(*token);
+  // The value is untrusted and may be any size: RE2 is linear in it.
+  if (!raw || !deadline.regex) return std::nullopt;
+  const RE2& re = *deadline.regex;
+  re2::StringPiece match[2];
+  const int groups = std::min(re.NumberOfCapturingGroups(), 1);
+  if (!re.Match(*raw, 0, raw->size(), RE2::UNANCHORED, match, groups + 1)) return std::nullopt;
+  // Group 1 when it took part in the match, else the whole match.
+  const re2::StringPiece token = groups == 1 && match[1].data() ? match[1] : match[0];
+  auto exp = jwt_exp(std::string_view(token.data(), token.size()));
   if (!exp) return std::nullopt;
   return std::chrono::system_clock::time_point(std::chrono::seconds(*exp));
 }

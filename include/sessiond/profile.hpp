@@ -8,7 +8,6 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <regex>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -18,6 +17,10 @@
 #include "sessiond/browser_step.hpp"
 #include "sessiond/duration.hpp"
 #include "sessiond/http_client.hpp"
+
+namespace re2 {
+class RE2;
+}
 
 namespace sessiond {
 
@@ -73,9 +76,9 @@ struct Step {
 struct TokenDeadline {
   enum class From { cookie, header } from = From::cookie;
   std::string name;
-  std::string pattern;  // regex; group 1 (or the whole match) is the JWT
-  std::regex regex;
-  Millis margin{120000};  // refresh this long before exp
+  std::string pattern;                    // RE2 syntax; group 1 (or the whole match) is the JWT
+  std::shared_ptr<const re2::RE2> regex;  // compiled pattern (shared: profiles are copied)
+  Millis margin{120000};                  // refresh this long before exp
 };
 
 struct CircuitBreakerPolicy {
@@ -134,10 +137,6 @@ bool apply_captures(const Step& step, const HttpResponse& response, const std::s
 // exp of the profile's deadline token in this session, if present.
 std::optional<std::chrono::system_clock::time_point> token_expiry(const TokenDeadline& deadline,
                                                                   const nlohmann::json& session);
-
-// The first JWT-looking token in `text`: what the default token_deadline regex
-// ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*) matches, in linear time.
-std::optional<std::string> find_jwt(std::string_view text);
 
 // exp claim of a JWT (no signature check: we only schedule by it); nullopt
 // when absent or outside 1970..2199.

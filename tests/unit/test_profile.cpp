@@ -517,6 +517,42 @@ TEST_CASE("token_expiry finds the deadline token in a cookie or header", "[profi
   CHECK(*hexp == std::chrono::system_clock::time_point(std::chrono::seconds(1753354887)));
 }
 
+TEST_CASE("token_deadline.regex is RE2: linear time, any value size, clear errors",
+          "[profile][re2]") {
+  const std::string jwt = make_jwt({{"exp", 1753354887}});
+  const auto expected = std::chrono::system_clock::time_point(std::chrono::seconds(1753354887));
+  auto cookie_doc = [](const std::string& value) {
+    return json{
+        {"cookies", json::array({{{"name", "t"}, {"value", value}, {"domain", "s.test"}}})}};
+  };
+  // A 30 KB cookie value (std::regex needed an 8 KB cap): the token at its end is found.
+  auto p = parse_profile(with(R"("token_deadline": {"from": "cookie:t"})"));
+  const std::string padding(30 * 1024, '~');
+  CHECK(token_expiry(*p.token_deadline, cookie_doc(padding + jwt)) == expected);
+  auto custom =
+      parse_profile(with(R"X("token_deadline": {"from": "cookie:t", "regex": "at=(\\S+)"})X"));
+  CHECK(token_expiry(*custom.token_deadline, cookie_doc(padding + "at=" + jwt)) == expected);
+
+  // A pattern that backtracks exponentially in std::regex, over 30 KB without a
+  // match: RE2 answers in linear time (a generous bound: milliseconds in practice).
+  auto bad =
+      parse_profile(with(R"X("token_deadline": {"from": "cookie:t", "regex": "((x+x+)+y)"})X"));
+  const auto started = std::chrono::steady_clock::now();
+  CHECK_FALSE(token_expiry(*bad.token_deadline, cookie_doc(std::string(30 * 1024, 'x'))));
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(2));
+
+  // Invalid patterns, and what RE2 does not support (back-references, lookahead).
+  for (const char* pattern : {"(unclosed", "a\\\\1", "(?=x)y", "x{2,1}"}) {
+    INFO(pattern);
+    auto message = error_of(with(
+        std::string(R"("token_deadline": {"from": "cookie:t", "regex": ")") + pattern + "\"}"));
+    CHECK(message.rfind("token_deadline.regex: invalid regular expression: ", 0) == 0);
+  }
+  // A profile is copied into every site: the compiled pattern is shared, still usable.
+  Profile copy = custom;
+  CHECK(token_expiry(*copy.token_deadline, cookie_doc("at=" + jwt)) == expected);
+}
+
 // Found by the fuzz targets (tests/fuzz, docs/RELIABILITY.md "Fuzzing").
 TEST_CASE("fuzzing: profiles with out-of-range numbers fail with ProfileError", "[profile]") {
   // nlohmann throws out_of_range (not parse_error) for a number beyond double.
@@ -533,10 +569,14 @@ TEST_CASE("fuzzing: profiles with out-of-range numbers fail with ProfileError", 
         std::string::npos);
   CHECK(error_of(R"({"base_url": "http:////", "check": {"path": "/"}})").find("base_url") !=
         std::string::npos);
-  // libstdc++'s regex parser overflowed on "\3333333333333333333".
-  CHECK(error_of(
+  // libstdc++'s regex parser overflowed on "\3333333333333333333". To RE2 it is
+  // an octal escape and digits (and "a{33333333333333333333}" a literal); a
+  // repeat count over 1000 is refused.
+  CHECK(parse_profile(
             with(R"("token_deadline": {"from": "cookie:t", "regex": "a\\33333333333333333333"})"))
-            .find("token_deadline.regex") != std::string::npos);
+            .token_deadline);
+  CHECK(error_of(with(R"("token_deadline": {"from": "cookie:t", "regex": "a{1001}"})"))
+            .find("token_deadline.regex: invalid regular expression: ") != std::string::npos);
   // A capture into a header needs a header name.
   CHECK(error_of(R"({"base_url": "https://s.test", "check": {"path": "/",
                      "capture": [{"from": "json:/t", "to": "header:X Bad"}]}})")
@@ -578,7 +618,7 @@ TEST_CASE("fuzzing: untrusted header names, captured values and token sizes", "[
   CHECK(s2["headers"]["Authorization"] == "Bearer old");
   CHECK(jar2.empty());
 
-  // std::regex recurses per character: a 100 KB token overflowed the stack.
+  // std::regex recursed per character: a 100 KB token overflowed the stack.
   auto td = parse_profile(with(R"("token_deadline": {"from": "cookie:t"})"));
   json big = {{"cookies", json::array({{{"name", "t"},
                                         {"value", "x." + std::string(100000, 'a') + ".y"},
@@ -587,7 +627,7 @@ TEST_CASE("fuzzing: untrusted header names, captured values and token sizes", "[
 }
 
 TEST_CASE("fuzzing: token deadlines and captures from hostile values", "[profile]") {
-  // The default pattern is matched in linear time, as std::regex would match it.
+  // The default pattern matches as the same pattern written by hand does.
   auto p = parse_profile(with(R"("token_deadline": {"from": "cookie:t"})"));
   auto same_as_regex = parse_profile(with(
       R"X("token_deadline": {"from": "cookie:t", "regex": "([A-Za-z0-9_-]+[.][A-Za-z0-9_-]+[.][A-Za-z0-9_-]*)"})X"));
@@ -603,9 +643,13 @@ TEST_CASE("fuzzing: token deadlines and captures from hostile values", "[profile
                                          {"value", "x." + std::string(8000, 'a')},
                                          {"domain", "s.test"}}})}};
   CHECK_FALSE(token_expiry(*p.token_deadline, slow));  // was 3 s of std::regex
-  CHECK(find_jwt("Bearer a.b.c d.e.f") == std::optional<std::string>("a.b.c"));
-  CHECK(find_jwt("a.b!.c.d.") == std::optional<std::string>("c.d."));
-  CHECK_FALSE(find_jwt("a..b.c"));
+  // The first JWT-looking token wins, not a later one.
+  const std::string later = make_jwt({{"exp", 1800000000}});
+  json two = {{"cookies", json::array({{{"name", "t"},
+                                        {"value", "a.b!" + jwt + " " + later},
+                                        {"domain", "s.test"}}})}};
+  CHECK(token_expiry(*p.token_deadline, two) ==
+        std::chrono::system_clock::time_point(std::chrono::seconds(1753354887)));
 
   // exp beyond what a time_point holds (or 1e300, beyond int64): no deadline.
   CHECK_FALSE(jwt_exp(make_jwt({{"exp", 1e300}})));
