@@ -50,6 +50,10 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
     file_errors_->Add({{"reason", to_string(kind)}});
   restarts_ = counter("sessiond_actor_restarts_total",
                       "Session actors restarted by the supervisor after a crash");
+  token_not_renewed_ =
+      counter("sessiond_token_not_renewed_total",
+              "Successful refreshes after which the token_deadline token was still "
+              "expired (or inside its margin): the interval is used instead");
 
   auto& sessions = BuildGauge().Name("sessiond_sessions").Help("Sessions by state").Register(r);
   for (auto s : kSessionStates)

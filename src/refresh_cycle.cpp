@@ -96,7 +96,28 @@ Millis RefreshCycle::regular_delay() {
     const auto& td = *p.token_deadline;
     if (auto exp = token_expiry(td, *doc_)) {
       auto left = std::chrono::duration_cast<Millis>(*exp - td.margin - site_->now());
-      delay = std::min(delay, std::max(left, Millis(1000)));
+      if (left > Millis(0)) {
+        delay = std::min(delay, std::max(left, Millis(1000)));
+        token_not_renewed_logged_ = false;  // renewed: a later lapse is news again
+      } else {
+        // This refresh succeeded yet left the token past its deadline: this
+        // step does not renew it. Refreshing sooner would only repeat that
+        // (it was once every second, forever), so the interval stands.
+        if (site_->metrics) site_->metrics->token_not_renewed();
+        if (!token_not_renewed_logged_) {
+          token_not_renewed_logged_ = true;
+          log::warn("token_not_renewed",
+                    "the refresh did not renew the token_deadline token; refreshing at the "
+                    "interval instead of before its expiry",
+                    {{"session", id()},
+                     {"token",
+                      std::string(td.from == TokenDeadline::From::cookie ? "cookie:" : "header:") +
+                          td.name},
+                     {"exp", log::iso8601(*exp)},
+                     {"exp_moved", exp_before_ != exp},
+                     {"next_refresh_in_ms", delay.count()}});
+        }
+      }
     }
   }
   return delay;
@@ -166,6 +187,8 @@ bool RefreshCycle::refresh_now(Actions& out) {
   if (draining_) return false;
   if (phase_ == Phase::idle) {
     stopped_ = false;
+    if (gave_up_) attempt_ = 0;  // retry.max_attempts more tries from here
+    gave_up_ = false;
     begin(out);
   }
   return true;
@@ -268,6 +291,7 @@ void RefreshCycle::loaded(const Loaded& l, Actions& out) {
               {{"session", id()}});
     forget_unsaved();
     attempt_ = 0;
+    gave_up_ = false;
   }
   known_ = session.identity;
   error_reported_for_.reset();
@@ -291,6 +315,8 @@ void RefreshCycle::loaded(const Loaded& l, Actions& out) {
   if (unsaved_headers_) (*doc_)["headers"] = *unsaved_headers_;
   if (unsaved_origins_) (*doc_)["origins"] = *unsaved_origins_;
   const auto& p = *site_->profile;
+  // Before any step: whether the refresh moved the token's exp is logged.
+  exp_before_ = p.token_deadline ? token_expiry(*p.token_deadline, *doc_) : std::nullopt;
   run_step(p.check ? *p.check : *p.refresh, out);
 }
 
@@ -435,6 +461,7 @@ void RefreshCycle::saved(const SaveOutcome& r, Actions& out) {
       known_ = r.identity;
       forget_unsaved();
       attempt_ = 0;
+      gave_up_ = false;
       status_.record_success(*last_ok_);
       auto took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started_);
       log::info("refresh_ok", "session refreshed",
@@ -477,12 +504,22 @@ void RefreshCycle::dispose(const std::string& reason, Actions& out) {
   write_keepalive(doc,
                   SessionStatus::keepalive_logged_out(read_keepalive(doc), reason, site_->now()));
   if (unsaved_jar_) doc["cookies"] = playwright_from_jar(doc["cookies"], *unsaved_jar_);
+  // Logged with the decision, before the file moves: the watcher's removal
+  // (the supervisor's session_removed) must come after it, and a failed or
+  // superseded disposal is logged after it as what it is.
+  const char* how = site_->on_logged_out == OnLoggedOut::quarantine ? "quarantine"
+                    : site_->on_logged_out == OnLoggedOut::mark     ? "mark"
+                                                                    : "delete";
+  log::warn("session_invalidated", "logged-out session is no longer refreshed",
+            {{"session", id()}, {"file", path_}, {"on_logged_out", how}});
   out.emplace_back(action::Dispose{cycle_, doc_, *known_});
 }
 
 void RefreshCycle::disposed(const DisposeOutcome& r, Actions& out) {
   if (r.changed_on_disk) {
-    log::info("file_changed", "session file changed on disk; not invalidating the new session",
+    log::info("file_changed",
+              "session file changed on disk before its disposal; the new session is kept and "
+              "refreshed",
               {{"session", id()}});
     doc_.reset();
     schedule(Millis(0), out);
@@ -502,8 +539,8 @@ void RefreshCycle::disposed(const DisposeOutcome& r, Actions& out) {
         "file_error", "session is logged out but its file could not be updated",
         {{"session", id()}, {"file", path_}, {"reason", "write"}, {"error", r.error->message}});
     if (site_->metrics) site_->metrics->file_error(FileErrorKind::write);
-  } else {
-    log::warn("session_invalidated", "logged-out session is no longer refreshed",
+  } else if (r.where != path_) {
+    log::info("session_quarantined", "logged-out session file moved",
               {{"session", id()}, {"file", r.where}});
   }
   finish(RefreshResult::logged_out, CycleOutcome::logged_out, {}, out);
@@ -518,6 +555,23 @@ void RefreshCycle::fail_transient(const std::string& reason, std::optional<Milli
   ++attempt_;
   status_.last_error = reason;
   const auto& policy = site_->profile->retry;
+  if (policy.max_attempts > 0 && attempt_ >= policy.max_attempts) {
+    // retry.max_attempts: stop retrying, failed as a session its supervisor
+    // gave up on. The file stays as it is; a change to it (the bot's new
+    // login) or a manual refresh starts again.
+    gave_up_ = true;
+    stopped_ = true;
+    cancel_timer();
+    status_.state = SessionState::failed;
+    status_.last_error =
+        "gave up after " + std::to_string(attempt_) + " failed attempts: " + reason;
+    log::error("retries_exhausted",
+               "refresh failed retry.max_attempts times in a row; not retried until the file "
+               "changes or a manual refresh",
+               {{"session", id()}, {"attempt", attempt_}, {"error", reason}});
+    finish(RefreshResult::transient_error, CycleOutcome::failed, *status_.last_error, out);
+    return;
+  }
   Millis delay = next_delay(policy, attempt_, uniform());
   if (server_wait) delay = std::max(delay, *server_wait);  // honour Retry-After
   auto left = until_idle_deadline();

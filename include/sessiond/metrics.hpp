@@ -52,6 +52,8 @@ class Metrics {
   void actor_restarted() { restarts_->Increment(); }
   void browser_step(const BrowserStepResult& result);
   void browser_restarted() { browser_restarts_->Increment(); }
+  // A successful refresh left token_deadline's token expired (or inside its margin).
+  void token_not_renewed() { token_not_renewed_->Increment(); }
 
   // -- derived (status board) and sampled (at scrape) --
   void set_sessions(SessionState state, double n) {
@@ -72,6 +74,7 @@ class Metrics {
   }
   double file_errors(FileErrorKind kind) const;
   double actor_restarts() const { return restarts_->Value(); }
+  double tokens_not_renewed() const { return token_not_renewed_->Value(); }
   double browser_steps(BrowserStepResult::Verdict v) const {
     return browser_steps_[static_cast<std::size_t>(v)]->Value();
   }
@@ -83,6 +86,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* requests_ = nullptr;
   prometheus::Family<prometheus::Counter>* file_errors_ = nullptr;
   prometheus::Counter* restarts_ = nullptr;
+  prometheus::Counter* token_not_renewed_ = nullptr;
   std::array<prometheus::Gauge*, 7> sessions_{};
   prometheus::Gauge* oldest_age_ = nullptr;
   prometheus::Gauge* ready_ = nullptr;

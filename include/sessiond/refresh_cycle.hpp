@@ -17,6 +17,7 @@
 //             │              disposing ─▶ idle, stopped (invalid)
 //             └─ file error ─▶ idle, stopped until the file changes
 //  transient (any step) ─▶ idle + schedule(backoff, capped to the idle deadline)
+//    ... the retry.max_attempts-th in a row ─▶ idle, failed, stopped until the file changes
 //
 // One cycle at a time, ever: overlapping refreshes of a rotating cookie log
 // the session out. Results of an older cycle are ignored (their tag differs).
@@ -210,6 +211,11 @@ class RefreshCycle {
   std::optional<FileIdentity> error_reported_for_;  // one file_error log per version
   std::optional<WallTime> last_ok_;                 // last time the site saw this session alive
   std::minstd_rand rng_;
+
+  // retry.max_attempts reached: failed until the file changes or a manual refresh.
+  bool gave_up_ = false;
+  bool token_not_renewed_logged_ = false;  // logged again after a renewal
+  std::optional<WallTime> exp_before_;     // token_deadline's exp as this cycle read it
 
   // The cycle in flight.
   std::chrono::steady_clock::time_point started_;

@@ -15,6 +15,10 @@
 #include <fstream>
 #include <iterator>
 #include <set>
+#include <sstream>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "sessiond/json_log.hpp"
 #include "sessiond/metrics.hpp"
@@ -889,6 +893,251 @@ TEST_CASE("cycle: a token that expires before the interval bounds the next refre
     CHECK(d.schedules.back().delay ==
           std::chrono::duration_cast<Millis>(WallTime(std::chrono::seconds(exp)) - 1min - d.now()));
   }
+}
+
+namespace {
+
+// Captures sessiond's log lines (debug level) while alive, then restores the logger.
+struct CapturedLogs {
+  std::ostringstream out;
+  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
+  CapturedLogs() {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_st>(out);
+    sink->set_pattern("%v");
+    auto logger = std::make_shared<spdlog::logger>("captured", sink);
+    logger->set_level(spdlog::level::debug);
+    spdlog::set_default_logger(logger);
+  }
+  ~CapturedLogs() { spdlog::set_default_logger(previous); }
+  // The events logged so far, in order.
+  std::vector<std::string> events() const {
+    std::vector<std::string> names;
+    std::istringstream in(out.str());
+    for (std::string line; std::getline(in, line);) {
+      // "%v" is a marker, then the JSON object's members (the formatter adds
+      // the braces, ts and level).
+      auto members = line.find('"');
+      if (members == std::string::npos) continue;
+      auto j = json::parse("{" + line.substr(members) + "}", nullptr, false);
+      if (j.is_object() && j.contains("event")) names.push_back(j["event"].get<std::string>());
+    }
+    return names;
+  }
+  std::size_t count(const std::string& event) const {
+    auto e = events();
+    return static_cast<std::size_t>(std::count(e.begin(), e.end(), event));
+  }
+};
+
+}  // namespace
+
+TEST_CASE("cycle: a refresh that does not renew the deadline token keeps to the interval",
+          "[cycle][token_deadline]") {
+  CapturedLogs logs;
+  // A JWT cookie no step renews, already expired: the old code refreshed every second.
+  Driver d(std::string(testing::kRefreshProfile)
+               .insert(1, R"("token_deadline": {"from": "cookie:jwt", "margin": "2m"},)"));
+  auto doc = session_doc(d.wall0 - 1min);
+  const std::string jwt = make_jwt(unix_seconds(d.wall0) - 600);
+  doc["cookies"].push_back(cookie("jwt", jwt));
+  d.write(doc);
+  d.start();
+  d.refresh_now();
+  for (int i = 1; i <= 3; ++i) {
+    INFO("refresh " << i);
+    d.refresh_ok("s" + std::to_string(i));
+    CHECK(d.report().outcome == CycleOutcome::success);
+    check_regular_delay(d);  // not 1 s
+    CHECK(d.metrics.tokens_not_renewed() == i);
+    d.fire();
+  }
+  CHECK(logs.count("token_not_renewed") == 1);  // once per session
+  CHECK(logs.out.str().find(jwt) == std::string::npos);
+  // A transient failure still backs off as usual.
+  d.answer(503, "busy");
+  CHECK(d.schedules.back().delay >= 1s);
+  CHECK(d.schedules.back().delay <= 2s);
+}
+
+TEST_CASE("cycle: a refresh that moves the token's exp shortens the delay again",
+          "[cycle][token_deadline]") {
+  CapturedLogs logs;
+  Driver d(
+      std::string(testing::kRefreshProfile)
+          .insert(1, R"("token_deadline": {"from": "header:Authorization", "margin": "1m"},)"));
+  auto doc = session_doc(d.wall0 - 1min);
+  const std::string stale = make_jwt(unix_seconds(d.wall0) - 600);
+  doc["headers"] = {{"Authorization", "Bearer " + stale}};
+  d.write(doc);
+  d.start();
+  d.refresh_now();
+  // The site hands back the same expired token: not renewed, the interval.
+  d.refresh_ok("s1", stale);
+  check_regular_delay(d);
+  CHECK(d.metrics.tokens_not_renewed() == 1);
+  CHECK(logs.count("token_not_renewed") == 1);
+  auto logged = logs.out.str();
+  CHECK(logged.find("\"exp_moved\":false") != std::string::npos);
+
+  // A renewed token: its deadline bounds the next refresh again.
+  d.fire();
+  const std::int64_t exp = unix_seconds(d.now()) + 240;
+  d.refresh_ok("s2", make_jwt(exp));
+  CHECK(d.schedules.back().delay ==
+        std::chrono::duration_cast<Millis>(WallTime(std::chrono::seconds(exp)) - 1min - d.now()));
+  CHECK(d.metrics.tokens_not_renewed() == 1);
+
+  // A new token that already expires inside the margin (moved, still past the
+  // deadline) is not renewed either; after a renewal that is logged again.
+  d.fire();
+  d.refresh_ok("s3", make_jwt(unix_seconds(d.now()) + 30));
+  check_regular_delay(d);
+  CHECK(d.metrics.tokens_not_renewed() == 2);
+  CHECK(logs.count("token_not_renewed") == 2);
+  CHECK(logs.out.str().find("\"exp_moved\":true") != std::string::npos);
+}
+
+TEST_CASE("cycle: retry.max_attempts failures in a row leave the session failed, file untouched",
+          "[cycle][max_attempts]") {
+  CapturedLogs logs;
+  std::string profile = testing::kRefreshProfile;
+  const std::string retry = R"("retry": {"base": "2s", "max": "30s"})";
+  REQUIRE(profile.find(retry) != std::string::npos);
+  profile.replace(profile.find(retry), retry.size(),
+                  R"("retry": {"base": "2s", "max": "30s", "max_attempts": 3})");
+  Driver d(profile);
+  d.write(session_doc(d.wall0 - 1min));
+  const auto before = stat_identity(d.path);
+  const std::string text_before = d.read().dump();
+  d.start();
+  d.refresh_now();
+  d.answer(503, "busy");
+  CHECK(d.status().state == SessionState::retrying);
+  d.fire();
+  d.answer(503, "busy");
+  CHECK(d.status().state == SessionState::retrying);
+  const auto schedules = d.schedules.size();
+  d.fire();
+  d.answer(503, "busy");
+  // The third in a row: given up, not scheduled, the file as it was.
+  CHECK(d.report().outcome == CycleOutcome::failed);
+  CHECK(d.report().state == SessionState::failed);
+  CHECK(d.report().attempt == 3);
+  CHECK(d.status().state == SessionState::failed);
+  CHECK_FALSE(d.status().is_live());
+  CHECK(d.status().last_error ==
+        std::optional<std::string>("gave up after 3 failed attempts: check: HTTP 503"));
+  CHECK_FALSE(d.status().next_refresh);
+  CHECK(d.schedules.size() == schedules);
+  CHECK(d.published.back().state == SessionState::failed);
+  CHECK(logs.count("retries_exhausted") == 1);
+  CHECK(d.metrics.refreshes(RefreshResult::transient_error) == 3);
+  CHECK(stat_identity(d.path) == before);
+  CHECK(d.read().dump() == text_before);
+  d.tick(d.schedules.back().gen);  // the last timer is stale
+  CHECK(d.last.empty());
+  CHECK(d.http.empty());
+
+  SECTION("a manual refresh starts again, with max_attempts more tries") {
+    CHECK(d.refresh_now());
+    REQUIRE(d.http.size() == 1);
+    d.answer(503, "busy");
+    CHECK(d.status().state == SessionState::retrying);
+    CHECK(d.report().attempt == 1);
+    d.fire();
+    d.refresh_ok("s1");
+    CHECK(d.status().state == SessionState::active);
+    check_regular_delay(d);
+  }
+  SECTION("the bot's new file starts again") {
+    auto doc = session_doc(d.wall0 - 1min, "fresh");
+    doc["botField"] = 43;
+    d.write(doc);
+    d.file_changed(*stat_identity(d.path));
+    REQUIRE(d.http.size() == 1);
+    CHECK(sid_of(d.http.front().request) == std::optional<std::string>("fresh"));
+    d.answer(503, "busy");
+    CHECK(d.status().state == SessionState::retrying);
+    CHECK(d.report().attempt == 1);
+  }
+  CHECK(logs.count("retries_exhausted") == 1);
+}
+
+TEST_CASE("cycle: retry.max_attempts 0 retries past the idle deadline", "[cycle][max_attempts]") {
+  Driver d;                               // no max_attempts
+  d.write(session_doc(d.wall0 - 11min));  // past the idle deadline already
+  d.start();
+  d.refresh_now();
+  for (int i = 1; i <= 12; ++i) {
+    d.answer(503, "busy");
+    CHECK(d.report().outcome == CycleOutcome::transient_error);
+    d.fire();
+  }
+  CHECK(d.status().state == SessionState::at_risk);
+  CHECK(d.http.size() == 1);
+}
+
+TEST_CASE("cycle: session_invalidated is logged when the disposal is decided, before the file goes",
+          "[cycle][dispose]") {
+  CapturedLogs logs;
+  Driver d;
+  SECTION("quarantine") {}
+  SECTION("delete") {
+    d.site->on_logged_out = OnLoggedOut::remove;
+  }
+  d.write(session_doc(d.wall0 - 1min));
+  d.start();
+  d.refresh_now();
+  REQUIRE(d.http.size() == 1);
+  auto p = d.http.front();
+  d.http.pop_front();
+  Actions actions;
+  d.c().done(p.tag,
+             testing::scripted_response(p.request, 302, "", std::nullopt, {{"location", "/login"}}),
+             actions);
+  REQUIRE(std::any_of(actions.begin(), actions.end(),
+                      [](const Action& a) { return std::holds_alternative<action::Dispose>(a); }));
+  // The file is still there (the watcher has nothing to report yet) and the
+  // decision is already logged.
+  CHECK(fs::exists(d.path));
+  CHECK(logs.count("session_invalidated") == 1);
+  d.perform(actions);
+  CHECK_FALSE(fs::exists(d.path));
+  CHECK(d.report().outcome == CycleOutcome::logged_out);
+  auto events = logs.events();
+  auto invalidated = std::find(events.begin(), events.end(), "session_invalidated");
+  auto logged_out = std::find(events.begin(), events.end(), "logged_out");
+  CHECK(logged_out < invalidated);
+  CHECK(logs.count("session_invalidated") == 1);
+}
+
+TEST_CASE("cycle: a failed disposal is logged after the decision", "[cycle][dispose]") {
+  CapturedLogs logs;
+  Driver d;
+  d.write(session_doc(d.wall0 - 1min));
+  d.start();
+  d.refresh_now();
+  auto p = d.http.front();
+  d.http.pop_front();
+  Actions actions;
+  d.c().done(p.tag,
+             testing::scripted_response(p.request, 302, "", std::nullopt, {{"location", "/login"}}),
+             actions);
+  auto dispose = std::find_if(actions.begin(), actions.end(), [](const Action& a) {
+    return std::holds_alternative<action::Dispose>(a);
+  });
+  REQUIRE(dispose != actions.end());
+  DisposeOutcome failed;
+  failed.error = FileError{FileErrorKind::write, "link into invalid: Permission denied"};
+  d.done(std::get<action::Dispose>(*dispose).tag, failed);
+  auto events = logs.events();
+  auto invalidated = std::find(events.begin(), events.end(), "session_invalidated");
+  auto error = std::find(events.begin(), events.end(), "file_error");
+  REQUIRE(invalidated != events.end());
+  REQUIRE(error != events.end());
+  CHECK(invalidated < error);
+  CHECK(d.status().state == SessionState::invalid);
+  CHECK(fs::exists(d.path));
 }
 
 // -- stale results ------------------------------------------------------------------
