@@ -245,6 +245,26 @@ Services build_services(const Plan& plan) {
   mc.per_session = cfg.per_session_metrics;
   mc.max_in_flight = http_opts.max_in_flight;
   mc.rate_limit_per_second = http_opts.rate_per_second;
+  // Saves are race-free against the bot only with RENAME_EXCHANGE (not on
+  // NFS): probed once here, not at every save.
+  if (cfg.save_without_exchange) {
+    set_save_method(SaveMethod::pin_check);
+    log::info("save_without_exchange",
+              "saves use the link-check-then-rename fallback (--save-without-exchange)",
+              {{"dir", cfg.sessions_dir}});
+  } else if (auto probe = probe_atomic_exchange(cfg.sessions_dir); probe.supported) {
+    set_save_method(SaveMethod::exchange);
+  } else {
+    set_save_method(SaveMethod::pin_check);
+    log::warn("atomic_exchange_unsupported",
+              "the sessions directory does not support renameat2(RENAME_EXCHANGE) (NFS, most "
+              "network filesystems): saves fall back to link-check-then-rename, where a login the "
+              "bot writes during a save (a window of about one round trip to the file server) "
+              "is overwritten by the older session; prefer the sidecar layout (docs/DEPLOY.md, "
+              "Shared storage (NFS))",
+              {{"dir", cfg.sessions_dir}, {"error", probe.detail}});
+  }
+  mc.atomic_exchange = save_method() == SaveMethod::exchange;
   s.metrics = std::make_shared<Metrics>(mc);
   if (plan.browser) {
     BrowserPool::Options bo;

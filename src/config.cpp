@@ -156,6 +156,12 @@ const std::vector<Flag>& flags() {
        [](Config& c, const std::string& v) {
          c.browser_sandbox = !bool_value("browser-no-sandbox", v);
        }},
+      {"save-without-exchange", nullptr,
+       "save with the link-check-then-rename fallback even where renameat2(RENAME_EXCHANGE) "
+       "works (tests of the NFS path; see docs/DEPLOY.md)",
+       [](Config& c, const std::string& v) {
+         c.save_without_exchange = bool_value("save-without-exchange", v);
+       }},
       {"url", "URL", "status/refresh: the daemon's base URL (default: http://<listen>)",
        [](Config& c, const std::string& v) { c.url = v; }},
       {"output", "FORMAT", "status: table or json",

@@ -77,6 +77,11 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
       .Add({{"index", std::to_string(c.shard_index)}, {"count", std::to_string(c.shard_count)}})
       .Set(1);
   ready_ = gauge("sessiond_ready", "1 once the first scan of the sessions directory is done");
+  gauge("sessiond_atomic_exchange_supported",
+        "1 when saves swap files atomically (renameat2 RENAME_EXCHANGE); 0: the sessions "
+        "directory does not support it (NFS) or --save-without-exchange, saves use the "
+        "link-check-then-rename fallback")
+      ->Set(c.atomic_exchange ? 1 : 0);
   in_flight_ = gauge("sessiond_http_in_flight", "HTTP requests running");
   queued_ =
       gauge("sessiond_http_queued", "HTTP requests waiting for a slot (in-flight cap, rate limit)");

@@ -288,41 +288,161 @@ std::variant<FileIdentity, FileError> write_file_atomic(const std::string& path,
   return tmp.identity;
 }
 
+namespace {
+
+std::atomic<SaveMethod> g_save_method{SaveMethod::exchange};
+
+bool exchange_unsupported(int err) {
+  return err == EINVAL || err == ENOSYS || err == ENOTSUP || err == EOPNOTSUPP;
+}
+
+SaveOutcome failed_outcome(const char* what, int err) {
+  return SaveOutcome{SaveOutcome::Kind::failed, {}, errno_error(FileErrorKind::write, what, err)};
+}
+
+// The last step of a save without RENAME_EXCHANGE. lstat() on NFS may answer
+// from the attribute cache (seconds old: it would say "unchanged" after the
+// bot replaced the file from another node); link() is done by the server on
+// what the name means now (a stale cached name fails with ESTALE and the
+// kernel looks it up again), and its reply refreshes the attributes compared.
+// The pinned version cannot go away (or its inode number be reused) while we
+// compare. What remains: a rename landing between the link and our rename.
+SaveOutcome replace_if_pinned_unchanged(const std::string& path, const std::string& tmp,
+                                        const FileIdentity& expected,
+                                        const std::function<void(SaveStage)>& stage_hook) {
+  const SaveOutcome changed{SaveOutcome::Kind::changed_on_disk, {}, std::nullopt};
+  // A temp name: left behind by a crash, it is removed like any temp file. It
+  // only ever adds a link: removing it never loses a version.
+  const std::string pin = tmp + ".pin";
+  struct stat st {};
+  bool pinned = ::link(path.c_str(), pin.c_str()) == 0;
+  if (!pinned) {
+    int err = errno;
+    if (err == ENOENT) {
+      ::unlink(tmp.c_str());
+      return changed;  // gone: not ours to recreate
+    }
+    // No hard links here (a filesystem without them, protected_hardlinks):
+    // the weaker check, which may be answered from a cache.
+  }
+  if (::lstat((pinned ? pin : path).c_str(), &st) != 0 || identity_of(st) != expected) {
+    if (pinned) ::unlink(pin.c_str());
+    ::unlink(tmp.c_str());
+    return changed;
+  }
+  if (stage_hook) stage_hook(SaveStage::checked);
+  int rc = ::rename(tmp.c_str(), path.c_str());
+  int err = errno;
+  if (pinned) ::unlink(pin.c_str());
+  if (rc == 0) return SaveOutcome{SaveOutcome::Kind::saved, {}, std::nullopt};
+  ::unlink(tmp.c_str());
+  if (err == ENOENT) return changed;
+  return failed_outcome("rename", err);
+}
+
+}  // namespace
+
+const char* to_string(SaveMethod method) {
+  return method == SaveMethod::exchange ? "exchange" : "pin_check";
+}
+
+void set_save_method(SaveMethod method) {
+  g_save_method.store(method);
+}
+
+SaveMethod save_method() {
+  return g_save_method.load();
+}
+
+ExchangeProbe probe_atomic_exchange(const std::string& dir) {
+  // A dot name with the temp marker: ignored by the watcher, and removed at
+  // the next start-up if we crash in between.
+  const std::string base =
+      dir + "/.session-exchange-probe" + std::string(kTempMarker) + random_suffix();
+  const std::string a = base + ".a", b = base + ".b";
+  ExchangeProbe out;
+  auto create = [](const std::string& p) -> std::optional<FileIdentity> {
+    int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return std::nullopt;
+    struct stat st {};
+    bool ok = ::fstat(fd, &st) == 0;
+    ::close(fd);
+    if (!ok) return std::nullopt;
+    return identity_of(st);
+  };
+  auto ida = create(a);
+  if (!ida) {
+    out.detail = std::string("cannot create a probe file: ") + std::strerror(errno);
+    return out;
+  }
+  auto idb = create(b);
+  if (!idb) {
+    out.detail = std::string("cannot create a probe file: ") + std::strerror(errno);
+    ::unlink(a.c_str());
+    return out;
+  }
+  if (::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) != 0) {
+    out.detail = std::string("renameat2(RENAME_EXCHANGE): ") + std::strerror(errno);
+  } else {
+    // Believe it only if the names really traded places.
+    auto now_a = stat_identity(a);
+    out.supported = now_a && now_a->inode == idb->inode;
+    if (!out.supported) out.detail = "renameat2(RENAME_EXCHANGE) succeeded but swapped nothing";
+  }
+  ::unlink(a.c_str());
+  ::unlink(b.c_str());
+  return out;
+}
+
 SaveOutcome save_if_unchanged(const std::string& path, const json& doc,
                               const FileIdentity& expected) {
+  return save_if_unchanged(path, doc, expected, save_method());
+}
+
+SaveOutcome save_if_unchanged(const std::string& path, const json& doc,
+                              const FileIdentity& expected, SaveMethod method,
+                              const std::function<void(SaveStage)>& stage_hook) {
   const SaveOutcome changed{SaveOutcome::Kind::changed_on_disk, {}, std::nullopt};
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
     // Gone (the bot or an operator moved it): not ours to recreate. Anything
     // else (ENOTDIR, EIO, ...) is a failure to retry.
     if (errno == ENOENT) return changed;
-    return SaveOutcome{
-        SaveOutcome::Kind::failed, {}, errno_error(FileErrorKind::write, "stat", errno)};
+    return failed_outcome("stat", errno);
   }
   if (identity_of(st) != expected) return changed;
   auto written = write_temp_file(path, serialize_session(doc));
   if (auto* err = std::get_if<FileError>(&written))
     return SaveOutcome{SaveOutcome::Kind::failed, {}, *err};
   const auto& tmp = std::get<TempFile>(written);
+  if (stage_hook) stage_hook(SaveStage::temp_written);
+  if (method == SaveMethod::pin_check) {
+    auto out = replace_if_pinned_unchanged(path, tmp.path, expected, stage_hook);
+    if (out.kind == SaveOutcome::Kind::saved) out.identity = tmp.identity;
+    return out;
+  }
   // The bot may rename its new login over the file while we write the temp
   // file (milliseconds with the fsync). Swap ours in atomically and look at
   // what we displaced: if it is not the version we read, swap the bot's back.
+  if (stage_hook) stage_hook(SaveStage::checked);
   if (::renameat2(AT_FDCWD, tmp.path.c_str(), AT_FDCWD, path.c_str(), RENAME_EXCHANGE) != 0) {
     int err = errno;
-    if (err == EINVAL || err == ENOSYS) {
-      // A filesystem without RENAME_EXCHANGE: re-check, then plain rename.
-      if (::lstat(path.c_str(), &st) != 0 || identity_of(st) != expected) {
-        ::unlink(tmp.path.c_str());
-        return changed;
-      }
-      if (::rename(tmp.path.c_str(), path.c_str()) == 0)
-        return SaveOutcome{SaveOutcome::Kind::saved, tmp.identity, std::nullopt};
-      err = errno;
+    if (exchange_unsupported(err)) {
+      // The start-up probe said yes, this directory says no (another mount?).
+      static std::atomic<bool> warned{false};
+      if (!warned.exchange(true))
+        log::warn("atomic_exchange_unsupported",
+                  "a save could not use renameat2(RENAME_EXCHANGE): saves there fall back to "
+                  "link-check-then-rename, which can overwrite a bot write landing during the "
+                  "save (docs/DEPLOY.md, Shared storage)",
+                  {{"file", path}, {"error", std::strerror(err)}});
+      auto out = replace_if_pinned_unchanged(path, tmp.path, expected, stage_hook);
+      if (out.kind == SaveOutcome::Kind::saved) out.identity = tmp.identity;
+      return out;
     }
     ::unlink(tmp.path.c_str());
     if (err == ENOENT) return changed;
-    return SaveOutcome{
-        SaveOutcome::Kind::failed, {}, errno_error(FileErrorKind::write, "rename", err)};
+    return failed_outcome("rename", err);
   }
   struct stat displaced {};
   if (::lstat(tmp.path.c_str(), &displaced) == 0 && identity_of(displaced) == expected) {

@@ -34,6 +34,7 @@ struct MetricsConfig {
   std::size_t max_in_flight = 0;     // the HTTP client's cap
   double rate_limit_per_second = 0;  // the profile's token bucket; 0 = unlimited
   bool per_session = false;          // opt-in per-session series
+  bool atomic_exchange = true;       // saves use renameat2(RENAME_EXCHANGE) (start-up probe)
 };
 
 class Metrics {

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -75,6 +76,34 @@ struct SaveOutcome {
 };
 SaveOutcome save_if_unchanged(const std::string& path, const nlohmann::json& doc,
                               const FileIdentity& expected);
+
+// How a save replaces the file. exchange: renameat2(RENAME_EXCHANGE), then a
+// look at what was displaced (swapped back if it was not the version read):
+// no window. pin_check (filesystems without it, NFS): link() the current file
+// to a temp name, compare that with the version read, rename: a bot write that
+// lands between the link and the rename (one round trip to the server) is
+// overwritten. docs/DEPLOY.md "Shared storage (NFS)".
+enum class SaveMethod { exchange, pin_check };
+const char* to_string(SaveMethod method);
+// The method of the 3-argument save_if_unchanged (process-wide; set once at
+// start-up from probe_atomic_exchange and --save-without-exchange).
+void set_save_method(SaveMethod method);
+SaveMethod save_method();
+
+// Whether renameat2(RENAME_EXCHANGE) works in `dir`: swaps two 0600 temp files
+// (dot names: the watcher ignores them) and removes them. `detail` says why not.
+struct ExchangeProbe {
+  bool supported = false;
+  std::string detail;
+};
+ExchangeProbe probe_atomic_exchange(const std::string& dir);
+
+// Tests: called after the temp file is written (before the last check), and
+// just before the call that replaces the file (after the last check).
+enum class SaveStage { temp_written, checked };
+SaveOutcome save_if_unchanged(const std::string& path, const nlohmann::json& doc,
+                              const FileIdentity& expected, SaveMethod method,
+                              const std::function<void(SaveStage)>& stage_hook = {});
 
 // Moves a logged-out session into <dir>/invalid/ (created 0700) without ever
 // replacing an earlier quarantined file. Returns the new path.

@@ -275,20 +275,26 @@ def bot_rewrites(m):
     site.stop()
 
 
-@measured
-def bot_write_during_save(m):
+def write_during_save(m, attempts, fallback):
     """The bot's new file lands while sessiond is saving the same session: the
     rewrite is timed to follow sessiond's refresh response for that session
     (read from its debug log), so the bot's rename falls between sessiond's
-    "unchanged on disk?" check and its own rename. The bot's version must win."""
-    sessions, attempts = 24, 12
+    "unchanged on disk?" check and its own rename. The bot's version must win.
+    fallback: saves without RENAME_EXCHANGE, as on NFS (--save-without-exchange)."""
+    sessions = 24
     site = FakeSite(idle_timeout="4s")
     directory = temp_dir("sessions-race-")
     mobiles = site.seed(directory, sessions, localstorage_bytes=100000)
-    m.update(fault="bot write during save", injected=f"{attempts} rewrites timed right after a refresh response",
-             sessions=sessions)
-    d = start(site, directory, "--log-level", "debug")
+    m.update(fault="bot write during save" + (" (NFS save path)" if fallback else ""),
+             injected=f"{attempts} rewrites timed right after a refresh response", sessions=sessions)
+    d = start(site, directory, "--log-level", "debug", *(["--save-without-exchange"] if fallback else []))
     wait_ready(d)
+    # The save path in use is the one asked for, and says so.
+    exchange = metric_sum(daemon_metrics(d), "sessiond_atomic_exchange_supported")
+    m["atomic_exchange_supported"] = exchange
+    check(exchange == (0 if fallback else 1), f"sessiond_atomic_exchange_supported is {exchange}")
+    check(bool(d.events("save_without_exchange")) == fallback, "save_without_exchange line (or its absence)")
+    check(not d.events("atomic_exchange_unsupported"), "the probe says this directory has no RENAME_EXCHANGE")
     wait_until(lambda: set(mobiles) <= {e["session"] for e in d.events("refresh_ok")}, 10, interval=0.1,
                what="every session refreshed once")
     timed, rewritten = 0, []
@@ -324,6 +330,17 @@ def bot_write_during_save(m):
     check(not broken, f"{len(broken)}/{len(rewritten)} bot logins lost (the file holds the replaced session's "
           f"cookies, then it is quarantined): {broken}; invalidated: {inv}; timelines: {detail}")
     check(stats["lost"] == 0, f"{stats['lost']} sessions lost")
+
+
+@measured
+def bot_write_during_save(m):
+    write_during_save(m, attempts=12, fallback=False)
+
+
+@measured
+def bot_write_during_save_fallback(m):
+    # Fewer attempts: the same race on the other save path, within CI's time.
+    write_during_save(m, attempts=8, fallback=True)
 
 
 def try_mount_tmpfs(path, size="256k"):
@@ -417,4 +434,5 @@ def disk_full(m):
 
 
 if __name__ == "__main__":
-    run_scenarios([kill9_loop, bot_rewrites, bot_write_during_save, disk_full], results_name="faults_process")
+    run_scenarios([kill9_loop, bot_rewrites, bot_write_during_save, bot_write_during_save_fallback, disk_full],
+                  results_name="faults_process")
