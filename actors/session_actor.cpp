@@ -82,11 +82,17 @@ void perform(Self self, Actions& actions) {
           } else if constexpr (std::is_same_v<T, action::Leave>) {
             // Unregistered (file gone or DELETE): the status goes with the actor.
             caf::anon_send(rt.board, forget_atom::value, cycle.id());
-            for (auto& p : st.waiting)
-              p.deliver(
-                  CycleReport{cycle.id(), CycleOutcome::removed, {}, cycle.status().state, 0});
-            st.waiting.clear();
+            const CycleReport removed{
+                cycle.id(), CycleOutcome::removed, {}, cycle.status().state, 0};
+            for (auto* list : {&st.waiting, &st.pausing, &st.resuming}) {
+              for (auto& p : *list) p.deliver(removed);
+              list->clear();
+            }
             self->quit();
+          } else if constexpr (std::is_same_v<T, action::Settled>) {
+            auto& list = act.pause ? st.pausing : st.resuming;
+            for (auto& p : list) p.deliver(act.report);
+            list.clear();
           }
         },
         a);
@@ -102,6 +108,28 @@ void handle(Self self, F&& event) {
   event(*self->state.cycle, actions);
   perform(self, actions);
   actions.clear();
+}
+
+// A pause or resume: answered when the cycle settles it.
+template <class F>
+caf::typed_response_promise<CycleReport> pause_or_resume(
+    Self self, std::vector<caf::typed_response_promise<CycleReport>> SessionActorState::*list,
+    F&& request) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise<CycleReport>();
+  (st.*list).push_back(rp);
+  bool accepted = false;
+  handle(self, [&](RefreshCycle& c, Actions& out) { accepted = request(c, out); });
+  if (!accepted) {
+    (st.*list).pop_back();
+    const auto& c = *st.cycle;
+    rp.deliver(CycleReport{c.id(),
+                           c.draining() ? CycleOutcome::shutting_down : CycleOutcome::removed,
+                           {},
+                           c.status().state,
+                           0});
+  }
+  return rp;
 }
 
 }  // namespace
@@ -134,6 +162,17 @@ session_actor::behavior_type session_actor_impl(Self self, SitePtr site, std::st
           rp.deliver(CycleReport{c.id(), CycleOutcome::shutting_down, {}, c.status().state, 0});
         }
         return rp;
+      },
+      [=](pause_atom, const std::string& reason) {
+        return pause_or_resume(
+            self, &SessionActorState::pausing, [&](RefreshCycle& c, Actions& out) {
+              return c.pause(reason.empty() ? std::nullopt : std::optional<std::string>(reason),
+                             out);
+            });
+      },
+      [=](resume_atom) {
+        return pause_or_resume(self, &SessionActorState::resuming,
+                               [](RefreshCycle& c, Actions& out) { return c.resume(out); });
       },
       [=](drain_atom) {
         auto rp = self->make_response_promise<drained_atom>();

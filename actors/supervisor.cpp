@@ -117,6 +117,31 @@ void on_child_down(Self self, const caf::down_msg& dm) {
   self->delayed_send(self, delay, restart_atom::value, id, ++c.incarnation);
 }
 
+// Forwards a request to session `id` and relays its CycleReport (not_found:
+// no such session; failed: given up, or it died before answering).
+template <class... Ts>
+caf::typed_response_promise<CycleReport> ask_child(Self self, const std::string& id,
+                                                   const Ts&... xs) {
+  auto rp = self->make_response_promise<CycleReport>();
+  auto it = self->state.children.find(id);
+  if (it == self->state.children.end() || !it->second.handle) {
+    rp.deliver(CycleReport{
+        id,
+        it == self->state.children.end() ? CycleOutcome::not_found : CycleOutcome::failed,
+        {},
+        SessionState::failed,
+        0});
+    return rp;
+  }
+  self->request(it->second.handle, caf::infinite, xs...)
+      .then([rp](const CycleReport& report) mutable { rp.deliver(report); },
+            [rp, id](caf::error& err) mutable {
+              rp.deliver(CycleReport{id, CycleOutcome::failed, caf::to_string(err),
+                                     SessionState::failed, 0});
+            });
+  return rp;
+}
+
 }  // namespace
 
 supervisor_actor::behavior_type supervisor_impl(Self self, SupervisorSetup setup) {
@@ -174,26 +199,11 @@ supervisor_actor::behavior_type supervisor_impl(Self self, SupervisorSetup setup
           }
         return n;
       },
-      [=](refresh_atom, const std::string& id) {
-        auto rp = self->make_response_promise<CycleReport>();
-        auto it = self->state.children.find(id);
-        if (it == self->state.children.end() || !it->second.handle) {
-          rp.deliver(CycleReport{
-              id,
-              it == self->state.children.end() ? CycleOutcome::not_found : CycleOutcome::failed,
-              {},
-              SessionState::failed,
-              0});
-          return rp;
-        }
-        self->request(it->second.handle, caf::infinite, refresh_atom::value)
-            .then([rp](const CycleReport& report) mutable { rp.deliver(report); },
-                  [rp, id](caf::error& err) mutable {
-                    rp.deliver(CycleReport{id, CycleOutcome::failed, caf::to_string(err),
-                                           SessionState::failed, 0});
-                  });
-        return rp;
+      [=](refresh_atom, const std::string& id) { return ask_child(self, id, refresh_atom::value); },
+      [=](pause_atom, const std::string& id, const std::string& reason) {
+        return ask_child(self, id, pause_atom::value, reason);
       },
+      [=](resume_atom, const std::string& id) { return ask_child(self, id, resume_atom::value); },
       [=](register_atom, const std::string& id) {
         auto& st = self->state;
         st.unregistered.erase(id);

@@ -45,6 +45,14 @@ std::optional<T> ask(caf::actor_system& sys, const Handle& dest, std::chrono::mi
 }
 
 const char* const kInvalidId = "invalid session id (expected [A-Za-z0-9_.-]{1,64})";
+constexpr std::size_t kMaxReasonBytes = 200;
+
+// A pause's reason goes into the file and the status: short, one line.
+bool valid_reason(const std::string& reason) {
+  return reason.size() <= kMaxReasonBytes &&
+         std::none_of(reason.begin(), reason.end(),
+                      [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+}
 
 }  // namespace
 
@@ -145,6 +153,9 @@ Reply AdminRoutes::refresh_session(const std::string& id, const std::string& aut
       ask<CycleReport>(system_, supervisor_, options_.refresh_timeout, refresh_atom::value, id);
   if (!report) return error(504, "refresh did not finish in time");
   if (report->outcome == CycleOutcome::not_found) return error(404, "unknown session " + id);
+  if (report->outcome == CycleOutcome::paused)
+    return error(
+        409, "session " + id + " is paused; POST /sessions/" + id + "/resume to refresh it again");
   return json_reply(report->outcome == CycleOutcome::success ? 200 : 502,
                     json{{"session", id}, {"outcome", to_string(*report)}});
 }
@@ -172,12 +183,65 @@ Reply AdminRoutes::delete_session(const std::string& id, const std::string& auth
                     json{{"session", id}, {"result", to_string(*result)}});
 }
 
-Reply AdminRoutes::session_route(const std::string& method, const std::string& id, bool refresh,
+Reply AdminRoutes::pause_session(const std::string& id, const std::optional<std::string>& reason,
                                  const std::string& authorization) const {
   if (!valid_session_id(id)) return error(400, kInvalidId);
-  if (refresh) {
+  if (auto denied = unauthorized(authorization)) return *denied;
+  if (reason && !valid_reason(*reason))
+    return error(400, "reason: at most " + std::to_string(kMaxReasonBytes) +
+                          " bytes, no control characters");
+  // Waits like a manual refresh: a running cycle finishes before the write.
+  auto report = ask<CycleReport>(system_, supervisor_, options_.refresh_timeout, pause_atom::value,
+                                 id, reason.value_or(""));
+  return pause_reply(id, report, CycleOutcome::paused);
+}
+
+Reply AdminRoutes::resume_session(const std::string& id, const std::string& authorization) const {
+  if (!valid_session_id(id)) return error(400, kInvalidId);
+  if (auto denied = unauthorized(authorization)) return *denied;
+  auto report =
+      ask<CycleReport>(system_, supervisor_, options_.refresh_timeout, resume_atom::value, id);
+  return pause_reply(id, report, CycleOutcome::resumed);
+}
+
+Reply AdminRoutes::pause_reply(const std::string& id, const std::optional<CycleReport>& report,
+                               CycleOutcome done) {
+  if (!report) return error(504, "not written in time; it still happens after the running refresh");
+  const auto& r = *report;
+  if (r.outcome == done)
+    return json_reply(200, json{{"session", id},
+                                {"paused", done == CycleOutcome::paused},
+                                {"state", to_string(r.state)}});
+  switch (r.outcome) {
+    case CycleOutcome::not_found:
+    case CycleOutcome::removed:
+      return error(404, "unknown session " + id);
+    case CycleOutcome::file_missing:
+      return error(404, "no file " + session_filename(id) + " in the sessions directory");
+    case CycleOutcome::file_error:
+      return error(409, "session file cannot be used: " + r.detail);
+    case CycleOutcome::superseded:
+      return error(409, "not written: " + r.detail);
+    case CycleOutcome::shutting_down:
+      return error(503, "shutting down");
+    case CycleOutcome::failed:
+      return error(503, "session is restarting or was given up" +
+                            (r.detail.empty() ? std::string() : ": " + r.detail));
+    default:
+      return error(500, "not written: " + to_string(r));
+  }
+}
+
+Reply AdminRoutes::session_route(const std::string& method, const std::string& id,
+                                 const std::string& action, const std::string& authorization,
+                                 const std::optional<std::string>& reason) const {
+  if (!valid_session_id(id)) return error(400, kInvalidId);
+  if (!action.empty()) {
     if (method != "POST") return method_not_allowed("POST");
-    return refresh_session(id, authorization);
+    if (action == "pause") return pause_session(id, reason, authorization);
+    if (action == "resume") return resume_session(id, authorization);
+    if (action == "refresh") return refresh_session(id, authorization);
+    return error(404, "not found");
   }
   if (method == "GET") return get_session(id);
   if (method == "PUT") return put_session(id, authorization);

@@ -51,10 +51,18 @@ class AdminRoutes {
   Reply refresh_session(const std::string& id, const std::string& authorization) const;
   Reply put_session(const std::string& id, const std::string& authorization) const;
   Reply delete_session(const std::string& id, const std::string& authorization) const;
-  // /sessions/{id} (refresh false) and /sessions/{id}/refresh with any method:
-  // the id is checked first, then the method (405 with Allow), then the route.
-  Reply session_route(const std::string& method, const std::string& id, bool refresh,
+  // POST /sessions/{id}/pause?reason=TEXT: not refreshed until resumed, across
+  // restarts (kept in the file's keepalive block). Answers once written.
+  Reply pause_session(const std::string& id, const std::optional<std::string>& reason,
                       const std::string& authorization) const;
+  // POST /sessions/{id}/resume: back on its schedule. Answers once written.
+  Reply resume_session(const std::string& id, const std::string& authorization) const;
+  // /sessions/{id} (action "") and /sessions/{id}/ACTION (refresh, pause,
+  // resume) with any method: the id is checked first, then the method (405
+  // with Allow), then the route. `reason`: the pause's ?reason=.
+  Reply session_route(const std::string& method, const std::string& id, const std::string& action,
+                      const std::string& authorization,
+                      const std::optional<std::string>& reason = std::nullopt) const;
 
   // 405 with the Allow header.
   static Reply method_not_allowed(const std::string& allow);
@@ -64,6 +72,9 @@ class AdminRoutes {
  private:
   // nullopt: authorized; else the 401 to send.
   std::optional<Reply> unauthorized(const std::string& authorization) const;
+  // The answer to a pause or resume whose success is `done`.
+  static Reply pause_reply(const std::string& id, const std::optional<CycleReport>& report,
+                           CycleOutcome done);
 
   caf::actor_system& system_;
   supervisor_actor supervisor_;

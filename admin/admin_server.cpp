@@ -103,15 +103,15 @@ void AdminServer::start() {
     send(res, routes->refresh_all(req.get_header_value("Authorization")));
   });
 
-  // /sessions/{id} and /sessions/{id}/refresh; httplib decoded the path.
+  // /sessions/{id} and /sessions/{id}/{refresh,pause,resume}; httplib decoded the path.
   auto session_route = [routes](const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
-    const bool refresh =
-        req.matches.size() > 2 && req.matches[2].matched && req.matches[2].length() > 0;
-    send(res,
-         routes->session_route(req.method, id, refresh, req.get_header_value("Authorization")));
+    const std::string action =
+        req.matches.size() > 2 && req.matches[2].matched ? req.matches[2].str() : "";
+    send(res, routes->session_route(req.method, id, action, req.get_header_value("Authorization"),
+                                    param(req, "reason")));
   };
-  const char* pattern = R"(/sessions/([^/]+)(/refresh)?)";
+  const char* pattern = R"(/sessions/([^/]+)(?:/(refresh|pause|resume))?)";
   svr.Get(pattern, session_route);
   svr.Post(pattern, session_route);
   svr.Put(pattern, session_route);

@@ -9,6 +9,7 @@ std::optional<bool> final_failure(const CycleReport& r) {
     case CycleOutcome::success:
     case CycleOutcome::file_missing:  // gone: nothing left to keep alive
     case CycleOutcome::removed:
+    case CycleOutcome::paused:  // skipped on purpose: an operator paused it
       return false;
     case CycleOutcome::logged_out:
     case CycleOutcome::file_error:
@@ -21,6 +22,7 @@ std::optional<bool> final_failure(const CycleReport& r) {
     case CycleOutcome::superseded:
     case CycleOutcome::shutting_down:
     case CycleOutcome::not_found:
+    case CycleOutcome::resumed:
       return std::nullopt;
   }
   return std::nullopt;

@@ -44,6 +44,7 @@ FirstLook read_first_look(const std::string& path, WallTime now) {
   auto k = read_keepalive(ok->doc);
   if (k.last_refresh) look.last_refresh = parse_iso8601(*k.last_refresh);
   look.refresh_count = k.refresh_count;
+  look.keepalive = k;
   // No keepalive block and written just now: the bot's fresh login, refreshed
   // at once (a start-up backlog of old files is spread instead).
   auto age_ns =
@@ -71,7 +72,7 @@ void RefreshCycle::publish(Actions& out) {
 }
 
 void RefreshCycle::schedule(Millis delay, Actions& out) {
-  if (draining_ || removed_) return;
+  if (draining_ || removed_ || paused_) return;
   ++timer_gen_;
   delay = std::max(delay, Millis(0));
   status_.next_refresh = site_->now() + delay;
@@ -179,6 +180,10 @@ void RefreshCycle::file_changed(const FileIdentity& seen, Actions& out) {
 void RefreshCycle::remove(Actions& out) {
   removed_ = true;
   cancel_timer();
+  if (pause_wanted_ != Purpose::refresh) {
+    settle(pause_wanted_, CycleOutcome::removed, {}, out);
+    pause_wanted_ = Purpose::refresh;
+  }
   // A running cycle finishes first (its disposal may be what removed the file).
   if (phase_ == Phase::idle) out.emplace_back(action::Leave{});
 }
@@ -197,6 +202,10 @@ bool RefreshCycle::refresh_now(Actions& out) {
 void RefreshCycle::drain(Actions& out) {
   draining_ = true;
   cancel_timer();
+  if (pause_wanted_ != Purpose::refresh) {
+    settle(pause_wanted_, CycleOutcome::shutting_down, {}, out);
+    pause_wanted_ = Purpose::refresh;
+  }
   if (phase_ == Phase::idle)
     out.emplace_back(action::Drained{});
   else
@@ -217,6 +226,13 @@ void RefreshCycle::first_look(const FirstLook& look, Actions& out) {
     status_.refresh_count = look.refresh_count;
     since = std::chrono::duration_cast<Millis>(site_->now() - last);
     if (*since < site_->idle_timeout) status_.state = SessionState::active;
+  }
+  if (look.keepalive.paused) {
+    // Paused by an operator, before a restart too: registered, not scheduled.
+    paused_ = true;
+    status_.adopt_pause(look.keepalive);
+    publish(out);
+    return;
   }
   schedule(look.fresh_login ? Millis(0)
                             : initial_delay(since, site_->interval, site_->profile->jitter,
@@ -241,6 +257,10 @@ void RefreshCycle::begin(Actions& out) {
 void RefreshCycle::finish(std::optional<RefreshResult> result, CycleOutcome outcome,
                           std::string detail, Actions& out) {
   phase_ = Phase::idle;
+  if (purpose_ != Purpose::refresh) {
+    settle(purpose_, outcome, detail, out);
+    purpose_ = Purpose::refresh;
+  }
   step_ = nullptr;
   jar_.clear();
   jar_rotated_ = false;
@@ -256,6 +276,8 @@ void RefreshCycle::finish(std::optional<RefreshResult> result, CycleOutcome outc
     out.emplace_back(action::Drained{});
   }
   if (removed_) out.emplace_back(action::Leave{});
+  // A pause or resume asked for while this cycle ran.
+  if (pause_wanted_ != Purpose::refresh && !removed_ && !draining_) begin_pause_write(out);
 }
 
 void RefreshCycle::loaded(const Loaded& l, Actions& out) {
@@ -299,6 +321,10 @@ void RefreshCycle::loaded(const Loaded& l, Actions& out) {
   KeepaliveBlock k = read_keepalive(*doc_);
   if (!last_ok_ && k.last_refresh) last_ok_ = parse_iso8601(*k.last_refresh);
   status_.adopt(k);
+  if (purpose_ != Purpose::refresh) {
+    write_pause(k, out);
+    return;
+  }
   if (k.state == "invalid") {
     // Marked logged out earlier (--on-logged-out mark): stays so until the bot
     // writes a new session for this id.
@@ -308,6 +334,21 @@ void RefreshCycle::loaded(const Loaded& l, Actions& out) {
     doc_.reset();
     finish(std::nullopt, CycleOutcome::invalid, {}, out);
     return;
+  }
+  if (k.paused) {
+    // Paused (by an earlier request, or the bot's rewrite kept the block).
+    paused_ = true;
+    status_.adopt_pause(k);
+    doc_.reset();
+    finish(std::nullopt, CycleOutcome::paused, "paused by an operator", out);
+    return;
+  }
+  if (paused_) {
+    // The bot wrote the file without the block (a new login): refreshed again.
+    paused_ = false;
+    status_.adopt_pause(k);
+    log::info("session_resumed", "session file rewritten without the pause; refreshing it again",
+              {{"session", id()}});
   }
   if (rewritten || status_.state == SessionState::file_error) status_.state = SessionState::pending;
   stopped_ = false;
@@ -456,6 +497,10 @@ void RefreshCycle::save(Actions& out) {
 }
 
 void RefreshCycle::saved(const SaveOutcome& r, Actions& out) {
+  if (purpose_ != Purpose::refresh) {
+    pause_saved(r, out);
+    return;
+  }
   switch (r.kind) {
     case SaveOutcome::Kind::saved: {
       known_ = r.identity;
@@ -610,6 +655,134 @@ void RefreshCycle::forget_unsaved() {
   unsaved_jar_.reset();
   unsaved_headers_.reset();
   unsaved_origins_.reset();
+}
+
+// -- pause and resume -----------------------------------------------------------
+
+bool RefreshCycle::pause(std::optional<std::string> reason, Actions& out) {
+  if (draining_ || removed_) return false;
+  pause_reason_ = std::move(reason);
+  request_pause(Purpose::pause, out);
+  return true;
+}
+
+bool RefreshCycle::resume(Actions& out) {
+  if (draining_ || removed_) return false;
+  request_pause(Purpose::resume, out);
+  return true;
+}
+
+void RefreshCycle::request_pause(Purpose wanted, Actions& out) {
+  // The latest request wins; one of the other kind not yet started is over.
+  if (pause_wanted_ != Purpose::refresh && pause_wanted_ != wanted)
+    settle(pause_wanted_, CycleOutcome::superseded, "a later request replaced it", out);
+  pause_wanted_ = wanted;
+  pause_tries_ = 0;
+  if (wanted == Purpose::pause) cancel_timer();  // no new cycle; a running one finishes first
+  if (phase_ == Phase::idle) begin_pause_write(out);
+}
+
+// A cycle that only reads the file and saves the keepalive block, the way a
+// refresh saves it: one cycle at a time, and a bot rewrite is never overwritten.
+void RefreshCycle::begin_pause_write(Actions& out) {
+  purpose_ = pause_wanted_;
+  pause_wanted_ = Purpose::refresh;
+  cancel_timer();
+  phase_ = Phase::loading;
+  ++cycle_;
+  started_ = std::chrono::steady_clock::now();
+  publish(out);
+  out.emplace_back(action::Load{cycle_});
+}
+
+void RefreshCycle::write_pause(const KeepaliveBlock& k, Actions& out) {
+  const bool pause = purpose_ == Purpose::pause;
+  if (k.paused == pause) {  // the file says so already
+    pause_written(k, false, out);
+    return;
+  }
+  auto& doc = *doc_;
+  write_keepalive(doc, pause ? SessionStatus::keepalive_paused(k, site_->now(), pause_reason_)
+                             : SessionStatus::keepalive_resumed(k));
+  // Credentials that rotated at the site but could not be saved go with it:
+  // a restart while paused must not bring back the stale cookie.
+  if (unsaved_jar_) doc["cookies"] = playwright_from_jar(doc["cookies"], *unsaved_jar_);
+  if (unsaved_headers_) doc["headers"] = *unsaved_headers_;
+  if (unsaved_origins_) doc["origins"] = *unsaved_origins_;
+  phase_ = Phase::saving;
+  out.emplace_back(action::Save{cycle_, doc_, *known_});
+}
+
+void RefreshCycle::pause_saved(const SaveOutcome& r, Actions& out) {
+  switch (r.kind) {
+    case SaveOutcome::Kind::saved:
+      known_ = r.identity;
+      forget_unsaved();
+      pause_written(read_keepalive(*doc_), true, out);
+      return;
+    case SaveOutcome::Kind::changed_on_disk:
+      doc_.reset();
+      // The bot's version wins; the request is applied to it (a few times:
+      // a bot that never stops writing gets an error instead).
+      if (pause_wanted_ == Purpose::refresh && ++pause_tries_ < 3) {
+        pause_wanted_ = purpose_;
+        purpose_ = Purpose::refresh;  // not settled: finish() starts it again
+        finish(std::nullopt, CycleOutcome::superseded, "file changed on disk", out);
+        return;
+      }
+      if (!paused_) schedule_as_at_start(out);
+      finish(std::nullopt, CycleOutcome::superseded,
+             pause_wanted_ == Purpose::refresh ? "the file kept changing on disk"
+                                               : "a later request replaced it",
+             out);
+      return;
+    case SaveOutcome::Kind::failed: {
+      std::string msg = r.error ? r.error->message : "write failed";
+      log::error("file_error", "could not save the session's pause or resume",
+                 {{"session", id()}, {"file", path_}, {"reason", "write"}, {"error", msg}});
+      if (site_->metrics) site_->metrics->file_error(FileErrorKind::write);
+      doc_.reset();
+      if (!paused_) schedule_as_at_start(out);  // as before the request
+      finish(std::nullopt, CycleOutcome::transient_error, "save failed: " + msg, out);
+      return;
+    }
+  }
+}
+
+void RefreshCycle::pause_written(const KeepaliveBlock& k, bool changed, Actions& out) {
+  paused_ = k.paused;
+  status_.adopt_pause(k);
+  doc_.reset();
+  if (paused_) {
+    cancel_timer();
+    if (changed)
+      log::info("session_paused", "session paused; not refreshed until resumed",
+                {{"session", id()}, {"reason", k.pause_reason.value_or("")}});
+    finish(std::nullopt, CycleOutcome::paused, {}, out);
+    return;
+  }
+  if (status_.state == SessionState::pending && last_ok_ &&
+      site_->now() - *last_ok_ < site_->idle_timeout)
+    status_.state = SessionState::active;
+  if (changed) log::info("session_resumed", "session resumed", {{"session", id()}});
+  schedule_as_at_start(out);  // before finish() publishes: the status shows it
+  finish(std::nullopt, CycleOutcome::resumed, {}, out);
+}
+
+void RefreshCycle::settle(Purpose request, CycleOutcome outcome, std::string detail, Actions& out) {
+  out.emplace_back(
+      action::Settled{request == Purpose::pause,
+                      CycleReport{id(), outcome, std::move(detail), status_.state, attempt_}});
+}
+
+// Due ones at their time, overdue ones within the catch-up window, as the
+// first look after a start does.
+void RefreshCycle::schedule_as_at_start(Actions& out) {
+  std::optional<Millis> since;
+  if (last_ok_) since = std::chrono::duration_cast<Millis>(site_->now() - *last_ok_);
+  schedule(initial_delay(since, site_->interval, site_->profile->jitter, site_->catchup_window,
+                         uniform()),
+           out);
 }
 
 }  // namespace sessiond

@@ -518,6 +518,11 @@ KeepaliveBlock read_keepalive(const json& doc) {
     k.refresh_count = c->get<std::int64_t>();
   k.last_error = str("lastError");
   k.invalid_since = str("invalidSince");
+  if (auto p = b.find("paused"); p != b.end() && p->is_boolean()) k.paused = p->get<bool>();
+  if (k.paused) {
+    k.paused_at = str("pausedAt");
+    k.pause_reason = str("pauseReason");
+  }
   return k;
 }
 
@@ -530,6 +535,17 @@ void write_keepalive(json& doc, const KeepaliveBlock& k) {
   block["refreshCount"] = k.refresh_count;
   block["lastError"] = opt(k.last_error);
   block["invalidSince"] = opt(k.invalid_since);
+  // Written only while paused: the block of a session never paused keeps the
+  // fields it always had.
+  if (k.paused) {
+    block["paused"] = true;
+    block["pausedAt"] = opt(k.paused_at);
+    block["pauseReason"] = opt(k.pause_reason);
+  } else {
+    block.erase("paused");
+    block.erase("pausedAt");
+    block.erase("pauseReason");
+  }
   doc["keepalive"] = std::move(block);
 }
 

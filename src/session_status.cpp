@@ -20,6 +20,8 @@ const char* to_string(SessionState s) {
       return "failed";
     case SessionState::file_error:
       return "file_error";
+    case SessionState::paused:
+      return "paused";
   }
   return "pending";
 }
@@ -77,6 +79,10 @@ const char* to_string(CycleOutcome o) {
       return "not_found";
     case CycleOutcome::failed:
       return "failed";
+    case CycleOutcome::paused:
+      return "paused";
+    case CycleOutcome::resumed:
+      return "resumed";
   }
   return "failed";
 }
@@ -116,6 +122,34 @@ KeepaliveBlock SessionStatus::keepalive_logged_out(KeepaliveBlock k, const std::
   return k;
 }
 
+void SessionStatus::adopt_pause(const KeepaliveBlock& k) {
+  if (k.paused) {
+    state = SessionState::paused;
+    paused_at = k.paused_at ? parse_iso8601(*k.paused_at) : std::nullopt;
+    pause_reason = k.pause_reason;
+    next_refresh.reset();
+    return;
+  }
+  if (state == SessionState::paused) state = SessionState::pending;
+  paused_at.reset();
+  pause_reason.reset();
+}
+
+KeepaliveBlock SessionStatus::keepalive_paused(KeepaliveBlock k, WallTime now,
+                                               std::optional<std::string> reason) {
+  k.paused = true;
+  k.paused_at = log::iso8601(now);
+  k.pause_reason = std::move(reason);
+  return k;
+}
+
+KeepaliveBlock SessionStatus::keepalive_resumed(KeepaliveBlock k) {
+  k.paused = false;
+  k.paused_at.reset();
+  k.pause_reason.reset();
+  return k;
+}
+
 SessionStatus SessionStatus::given_up(const std::string& id, const std::string& reason) {
   SessionStatus s;
   s.id = id;
@@ -143,6 +177,10 @@ nlohmann::json to_json(const SessionStatus& s, WallTime now) {
   j["lastError"] = s.last_error ? nlohmann::json(*s.last_error) : nlohmann::json();
   j["retryCount"] = s.retry_count;
   j["refreshing"] = s.refreshing;
+  if (s.state == SessionState::paused) {
+    j["pausedAt"] = s.paused_at ? nlohmann::json(log::iso8601(*s.paused_at)) : nlohmann::json();
+    j["pauseReason"] = s.pause_reason ? nlohmann::json(*s.pause_reason) : nlohmann::json();
+  }
   return j;
 }
 

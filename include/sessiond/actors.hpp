@@ -37,6 +37,8 @@ using rescan_atom = caf::atom_constant<caf::atom("rescan")>;      // scan the di
 using dir_events_atom = caf::atom_constant<caf::atom("direvents")>;
 using restart_atom = caf::atom_constant<caf::atom("restart")>;  // start a crashed child again
 using refresh_atom = caf::atom_constant<caf::atom("refresh")>;  // refresh now
+using pause_atom = caf::atom_constant<caf::atom("pause")>;      // stop refreshing, across restarts
+using resume_atom = caf::atom_constant<caf::atom("resume")>;    // refresh again after a pause
 using register_atom = caf::atom_constant<caf::atom("register")>;
 using unregister_atom = caf::atom_constant<caf::atom("unreg")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;  // stop scheduling, finish cycles
@@ -88,8 +90,14 @@ using session_actor = caf::typed_actor<
     caf::reacts_to<changed_atom, FileIdentity>,
     // Unregistered: finish the running cycle, then leave.
     caf::reacts_to<remove_atom>,
-    // Refresh now; replies how the cycle ended.
+    // Refresh now; replies how the cycle ended (outcome paused: not refreshed).
     caf::replies_to<refresh_atom>::with<CycleReport>,
+    // Pause with a reason ("" = none), kept in the file's keepalive block;
+    // replies once written (after a running cycle): outcome paused, or why not.
+    caf::replies_to<pause_atom, std::string>::with<CycleReport>,
+    // Resume: the pause is removed from the file and the session scheduled;
+    // replies once written: outcome resumed, or why not.
+    caf::replies_to<resume_atom>::with<CycleReport>,
     // Stop scheduling; replies once no cycle runs.
     caf::replies_to<drain_atom>::with<drained_atom>>;
 
@@ -113,6 +121,11 @@ using supervisor_actor = caf::typed_actor<
     caf::replies_to<register_atom, std::string>::with<AdminResult>,
     // DELETE /sessions/{id}: stop refreshing it (the file stays).
     caf::replies_to<unregister_atom, std::string>::with<AdminResult>,
+    // POST /sessions/{id}/pause?reason=: the session's answer (outcome
+    // not_found: no such session).
+    caf::replies_to<pause_atom, std::string, std::string>::with<CycleReport>,
+    // POST /sessions/{id}/resume: the session's answer.
+    caf::replies_to<resume_atom, std::string>::with<CycleReport>,
     // Stop scheduling; replies when every running cycle has finished.
     caf::replies_to<drain_atom>::with<drained_atom>>;
 

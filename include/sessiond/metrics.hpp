@@ -88,7 +88,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* file_errors_ = nullptr;
   prometheus::Counter* restarts_ = nullptr;
   prometheus::Counter* token_not_renewed_ = nullptr;
-  std::array<prometheus::Gauge*, 7> sessions_{};
+  std::array<prometheus::Gauge*, kSessionStateCount> sessions_{};
   prometheus::Gauge* oldest_age_ = nullptr;
   prometheus::Gauge* ready_ = nullptr;
   prometheus::Gauge* in_flight_ = nullptr;

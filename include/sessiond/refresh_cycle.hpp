@@ -69,6 +69,7 @@ struct FirstLook {
   std::optional<WallTime> last_refresh;  // the keepalive block's lastRefresh
   std::int64_t refresh_count = 0;
   bool fresh_login = false;  // no keepalive block and written just now: the bot's new login
+  KeepaliveBlock keepalive;  // as read; paused: registered, not scheduled
 };
 // Reads `path` for the first schedule (blocking; on the disk pool).
 FirstLook read_first_look(const std::string& path, WallTime now);
@@ -131,11 +132,18 @@ struct Finished {
 struct Drained {};
 // Unregistered and idle: forget the status and stop.
 struct Leave {};
+// A pause (pause true) or resume request is done, written or not: answer the
+// requests of that kind.
+struct Settled {
+  bool pause;
+  CycleReport report;
+};
 }  // namespace action
 
 using Action = std::variant<action::ReadFirstLook, action::Load, action::SendHttp, action::RunExec,
                             action::RunBrowser, action::Save, action::Dispose, action::Schedule,
-                            action::Publish, action::Finished, action::Drained, action::Leave>;
+                            action::Publish, action::Finished, action::Drained, action::Leave,
+                            action::Settled>;
 using Actions = std::vector<Action>;
 
 class RefreshCycle {
@@ -158,6 +166,13 @@ class RefreshCycle {
   bool refresh_now(Actions& out);
   // Stop scheduling; Drained once no cycle runs.
   void drain(Actions& out);
+  // An operator's pause (reason: their words, may be empty) or resume, kept in
+  // the file's keepalive block: after the running cycle, if any, the file is
+  // read and the block saved as a refresh saves it (a bot rewrite in between
+  // wins and the request is applied to it). Settled answers; the latest
+  // request wins. false while draining or removed: nothing was started.
+  bool pause(std::optional<std::string> reason, Actions& out);
+  bool resume(Actions& out);
 
   const SessionStatus& status() const { return status_; }
   const std::string& id() const { return status_.id; }
@@ -168,6 +183,8 @@ class RefreshCycle {
 
  private:
   enum class Phase { idle, loading, checking, refreshing, saving, disposing };
+  // What the running cycle is for: a refresh, or writing a pause or resume.
+  enum class Purpose { refresh, pause, resume };
 
   double uniform();
   void publish(Actions& out);
@@ -195,6 +212,13 @@ class RefreshCycle {
   bool is_check(const Step& step) const;
   void keep_unsaved();
   void forget_unsaved();
+  void request_pause(Purpose wanted, Actions& out);
+  void begin_pause_write(Actions& out);
+  void write_pause(const KeepaliveBlock& k, Actions& out);
+  void pause_saved(const SaveOutcome& r, Actions& out);
+  void pause_written(const KeepaliveBlock& k, bool changed, Actions& out);
+  void settle(Purpose request, CycleOutcome outcome, std::string detail, Actions& out);
+  void schedule_as_at_start(Actions& out);
 
   std::shared_ptr<const SiteSettings> site_;
   std::string path_;
@@ -210,6 +234,11 @@ class RefreshCycle {
   std::optional<FileIdentity> known_;  // the version we last read or wrote
   std::optional<FileIdentity> error_reported_for_;  // one file_error log per version
   std::optional<WallTime> last_ok_;                 // last time the site saw this session alive
+  bool paused_ = false;                             // the file says paused: not scheduled
+  Purpose purpose_ = Purpose::refresh;              // of the running cycle
+  Purpose pause_wanted_ = Purpose::refresh;  // a pause or resume not yet written (refresh: none)
+  std::optional<std::string> pause_reason_;  // of the wanted pause
+  int pause_tries_ = 0;                      // saves of the wanted change lost to a rewrite
   std::minstd_rand rng_;
 
   // retry.max_attempts reached: failed until the file changes or a manual refresh.

@@ -22,7 +22,9 @@ struct SessionActorState {
   static inline const char* name = "session";
   SitePtr site;
   std::optional<RefreshCycle> cycle;
-  std::vector<caf::typed_response_promise<CycleReport>> waiting;  // manual refreshes
+  std::vector<caf::typed_response_promise<CycleReport>> waiting;   // manual refreshes
+  std::vector<caf::typed_response_promise<CycleReport>> pausing;   // pause requests
+  std::vector<caf::typed_response_promise<CycleReport>> resuming;  // resume requests
   std::optional<caf::typed_response_promise<drained_atom>> drain_promise;
 };
 

@@ -121,6 +121,11 @@ struct KeepaliveBlock {
   std::int64_t refresh_count = 0;
   std::optional<std::string> last_error;
   std::optional<std::string> invalid_since;
+  // An operator's pause (POST /sessions/{id}/pause): not refreshed, across
+  // restarts, until resumed or the bot writes the file without this block.
+  bool paused = false;
+  std::optional<std::string> paused_at;  // RFC 3339
+  std::optional<std::string> pause_reason;
 };
 KeepaliveBlock read_keepalive(const nlohmann::json& doc);
 void write_keepalive(nlohmann::json& doc, const KeepaliveBlock& block);

@@ -6,7 +6,9 @@
 // No secrets in here.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <string>
 
@@ -26,15 +28,19 @@ enum class SessionState {
   invalid,     // logged out: no longer refreshed
   failed,      // its actor crashed more often than the restart limit allows
   file_error,  // the file cannot be read or parsed; retried when it changes
+  paused,      // an operator paused it (kept in the file's keepalive block): not refreshed
 };
 // Every state, in declaration order.
 constexpr SessionState kSessionStates[] = {
-    SessionState::pending, SessionState::active, SessionState::retrying,  SessionState::at_risk,
-    SessionState::invalid, SessionState::failed, SessionState::file_error};
+    SessionState::pending, SessionState::active, SessionState::retrying,   SessionState::at_risk,
+    SessionState::invalid, SessionState::failed, SessionState::file_error, SessionState::paused};
+constexpr std::size_t kSessionStateCount = std::size(kSessionStates);
 const char* to_string(SessionState s);
 bool valid_state_name(const std::string& name);
 std::string state_names();  // "pending, active, ..." for error messages
 // Still kept alive (the seed's isActive): pending, active, retrying, at_risk.
+// Not paused: a paused session is neither live nor counted in the oldest
+// refresh age (its age grows on purpose).
 bool is_live(SessionState s);
 
 // Outcome of one refresh attempt that reached a verdict; the `result` label
@@ -56,6 +62,8 @@ enum class CycleOutcome {
   shutting_down,
   not_found,  // no such session (admin API)
   failed,     // its actor crashed too often (supervisor)
+  paused,     // the file says paused: not refreshed (also: a pause request is written)
+  resumed,    // a resume request is written: refreshed next
 };
 const char* to_string(CycleOutcome o);
 
@@ -78,6 +86,8 @@ struct SessionStatus {
   std::optional<std::string> last_error;
   int retry_count = 0;  // consecutive failed attempts
   bool refreshing = false;
+  std::optional<WallTime> paused_at;        // paused: since when
+  std::optional<std::string> pause_reason;  // paused: what the operator said
 
   bool is_live() const { return sessiond::is_live(state); }
 
@@ -92,6 +102,15 @@ struct SessionStatus {
   // The block to write for a logged-out session.
   static KeepaliveBlock keepalive_logged_out(KeepaliveBlock k, const std::string& reason,
                                              WallTime now);
+  // What the keepalive block says about a pause: state `paused` and its
+  // details when it is paused; a paused status that the block no longer
+  // confirms goes back to pending.
+  void adopt_pause(const KeepaliveBlock& k);
+  // The block to write for a pause at `now` (reason: the operator's words),
+  // and for a resume.
+  static KeepaliveBlock keepalive_paused(KeepaliveBlock k, WallTime now,
+                                         std::optional<std::string> reason);
+  static KeepaliveBlock keepalive_resumed(KeepaliveBlock k);
   // A crashing session given up by its supervisor.
   static SessionStatus given_up(const std::string& id, const std::string& reason);
 };

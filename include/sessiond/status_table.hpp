@@ -17,10 +17,10 @@
 namespace sessiond {
 
 struct StatusSummary {
-  std::array<int, 7> counts{};          // by SessionState
-  std::map<std::string, int> by_state;  // the same by name, for JSON
-  int live = 0;                         // the seed's "activeSessions"
-  std::optional<double> oldest_age;     // seconds since the oldest live last refresh
+  std::array<int, kSessionStateCount> counts{};  // by SessionState
+  std::map<std::string, int> by_state;           // the same by name, for JSON
+  int live = 0;                                  // the seed's "activeSessions"
+  std::optional<double> oldest_age;              // seconds since the oldest live last refresh
 };
 
 // What /status says besides the sessions.

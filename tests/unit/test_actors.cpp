@@ -392,6 +392,76 @@ TEST_CASE("a change report of our own save is ignored; the bot's new file is ref
 }
 
 namespace {
+// Asks the supervisor once (a scoped_actor would block under the test
+// coordinator) and keeps the answer.
+caf::behavior ask_supervisor(caf::event_based_actor* self, supervisor_actor sup, std::string what,
+                             std::string id, std::shared_ptr<std::vector<CycleReport>> out) {
+  auto keep = [=](const CycleReport& r) { out->push_back(r); };
+  if (what == "pause")
+    self->request(sup, caf::infinite, pause_atom::value, id, std::string("bot migration"))
+        .then(keep);
+  else if (what == "resume")
+    self->request(sup, caf::infinite, resume_atom::value, id).then(keep);
+  else
+    self->request(sup, caf::infinite, refresh_atom::value, id).then(keep);
+  return {};
+}
+}  // namespace
+
+TEST_CASE("pause and resume through the supervisor: written after the running cycle, answered",
+          "[actors][pause]") {
+  Fixture f;
+  auto path = f.write_session("09120000009", f.wall0 - 1min);
+  SupervisorSetup setup;
+  setup.site = f.site;
+  auto sup = f.sys->spawn(supervisor_impl, setup);
+  f.actors.push_back(caf::actor_cast<caf::actor>(sup));
+  caf::anon_send(sup, file_added_atom::value, std::string("09120000009"),
+                 std::optional<FileIdentity>());
+  f.sched->run();
+  f.advance(4min + 1s);
+  REQUIRE(f.http.pending.size() == 1);  // a refresh is in flight
+
+  auto answers = std::make_shared<std::vector<CycleReport>>();
+  auto ask = [&](const std::string& what, const std::string& id) {
+    f.sys->spawn(ask_supervisor, sup, what, id, answers);
+    f.sched->run();
+  };
+  ask("pause", "09120000009");
+  CHECK(answers->empty());  // the running cycle finishes first
+  CHECK_FALSE(f.read(path)["keepalive"].contains("paused"));
+  f.refresh_ok("s1");
+  REQUIRE(answers->size() == 1);
+  CHECK(answers->back().outcome == CycleOutcome::paused);
+  CHECK(answers->back().state == SessionState::paused);
+  auto doc = f.read(path);
+  CHECK(doc["keepalive"]["paused"] == true);
+  CHECK(doc["keepalive"]["pauseReason"] == "bot migration");
+  CHECK(doc["cookies"][0]["value"] == "s1");
+  CHECK(f.rec->statuses.back().state == SessionState::paused);
+  f.advance(20min);
+  CHECK(f.http.pending.empty());  // no timer while paused
+
+  ask("refresh", "09120000009");  // POST /sessions/{id}/refresh: 409
+  REQUIRE(answers->size() == 2);
+  CHECK(answers->back().outcome == CycleOutcome::paused);
+  CHECK(f.http.pending.empty());
+  ask("pause", "09000000000");
+  REQUIRE(answers->size() == 3);
+  CHECK(answers->back().outcome == CycleOutcome::not_found);
+
+  ask("resume", "09120000009");
+  REQUIRE(answers->size() == 4);
+  CHECK(answers->back().outcome == CycleOutcome::resumed);
+  CHECK_FALSE(f.read(path)["keepalive"].contains("paused"));
+  // Twenty minutes since the last refresh: due within the catch-up window.
+  f.advance(10s);
+  REQUIRE(f.http.pending.size() == 1);
+  f.refresh_ok("s2");
+  CHECK(f.rec->statuses.back().state == SessionState::active);
+}
+
+namespace {
 // A child that crashes as soon as it starts.
 caf::behavior crashing(caf::event_based_actor* self, std::shared_ptr<int> spawned) {
   ++*spawned;

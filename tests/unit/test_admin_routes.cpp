@@ -44,6 +44,8 @@ struct Script {
   std::map<std::string, CycleReport> reports;      // refresh <id>; default not_found
   std::map<std::string, AdminResult> registers;    // PUT; default not_found
   std::map<std::string, AdminResult> unregisters;  // DELETE; default not_found
+  std::map<std::string, CycleReport> pauses;       // pause <id> <reason>; default not_found
+  std::map<std::string, CycleReport> resumes;      // resume <id>; default not_found
   bool ready = true;
   std::map<std::string, std::string> sessions;  // GET /sessions/{id}; default ""
   std::vector<std::string> asked;
@@ -112,6 +114,18 @@ supervisor_actor::behavior_type standin_supervisor(supervisor_actor::pointer sel
         return answer<AdminResult>(
             self, *s, parked->results,
             it == s->unregisters.end() ? AdminResult::not_found : it->second);
+      },
+      [=](pause_atom, const std::string& id, const std::string& reason) {
+        s->note("pause " + id + " " + reason);
+        CycleReport r{id, CycleOutcome::not_found, "", SessionState::pending, 0};
+        if (auto it = s->pauses.find(id); it != s->pauses.end()) r = it->second;
+        return answer<CycleReport>(self, *s, parked->reports, r);
+      },
+      [=](resume_atom, const std::string& id) {
+        s->note("resume " + id);
+        CycleReport r{id, CycleOutcome::not_found, "", SessionState::pending, 0};
+        if (auto it = s->resumes.find(id); it != s->resumes.end()) r = it->second;
+        return answer<CycleReport>(self, *s, parked->reports, r);
       },
       [=](drain_atom) {
         return answer<drained_atom>(self, *s, parked->drained, drained_atom::value);
@@ -355,6 +369,90 @@ TEST_CASE("admin routes: get, put and delete a session", "[admin]") {
         json{{"error", "supervisor did not answer"}});
 }
 
+TEST_CASE("admin routes: pause and resume map the session's answer", "[admin][pause]") {
+  Fixture f;
+  auto routes = f.routes();
+  auto report = [](const std::string& id, CycleOutcome o, SessionState s, std::string detail = "") {
+    return CycleReport{id, o, std::move(detail), s, 0};
+  };
+  f.sup_script->pauses["acct1"] = report("acct1", CycleOutcome::paused, SessionState::paused);
+  f.sup_script->resumes["acct1"] = report("acct1", CycleOutcome::resumed, SessionState::active);
+  f.sup_script->pauses["gone"] = report("gone", CycleOutcome::file_missing, SessionState::pending);
+  f.sup_script->pauses["broken"] =
+      report("broken", CycleOutcome::file_error, SessionState::file_error, "parse: not JSON");
+  f.sup_script->pauses["raced"] = report("raced", CycleOutcome::superseded, SessionState::active,
+                                         "a later request replaced it");
+  f.sup_script->resumes["raced"] = report("raced", CycleOutcome::superseded, SessionState::paused,
+                                          "the file kept changing on disk");
+  f.sup_script->pauses["stopping"] =
+      report("stopping", CycleOutcome::shutting_down, SessionState::active);
+  f.sup_script->resumes["disk"] = report("disk", CycleOutcome::transient_error,
+                                         SessionState::paused, "save failed: No space left");
+  f.sup_script->reports["acct1"] =
+      report("acct1", CycleOutcome::paused, SessionState::paused, "paused by an operator");
+
+  auto paused = routes.pause_session("acct1", std::string("migrating the bot"), "");
+  CHECK(paused.status == 200);
+  CHECK(body_of(paused) == json{{"session", "acct1"}, {"paused", true}, {"state", "paused"}});
+  auto no_reason = routes.pause_session("acct1", std::nullopt, "");
+  CHECK(no_reason.status == 200);
+  auto resumed = routes.resume_session("acct1", "");
+  CHECK(resumed.status == 200);
+  CHECK(body_of(resumed) == json{{"session", "acct1"}, {"paused", false}, {"state", "active"}});
+  CHECK(f.sup_script->take() ==
+        std::vector<std::string>{"pause acct1 migrating the bot", "pause acct1 ", "resume acct1"});
+
+  // A manual refresh of a paused session is refused: resume it first.
+  auto refused = routes.refresh_session("acct1", "");
+  CHECK(refused.status == 409);
+  CHECK(
+      body_of(refused) ==
+      json{{"error", "session acct1 is paused; POST /sessions/acct1/resume to refresh it again"}});
+
+  auto unknown = routes.pause_session("nobody", std::nullopt, "");
+  CHECK(unknown.status == 404);
+  CHECK(body_of(unknown) == json{{"error", "unknown session nobody"}});
+  CHECK(routes.resume_session("nobody", "").status == 404);
+  auto gone = routes.pause_session("gone", std::nullopt, "");
+  CHECK(gone.status == 404);
+  CHECK(body_of(gone) == json{{"error", "no file session-gone.json in the sessions directory"}});
+  auto broken = routes.pause_session("broken", std::nullopt, "");
+  CHECK(broken.status == 409);
+  CHECK(body_of(broken) == json{{"error", "session file cannot be used: parse: not JSON"}});
+  auto raced = routes.pause_session("raced", std::nullopt, "");
+  CHECK(raced.status == 409);
+  CHECK(body_of(raced) == json{{"error", "not written: a later request replaced it"}});
+  CHECK(body_of(routes.resume_session("raced", "")) ==
+        json{{"error", "not written: the file kept changing on disk"}});
+  CHECK(routes.pause_session("stopping", std::nullopt, "").status == 503);
+  auto disk = routes.resume_session("disk", "");
+  CHECK(disk.status == 500);
+  CHECK(body_of(disk) ==
+        json{{"error", "not written: transient_error: save failed: No space left"}});
+
+  // The reason goes into the file and the status: one short line.
+  f.sup_script->take();
+  for (const std::string& bad :
+       {std::string(201, 'x'), std::string("two\nlines"), std::string("tab\there"),
+        std::string("nul\0byte", 8), std::string("del\x7f")}) {
+    CAPTURE(bad);
+    auto r = routes.pause_session("acct1", bad, "");
+    CHECK(r.status == 400);
+    CHECK(body_of(r) == json{{"error", "reason: at most 200 bytes, no control characters"}});
+  }
+  CHECK(f.sup_script->take().empty());
+  CHECK(routes.pause_session("acct1", std::string(200, 'x'), "").status == 200);
+  CHECK(routes.pause_session("acct1", std::string("ünïcode ok"), "").status == 200);
+
+  // Waits like a manual refresh (a running cycle finishes first), then 504.
+  f.sup_script->hang = true;
+  const auto started = std::chrono::steady_clock::now();
+  auto late = routes.pause_session("acct1", std::nullopt, "");
+  CHECK(std::chrono::steady_clock::now() - started >= 300ms);  // the refresh timeout
+  CHECK(late.status == 504);
+  CHECK(routes.resume_session("acct1", "").status == 504);
+}
+
 TEST_CASE("admin routes: session ids are validated before anything else", "[admin]") {
   Fixture f;
   auto routes = f.routes("s3cret");
@@ -364,8 +462,9 @@ TEST_CASE("admin routes: session ids are validated before anything else", "[admi
     CAPTURE(bad);
     for (auto r :
          {routes.get_session(bad), routes.refresh_session(bad, ""), routes.put_session(bad, ""),
-          routes.delete_session(bad, ""), routes.session_route("PATCH", bad, false, ""),
-          routes.session_route("GET", bad, true, "")}) {
+          routes.delete_session(bad, ""), routes.session_route("PATCH", bad, "", ""),
+          routes.session_route("GET", bad, "refresh", ""), routes.pause_session(bad, "why", ""),
+          routes.resume_session(bad, ""), routes.session_route("POST", bad, "pause", "")}) {
       CHECK(r.status == 400);
       CHECK(body_of(r) == invalid);
     }
@@ -382,6 +481,8 @@ TEST_CASE("admin routes: the bearer token guards every mutating route", "[admin]
   f.sup_script->registers["acct1"] = AdminResult::exists;
   f.sup_script->unregisters["acct1"] = AdminResult::unregistered;
   f.board_script->sessions["acct1"] = "{}";
+  f.sup_script->pauses["acct1"] = {"acct1", CycleOutcome::paused, "", SessionState::paused, 0};
+  f.sup_script->resumes["acct1"] = {"acct1", CycleOutcome::resumed, "", SessionState::active, 0};
 
   using Call = std::function<Reply(const std::string&)>;
   std::vector<std::pair<std::string, Call>> guarded = {
@@ -389,6 +490,9 @@ TEST_CASE("admin routes: the bearer token guards every mutating route", "[admin]
       {"refresh_session", [&](const std::string& a) { return routes.refresh_session("acct1", a); }},
       {"put_session", [&](const std::string& a) { return routes.put_session("acct1", a); }},
       {"delete_session", [&](const std::string& a) { return routes.delete_session("acct1", a); }},
+      {"pause_session",
+       [&](const std::string& a) { return routes.pause_session("acct1", std::nullopt, a); }},
+      {"resume_session", [&](const std::string& a) { return routes.resume_session("acct1", a); }},
   };
   for (auto& [name, call] : guarded) {
     CAPTURE(name);
@@ -426,24 +530,33 @@ TEST_CASE("admin routes: session_route checks the method", "[admin]") {
 
   for (const char* method : {"GET", "PUT", "DELETE", "PATCH", "HEAD"}) {
     CAPTURE(method);
-    auto r = routes.session_route(method, "acct1", true, "");
-    CHECK(r.status == 405);
-    CHECK(header(r, "Allow") == "POST");
-    CHECK(body_of(r) == json{{"error", "method not allowed"}});
+    for (const char* action : {"refresh", "pause", "resume"}) {
+      CAPTURE(action);
+      auto r = routes.session_route(method, "acct1", action, "");
+      CHECK(r.status == 405);
+      CHECK(header(r, "Allow") == "POST");
+      CHECK(body_of(r) == json{{"error", "method not allowed"}});
+    }
   }
   for (const char* method : {"POST", "PATCH", "HEAD"}) {
     CAPTURE(method);
-    auto r = routes.session_route(method, "acct1", false, "");
+    auto r = routes.session_route(method, "acct1", "", "");
     CHECK(r.status == 405);
     CHECK(header(r, "Allow") == "GET, PUT, DELETE");
   }
   CHECK(f.sup_script->take().empty());
-  CHECK(routes.session_route("POST", "acct1", true, "").status == 200);
-  CHECK(routes.session_route("GET", "acct1", false, "").status == 200);
-  CHECK(routes.session_route("PUT", "acct1", false, "").status == 201);
-  CHECK(routes.session_route("DELETE", "acct1", false, "").status == 200);
+  f.sup_script->pauses["acct1"] = {"acct1", CycleOutcome::paused, "", SessionState::paused, 0};
+  f.sup_script->resumes["acct1"] = {"acct1", CycleOutcome::resumed, "", SessionState::active, 0};
+  CHECK(routes.session_route("POST", "acct1", "refresh", "").status == 200);
+  CHECK(routes.session_route("GET", "acct1", "", "").status == 200);
+  CHECK(routes.session_route("PUT", "acct1", "", "").status == 201);
+  CHECK(routes.session_route("DELETE", "acct1", "", "").status == 200);
+  CHECK(routes.session_route("POST", "acct1", "pause", "", std::string("maintenance")).status ==
+        200);
+  CHECK(routes.session_route("POST", "acct1", "resume", "").status == 200);
   CHECK(f.sup_script->take() ==
-        std::vector<std::string>{"refresh acct1", "register acct1", "unregister acct1"});
+        std::vector<std::string>{"refresh acct1", "register acct1", "unregister acct1",
+                                 "pause acct1 maintenance", "resume acct1"});
 }
 
 // -- over HTTP ----------------------------------------------------------------
@@ -517,6 +630,8 @@ TEST_CASE("admin server: POST, PUT and DELETE without a body or Content-Length",
   f.sup_script->registers["acct1"] = AdminResult::registered;
   f.sup_script->unregisters["acct1"] = AdminResult::unregistered;
   f.sup_script->reports["acct1"] = {"acct1", CycleOutcome::success, "", SessionState::active, 0};
+  f.sup_script->pauses["acct1"] = {"acct1", CycleOutcome::paused, "", SessionState::paused, 0};
+  f.sup_script->resumes["acct1"] = {"acct1", CycleOutcome::resumed, "", SessionState::active, 0};
   RawClient c(f.server->port());
 
   // What `curl -X POST 127.0.0.1:9464/refresh` sends.
@@ -533,6 +648,15 @@ TEST_CASE("admin server: POST, PUT and DELETE without a body or Content-Length",
   CHECK(r.first == 201);
   r = c.exchange("DELETE /sessions/acct1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
   CHECK(r.first == 200);
+  r = c.exchange("POST /sessions/acct1/pause?reason=bot%20migration HTTP/1.1\r\nHost: x\r\n\r\n");
+  CHECK(r.first == 200);
+  CHECK(json::parse(r.second) == json{{"session", "acct1"}, {"paused", true}, {"state", "paused"}});
+  r = c.exchange("POST /sessions/acct1/resume HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  CHECK(r.first == 200);
+  r = c.exchange("GET /sessions/acct1/pause HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  CHECK(r.first == 405);
+  r = c.exchange("POST /sessions/acct1/sleep HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  CHECK(r.first == 404);
   r = c.exchange("POST /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
   CHECK(r.first == 405);
   r = c.exchange("POST /nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
@@ -546,9 +670,10 @@ TEST_CASE("admin server: POST, PUT and DELETE without a body or Content-Length",
   CHECK(r.first == 202);
   r = c.exchange("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
   CHECK(r.first == 200);
-  CHECK(f.sup_script->take() == std::vector<std::string>{"refresh_all", "refresh acct1",
-                                                         "register acct1", "unregister acct1",
-                                                         "refresh_all", "refresh_all"});
+  CHECK(f.sup_script->take() ==
+        std::vector<std::string>{"refresh_all", "refresh acct1", "register acct1",
+                                 "unregister acct1", "pause acct1 bot migration", "resume acct1",
+                                 "refresh_all", "refresh_all"});
 }
 
 TEST_CASE("admin server: maps requests onto the routes", "[admin]") {

@@ -32,6 +32,7 @@ StatusTable every_state() {
   t.put(status("d", SessionState::at_risk, 700s));
   t.put(status("b", SessionState::active, 100s));
   t.put(status("f", SessionState::failed));
+  t.put(status("h", SessionState::paused, 9000s));  // oldest, but paused: not live
   return t;
 }
 
@@ -45,10 +46,10 @@ std::vector<std::string> ids(const json& j) {
 
 TEST_CASE("status: counts by state, live sessions and the oldest live refresh age", "[status]") {
   auto t = every_state();
-  CHECK(t.size() == 7);
+  CHECK(t.size() == 8);
   auto sum = t.summary(kNow);
   for (auto s : kSessionStates) CHECK(sum.counts[static_cast<std::size_t>(s)] == 1);
-  CHECK(sum.by_state.size() == 7);
+  CHECK(sum.by_state.size() == 8);
   CHECK(sum.by_state["at_risk"] == 1);
   CHECK(sum.live == 4);  // pending, active, retrying, at_risk
   REQUIRE(sum.oldest_age);
@@ -57,7 +58,7 @@ TEST_CASE("status: counts by state, live sessions and the oldest live refresh ag
   // A new status of the same session replaces the old one.
   t.put(status("d", SessionState::active, 10s));
   sum = t.summary(kNow);
-  CHECK(t.size() == 7);
+  CHECK(t.size() == 8);
   CHECK(sum.counts[static_cast<std::size_t>(SessionState::at_risk)] == 0);
   CHECK(sum.counts[static_cast<std::size_t>(SessionState::active)] == 2);
   CHECK(*sum.oldest_age == Approx(300.0));
@@ -80,9 +81,9 @@ TEST_CASE("status: /status JSON filters by state and limits in id order", "[stat
   info.shard_count = 3;
 
   auto all = t.status_json("", 100, true, true, info, kNow);
-  CHECK(ids(all) == std::vector<std::string>{"a", "b", "c", "d", "e", "f", "g"});
-  CHECK(all["matchingSessions"] == 7);
-  CHECK(all["totalSessions"] == 7);
+  CHECK(ids(all) == std::vector<std::string>{"a", "b", "c", "d", "e", "f", "g", "h"});
+  CHECK(all["matchingSessions"] == 8);
+  CHECK(all["totalSessions"] == 8);
   CHECK(all["activeSessions"] == 4);
   CHECK(all["isRunning"] == true);
   CHECK(all["ready"] == true);
@@ -98,14 +99,14 @@ TEST_CASE("status: /status JSON filters by state and limits in id order", "[stat
 
   auto limited = t.status_json("", 2, false, true, info, kNow);
   CHECK(ids(limited) == std::vector<std::string>{"a", "b"});
-  CHECK(limited["matchingSessions"] == 7);
-  CHECK(limited["totalSessions"] == 7);
+  CHECK(limited["matchingSessions"] == 8);
+  CHECK(limited["totalSessions"] == 8);
   CHECK(limited["ready"] == false);
 
   auto active = t.status_json("active", 100, true, true, info, kNow);
   CHECK(ids(active) == std::vector<std::string>{"b"});
   CHECK(active["matchingSessions"] == 1);
-  CHECK(active["totalSessions"] == 7);
+  CHECK(active["totalSessions"] == 8);
   CHECK(active["activeSessions"] == 4);  // the summary is over all sessions
 
   auto none = t.status_json("invalid", 0, true, false, info, kNow);
@@ -128,13 +129,13 @@ TEST_CASE("status: find and forget", "[status]") {
   CHECK(t.find("nobody") == nullptr);
   t.forget("b");
   CHECK(t.find("b") == nullptr);
-  CHECK(t.size() == 6);
+  CHECK(t.size() == 7);
   CHECK(t.summary(kNow).live == 3);
   t.forget("nobody");
-  CHECK(t.size() == 6);
+  CHECK(t.size() == 7);
   auto fields = t.summary_fields(300, kNow);
   CHECK(fields["active_sessions"] == 3);
-  CHECK(fields["total_sessions"] == 6);
+  CHECK(fields["total_sessions"] == 7);
   CHECK(fields["refresh_interval_s"] == 300);
   CHECK(fields["oldest_refresh_age_s"].get<double>() == Approx(700.0));
 }

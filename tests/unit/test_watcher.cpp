@@ -69,6 +69,8 @@ supervisor_actor::behavior_type recording_supervisor(std::shared_ptr<Heard> hear
       [=](refresh_atom, const std::string&) { return CycleReport{}; },
       [=](register_atom, const std::string&) { return AdminResult::not_found; },
       [=](unregister_atom, const std::string&) { return AdminResult::not_found; },
+      [=](pause_atom, const std::string&, const std::string&) { return CycleReport{}; },
+      [=](resume_atom, const std::string&) { return CycleReport{}; },
       [=](drain_atom) { return drained_atom::value; },
   };
 }
