@@ -2,6 +2,7 @@
 
 #include <prometheus/text_serializer.h>
 
+#include "sessiond/build_info.hpp"
 #include "sessiond/process_stats.hpp"
 
 namespace sessiond {
@@ -68,7 +69,7 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
       .Name("sessiond_build_info")
       .Help("Build information")
       .Register(r)
-      .Add({{"version", c.version}})
+      .Add({{"version", c.version}, {"revision", build_revision()}})
       .Set(1);
   BuildGauge()
       .Name("sessiond_shard")

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "sessiond/build_info.hpp"
 #include "sessiond/json_log.hpp"
 
 namespace sessiond {
@@ -50,6 +51,7 @@ nlohmann::json StatusTable::status_json(const std::string& state_filter, std::ui
   j["matchingSessions"] = list.size();
   j["ready"] = ready;
   j["version"] = info.version;
+  j["revision"] = build_revision();
   j["idleTimeout"] = info.idle_timeout_s;
   j["totalSessions"] = by_id_.size();
   j["sessionsByState"] = sum.by_state;

@@ -52,7 +52,7 @@ struct Config {
   std::string output = "table";  // status: table | json
   int demo_sessions = 5;
   std::string browser;  // Chromium for browser steps ("" = Debian's headless shell, then chromium)
-  bool browser_sandbox = true;  // false: --browser-no-sandbox
+  bool browser_sandbox = true;         // false: --browser-no-sandbox
   bool save_without_exchange = false;  // force the NFS save path (tests)
 };
 
