@@ -1270,7 +1270,8 @@ def write_browser_profile(path, settle=None, exec_cmd=None, no_rate_limit=False)
         # Politeness toward the real site, not a limit of the engine.
         prof.pop("rate_limit", None)
     if exec_cmd:
-        prof["check"] = {"exec": exec_cmd, "timeout": "60s"}
+        # Commands get a clean environment: pass the two the script reads.
+        prof["check"] = {"exec": exec_cmd, "timeout": "60s", "env": ["NODE_PATH", "CHROMIUM_PATH"]}
         prof.pop("browser", None)
         prof["exec_max_concurrent"] = 2
     with open(path, "w") as f:

@@ -1,5 +1,6 @@
-// run_process: posix_spawnp without a shell, combined stdout+stderr through a
-// pipe, bounded wait, SIGTERM then SIGKILL to the child's process group.
+// run_process: posix_spawnp without a shell, stdout and stderr through two
+// pipes (their tails kept), bounded wait, SIGTERM then SIGKILL to the child's
+// process group.
 //
 // The child is never reaped before the kill decision is final: exit is
 // detected with waitid(WNOWAIT), so the process-group id (= the child's pid)
@@ -28,7 +29,6 @@ namespace sessiond {
 
 namespace {
 
-constexpr std::size_t kTailBytes = 4096;
 constexpr auto kKillGrace = std::chrono::seconds(1);
 constexpr int kTickMs = 10;  // poll granularity when no pidfd is available
 
@@ -50,7 +50,8 @@ void close_fd(int& fd) {
 
 // Closes the descriptors and destroys the spawn objects on every path.
 struct SpawnGuard {
-  int fds[2] = {-1, -1};
+  int out[2] = {-1, -1};  // stdout pipe
+  int err[2] = {-1, -1};  // stderr pipe
   bool actions_ok = false;
   bool attr_ok = false;
   posix_spawn_file_actions_t actions;
@@ -58,28 +59,34 @@ struct SpawnGuard {
   ~SpawnGuard() {
     if (actions_ok) posix_spawn_file_actions_destroy(&actions);
     if (attr_ok) posix_spawnattr_destroy(&attr);
-    close_fd(fds[0]);
-    close_fd(fds[1]);
+    for (int* fds : {out, err}) {
+      close_fd(fds[0]);
+      close_fd(fds[1]);
+    }
   }
 };
 
-void append_tail(std::string& tail, const char* data, std::size_t n) {
-  if (n >= kTailBytes) {
-    tail.assign(data + (n - kTailBytes), kTailBytes);
+void append_tail(std::string& tail, std::size_t bound, const char* data, std::size_t n) {
+  if (n >= bound) {
+    tail.assign(data + (n - bound), bound);
     return;
   }
   tail.append(data, n);
-  if (tail.size() > 2 * kTailBytes) tail.erase(0, tail.size() - kTailBytes);
+  if (tail.size() > 2 * bound) tail.erase(0, tail.size() - bound);
+}
+
+void trim_tail(std::string& tail, std::size_t bound) {
+  if (tail.size() > bound) tail.erase(0, tail.size() - bound);
 }
 
 // Reads whatever is available. Returns false once the pipe reached EOF or
 // failed (the caller closes it).
-bool drain_pipe(int fd, std::string& tail) {
+bool drain_pipe(int fd, std::string& tail, std::size_t bound) {
   char buf[4096];
   for (;;) {
     const ssize_t n = ::read(fd, buf, sizeof buf);
     if (n > 0) {
-      append_tail(tail, buf, static_cast<std::size_t>(n));
+      append_tail(tail, bound, buf, static_cast<std::size_t>(n));
       continue;
     }
     if (n == 0) return false;
@@ -103,7 +110,8 @@ bool child_exited(pid_t pid, bool& no_child) {
 
 }  // namespace
 
-ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                          const ProcessOptions& options) {
   ProcessResult result;
   if (argv.empty() || argv[0].empty()) {
     result.error = "empty command";
@@ -111,15 +119,17 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::mil
   }
 
   SpawnGuard g;
-  if (::pipe2(g.fds, O_CLOEXEC) != 0) {
-    result.error = "pipe2: " + errno_text(errno);
-    return result;
-  }
-  // Only our end is non-blocking; the child's stdout/stderr stay blocking.
-  const int fl = ::fcntl(g.fds[0], F_GETFL);
-  if (fl < 0 || ::fcntl(g.fds[0], F_SETFL, fl | O_NONBLOCK) != 0) {
-    result.error = "fcntl: " + errno_text(errno);
-    return result;
+  for (int* fds : {g.out, g.err}) {
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+      result.error = "pipe2: " + errno_text(errno);
+      return result;
+    }
+    // Only our end is non-blocking; the child's stdout/stderr stay blocking.
+    const int fl = ::fcntl(fds[0], F_GETFL);
+    if (fl < 0 || ::fcntl(fds[0], F_SETFL, fl | O_NONBLOCK) != 0) {
+      result.error = "fcntl: " + errno_text(errno);
+      return result;
+    }
   }
 
   int rc = posix_spawn_file_actions_init(&g.actions);
@@ -135,11 +145,11 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::mil
   }
   g.attr_ok = true;
 
-  // stdin from /dev/null; stdout and stderr into the pipe (dup2 clears
+  // stdin from /dev/null; stdout and stderr into their pipes (dup2 clears
   // O_CLOEXEC on 1 and 2; the original pipe fds close on exec).
   if ((rc = posix_spawn_file_actions_addopen(&g.actions, 0, "/dev/null", O_RDONLY, 0)) != 0 ||
-      (rc = posix_spawn_file_actions_adddup2(&g.actions, g.fds[1], 1)) != 0 ||
-      (rc = posix_spawn_file_actions_adddup2(&g.actions, g.fds[1], 2)) != 0) {
+      (rc = posix_spawn_file_actions_adddup2(&g.actions, g.out[1], 1)) != 0 ||
+      (rc = posix_spawn_file_actions_adddup2(&g.actions, g.err[1], 2)) != 0) {
     result.error = "posix_spawn_file_actions: " + errno_text(rc);
     return result;
   }
@@ -166,14 +176,23 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::mil
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
 
+  std::vector<char*> cenv;
+  if (options.env) {
+    cenv.reserve(options.env->size() + 1);
+    for (const auto& e : *options.env) cenv.push_back(const_cast<char*>(e.c_str()));
+    cenv.push_back(nullptr);
+  }
+
   pid_t pid = -1;
-  rc = posix_spawnp(&pid, cargv[0], &g.actions, &g.attr, cargv.data(), environ);
+  rc = posix_spawnp(&pid, cargv[0], &g.actions, &g.attr, cargv.data(),
+                    options.env ? cenv.data() : environ);
   if (rc != 0) {
     result.error = "cannot start " + argv[0] + ": " + errno_text(rc);
     return result;
   }
   result.started = true;
-  close_fd(g.fds[1]);  // else we never see EOF
+  close_fd(g.out[1]);  // else we never see EOF
+  close_fd(g.err[1]);
 
   // pidfd_open(2) through syscall(): glibc 2.36's <sys/pidfd.h> lacks
   // extern "C". The fd is always O_CLOEXEC; -1 on kernels before 5.3.
@@ -212,19 +231,29 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::mil
     if (pidfd < 0) wait_ms = std::min<long long>(wait_ms, kTickMs);
     wait_ms = std::clamp<long long>(wait_ms, 0, 1000);
 
-    pollfd pfds[2];
+    // Both pipes are read while waiting: a child blocked on a full pipe
+    // would never exit.
+    pollfd pfds[3];
     nfds_t n = 0;
-    if (g.fds[0] >= 0) pfds[n++] = pollfd{g.fds[0], POLLIN, 0};
+    const int out_fd = g.out[0];
+    const int err_fd = g.err[0];
+    if (out_fd >= 0) pfds[n++] = pollfd{out_fd, POLLIN, 0};
+    if (err_fd >= 0) pfds[n++] = pollfd{err_fd, POLLIN, 0};
     if (pidfd >= 0) pfds[n++] = pollfd{pidfd, POLLIN, 0};
     const int pr = ::poll(n ? pfds : nullptr, n, static_cast<int>(wait_ms));
-    if (pr > 0 && g.fds[0] >= 0 && pfds[0].revents != 0) {
-      if (!drain_pipe(g.fds[0], result.output_tail)) close_fd(g.fds[0]);
+    for (nfds_t i = 0; pr > 0 && i < n; ++i) {
+      if (pfds[i].revents == 0) continue;
+      if (pfds[i].fd == out_fd && !drain_pipe(out_fd, result.stdout_tail, kStdoutTailBytes))
+        close_fd(g.out[0]);
+      if (pfds[i].fd == err_fd && !drain_pipe(err_fd, result.stderr_tail, kStderrTailBytes))
+        close_fd(g.err[0]);
     }
   }
 
-  // Whatever the child wrote before exiting (grandchildren may keep the pipe
+  // Whatever the child wrote before exiting (grandchildren may keep the pipes
   // open: read only what is already there).
-  if (g.fds[0] >= 0) drain_pipe(g.fds[0], result.output_tail);
+  if (g.out[0] >= 0) drain_pipe(g.out[0], result.stdout_tail, kStdoutTailBytes);
+  if (g.err[0] >= 0) drain_pipe(g.err[0], result.stderr_tail, kStderrTailBytes);
 
   if (!no_child) {
     // Timed out: the leader is gone but members of its group may live on;
@@ -247,8 +276,8 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::mil
   }
   close_fd(pidfd);
 
-  if (result.output_tail.size() > kTailBytes)
-    result.output_tail.erase(0, result.output_tail.size() - kTailBytes);
+  trim_tail(result.stdout_tail, kStdoutTailBytes);
+  trim_tail(result.stderr_tail, kStderrTailBytes);
 
   if (no_child) {
     result.error = "exit status unavailable (child reaped elsewhere)";

@@ -1,6 +1,7 @@
 #include "sessiond/profile.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <sstream>
 
@@ -301,13 +302,40 @@ BrowserStepSpec parse_browser(const json& v, const std::string& field) {
   return b;
 }
 
+// "env": ["NAME", ...]: variables passed through from sessiond's environment
+// (the command gets no others but PATH, HOME, LANG, LC_ALL, TZ and TMPDIR).
+std::vector<std::string> parse_exec_env(const json& v, const std::string& field) {
+  std::vector<std::string> names;
+  const json* e = optional_field(v, "env");
+  if (!e) return names;
+  if (!e->is_array()) fail(field + ".env", "expected an array of variable names");
+  for (std::size_t i = 0; i < e->size(); ++i) {
+    const std::string where = field + ".env[" + std::to_string(i) + "]";
+    if (!(*e)[i].is_string()) fail(where, "expected a string");
+    const auto name = (*e)[i].get<std::string>();
+    const bool valid = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0])) &&
+                       std::all_of(name.begin(), name.end(), [](char c) {
+                         return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                       });
+    if (!valid) fail(where, "expected a variable name (letters, digits, _)");
+    // The admin token and the rest of sessiond's own settings stay with it.
+    if (name.rfind("SESSIOND_", 0) == 0)
+      fail(where, "sessiond's own variables (SESSIOND_*) are never passed to commands");
+    if (name == "TMPDIR") fail(where, "TMPDIR is always the command's private directory");
+    names.push_back(name);
+  }
+  return names;
+}
+
 Step parse_step(const json& v, const std::string& field, Millis default_timeout) {
   if (!v.is_object()) fail(field, "expected an object");
-  static const char* known[] = {"method",  "path",      "headers",    "body",    "exec",
+  static const char* known[] = {"method",  "path",      "headers",    "body",    "exec",   "env",
                                 "timeout", "logged_in", "logged_out", "capture", "browser"};
   for (auto& [k, _] : v.items())
     if (std::find(std::begin(known), std::end(known), k) == std::end(known))
       fail(field + "." + k, "unknown field");
+  if (optional_field(v, "env") && !optional_field(v, "exec"))
+    fail(field + ".env", "only an exec step takes env");
   Step s;
   s.name = field;
   if (const json* b = optional_field(v, "browser")) {
@@ -334,6 +362,7 @@ Step parse_step(const json& v, const std::string& field, Millis default_timeout)
       s.exec.push_back((*e)[i].get<std::string>());
       check_template(s.exec.back(), field + ".exec[" + std::to_string(i) + "]", false);
     }
+    s.exec_env = parse_exec_env(v, field);
     if (optional_field(v, "path"))
       fail(field + ".path", "a step has either exec or path, not both");
     for (const char* other : {"method", "headers", "body", "logged_in", "logged_out", "capture"})

@@ -378,6 +378,7 @@ void RefreshCycle::run_step(const Step& step, Actions& out) {
     job.argv = step.exec;
     job.base_url = p.base_url;
     job.timeout = step.timeout;
+    job.env = step.exec_env;
     out.emplace_back(action::RunExec{cycle_, std::move(job)});
     return;
   }
@@ -430,6 +431,15 @@ void RefreshCycle::answered(const HttpResponse& r, Actions& out) {
 void RefreshCycle::exec_finished(const ExecOutcome& r, Actions& out) {
   if (site_->metrics) site_->metrics->request(step_->name, exec_code_label(r.process));
   auto ev = exec_verdict(r);
+  if (ev.verdict != Verdict::logged_in && r.process.started) {
+    // What the command said about it (redacted by run_exec_job); the
+    // verdict's detail stays short.
+    log::warn("exec_failed", "exec step did not succeed",
+              {{"session", id()},
+               {"step", step_->name},
+               {"outcome", ev.detail},
+               {"stderr_tail", r.process.stderr_tail}});
+  }
   if (ev.verdict == Verdict::logged_in) {
     // The command's copy is the new state; sessiond's own block stays ours.
     json updated = r.updated->doc;

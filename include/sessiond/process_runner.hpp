@@ -3,10 +3,22 @@
 // shell. Blocking: call it from a WorkerPool thread, never from an actor.
 
 #include <chrono>
+#include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace sessiond {
+
+// How much of each stream is kept (the end of it).
+constexpr std::size_t kStdoutTailBytes = 4096;
+constexpr std::size_t kStderrTailBytes = 2048;
+
+struct ProcessOptions {
+  // The child's whole environment as "NAME=value" entries; nullopt inherits
+  // this process's environment.
+  std::optional<std::vector<std::string>> env;
+};
 
 struct ProcessResult {
   bool started = false;     // false: spawn failed (see error)
@@ -14,9 +26,11 @@ struct ProcessResult {
   int exit_code = -1;       // valid when it exited normally
   int signal = 0;           // set when killed by a signal
   std::string error;        // why it failed to start / what happened
-  std::string output_tail;  // last few KB of combined stdout+stderr (for debug logs only)
+  std::string stdout_tail;  // last kStdoutTailBytes of stdout
+  std::string stderr_tail;  // last kStderrTailBytes of stderr (may hold secrets: redact first)
 };
 
-ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::milliseconds timeout);
+ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                          const ProcessOptions& options = {});
 
 }  // namespace sessiond

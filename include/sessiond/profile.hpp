@@ -58,7 +58,8 @@ struct Step {
   std::string path;  // appended to base_url; may be absolute URL
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  std::vector<std::string> exec;  // non-empty: run this command instead of HTTP
+  std::vector<std::string> exec;      // non-empty: run this command instead of HTTP
+  std::vector<std::string> exec_env;  // variables an exec command gets from sessiond's environment
   // Set: load a page in the browser pool instead. Its url is a template
   // (expanded per session; a path is relative to base_url).
   std::optional<BrowserStepSpec> browser;

@@ -80,7 +80,7 @@ TEST_CASE("a command ignoring SIGTERM is killed after the grace period", "[proce
   CHECK(r.started);
   CHECK(r.timed_out);
   CHECK(r.signal == SIGKILL);
-  CHECK(r.output_tail == "ready\n");
+  CHECK(r.stdout_tail == "ready\n");
   CHECK(took >= 1100ms);
   CHECK(took < 2500ms);
 }
@@ -100,26 +100,65 @@ TEST_CASE("a missing binary does not start", "[process]") {
   CHECK_FALSE(empty.error.empty());
 }
 
-TEST_CASE("output_tail captures stdout and stderr", "[process]") {
+TEST_CASE("stdout and stderr are captured apart", "[process]") {
   const ProcessResult r =
       run_process({"/bin/sh", "-c", "echo hello; echo oops 1>&2; echo world"}, 2000ms);
   CHECK(r.started);
   CHECK(r.exit_code == 0);
-  CHECK(r.output_tail == "hello\noops\nworld\n");
+  CHECK(r.stdout_tail == "hello\nworld\n");
+  CHECK(r.stderr_tail == "oops\n");
 
   const ProcessResult echo = run_process({"echo", "a b", "c"}, 2000ms);  // no shell splitting
-  CHECK(echo.output_tail == "a b c\n");
+  CHECK(echo.stdout_tail == "a b c\n");
 }
 
-TEST_CASE("output_tail keeps only the last 4 KB", "[process]") {
+TEST_CASE("stdout_tail keeps only the last 4 KB", "[process]") {
   const ProcessResult r = run_process(
       {"/bin/sh", "-c", "i=0; while [ $i -lt 3000 ]; do echo line$i; i=$((i+1)); done"}, 2500ms);
   CHECK(r.started);
   CHECK(r.exit_code == 0);
-  CHECK(r.output_tail.size() == 4096);
+  CHECK(r.stdout_tail.size() == 4096);
   const std::string end = "line2999\n";
-  REQUIRE(r.output_tail.size() >= end.size());
-  CHECK(r.output_tail.compare(r.output_tail.size() - end.size(), end.size(), end) == 0);
+  REQUIRE(r.stdout_tail.size() >= end.size());
+  CHECK(r.stdout_tail.compare(r.stdout_tail.size() - end.size(), end.size(), end) == 0);
+}
+
+TEST_CASE("stderr_tail keeps only the last kStderrTailBytes", "[process]") {
+  const ProcessResult r = run_process(
+      {"/bin/sh", "-c", "i=0; while [ $i -lt 2000 ]; do echo err$i >&2; i=$((i+1)); done"}, 2500ms);
+  CHECK(r.exit_code == 0);
+  CHECK(r.stdout_tail.empty());
+  CHECK(r.stderr_tail.size() == kStderrTailBytes);
+  const std::string end = "err1999\n";
+  REQUIRE(r.stderr_tail.size() >= end.size());
+  CHECK(r.stderr_tail.compare(r.stderr_tail.size() - end.size(), end.size(), end) == 0);
+}
+
+TEST_CASE("a child filling both pipes is read while it runs", "[process]") {
+  // 1 MB on each stream, far beyond a pipe's buffer: unread, the child blocks.
+  const ProcessResult r = run_process({"/bin/sh", "-c",
+                                       "head -c 1048576 /dev/zero >&2 & "
+                                       "head -c 1048576 /dev/zero; wait; echo done >&2"},
+                                      5000ms);
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.exit_code == 0);
+  CHECK(r.stdout_tail.size() == kStdoutTailBytes);
+  CHECK(r.stderr_tail.size() == kStderrTailBytes);
+  CHECK(r.stderr_tail.substr(r.stderr_tail.size() - 5) == "done\n");
+}
+
+TEST_CASE("options.env is the child's whole environment", "[process]") {
+  ::setenv("SESSIOND_ADMIN_TOKEN", "admin-token-of-the-test", 1);
+  ProcessOptions clean;
+  clean.env = std::vector<std::string>{"PATH=/usr/bin:/bin", "ONLY_THIS=1"};
+  const ProcessResult r = run_process({"env"}, 2000ms, clean);
+  const ProcessResult inherited =
+      run_process({"/bin/sh", "-c", "echo \"x$SESSIOND_ADMIN_TOKEN\""}, 2000ms);
+  ::unsetenv("SESSIOND_ADMIN_TOKEN");
+  CHECK(r.exit_code == 0);
+  CHECK(r.stdout_tail == "PATH=/usr/bin:/bin\nONLY_THIS=1\n");
+  // Without options the child inherits ours (the exec step always passes one).
+  CHECK(inherited.stdout_tail == "xadmin-token-of-the-test\n");
 }
 
 TEST_CASE("run_process leaks no descriptors and works from several threads", "[process]") {
@@ -135,7 +174,7 @@ TEST_CASE("run_process leaks no descriptors and works from several threads", "[p
     const ProcessResult r = runs[i].get();
     CHECK(r.started);
     CHECK(r.exit_code == i);
-    CHECK(r.output_tail == "t" + std::to_string(i) + "\n");
+    CHECK(r.stdout_tail == "t" + std::to_string(i) + "\n");
   }
   CHECK(open_fd_count() == before);
 
@@ -146,7 +185,7 @@ TEST_CASE("run_process leaks no descriptors and works from several threads", "[p
   const ProcessResult fds = run_process({"ls", "/proc/self/fd"}, 2000ms);
   CHECK(fds.exit_code == 0);
   std::set<int> child;
-  std::istringstream in(fds.output_tail);
+  std::istringstream in(fds.stdout_tail);
   for (int fd; in >> fd;) child.insert(fd);
   int unexpected = 0;
   for (int fd : child) {
