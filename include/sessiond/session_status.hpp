@@ -26,7 +26,7 @@ enum class SessionState {
   retrying,    // transient failures, retrying before the idle deadline
   at_risk,     // idle deadline passed without a successful refresh
   invalid,     // logged out: no longer refreshed
-  failed,      // its actor crashed more often than the restart limit allows
+  failed,      // its actor crashed too often, or retry.max_attempts transient failures in a row
   file_error,  // the file cannot be read or parsed; retried when it changes
   paused,      // an operator paused it (kept in the file's keepalive block): not refreshed
 };
@@ -61,7 +61,7 @@ enum class CycleOutcome {
   removed,       // unregistered while waiting
   shutting_down,
   not_found,  // no such session (admin API)
-  failed,     // its actor crashed too often (supervisor)
+  failed,     // its actor crashed too often (supervisor), or retry.max_attempts reached (cycle)
   paused,     // the file says paused: not refreshed (also: a pause request is written)
   resumed,    // a resume request is written: refreshed next
 };
