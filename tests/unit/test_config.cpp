@@ -247,7 +247,7 @@ TEST_CASE("parse_duration and format_duration", "[config]") {
     CHECK(parse_duration(format_duration(d)) == std::optional<Millis>(d));
 }
 
-TEST_CASE("--version is parsed without a command", "[config][cli]") {
+TEST_CASE("the --version flag is parsed without a command", "[config][cli]") {
   CHECK(parse({"--version"}).version);
   CHECK(parse({"run", "--version"}).version);
   CHECK_FALSE(parse({"run"}).version);
@@ -294,7 +294,8 @@ TEST_CASE("duration flags accept compound durations", "[config][cli]") {
   CHECK(error_of({"run", "--interval", "30s1m"}).find("--interval") != std::string::npos);
 }
 
-TEST_CASE("--admin-token-file", "[config][cli]") {
+TEST_CASE("the --admin-token-file flag reads a trimmed token and names the path in errors",
+          "[config][cli]") {
   SECTION("trailing line breaks are trimmed") {
     TempFile f("s3cret-token\n\n");
     CHECK(parse({"status", "--admin-token-file", f.path.c_str()}).admin_token == "s3cret-token");
