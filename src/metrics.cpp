@@ -77,6 +77,12 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
       .Register(r)
       .Add({{"index", std::to_string(c.shard_index)}, {"count", std::to_string(c.shard_count)}})
       .Set(1);
+  // The same numbers as values: PromQL can compare them (an index no replica
+  // reports is a shard whose sessions nobody refreshes).
+  gauge("sessiond_shard_index", "This replica's shard index (0 .. sessiond_shard_count - 1)")
+      ->Set(c.shard_index);
+  gauge("sessiond_shard_count", "Number of shards (--shard-count) this replica was started with")
+      ->Set(c.shard_count);
   ready_ = gauge("sessiond_ready", "1 once the first scan of the sessions directory is done");
   gauge("sessiond_atomic_exchange_supported",
         "1 when saves swap files atomically (renameat2 RENAME_EXCHANGE); 0: the sessions "
@@ -127,6 +133,14 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
                        "Resident memory of the browser's processes (sum of RSS)");
   browser_pss_ = gauge("sessiond_browser_proportional_memory_bytes",
                        "Memory of the browser's processes with shared pages split (sum of PSS)");
+  events_ = &BuildCounter()
+                 .Name("sessiond_events_total")
+                 .Help("Session events published (GET /events, hooks) by type")
+                 .Register(r);
+  event_subscribers_ = gauge("sessiond_event_subscribers", "Event stream subscribers connected");
+  event_subscribers_dropped_ =
+      counter("sessiond_event_subscribers_dropped_total",
+              "Event stream subscribers dropped because they fell behind (their queue was full)");
   if (c.per_session)
     per_session_last_ = &BuildGauge()
                              .Name("sessiond_session_last_refresh_timestamp_seconds")
@@ -141,6 +155,15 @@ std::string Metrics::serialize() const {
 void Metrics::refresh_finished(RefreshResult result, double secs) {
   refresh_total_[static_cast<std::size_t>(result)]->Increment();
   refresh_duration_->Observe(secs);
+  refresh_history_.record(result);
+}
+
+void Metrics::event_published(const std::string& type) {
+  events_->Add({{"type", type}}).Increment();
+}
+
+double Metrics::events(const std::string& type) const {
+  return events_->Add({{"type", type}}).Value();
 }
 
 void Metrics::request(const std::string& step, const std::string& code) {

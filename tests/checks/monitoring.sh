@@ -44,9 +44,16 @@ check() { # check DESCRIPTION COMMAND...
 
 # promtool check metrics prints lint problems and exits non-zero; insist on
 # silence too, so that a warning-only output also fails.
+# One accepted exception: sessiond_shard_count is the name issue 12 asked for
+# (a gauge beside sessiond_shard_index, not a histogram's _count series).
 lint_metrics() {
   local out rc=0
   out=$(promtool check metrics <"$1" 2>&1) || rc=$?
+  local accepted='sessiond_shard_count non-histogram and non-summary metrics should not have "_count" suffix'
+  if [[ $rc -eq 3 && $out == "$accepted" ]]; then
+    out=""
+    rc=0
+  fi
   if [[ $rc -ne 0 || -n $out ]]; then
     printf '%s\n' "$out"
     echo "promtool check metrics: exit status $rc, lint output above"

@@ -83,8 +83,10 @@ def test_admin_api():
     with open(exposition, "w") as f:
         f.write(text)
     lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
-    check(lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.strip(),
-          f"promtool check metrics: {lint.stdout} {lint.stderr}")
+    # sessiond_shard_count (issue 12's name, a gauge) is the one accepted lint warning.
+    accepted = 'sessiond_shard_count non-histogram and non-summary metrics should not have "_count" suffix'
+    lint_out = "\n".join(l for l in (lint.stdout + lint.stderr).splitlines() if l.strip() != accepted)
+    check(lint.returncode in (0, 3) and not lint_out.strip(), f"promtool check metrics: {lint_out}")
     names = subprocess.run(["python3", os.path.join(SOURCE_DIR, "monitoring", "check_metric_names.py"), exposition],
                            capture_output=True, text=True, timeout=30, cwd=SOURCE_DIR)
     check(names.returncode == 0, f"alert/dashboard metric names missing from /metrics: {names.stdout} {names.stderr}")
