@@ -51,6 +51,16 @@ status_board_actor::behavior_type status_board_impl(
         auto* s = st.table.find(id);
         return s ? to_json(*s, st.setup.now()).dump() : std::string();
       },
+      [=](page_atom, const PageQuery& query) {
+        auto& st = self->state;
+        PageContext context;
+        context.now = st.setup.now();
+        context.ready = st.ready && !st.draining;
+        context.running = !st.draining;
+        context.info = st.setup.info;
+        if (st.setup.metrics) context.history = st.setup.metrics->refresh_history().last_hour();
+        return render_status_page(st.table, query, context);
+      },
       [=](heartbeat_atom) {
         auto& st = self->state;
         auto fields = st.table.summary_fields(st.setup.info.interval_s, st.setup.now());

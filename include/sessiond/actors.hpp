@@ -21,6 +21,7 @@
 #include "sessiond/refresh_cycle.hpp"
 #include "sessiond/session_file.hpp"
 #include "sessiond/session_status.hpp"
+#include "sessiond/status_page.hpp"
 
 namespace sessiond {
 
@@ -49,6 +50,7 @@ using ready_atom = caf::atom_constant<caf::atom("ready")>;      // is it ready?
 using status_atom = caf::atom_constant<caf::atom("status")>;    // /status
 using session_atom = caf::atom_constant<caf::atom("session")>;  // /sessions/{id}
 using metrics_atom = caf::atom_constant<caf::atom("metrics")>;  // /metrics
+using page_atom = caf::atom_constant<caf::atom("page")>;        // the status page at /
 using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
 using report_atom = caf::atom_constant<caf::atom("report")>;
 using finished_atom = caf::atom_constant<caf::atom("finished")>;  // a session's cycle ended
@@ -157,6 +159,8 @@ using status_board_actor = caf::typed_actor<
     caf::replies_to<status_atom, std::string, std::uint64_t>::with<std::string>,
     // /sessions/{id}: JSON, "" when unknown.
     caf::replies_to<session_atom, std::string>::with<std::string>,
+    // GET / and /s/{id}: the status page's HTML.
+    caf::replies_to<page_atom, PageQuery>::with<PageResult>,
     // (self) Log timers.
     caf::reacts_to<heartbeat_atom>, caf::reacts_to<report_atom>>;
 
@@ -169,3 +173,5 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sessiond::SessionStatusPtr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sessiond::DirEventsPtr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sessiond::CycleReport)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sessiond::AdminResult)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sessiond::PageQuery)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sessiond::PageResult)

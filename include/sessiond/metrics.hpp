@@ -20,6 +20,7 @@
 #include "sessiond/browser_step.hpp"
 #include "sessiond/duration.hpp"
 #include "sessiond/http_client.hpp"
+#include "sessiond/refresh_history.hpp"
 #include "sessiond/session_file.hpp"
 #include "sessiond/session_status.hpp"
 
@@ -76,6 +77,8 @@ class Metrics {
   double file_errors(FileErrorKind kind) const;
   double actor_restarts() const { return restarts_->Value(); }
   double tokens_not_renewed() const { return token_not_renewed_->Value(); }
+  // Refresh outcomes per minute, last hour (the status page's chart).
+  const RefreshHistory& refresh_history() const { return refresh_history_; }
   double browser_steps(BrowserStepResult::Verdict v) const {
     return browser_steps_[static_cast<std::size_t>(v)]->Value();
   }
@@ -114,6 +117,7 @@ class Metrics {
   std::mutex sampled_mutex_;
   std::uint64_t rate_limited_reported_ = 0;
   double process_cpu_reported_ = 0;
+  RefreshHistory refresh_history_;
 };
 
 }  // namespace sessiond

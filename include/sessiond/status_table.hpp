@@ -38,6 +38,11 @@ class StatusTable {
   void forget(const std::string& id) { by_id_.erase(id); }
   std::size_t size() const { return by_id_.size(); }
   const SessionStatus* find(const std::string& id) const;
+  // Every status, in no particular order (the status page builds its views).
+  template <class F>
+  void for_each(F&& f) const {
+    for (const auto& entry : by_id_) f(entry.second);
+  }
 
   StatusSummary summary(WallTime now) const;
   // state_filter: only sessions in that state ("" = all); limit: at most that

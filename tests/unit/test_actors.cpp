@@ -75,6 +75,7 @@ status_board_actor::behavior_type board_recorder(status_board_actor::pointer,
       [=](metrics_atom) { return std::string(); },
       [=](status_atom, const std::string&, std::uint64_t) { return std::string(); },
       [=](session_atom, const std::string&) { return std::string(); },
+      [=](page_atom, const PageQuery&) { return PageResult{}; },
       [=](heartbeat_atom) {},
       [=](report_atom) {},
   };
