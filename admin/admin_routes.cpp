@@ -84,6 +84,147 @@ std::optional<Reply> AdminRoutes::unauthorized(const std::string& authorization)
   return r;
 }
 
+namespace {
+
+// The value of cookie `name` in a Cookie header ("a=1; b=2"), every one of
+// them when a name repeats (a path-scoped duplicate must not hide ours).
+std::vector<std::string> cookie_values(const std::string& header, const std::string& name) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos < header.size()) {
+    std::size_t end = header.find(';', pos);
+    if (end == std::string::npos) end = header.size();
+    std::string pair = header.substr(pos, end - pos);
+    pos = end + 1;
+    auto first = pair.find_first_not_of(' ');
+    if (first == std::string::npos) continue;
+    pair.erase(0, first);
+    auto eq = pair.find('=');
+    if (eq == std::string::npos || pair.compare(0, eq, name) != 0 || eq != name.size()) continue;
+    std::string value = pair.substr(eq + 1);
+    while (!value.empty() && value.back() == ' ') value.pop_back();
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+      value = value.substr(1, value.size() - 2);
+    out.push_back(std::move(value));
+  }
+  return out;
+}
+
+// %XX and '+' of an application/x-www-form-urlencoded field.
+std::string form_decode(const std::string& in) {
+  std::string out;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '+') {
+      out += ' ';
+    } else if (in[i] == '%' && i + 2 < in.size() &&
+               std::isxdigit(static_cast<unsigned char>(in[i + 1])) &&
+               std::isxdigit(static_cast<unsigned char>(in[i + 2]))) {
+      out += static_cast<char>(std::stoi(in.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += in[i];
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> form_field(const std::string& body, const std::string& name) {
+  std::size_t pos = 0;
+  while (pos <= body.size()) {
+    std::size_t end = body.find('&', pos);
+    if (end == std::string::npos) end = body.size();
+    std::string pair = body.substr(pos, end - pos);
+    auto eq = pair.find('=');
+    if (eq != std::string::npos && form_decode(pair.substr(0, eq)) == name)
+      return form_decode(pair.substr(eq + 1));
+    pos = end + 1;
+  }
+  return std::nullopt;
+}
+
+// The cookie carries the token hex-encoded: a token may hold characters a
+// cookie value cannot (space, ';', ',', '"').
+std::string hex(const std::string& in) {
+  static const char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(in.size() * 2);
+  for (unsigned char c : in) {
+    out += digits[c >> 4];
+    out += digits[c & 0xf];
+  }
+  return out;
+}
+
+bool is_form(const std::string& content_type) {
+  return content_type.rfind("application/x-www-form-urlencoded", 0) == 0;
+}
+
+// A form post is a person's browser: send it back to the page.
+Reply after_form(Reply r, const std::string& content_type) {
+  if (!is_form(content_type)) return r;
+  r.status = 303;
+  r.headers.emplace_back("Location", "/");
+  return r;
+}
+
+}  // namespace
+
+bool AdminRoutes::may_read(const Auth& auth) const {
+  if (!options_.read_needs_token || options_.admin_token.empty()) return true;
+  const std::string prefix = "Bearer ";
+  if (auth.authorization.rfind(prefix, 0) == 0 &&
+      same_secret(auth.authorization.substr(prefix.size()), options_.admin_token))
+    return true;
+  bool found = false;
+  for (const auto& value : cookie_values(auth.cookie, kReadCookieName))
+    found |= same_secret(value, hex(options_.admin_token));
+  return found;
+}
+
+std::optional<Reply> AdminRoutes::read_denied(const Auth& auth) const {
+  if (may_read(auth)) return std::nullopt;
+  Reply r = error(401, auth.authorization.empty() && auth.cookie.empty()
+                           ? "this listen address needs the admin token to read sessions "
+                             "(Authorization: Bearer, or POST /login from the page)"
+                           : "wrong bearer token or cookie");
+  r.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return r;
+}
+
+Reply AdminRoutes::login(const std::string& authorization, const std::string& content_type,
+                         const std::string& body) const {
+  std::string token;
+  const std::string prefix = "Bearer ";
+  if (authorization.rfind(prefix, 0) == 0)
+    token = authorization.substr(prefix.size());
+  else if (is_form(content_type))
+    token = form_field(body, "token").value_or("");
+  if (token.empty() || options_.admin_token.empty() || !same_secret(token, options_.admin_token)) {
+    Reply r = error(401, options_.admin_token.empty() ? "no admin token is configured"
+                                                      : "wrong or missing token");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return r;
+  }
+  Reply r;
+  r.status = 204;
+  r.content_type = "text/plain";
+  // No Secure: sessiond serves plain HTTP (TLS, if any, ends before it).
+  // No Max-Age: gone when the browser closes; a new token voids it at once.
+  r.headers.emplace_back("Set-Cookie", std::string(kReadCookieName) + "=" + hex(token) +
+                                           "; Path=/; HttpOnly; SameSite=Strict");
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return after_form(std::move(r), content_type);
+}
+
+Reply AdminRoutes::logout(const std::string& content_type) {
+  Reply r;
+  r.status = 204;
+  r.content_type = "text/plain";
+  r.headers.emplace_back("Set-Cookie", std::string(kReadCookieName) +
+                                           "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
+  return after_form(std::move(r), content_type);
+}
+
 Reply AdminRoutes::metrics() const {
   auto text = ask<std::string>(system_, board_, options_.query_timeout, metrics_atom::value);
   if (!text) return error(503, "metrics actor did not answer");

@@ -29,12 +29,26 @@ struct StatusParams {
   std::optional<std::string> limit;
 };
 
+// What a request shows to prove it may read: its Authorization and Cookie
+// headers ("" when absent).
+struct Auth {
+  std::string authorization;
+  std::string cookie;
+};
+
+// The cookie the page's login sets: its value is the admin token (hex), HttpOnly
+// (no script reads it) and SameSite=Strict (no other site's request carries it).
+inline constexpr const char* kReadCookieName = "sessiond_token";
+
 class AdminRoutes {
  public:
   struct Options {
     std::string admin_token;                            // empty: the mutating routes need no token
     std::chrono::milliseconds refresh_timeout{120000};  // POST /sessions/{id}/refresh
     std::chrono::milliseconds query_timeout{5000};
+    // Session ids are personal data: on a non-loopback listen address /status,
+    // /sessions/*, /events and / need the token (bearer or the cookie).
+    bool read_needs_token = false;
   };
 
   AdminRoutes(caf::actor_system& system, supervisor_actor supervisor, status_board_actor board,
@@ -63,6 +77,20 @@ class AdminRoutes {
   Reply session_route(const std::string& method, const std::string& id, const std::string& action,
                       const std::string& authorization,
                       const std::optional<std::string>& reason = std::nullopt) const;
+
+  // Who may read (GET /status, /sessions/*, /events, /): anyone when the
+  // listen address is loopback or no token is set; else a request with
+  // "Bearer TOKEN" or the cookie sessiond_token=hex(TOKEN) (constant-time).
+  bool may_read(const Auth& auth) const;
+  // nullopt when may_read, else the 401 to send (JSON, WWW-Authenticate: Bearer).
+  std::optional<Reply> read_denied(const Auth& auth) const;
+  // POST /login: the token as "Authorization: Bearer TOKEN" or as the form
+  // field token=TOKEN (application/x-www-form-urlencoded body). Right: sets
+  // the cookie, 204 (303 to `/` for a form post). Wrong: 401, no cookie.
+  Reply login(const std::string& authorization, const std::string& content_type,
+              const std::string& body) const;
+  // POST /logout: clears the cookie (204; 303 to `/` for a form post).
+  static Reply logout(const std::string& content_type);
 
   // 405 with the Allow header.
   static Reply method_not_allowed(const std::string& allow);

@@ -26,6 +26,10 @@ httplib::Server::HandlerResponse no_body_unless_announced(const httplib::Request
   return httplib::Server::HandlerResponse::Unhandled;
 }
 
+Auth auth_of(const httplib::Request& req) {
+  return Auth{req.get_header_value("Authorization"), req.get_header_value("Cookie")};
+}
+
 std::optional<std::string> param(const httplib::Request& req, const char* name) {
   if (!req.has_param(name)) return std::nullopt;
   return req.get_param_value(name);
@@ -59,7 +63,7 @@ AdminServer::AdminServer(caf::actor_system& system, supervisor_actor supervisor,
     : options_(std::move(options)),
       routes_(system, std::move(supervisor), std::move(board),
               AdminRoutes::Options{options_.admin_token, options_.refresh_timeout,
-                                   options_.query_timeout}) {}
+                                   options_.query_timeout, !options_.listen.loopback}) {}
 
 AdminServer::~AdminServer() {
   stop();
@@ -97,7 +101,16 @@ void AdminServer::start() {
     send(res, routes->readyz());
   });
   svr.Get("/status", [routes](const httplib::Request& req, httplib::Response& res) {
+    if (auto denied = routes->read_denied(auth_of(req))) return send(res, *denied);
     send(res, routes->status(StatusParams{param(req, "state"), param(req, "limit")}));
+  });
+  // The page posts the token here to get the read cookie (form or bearer).
+  svr.Post("/login", [routes](const httplib::Request& req, httplib::Response& res) {
+    send(res, routes->login(req.get_header_value("Authorization"),
+                            req.get_header_value("Content-Type"), req.body));
+  });
+  svr.Post("/logout", [](const httplib::Request& req, httplib::Response& res) {
+    send(res, AdminRoutes::logout(req.get_header_value("Content-Type")));
   });
   svr.Post("/refresh", [routes](const httplib::Request& req, httplib::Response& res) {
     send(res, routes->refresh_all(req.get_header_value("Authorization")));
@@ -105,6 +118,7 @@ void AdminServer::start() {
 
   // /sessions/{id} and /sessions/{id}/{refresh,pause,resume}; httplib decoded the path.
   auto session_route = [routes](const httplib::Request& req, httplib::Response& res) {
+    if (auto denied = routes->read_denied(auth_of(req))) return send(res, *denied);
     const std::string id = req.matches[1];
     const std::string action =
         req.matches.size() > 2 && req.matches[2].matched ? req.matches[2].str() : "";

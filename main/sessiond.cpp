@@ -13,6 +13,7 @@
 #include "daemon.hpp"
 #include "sessiond/build_info.hpp"
 #include "sessiond/config.hpp"
+#include "sessiond/fleet_status.hpp"
 #include "sessiond/session_file.hpp"
 
 namespace {
@@ -63,7 +64,28 @@ std::string until(const json& iso) {
   return s <= 0 ? "now" : "in " + age(s);
 }
 
+// status --all: every replica of --peers, one merged table; exit 1 when any
+// replica did not answer (the table still shows the others).
+int status_all_command(const Config& c) {
+  if (c.peers.empty()) {
+    std::cerr << "sessiond: status --all needs --peers (SESSIOND_PEERS): the headless Service's "
+                 "DNS name, e.g. sessiond-headless.NS.svc.cluster.local, or a comma list of URLs\n";
+    return 2;
+  }
+  const int port = parse_listen(c.listen == "off" ? "127.0.0.1:9464" : c.listen).port;
+  const auto peers = find_peers(c.peers, port);
+  FleetStatus fleet;
+  for (const auto& answer : fetch_statuses(peers, c.admin_token, std::chrono::seconds(5)))
+    fleet.add(answer);
+  if (c.output == "json")
+    std::cout << fleet.merged_json().dump() << "\n";
+  else
+    std::cout << fleet.table(std::chrono::system_clock::now());
+  return fleet.complete() ? 0 : 1;
+}
+
 int status_command(const Config& c) {
+  if (c.all) return status_all_command(c);
   auto url = daemon_url(c);
   auto cli = client_for(c, url);
   auto res = cli->Get("/status");

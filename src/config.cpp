@@ -169,6 +169,13 @@ const std::vector<Flag>& flags() {
          if (v != "table" && v != "json") throw ConfigError("--output: expected table or json");
          c.output = v;
        }},
+      {"all", nullptr, "status: ask every replica of --peers and merge their answers",
+       [](Config& c, const std::string& v) { c.all = bool_value("all", v); }},
+      {"peers", "NAME|URLS",
+       "status --all: the replicas: a DNS name whose every A/AAAA record is one (the headless "
+       "Service, e.g. sessiond-headless.NS.svc.cluster.local; port from --listen) or a comma "
+       "list of base URLs",
+       [](Config& c, const std::string& v) { c.peers = v; }},
       {"sessions", "N", "demo: how many sessions the fake site logs in (default 5)",
        [](Config& c, const std::string& v) {
          c.demo_sessions = static_cast<int>(int_value("sessions", v, 1, 100000));
@@ -204,6 +211,8 @@ bool flag_applies(const std::string& flag, const std::string& command) {
       {"admin-token-file", {"run", "status", "refresh", "check-config", "demo"}},
       {"url", {"status", "refresh"}},
       {"output", {"status"}},
+      {"all", {"status"}},
+      {"peers", {"status"}},
       {"sessions", {"demo"}},
       // demo supplies its own site, sessions directory and single shard
       {"base-url", {"run", "once", "check-config"}},
@@ -374,7 +383,9 @@ std::string usage(const std::string& command) {
         {"once",
          "Checks and refreshes every session once, then exits: 0 when all succeeded, 1 "
          "otherwise, 2 on bad configuration."},
-        {"status", "Prints the sessions of the daemon at --url (or --listen) as a table."},
+        {"status",
+         "Prints the sessions of the daemon at --url (or --listen) as a table; with --all, of "
+         "every replica of --peers in one table."},
         {"refresh", "Asks the daemon at --url (or --listen) to refresh session ID, or all."},
         {"check-config",
          "Loads --profile and every flag; prints the effective settings or the "

@@ -50,6 +50,8 @@ struct Config {
   bool per_session_metrics = false;
   std::string url;               // status/refresh: the daemon's address (default: from --listen)
   std::string output = "table";  // status: table | json
+  bool all = false;              // status --all: every replica of --peers, merged
+  std::string peers;  // status --all: DNS name (every A/AAAA record) or comma list of URLs
   int demo_sessions = 5;
   std::string browser;  // Chromium for browser steps ("" = Debian's headless shell, then chromium)
   bool browser_sandbox = true;         // false: --browser-no-sandbox

@@ -23,6 +23,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "admin_routes.hpp"
@@ -754,4 +755,175 @@ TEST_CASE("parse_listen", "[admin]") {
   CHECK_THROWS_AS(parse_listen("127.0.0.1:x"), ConfigError);
   CHECK_THROWS_AS(parse_listen("127.0.0.1:65536"), ConfigError);
   CHECK_THROWS_AS(parse_listen("127.0.0.1:80x"), ConfigError);
+}
+
+// -- who may read (issue 12, part 4) -------------------------------------------
+
+namespace {
+
+AdminRoutes read_routes(Fixture& f, std::string token, bool read_needs_token) {
+  AdminRoutes::Options o{std::move(token), 300ms, 200ms};
+  o.read_needs_token = read_needs_token;
+  return AdminRoutes(f.sys, f.supervisor, f.board, o);
+}
+
+// The cookie value /login sets for token "s3cret": the token's bytes in hex.
+const std::string kCookie = "sessiond_token=733363726574";
+
+}  // namespace
+
+TEST_CASE("read access: on loopback, or without a token, anyone may read", "[admin][read]") {
+  Fixture f;
+  CHECK(read_routes(f, "s3cret", false).may_read(Auth{}));
+  CHECK_FALSE(read_routes(f, "s3cret", false).read_denied(Auth{}));
+  CHECK(read_routes(f, "", true).may_read(Auth{}));
+}
+
+TEST_CASE("read access: off loopback, the bearer token or the login cookie", "[admin][read]") {
+  Fixture f;
+  auto routes = read_routes(f, "s3cret", true);
+  CHECK_FALSE(routes.may_read(Auth{}));
+  CHECK(routes.may_read(Auth{"Bearer s3cret", ""}));
+  CHECK_FALSE(routes.may_read(Auth{"Bearer s3cre", ""}));
+  CHECK_FALSE(routes.may_read(Auth{"Bearer s3cret2", ""}));
+  CHECK_FALSE(routes.may_read(Auth{"Basic s3cret", ""}));
+  CHECK_FALSE(routes.may_read(Auth{"s3cret", ""}));
+  CHECK(routes.may_read(Auth{"", kCookie}));
+  CHECK(routes.may_read(Auth{"", "theme=dark; " + kCookie + "; lang=en"}));
+  CHECK(routes.may_read(Auth{"", "sessiond_token=wrong;" + kCookie}));  // a duplicate name
+  CHECK(routes.may_read(Auth{"", "sessiond_token=\"733363726574\""}));
+  // The raw token is not the cookie value, nor is a prefix or a lookalike name.
+  CHECK_FALSE(routes.may_read(Auth{"", "sessiond_token=s3cret"}));
+  CHECK_FALSE(routes.may_read(Auth{"", "sessiond_token=7333637265"}));
+  CHECK_FALSE(routes.may_read(Auth{"", "xsessiond_token=733363726574"}));
+  CHECK_FALSE(routes.may_read(Auth{"", "sessiond_token2=733363726574"}));
+  CHECK_FALSE(routes.may_read(Auth{"", "sessiond_token="}));
+
+  auto denied = routes.read_denied(Auth{});
+  REQUIRE(denied);
+  CHECK(denied->status == 401);
+  CHECK(header(*denied, "WWW-Authenticate") == "Bearer");
+  CHECK(body_of(*denied)["error"].get<std::string>().find("admin token") != std::string::npos);
+  auto wrong = routes.read_denied(Auth{"Bearer nope", ""});
+  REQUIRE(wrong);
+  CHECK(wrong->body.find("nope") == std::string::npos);  // never echoes what was sent
+  CHECK_FALSE(routes.read_denied(Auth{"", kCookie}));
+}
+
+TEST_CASE("read access: /login sets the cookie for the right token only", "[admin][read]") {
+  Fixture f;
+  auto routes = read_routes(f, "s3cret", true);
+  auto ok = routes.login("Bearer s3cret", "", "");
+  CHECK(ok.status == 204);
+  CHECK(header(ok, "Set-Cookie") == kCookie + "; Path=/; HttpOnly; SameSite=Strict");
+  CHECK(header(ok, "Cache-Control") == "no-store");
+
+  // A form post (the page without script) goes back to the page.
+  auto form = routes.login("", "application/x-www-form-urlencoded", "x=1&token=s3cret");
+  CHECK(form.status == 303);
+  CHECK(header(form, "Location") == "/");
+  CHECK(header(form, "Set-Cookie") == kCookie + "; Path=/; HttpOnly; SameSite=Strict");
+  // Form encoding is decoded: a token with a space, '+' and ';' gets a cookie that reads back.
+  auto odd = read_routes(f, "a b+c;d", true);
+  auto odd_login =
+      odd.login("", "application/x-www-form-urlencoded; charset=UTF-8", "token=a+b%2Bc%3Bd");
+  CHECK(odd_login.status == 303);
+  const std::string set = header(odd_login, "Set-Cookie");
+  CHECK(odd.may_read(Auth{"", set.substr(0, set.find(';'))}));
+
+  for (const auto& [authorization, content_type, body] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"", "", ""},
+           {"Bearer guess1", "", ""},
+           {"", "application/x-www-form-urlencoded", "token=guess1"},
+           {"", "application/x-www-form-urlencoded", "token="},
+           {"", "application/json", "token=s3cret"},  // only a form body is read
+       }) {
+    CAPTURE(authorization, content_type, body);
+    auto r = routes.login(authorization, content_type, body);
+    CHECK(r.status == 401);
+    CHECK(header(r, "Set-Cookie").empty());
+    CHECK(r.body.find("guess1") == std::string::npos);  // never echoed
+    CHECK(r.body.find("s3cret") == std::string::npos);
+  }
+  // No token configured: there is nothing to log in with.
+  CHECK(read_routes(f, "", false).login("Bearer x", "", "").status == 401);
+
+  auto out = AdminRoutes::logout("");
+  CHECK(out.status == 204);
+  CHECK(header(out, "Set-Cookie") ==
+        "sessiond_token=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
+  CHECK(AdminRoutes::logout("application/x-www-form-urlencoded").status == 303);
+}
+
+TEST_CASE("read access over HTTP: a non-loopback listen address guards reads only",
+          "[admin][read]") {
+  Fixture f;
+  AdminServer::Options o;
+  // Tests bind 127.0.0.1 only: the flag stands in for a non-loopback address
+  // (what parse_listen(":9464") gives), which is what the server acts on.
+  o.listen = parse_listen("127.0.0.1:0");
+  o.listen.loopback = false;
+  o.admin_token = "s3cret";
+  o.refresh_timeout = 300ms;
+  o.query_timeout = 200ms;
+  AdminServer server(f.sys, f.supervisor, f.board, o);
+  server.start();
+  REQUIRE(server.port() > 0);
+  f.board_script->sessions["acct1"] = R"({"mobile":"acct1"})";
+
+  httplib::Client c("127.0.0.1", server.port());
+  c.set_read_timeout(5, 0);
+  for (const char* path : {"/status", "/sessions/acct1"}) {
+    CAPTURE(path);
+    auto r = c.Get(path);
+    REQUIRE(r);
+    CHECK(r->status == 401);
+    CHECK(r->get_header_value("WWW-Authenticate") == "Bearer");
+  }
+  for (const char* path : {"/metrics", "/healthz", "/readyz"}) {
+    CAPTURE(path);
+    auto r = c.Get(path);
+    REQUIRE(r);
+    CHECK(r->status == 200);
+  }
+  // Mutations still need the bearer token; the read cookie is not enough.
+  auto refresh = c.Post("/refresh", httplib::Headers{{"Cookie", kCookie}}, "", "text/plain");
+  REQUIRE(refresh);
+  CHECK(refresh->status == 401);
+
+  // The page's login: a wrong token gets no cookie, the right one does.
+  auto wrong = c.Post("/login", "token=nope", "application/x-www-form-urlencoded");
+  REQUIRE(wrong);
+  CHECK(wrong->status == 401);
+  CHECK_FALSE(wrong->has_header("Set-Cookie"));
+  auto login = c.Post("/login", "token=s3cret", "application/x-www-form-urlencoded");
+  REQUIRE(login);
+  CHECK(login->status == 303);
+  const std::string cookie = login->get_header_value("Set-Cookie");
+  CHECK(cookie.find("HttpOnly") != std::string::npos);
+  CHECK(cookie.find("SameSite=Strict") != std::string::npos);
+  httplib::Headers with_cookie{{"Cookie", cookie.substr(0, cookie.find(';'))}};
+  auto status = c.Get("/status", with_cookie);
+  REQUIRE(status);
+  CHECK(status->status == 200);
+  auto session = c.Get("/sessions/acct1", with_cookie);
+  REQUIRE(session);
+  CHECK(session->status == 200);
+  CHECK(json::parse(session->body) == json{{"mobile", "acct1"}});
+
+  c.set_bearer_token_auth("s3cret");
+  auto bearer = c.Get("/status");
+  REQUIRE(bearer);
+  CHECK(bearer->status == 200);
+  server.stop();
+}
+
+TEST_CASE("read access over HTTP: loopback reads need no token", "[admin][read]") {
+  ServerFixture f("s3cret");
+  httplib::Client c("127.0.0.1", f.server->port());
+  c.set_read_timeout(5, 0);
+  auto r = c.Get("/status");
+  REQUIRE(r);
+  CHECK(r->status == 200);
 }
