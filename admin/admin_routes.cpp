@@ -11,6 +11,7 @@
 
 #include "sessiond/session_file.hpp"
 #include "sessiond/session_status.hpp"
+#include "sessiond/status_page.hpp"
 
 namespace sessiond {
 namespace {
@@ -52,6 +53,28 @@ bool valid_reason(const std::string& reason) {
   return reason.size() <= kMaxReasonBytes &&
          std::none_of(reason.begin(), reason.end(),
                       [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+}
+
+// Headers of the status page and its assets: nothing from elsewhere, no
+// inline script or style, not framed, not sniffed.
+void page_headers(Reply& r, const char* cache) {
+  r.headers.emplace_back("Content-Security-Policy", kStatusPageCsp);
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  r.headers.emplace_back("X-Frame-Options", "DENY");
+  r.headers.emplace_back("Referrer-Policy", "no-referrer");
+  r.headers.emplace_back("Cache-Control", cache);
+}
+
+Reply html_error(int status, const std::string& message) {
+  Reply r;
+  r.status = status;
+  r.content_type = "text/html; charset=utf-8";
+  r.body =
+      "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>sessiond</title>"
+      "</head><body><p>" +
+      html_escape(message) + "</p><p><a href=\"/\">status page</a></p></body></html>\n";
+  page_headers(r, "no-store");
+  return r;
 }
 
 }  // namespace
@@ -371,6 +394,71 @@ Reply AdminRoutes::pause_reply(const std::string& id, const std::optional<CycleR
     default:
       return error(500, "not written: " + to_string(r));
   }
+}
+
+Reply AdminRoutes::page(const PageParams& params) const {
+  // Read access (the token or the page's cookie) is checked by the caller
+  // (read_denied, then page_login()).
+  PageQuery query;
+  if (params.session && !params.session->empty()) {
+    if (!valid_session_id(*params.session)) return html_error(400, kInvalidId);
+    query.session = *params.session;
+  }
+  if (params.q) {
+    if (!valid_reason(*params.q) || params.q->size() > 64)
+      return html_error(400, "search: at most 64 bytes, no control characters");
+    query.q = *params.q;
+  }
+  if (params.state && !params.state->empty()) {
+    if (!valid_state_name(*params.state))
+      return html_error(
+          400, "unknown state \"" + *params.state + "\" (expected one of " + state_names() + ")");
+    query.state = *params.state;
+  }
+  for (auto [given, into] :
+       {std::pair{&params.after, &query.after}, std::pair{&params.before, &query.before}}) {
+    if (!*given || (*given)->empty()) continue;
+    if (!valid_session_id(**given)) return html_error(400, "after/before: a session id");
+    *into = **given;
+  }
+  if (params.limit) {
+    const std::string& v = *params.limit;
+    if (v.empty() || v.size() > 3 ||
+        !std::all_of(v.begin(), v.end(), [](unsigned char c) { return std::isdigit(c); }) ||
+        std::stoul(v) == 0 || std::stoul(v) > PageQuery::kMaxLimit)
+      return html_error(400, "limit: expected 1-" + std::to_string(PageQuery::kMaxLimit));
+    query.limit = std::stoul(v);
+  }
+  auto result = ask<PageResult>(system_, board_, options_.query_timeout, page_atom::value, query);
+  if (!result) return html_error(503, "status not available");
+  Reply r;
+  r.status = result->status;
+  r.content_type = "text/html; charset=utf-8";
+  r.body = std::move(result->html);
+  page_headers(r, "no-store");
+  return r;
+}
+
+Reply AdminRoutes::page_login() {
+  Reply r = html_error(401, "This sessiond shows session ids only to holders of its admin token.");
+  const std::string form =
+      "<form method=\"post\" action=\"/login\"><label>Admin token "
+      "<input type=\"password\" name=\"token\" autocomplete=\"current-password\" "
+      "required></label> <button type=\"submit\">Sign in</button></form>";
+  r.body.insert(r.body.find("<p><a href="), form);
+  r.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return r;
+}
+
+Reply AdminRoutes::ui(const std::string& name) {
+  auto asset = ui_asset(name);
+  if (!asset) return error(404, "not found");
+  Reply r;
+  r.content_type = asset->content_type;
+  r.body = asset->body;
+  // Revalidated on each load: the assets change with the binary.
+  page_headers(r, "no-cache");
+  return r;
 }
 
 Reply AdminRoutes::session_route(const std::string& method, const std::string& id,

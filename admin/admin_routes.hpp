@@ -29,6 +29,16 @@ struct StatusParams {
   std::optional<std::string> limit;
 };
 
+// GET / and /s/{id}: the status page's parameters, as given (absent: nullopt).
+struct PageParams {
+  std::optional<std::string> session;  // /s/{id} or ?session=
+  std::optional<std::string> q;
+  std::optional<std::string> state;
+  std::optional<std::string> after;
+  std::optional<std::string> before;
+  std::optional<std::string> limit;
+};
+
 // What a request shows to prove it may read: its Authorization and Cookie
 // headers ("" when absent).
 struct Auth {
@@ -77,6 +87,15 @@ class AdminRoutes {
   Reply session_route(const std::string& method, const std::string& id, const std::string& action,
                       const std::string& authorization,
                       const std::optional<std::string>& reason = std::nullopt) const;
+
+  // GET / (overview, search, paging) and /s/{id} (one session): HTML with a
+  // strict Content-Security-Policy.
+  Reply page(const PageParams& params) const;
+  // GET /ui/{name}: the page's script and stylesheet (404 for anything else).
+  static Reply ui(const std::string& name);
+  // The page's answer to a reader without the token: 401 with a form that
+  // posts it to /login (which sets the read cookie and comes back to /).
+  static Reply page_login();
 
   // Who may read (GET /status, /sessions/*, /events, /): anyone when the
   // listen address is loopback or no token is set; else a request with

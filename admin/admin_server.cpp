@@ -104,6 +104,21 @@ void AdminServer::start() {
     if (auto denied = routes->read_denied(auth_of(req))) return send(res, *denied);
     send(res, routes->status(StatusParams{param(req, "state"), param(req, "limit")}));
   });
+  // The status page for a person, its one-session view and its assets.
+  svr.Get("/", [routes](const httplib::Request& req, httplib::Response& res) {
+    if (routes->read_denied(auth_of(req))) return send(res, AdminRoutes::page_login());
+    send(res,
+         routes->page(PageParams{param(req, "session"), param(req, "q"), param(req, "state"),
+                                 param(req, "after"), param(req, "before"), param(req, "limit")}));
+  });
+  svr.Get(R"(/s/([^/]+))", [routes](const httplib::Request& req, httplib::Response& res) {
+    if (routes->read_denied(auth_of(req))) return send(res, AdminRoutes::page_login());
+    send(res, routes->page(PageParams{req.matches[1].str(), std::nullopt, std::nullopt,
+                                      std::nullopt, std::nullopt, std::nullopt}));
+  });
+  svr.Get(R"(/ui/([A-Za-z0-9_.-]+))", [](const httplib::Request& req, httplib::Response& res) {
+    send(res, AdminRoutes::ui(req.matches[1].str()));
+  });
   // The page posts the token here to get the read cookie (form or bearer).
   svr.Post("/login", [routes](const httplib::Request& req, httplib::Response& res) {
     send(res, routes->login(req.get_header_value("Authorization"),

@@ -162,6 +162,10 @@ status_board_actor::behavior_type standin_board(status_board_actor::pointer self
         return answer<std::string>(self, *s, parked->strings,
                                    it == s->sessions.end() ? std::string() : it->second);
       },
+      [=](page_atom, const PageQuery& q) {
+        s->note("page " + q.session);
+        return PageResult{200, "<p>" + html_escape(q.session) + "</p>"};
+      },
       [=](heartbeat_atom) {},
       [=](report_atom) {},
   };
