@@ -50,6 +50,7 @@ void close_fd(int& fd) {
 
 // Closes the descriptors and destroys the spawn objects on every path.
 struct SpawnGuard {
+  int in[2] = {-1, -1};   // stdin pipe (ProcessOptions::stdin_data only)
   int out[2] = {-1, -1};  // stdout pipe
   int err[2] = {-1, -1};  // stderr pipe
   bool actions_ok = false;
@@ -59,7 +60,7 @@ struct SpawnGuard {
   ~SpawnGuard() {
     if (actions_ok) posix_spawn_file_actions_destroy(&actions);
     if (attr_ok) posix_spawnattr_destroy(&attr);
-    for (int* fds : {out, err}) {
+    for (int* fds : {in, out, err}) {
       close_fd(fds[0]);
       close_fd(fds[1]);
     }
@@ -132,6 +133,42 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::mil
     }
   }
 
+  // stdin_data goes into the pipe before the child exists: no writer loop,
+  // and no SIGPIPE when the child exits without reading it.
+  if (options.stdin_data) {
+    const std::string& data = *options.stdin_data;
+    if (data.size() > kMaxStdinBytes) {
+      result.error = "stdin data too large (" + std::to_string(data.size()) + " bytes)";
+      return result;
+    }
+    if (::pipe2(g.in, O_CLOEXEC | O_NONBLOCK) != 0) {
+      result.error = "pipe2: " + errno_text(errno);
+      return result;
+    }
+    if (data.size() > 65536 &&
+        ::fcntl(g.in[1], F_SETPIPE_SZ, static_cast<int>(kMaxStdinBytes)) < 0) {
+      result.error = "stdin data too large for a pipe: " + errno_text(errno);
+      return result;
+    }
+    std::size_t written = 0;
+    while (written < data.size()) {
+      const ssize_t n = ::write(g.in[1], data.data() + written, data.size() - written);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        result.error = "writing stdin: " + errno_text(errno);
+        return result;
+      }
+      written += static_cast<std::size_t>(n);
+    }
+    close_fd(g.in[1]);  // the child sees EOF after the data
+    // The child's end blocks, as a normal stdin does.
+    const int fl = ::fcntl(g.in[0], F_GETFL);
+    if (fl < 0 || ::fcntl(g.in[0], F_SETFL, fl & ~O_NONBLOCK) != 0) {
+      result.error = "fcntl: " + errno_text(errno);
+      return result;
+    }
+  }
+
   int rc = posix_spawn_file_actions_init(&g.actions);
   if (rc != 0) {
     result.error = "posix_spawn_file_actions_init: " + errno_text(rc);
@@ -145,9 +182,12 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::mil
   }
   g.attr_ok = true;
 
-  // stdin from /dev/null; stdout and stderr into their pipes (dup2 clears
-  // O_CLOEXEC on 1 and 2; the original pipe fds close on exec).
-  if ((rc = posix_spawn_file_actions_addopen(&g.actions, 0, "/dev/null", O_RDONLY, 0)) != 0 ||
+  // stdin from /dev/null (or the stdin pipe); stdout and stderr into their
+  // pipes (dup2 clears O_CLOEXEC on 0, 1 and 2; the original pipe fds close
+  // on exec).
+  if ((rc = options.stdin_data
+                ? posix_spawn_file_actions_adddup2(&g.actions, g.in[0], 0)
+                : posix_spawn_file_actions_addopen(&g.actions, 0, "/dev/null", O_RDONLY, 0)) != 0 ||
       (rc = posix_spawn_file_actions_adddup2(&g.actions, g.out[1], 1)) != 0 ||
       (rc = posix_spawn_file_actions_adddup2(&g.actions, g.err[1], 2)) != 0) {
     result.error = "posix_spawn_file_actions: " + errno_text(rc);
@@ -191,6 +231,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::mil
     return result;
   }
   result.started = true;
+  close_fd(g.in[0]);
   close_fd(g.out[1]);  // else we never see EOF
   close_fd(g.err[1]);
 
@@ -208,12 +249,14 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::mil
   bool term_sent = false;
   bool kill_sent = false;
   bool no_child = false;
+  bool cancelled = false;
 
   for (;;) {
     if (child_exited(pid, no_child)) break;
 
     const auto now = Clock::now();
-    if (!term_sent && now >= deadline) {
+    if (!term_sent && options.cancel && options.cancel->load()) cancelled = true;
+    if (!term_sent && (now >= deadline || cancelled)) {
       ::killpg(pid, SIGTERM);
       term_sent = true;
       result.timed_out = true;
@@ -229,6 +272,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::mil
     long long wait_ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(next - now).count() + 1;
     if (pidfd < 0) wait_ms = std::min<long long>(wait_ms, kTickMs);
+    if (options.cancel) wait_ms = std::min<long long>(wait_ms, 200);
     wait_ms = std::clamp<long long>(wait_ms, 0, 1000);
 
     // Both pipes are read while waiting: a child blocked on a full pipe
@@ -281,6 +325,9 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::mil
 
   if (no_child) {
     result.error = "exit status unavailable (child reaped elsewhere)";
+  } else if (cancelled) {
+    result.error = std::string("cancelled") +
+                   (kill_sent ? ", killed with SIGKILL" : ", terminated with SIGTERM");
   } else if (result.timed_out) {
     result.error = "timed out after " + std::to_string(timeout.count()) + " ms" +
                    (kill_sent ? ", killed with SIGKILL" : ", terminated with SIGTERM");

@@ -2,6 +2,7 @@
 // Runs an external command (a profile's `exec` step) with a timeout, without a
 // shell. Blocking: call it from a WorkerPool thread, never from an actor.
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <optional>
@@ -18,7 +19,16 @@ struct ProcessOptions {
   // The child's whole environment as "NAME=value" entries; nullopt inherits
   // this process's environment.
   std::optional<std::vector<std::string>> env;
+  // What the child reads on stdin (then EOF); nullopt: /dev/null. Written into
+  // the pipe before the child starts, so it must fit a pipe (kMaxStdinBytes).
+  std::optional<std::string> stdin_data;
+  // Polled while the child runs (at least every 200 ms): once true, the child
+  // is stopped as on a timeout (shutdown of a hook that hangs).
+  const std::atomic<bool>* cancel = nullptr;
 };
+
+// The most stdin_data run_process takes (a pipe's capacity, raised from 64 KiB).
+constexpr std::size_t kMaxStdinBytes = 1 << 20;
 
 struct ProcessResult {
   bool started = false;     // false: spawn failed (see error)
