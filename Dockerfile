@@ -32,7 +32,7 @@ RUN apt-get update \
       build-essential cmake ninja-build pkg-config \
       libcaf-dev libcurl4-openssl-dev nlohmann-json3-dev prometheus-cpp-dev \
       libspdlog-dev catch2 libcpp-httplib-dev \
-      libre2-dev \
+      libre2-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -63,6 +63,7 @@ RUN apt-get update \
       libspdlog1.10 \
       libcpp-httplib0.11 \
       libre2-9 \
+      libssl3 \
       tini \
  && rm -rf /var/lib/apt/lists/*
 

@@ -17,10 +17,17 @@ status_board_actor::behavior_type status_board_impl(
         auto& st = self->state;
         if (s->last_refresh && st.setup.metrics)
           st.setup.metrics->set_last_refresh(s->id, *s->last_refresh);
+        if (st.setup.events) {
+          // Derived from the status held until now: before put() replaces it.
+          auto events = derive_events(st.table.find(s->id), *s, st.setup.on_logged_out);
+          for (auto& e : events) st.setup.events->publish(std::move(e));
+        }
         st.table.put(*s);
       },
       [=](forget_atom, const std::string& id) {
         auto& st = self->state;
+        if (st.setup.events)
+          if (const auto* last = st.table.find(id)) st.setup.events->publish(removed_event(*last));
         st.table.forget(id);
         if (st.setup.metrics) st.setup.metrics->forget_session(id);
       },

@@ -76,7 +76,12 @@ void AdminServer::start() {
   svr.set_keep_alive_max_count(1000);
   svr.set_payload_max_length(64 * 1024);
   svr.set_read_timeout(10, 0);
-  svr.new_task_queue = [] { return new httplib::ThreadPool(8); };
+  // Each GET /events stream keeps a thread for as long as its client stays:
+  // the pool has one per allowed stream on top of the 8 the other routes use.
+  if (options_.events)
+    events_ = std::make_unique<EventStream>(options_.events, options_.event_stream);
+  const std::size_t threads = 8 + (events_ ? options_.event_stream.max_subscribers : 0);
+  svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   svr.set_pre_routing_handler(no_body_unless_announced);
   svr.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;
@@ -119,6 +124,13 @@ void AdminServer::start() {
   svr.Get(R"(/ui/([A-Za-z0-9_.-]+))", [](const httplib::Request& req, httplib::Response& res) {
     send(res, AdminRoutes::ui(req.matches[1].str()));
   });
+  if (events_) {
+    EventStream* events = events_.get();
+    svr.Get("/events", [events, routes](const httplib::Request& req, httplib::Response& res) {
+      if (auto denied = routes->read_denied(auth_of(req))) return send(res, *denied);
+      events->serve(req, res);
+    });
+  }
   // The page posts the token here to get the read cookie (form or bearer).
   svr.Post("/login", [routes](const httplib::Request& req, httplib::Response& res) {
     send(res, routes->login(req.get_header_value("Authorization"),
@@ -174,6 +186,7 @@ void AdminServer::start() {
 }
 
 void AdminServer::stop() {
+  if (events_) events_->close_all();  // the streams end before the pool is joined
   if (server_) server_->stop();
   if (thread_.joinable()) thread_.join();
 }

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "admin_routes.hpp"
+#include "event_stream.hpp"
 #include "sessiond/actors.hpp"
 
 namespace httplib {
@@ -34,6 +35,8 @@ class AdminServer {
     std::string admin_token;
     std::chrono::milliseconds refresh_timeout{120000};  // POST /sessions/{id}/refresh
     std::chrono::milliseconds query_timeout{5000};
+    std::shared_ptr<EventBus> events;  // null: no GET /events
+    EventStreamOptions event_stream;   // heartbeat, subscriber cap, queue limit
   };
   AdminServer(caf::actor_system& system, supervisor_actor supervisor, status_board_actor board,
               Options options);
@@ -46,6 +49,7 @@ class AdminServer {
  private:
   Options options_;
   AdminRoutes routes_;
+  std::unique_ptr<EventStream> events_;  // GET /events, when options_.events is set
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;

@@ -26,6 +26,7 @@
 #include "sessiond/browser_pool.hpp"
 #include "sessiond/browser_probe.hpp"
 #include "sessiond/circuit_breaker.hpp"
+#include "sessiond/hooks.hpp"
 #include "sessiond/json_log.hpp"
 #include "sessiond/metrics.hpp"
 #include "sessiond/once_listener.hpp"
@@ -212,6 +213,8 @@ struct Services {
   std::unique_ptr<WorkerPool> exec;
   std::unique_ptr<BrowserPool> browser;  // only when the profile has browser steps
   std::unique_ptr<GuardedBrowser> guarded_browser;
+  std::shared_ptr<EventBus> events;  // the board publishes, GET /events (and hooks) read
+  std::unique_ptr<Hooks> hooks;      // exec hook and webhook (their own threads)
 };
 
 Services build_services(const Plan& plan) {
@@ -266,6 +269,27 @@ Services build_services(const Plan& plan) {
   }
   mc.atomic_exchange = save_method() == SaveMethod::exchange;
   s.metrics = std::make_shared<Metrics>(mc);
+  EventBus::Options eo;
+  eo.ring_capacity = cfg.event_buffer;
+  // Ids start at the start time in microseconds: a Last-Event-ID from before
+  // a restart is always older than this process's ring (a reset, not a
+  // wrong resumption).
+  const auto since_epoch = std::chrono::system_clock::now().time_since_epoch();
+  eo.first_id = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(since_epoch).count());
+  eo.metrics = s.metrics.get();
+  s.events = std::make_shared<EventBus>(eo);
+  HookOptions ho;
+  ho.exec = cfg.hook_exec;
+  ho.timeout = cfg.hook_timeout;
+  ho.concurrency = cfg.hook_concurrency;
+  ho.types = parse_type_filter(cfg.hook_types);
+  ho.webhook_url = cfg.webhook_url;
+  ho.webhook_secret = cfg.webhook_secret;
+  ho.retry.window = cfg.webhook_retry_max;
+  ho.queue_limit = cfg.hook_queue;
+  ho.metrics = s.metrics.get();
+  s.hooks = std::make_unique<Hooks>(s.events, std::move(ho));
   if (plan.browser) {
     BrowserPool::Options bo;
     bo.launch = *plan.browser;
@@ -320,6 +344,8 @@ Actors spawn_actors(caf::actor_system& system, const Plan& plan, Services& servi
   bs.info = {SESSIOND_VERSION, plan.interval.count() / 1000, plan.idle_timeout.count() / 1000,
              plan.shard.index, plan.shard.count};
   bs.metrics = services.metrics;
+  bs.events = services.events;
+  bs.on_logged_out = cfg.on_logged_out;
   bs.heartbeat_interval = cfg.heartbeat_interval;
   bs.status_interval = cfg.status_interval;
   bs.sample = [http = services.http.get(), breaker = services.breaker.get(),
@@ -340,6 +366,7 @@ Actors spawn_actors(caf::actor_system& system, const Plan& plan, Services& servi
   rt->exec = services.exec.get();
   rt->browser = services.guarded_browser.get();
   rt->metrics = services.metrics;
+  rt->events = services.events;
   rt->board = a.board;
   rt->listener = a.listener;
   auto settings = std::make_shared<SiteSettings>();
@@ -485,6 +512,13 @@ int run_daemon(Config config, DaemonMode mode) {
                {"sessions", cfg.demo_sessions}});
 
   Services services = build_services(plan);
+  // Before the actors: the first registered events reach the hooks too.
+  services.hooks->start();
+  if (services.hooks->enabled())
+    log::info("startup", "hooks on",
+              {{"exec", !cfg.hook_exec.empty()},
+               {"webhook", !cfg.webhook_url.empty()},
+               {"types", cfg.hook_types.empty() ? "all" : cfg.hook_types}});
   int exit_code = 0;
   bool reload = false;  // SIGHUP with a valid configuration: re-exec after the drain
   {
@@ -501,6 +535,8 @@ int run_daemon(Config config, DaemonMode mode) {
       AdminServer::Options ao;
       ao.listen = *plan.listen;
       ao.admin_token = cfg.admin_token;
+      ao.events = services.events;
+      ao.event_stream.heartbeat = cfg.events_heartbeat;
       admin = std::make_unique<AdminServer>(system, actors.supervisor, actors.board, ao);
       try {
         admin->start();
@@ -556,6 +592,7 @@ int run_daemon(Config config, DaemonMode mode) {
     if (demo) demo->stop_timeline();  // it writes into the sessions directory
     bool drained = drain(system, actors, cfg.drain_timeout);
     if (admin) admin->stop();
+    services.hooks->stop();
     caf::anon_send_exit(actors.board, caf::exit_reason::user_shutdown);
     system.await_all_actors_done();
     services.http.reset();

@@ -20,7 +20,7 @@ esac
 BUILD_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libcaf-dev libcurl4-openssl-dev nlohmann-json3-dev prometheus-cpp-dev
-  libspdlog-dev libcpp-httplib-dev libre2-dev
+  libspdlog-dev libcpp-httplib-dev libre2-dev libssl-dev
 )
 # What the tests need on top.
 TEST_PACKAGES=(

@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "sessiond/events.hpp"
+#include "sessiond/hooks.hpp"
 #include "sessiond/sharding.hpp"
 
 extern char** environ;
@@ -121,6 +123,64 @@ const std::vector<Flag>& flags() {
       {"status-interval", "DUR", "status summary log interval (default 10m)",
        [](Config& c, const std::string& v) {
          c.status_interval = duration_value("status-interval", v);
+       }},
+      {"event-buffer", "N",
+       "session events kept for GET /events resumption with Last-Event-ID (default 10000)",
+       [](Config& c, const std::string& v) {
+         c.event_buffer = static_cast<std::size_t>(int_value("event-buffer", v, 0, 1000000));
+       }},
+      {"events-heartbeat", "DUR",
+       "GET /events sends a comment this often so proxies keep it open (default 15s)",
+       [](Config& c, const std::string& v) {
+         c.events_heartbeat = duration_value("events-heartbeat", v);
+       }},
+      {"hook-exec", "CMD",
+       "exec hook: run CMD (words split on spaces, or a JSON array) on every session event, the "
+       "event JSON on stdin (README \"Events and hooks\")",
+       [](Config& c, const std::string& v) {
+         try {
+           c.hook_exec = parse_hook_command(v);
+         } catch (const std::invalid_argument& e) {
+           throw ConfigError(std::string("--hook-exec: ") + e.what());
+         }
+       }},
+      {"hook-timeout", "DUR", "an exec hook run or one webhook POST at most (default 10s)",
+       [](Config& c, const std::string& v) { c.hook_timeout = duration_value("hook-timeout", v); }},
+      {"hook-concurrency", "N", "exec hooks running at once (default 2)",
+       [](Config& c, const std::string& v) {
+         c.hook_concurrency = static_cast<std::size_t>(int_value("hook-concurrency", v, 1, 64));
+       }},
+      {"hook-types", "TYPES",
+       "event types the hooks get, comma-separated (default: all; e.g. logged_out,invalidated)",
+       [](Config& c, const std::string& v) {
+         try {
+           parse_type_filter(v);
+         } catch (const std::invalid_argument& e) {
+           throw ConfigError(std::string("--hook-types: ") + e.what());
+         }
+         c.hook_types = v;
+       }},
+      {"hook-queue", "N", "events queued per hook; when full the oldest is dropped (default 10000)",
+       [](Config& c, const std::string& v) {
+         c.hook_queue = static_cast<std::size_t>(int_value("hook-queue", v, 1, 1000000));
+       }},
+      {"webhook-url", "URL",
+       "webhook: POST every session event as JSON to URL, signed (X-Sessiond-Signature)",
+       [](Config& c, const std::string& v) {
+         if (!v.empty() && v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0)
+           throw ConfigError("--webhook-url: expected http://... or https://...");
+         c.webhook_url = v;
+       }},
+      {"webhook-secret-file", "FILE",
+       "the webhook's HMAC-SHA256 signing secret, read from FILE (required with --webhook-url)",
+       [](Config& c, const std::string& v) {
+         if (v.empty()) throw ConfigError("--webhook-secret-file: expected a file name");
+         c.webhook_secret_file = v;
+       }},
+      {"webhook-retry-max", "DUR",
+       "how long a webhook delivery is retried (backoff 1s..60s, full jitter; default 10m)",
+       [](Config& c, const std::string& v) {
+         c.webhook_retry_max = duration_value("webhook-retry-max", v);
        }},
       {"rescan-interval", "DUR", "full directory rescan interval, besides inotify (default 30s)",
        [](Config& c, const std::string& v) {
@@ -330,6 +390,12 @@ Config parse_config(int argc, const char* const* argv,
           "config file and SESSIOND_ADMIN_TOKEN / SESSIOND_ADMIN_TOKEN_FILE)");
     c.admin_token = read_admin_token_file(c.admin_token_file);
   }
+  if (!c.webhook_url.empty()) {
+    if (c.webhook_secret_file.empty())
+      throw ConfigError(
+          "--webhook-url needs --webhook-secret-file (the receiver checks the signature)");
+    c.webhook_secret = read_secret_file("--webhook-secret-file", c.webhook_secret_file);
+  }
   if (c.command.empty()) throw ConfigError("no command given (see sessiond --help)");
   if (c.command == "refresh" && c.args.size() > 1)
     throw ConfigError("refresh takes at most one ID");
@@ -339,25 +405,30 @@ Config parse_config(int argc, const char* const* argv,
 }
 
 std::string read_admin_token_file(const std::string& path) {
+  return read_secret_file("--admin-token-file", path);
+}
+
+std::string read_secret_file(const std::string& flag, const std::string& path) {
   // Only the path and errno text go into errors: the contents are the secret.
+  const std::string what = flag == "--admin-token-file" ? "the token" : "the key";
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     int err = errno;
-    throw ConfigError("--admin-token-file " + path + ": cannot read it: " + std::strerror(err));
+    throw ConfigError(flag + " " + path + ": cannot read it: " + std::strerror(err));
   }
   std::stringstream ss;
   ss << in.rdbuf();
   if (in.bad()) {
     int err = errno;
-    throw ConfigError("--admin-token-file " + path + ": cannot read it: " + std::strerror(err));
+    throw ConfigError(flag + " " + path + ": cannot read it: " + std::strerror(err));
   }
   std::string token = ss.str();
   while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
   if (token.empty())
-    throw ConfigError("--admin-token-file " + path + ": the file is empty (expected the token)");
+    throw ConfigError(flag + " " + path + ": the file is empty (expected " + what + ")");
   if (token.find_first_of("\r\n") != std::string::npos)
-    throw ConfigError("--admin-token-file " + path +
-                      ": expected the token on one line (the file has several)");
+    throw ConfigError(flag + " " + path + ": expected " + what +
+                      " on one line (the file has several)");
   return token;
 }
 

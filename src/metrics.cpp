@@ -141,6 +141,17 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
   event_subscribers_dropped_ =
       counter("sessiond_event_subscribers_dropped_total",
               "Event stream subscribers dropped because they fell behind (their queue was full)");
+  hook_deliveries_ = &BuildCounter()
+                          .Name("sessiond_hook_deliveries_total")
+                          .Help(
+                              "Hook deliveries by kind (exec, webhook) and result (ok, failed, "
+                              "retried: a webhook attempt to be retried, dropped: its queue was "
+                              "full)")
+                          .Register(r);
+  hook_queue_ = &BuildGauge()
+                     .Name("sessiond_hook_queue")
+                     .Help("Events waiting for a hook, by kind (exec, webhook)")
+                     .Register(r);
   if (c.per_session)
     per_session_last_ = &BuildGauge()
                              .Name("sessiond_session_last_refresh_timestamp_seconds")
@@ -164,6 +175,22 @@ void Metrics::event_published(const std::string& type) {
 
 double Metrics::events(const std::string& type) const {
   return events_->Add({{"type", type}}).Value();
+}
+
+void Metrics::hook_delivery(const std::string& kind, const std::string& result, double n) {
+  hook_deliveries_->Add({{"kind", kind}, {"result", result}}).Increment(n);
+}
+
+void Metrics::set_hook_queue(const std::string& kind, double n) {
+  hook_queue_->Add({{"kind", kind}}).Set(n);
+}
+
+double Metrics::hook_deliveries(const std::string& kind, const std::string& result) const {
+  return hook_deliveries_->Add({{"kind", kind}, {"result", result}}).Value();
+}
+
+double Metrics::hook_queue(const std::string& kind) const {
+  return hook_queue_->Add({{"kind", kind}}).Value();
 }
 
 void Metrics::request(const std::string& step, const std::string& code) {

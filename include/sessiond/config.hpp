@@ -43,6 +43,18 @@ struct Config {
   Millis heartbeat_interval{60000};
   Millis status_interval{600000};
   Millis rescan_interval{30000};
+  std::size_t event_buffer = 10000;  // events kept for GET /events resumption
+  Millis events_heartbeat{15000};    // GET /events comment interval
+  // Hooks (README "Events and hooks").
+  std::vector<std::string> hook_exec;  // argv of the exec hook; empty: none
+  Millis hook_timeout{10000};          // one exec hook run, one webhook POST
+  std::size_t hook_concurrency = 2;    // exec hooks running at once
+  std::string hook_types;              // comma list of event types; "": all
+  std::size_t hook_queue = 10000;      // events queued per hook (oldest dropped)
+  std::string webhook_url;
+  std::string webhook_secret_file;
+  std::string webhook_secret;  // the contents of --webhook-secret-file
+  Millis webhook_retry_max{600000};
   std::size_t max_in_flight = 256;
   std::size_t io_threads = 16;   // fsync-bound: saves wait on the disk in parallel
   int restart_limit = 5;         // restarts of one session actor ...
@@ -71,6 +83,8 @@ std::string usage(const std::string& command);
 // (naming the path and errno text, never the contents) when unreadable, empty
 // or more than one line.
 std::string read_admin_token_file(const std::string& path);
+// The same rules for any secret in a file; errors name `flag` and the path.
+std::string read_secret_file(const std::string& flag, const std::string& path);
 
 // Shard index to use: a number, or from SESSIOND_POD_NAME / the hostname.
 std::uint32_t resolve_shard_index(const Config& config);

@@ -56,6 +56,13 @@ class Metrics {
   void browser_restarted() { browser_restarts_->Increment(); }
   // A successful refresh left token_deadline's token expired (or inside its margin).
   void token_not_renewed() { token_not_renewed_->Increment(); }
+  // The event stream (EventBus).
+  void event_published(const std::string& type);
+  void set_event_subscribers(double n) { event_subscribers_->Set(n); }
+  void event_subscriber_dropped() { event_subscribers_dropped_->Increment(); }
+  // Hooks: kind exec|webhook, result ok|failed|retried|dropped.
+  void hook_delivery(const std::string& kind, const std::string& result, double n = 1);
+  void set_hook_queue(const std::string& kind, double n);
 
   // -- derived (status board) and sampled (at scrape) --
   void set_sessions(SessionState state, double n) {
@@ -79,6 +86,11 @@ class Metrics {
   double tokens_not_renewed() const { return token_not_renewed_->Value(); }
   // Refresh outcomes per minute, last hour (the status page's chart).
   const RefreshHistory& refresh_history() const { return refresh_history_; }
+  double events(const std::string& type) const;
+  double event_subscribers() const { return event_subscribers_->Value(); }
+  double event_subscribers_dropped() const { return event_subscribers_dropped_->Value(); }
+  double hook_deliveries(const std::string& kind, const std::string& result) const;
+  double hook_queue(const std::string& kind) const;
   double browser_steps(BrowserStepResult::Verdict v) const {
     return browser_steps_[static_cast<std::size_t>(v)]->Value();
   }
@@ -113,6 +125,11 @@ class Metrics {
   prometheus::Gauge* browser_queued_ = nullptr;
   prometheus::Gauge* browser_rss_ = nullptr;
   prometheus::Gauge* browser_pss_ = nullptr;
+  prometheus::Family<prometheus::Counter>* events_ = nullptr;
+  prometheus::Gauge* event_subscribers_ = nullptr;
+  prometheus::Counter* event_subscribers_dropped_ = nullptr;
+  prometheus::Family<prometheus::Counter>* hook_deliveries_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* hook_queue_ = nullptr;
   // Sampled totals turned into counters: what was reported so far.
   std::mutex sampled_mutex_;
   std::uint64_t rate_limited_reported_ = 0;

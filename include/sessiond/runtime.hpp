@@ -11,6 +11,7 @@
 
 #include "sessiond/actors.hpp"
 #include "sessiond/browser_step.hpp"
+#include "sessiond/events.hpp"
 #include "sessiond/http_client.hpp"
 #include "sessiond/metrics.hpp"
 #include "sessiond/refresh_cycle.hpp"
@@ -26,6 +27,8 @@ struct Runtime {
   std::shared_ptr<Metrics> metrics;
   status_board_actor board;         // receives status snapshots
   session_listener_actor listener;  // optional: hears how cycles end
+  // The session event stream (the status board publishes; hooks subscribe).
+  std::shared_ptr<EventBus> events;
 };
 using RuntimePtr = std::shared_ptr<const Runtime>;
 

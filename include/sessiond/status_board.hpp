@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "sessiond/actors.hpp"
+#include "sessiond/events.hpp"
 #include "sessiond/metrics.hpp"
 #include "sessiond/status_table.hpp"
 
@@ -22,6 +23,8 @@ struct StatusBoardSetup {
   Millis status_interval{600000};
   std::function<void(Metrics&)> sample;  // at scrape: the HTTP queue, the circuit, ...
   std::function<WallTime()> now = [] { return std::chrono::system_clock::now(); };
+  std::shared_ptr<EventBus> events;  // optional: state changes are published here
+  OnLoggedOut on_logged_out = OnLoggedOut::quarantine;  // what "invalidated" says was done
 };
 
 struct StatusBoardState {
