@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <limits>
 
+#include "sessiond/fleet_status.hpp"
+#include "sessiond/replicas_page.hpp"
 #include "sessiond/session_file.hpp"
 #include "sessiond/session_status.hpp"
 #include "sessiond/status_page.hpp"
@@ -435,6 +437,40 @@ Reply AdminRoutes::page(const PageParams& params) const {
   r.status = result->status;
   r.content_type = "text/html; charset=utf-8";
   r.body = std::move(result->html);
+  page_headers(r, "no-store");
+  return r;
+}
+
+Reply AdminRoutes::replicas() const {
+  // Read access is checked by the caller, as for page().
+  ReplicasView view;
+  view.peers = options_.peers;
+  if (!view.peers.empty()) {
+    if (replica_views_->fetch_add(1) >= kMaxReplicaViews) {
+      replica_views_->fetch_sub(1);
+      Reply busy = html_error(503, "The replica view is being built for other readers; retry.");
+      busy.headers.emplace_back("Retry-After", "2");
+      return busy;
+    }
+    try {
+      // The counts only: a replica's full session list is ~30 MB at 100k.
+      FleetStatus fleet;
+      for (const auto& answer :
+           fetch_statuses(find_peers(view.peers, options_.peers_port), options_.admin_token,
+                          options_.replicas_timeout, "/status?limit=0"))
+        fleet.add(answer);
+      view.fleet = fleet.merged_json();
+    } catch (const std::exception& e) {
+      view.error = e.what();  // find_peers: the name did not resolve
+    }
+    replica_views_->fetch_sub(1);
+  }
+  view.now = std::chrono::system_clock::now();
+  auto result = render_replicas_page(view);
+  Reply r;
+  r.status = result.status;
+  r.content_type = "text/html; charset=utf-8";
+  r.body = std::move(result.html);
   page_headers(r, "no-store");
   return r;
 }

@@ -6,7 +6,9 @@
 
 #include <caf/actor_system.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -59,6 +61,11 @@ class AdminRoutes {
     // Session ids are personal data: on a non-loopback listen address /status,
     // /sessions/*, /events and / need the token (bearer or the cookie).
     bool read_needs_token = false;
+    // GET /replicas: --peers ("" = not configured), the port of a DNS form
+    // (this replica's), and how long each replica may take to answer.
+    std::string peers{};
+    int peers_port = 9464;
+    std::chrono::milliseconds replicas_timeout{2000};
   };
 
   AdminRoutes(caf::actor_system& system, supervisor_actor supervisor, status_board_actor board,
@@ -91,6 +98,12 @@ class AdminRoutes {
   // GET / (overview, search, paging) and /s/{id} (one session): HTML with a
   // strict Content-Security-Policy.
   Reply page(const PageParams& params) const;
+  // GET /replicas: every replica of --peers (their /status?limit=0, at once,
+  // each within replicas_timeout) in one HTML table; without --peers, how to
+  // set it. At most kMaxReplicaViews at once (503 beyond): each asks this
+  // replica too, over a thread of the same pool.
+  Reply replicas() const;
+  static constexpr int kMaxReplicaViews = 2;
   // GET /ui/{name}: the page's script and stylesheet (404 for anything else).
   static Reply ui(const std::string& name);
   // The page's answer to a reader without the token: 401 with a form that
@@ -127,6 +140,7 @@ class AdminRoutes {
   supervisor_actor supervisor_;
   status_board_actor board_;
   Options options_;
+  std::shared_ptr<std::atomic<int>> replica_views_ = std::make_shared<std::atomic<int>>(0);
 };
 
 }  // namespace sessiond

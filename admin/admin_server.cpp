@@ -61,9 +61,14 @@ ListenAddress parse_listen(const std::string& text) {
 AdminServer::AdminServer(caf::actor_system& system, supervisor_actor supervisor,
                          status_board_actor board, Options options)
     : options_(std::move(options)),
-      routes_(system, std::move(supervisor), std::move(board),
-              AdminRoutes::Options{options_.admin_token, options_.refresh_timeout,
-                                   options_.query_timeout, !options_.listen.loopback}) {}
+      routes_(system, std::move(supervisor), std::move(board), [this] {
+        AdminRoutes::Options o{options_.admin_token, options_.refresh_timeout,
+                               options_.query_timeout, !options_.listen.loopback};
+        o.peers = options_.peers;
+        // The DNS form of --peers names replicas on this one's port.
+        if (options_.listen.port > 0) o.peers_port = options_.listen.port;
+        return o;
+      }()) {}
 
 AdminServer::~AdminServer() {
   stop();
@@ -120,6 +125,10 @@ void AdminServer::start() {
     if (routes->read_denied(auth_of(req))) return send(res, AdminRoutes::page_login());
     send(res, routes->page(PageParams{req.matches[1].str(), std::nullopt, std::nullopt,
                                       std::nullopt, std::nullopt, std::nullopt}));
+  });
+  svr.Get("/replicas", [routes](const httplib::Request& req, httplib::Response& res) {
+    if (routes->read_denied(auth_of(req))) return send(res, AdminRoutes::page_login());
+    send(res, routes->replicas());
   });
   svr.Get(R"(/ui/([A-Za-z0-9_.-]+))", [](const httplib::Request& req, httplib::Response& res) {
     send(res, AdminRoutes::ui(req.matches[1].str()));

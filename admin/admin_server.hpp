@@ -37,6 +37,7 @@ class AdminServer {
     std::chrono::milliseconds query_timeout{5000};
     std::shared_ptr<EventBus> events;  // null: no GET /events
     EventStreamOptions event_stream;   // heartbeat, subscriber cap, queue limit
+    std::string peers;                 // --peers, for GET /replicas ("" = not configured)
   };
   AdminServer(caf::actor_system& system, supervisor_actor supervisor, status_board_actor board,
               Options options);

@@ -537,6 +537,7 @@ int run_daemon(Config config, DaemonMode mode) {
       ao.admin_token = cfg.admin_token;
       ao.events = services.events;
       ao.event_stream.heartbeat = cfg.events_heartbeat;
+      ao.peers = cfg.peers;
       admin = std::make_unique<AdminServer>(system, actors.supervisor, actors.board, ao);
       try {
         admin->start();

@@ -232,9 +232,9 @@ const std::vector<Flag>& flags() {
       {"all", nullptr, "status: ask every replica of --peers and merge their answers",
        [](Config& c, const std::string& v) { c.all = bool_value("all", v); }},
       {"peers", "NAME|URLS",
-       "status --all: the replicas: a DNS name whose every A/AAAA record is one (the headless "
-       "Service, e.g. sessiond-headless.NS.svc.cluster.local; port from --listen) or a comma "
-       "list of base URLs",
+       "status --all and the page's /replicas: the replicas: a DNS name whose every A/AAAA record "
+       "is one (the headless Service, e.g. sessiond-headless.NS.svc.cluster.local; port from "
+       "--listen) or a comma list of base URLs",
        [](Config& c, const std::string& v) { c.peers = v; }},
       {"sessions", "N", "demo: how many sessions the fake site logs in (default 5)",
        [](Config& c, const std::string& v) {
@@ -272,7 +272,7 @@ bool flag_applies(const std::string& flag, const std::string& command) {
       {"url", {"status", "refresh"}},
       {"output", {"status"}},
       {"all", {"status"}},
-      {"peers", {"status"}},
+      {"peers", {"run", "status", "check-config"}},
       {"sessions", {"demo"}},
       // demo supplies its own site, sessions directory and single shard
       {"base-url", {"run", "once", "check-config"}},

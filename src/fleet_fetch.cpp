@@ -120,7 +120,8 @@ std::vector<Peer> find_peers(const std::string& peers, int default_port) {
 
 std::vector<ReplicaAnswer> fetch_statuses(const std::vector<Peer>& peers,
                                           const std::string& admin_token,
-                                          std::chrono::milliseconds timeout) {
+                                          std::chrono::milliseconds timeout,
+                                          const std::string& path) {
   static CurlGlobal global;
   std::vector<ReplicaAnswer> answers(peers.size());
   std::vector<CURL*> easy(peers.size(), nullptr);
@@ -132,7 +133,7 @@ std::vector<ReplicaAnswer> fetch_statuses(const std::vector<Peer>& peers,
   CURLM* multi = curl_multi_init();
   for (std::size_t i = 0; i < peers.size(); ++i) {
     answers[i].replica = peers[i].name;
-    urls[i] = peers[i].url + "/status";
+    urls[i] = peers[i].url + path;
     CURL* e = curl_easy_init();
     easy[i] = e;
     curl_easy_setopt(e, CURLOPT_URL, urls[i].c_str());

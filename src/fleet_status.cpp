@@ -18,6 +18,27 @@ std::int64_t number_or(const json& doc, const char* key, std::int64_t fallback) 
   return it != doc.end() && it->is_number_integer() ? it->get<std::int64_t>() : fallback;
 }
 
+// A replica's answer is another process's JSON: a member of the wrong type
+// reads as absent (json::value would throw).
+std::string string_or(const json& doc, const char* key) {
+  auto it = doc.find(key);
+  return it != doc.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+bool bool_or(const json& doc, const char* key) {
+  auto it = doc.find(key);
+  return it != doc.end() && it->is_boolean() && it->get<bool>();
+}
+
+// {state: count} with only integer counts.
+json counts_by_state(const json& doc) {
+  json out = json::object();
+  if (auto it = doc.find("sessionsByState"); it != doc.end() && it->is_object())
+    for (const auto& [state, n] : it->items())
+      if (n.is_number_integer()) out[state] = n.get<std::int64_t>();
+  return out;
+}
+
 // The shard index a replica reports (-1 when it does not say).
 std::int64_t shard_index(const json& status) {
   auto it = status.find("shard");
@@ -105,20 +126,23 @@ json FleetStatus::merged_json() const {
   for (const Replica* r : order) {
     const json& s = r->status;
     const auto index = shard_index(s);
+    json shard = json::object();
+    if (index >= 0) shard = {{"index", index}, {"count", shard_count(s)}};
+    const json states = counts_by_state(s);
     replicas.push_back({{"replica", r->name},
-                        {"shard", s.value("shard", json::object())},
-                        {"ready", s.value("ready", false)},
-                        {"version", s.value("version", "")},
+                        {"shard", shard},
+                        {"ready", bool_or(s, "ready")},
+                        {"version", string_or(s, "version")},
+                        {"revision", string_or(s, "revision")},
                         {"totalSessions", number_or(s, "totalSessions", 0)},
-                        {"activeSessions", number_or(s, "activeSessions", 0)}});
-    ready = ready && s.value("ready", false);
+                        {"activeSessions", number_or(s, "activeSessions", 0)},
+                        {"sessionsByState", states}});
+    ready = ready && bool_or(s, "ready");
     total += number_or(s, "totalSessions", 0);
     active += number_or(s, "activeSessions", 0);
     count = std::max(count, shard_count(s));
     if (index >= 0) indexes.insert(index);
-    if (auto it = s.find("sessionsByState"); it != s.end() && it->is_object())
-      for (const auto& [state, n] : it->items())
-        if (n.is_number_integer()) by_state[state] += n.get<std::int64_t>();
+    for (const auto& [state, n] : states.items()) by_state[state] += n.get<std::int64_t>();
     for (const auto& session : field(s, "sessions")) {
       if (!session.is_object()) continue;
       json row = session;

@@ -118,7 +118,8 @@ void head(std::ostringstream& o, const std::string& title, const std::string& vi
 }
 
 void header(std::ostringstream& o, const PageContext& c) {
-  o << "<header><h1><a href=\"/\">sessiond</a></h1><span id=\"build\">"
+  o << "<header><h1><a href=\"/\">sessiond</a></h1><nav><a href=\"/\">sessions</a> "
+       "<a href=\"/replicas\">replicas</a></nav><span id=\"build\">"
     << html_escape(build_version()) << " (git " << html_escape(build_revision())
     << ")</span><span id=\"shard\">shard " << c.info.shard_index << " of " << c.info.shard_count
     << "</span><span id=\"ready\" class=\"" << (c.ready ? "ok" : "bad") << "\">"

@@ -274,6 +274,8 @@ header { display: flex; gap: 1em; align-items: baseline; flex-wrap: wrap; paddin
          background: #f6f8fa; border-bottom: 1px solid #d0d7de; }
 header h1 { font-size: 1.2em; margin: 0; }
 header a { color: inherit; text-decoration: none; }
+header nav a { text-decoration: underline; margin-right: .5em; }
+header nav a[aria-current] { font-weight: 600; text-decoration: none; }
 main { padding: 0 1em; }
 h2 { font-size: 1.05em; margin: 1.2em 0 .4em; }
 .ok { color: var(--ok); }
@@ -287,6 +289,8 @@ ul.counts .n { font-weight: 600; font-size: 1.2em; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .25em .5em; border-bottom: 1px solid #eaeef2; vertical-align: top; }
 td.num { text-align: right; }
+tfoot th, tfoot td { font-weight: 600; border-top: 2px solid #d0d7de; }
+tr.failed { background: #ffebe9; }
 td.err { max-width: 40em; overflow-wrap: anywhere; }
 tr.new { background: #fff8c5; }
 tr.resolved, tr.gone { opacity: .5; }

@@ -40,11 +40,11 @@ class FleetStatus {
   bool complete() const { return failed_.empty(); }
 
   // {"replicas": [{"replica", "shard": {index, count}, "ready", "version",
-  //   "totalSessions", "activeSessions"} ...], "failedReplicas": [{"replica",
-  //   "error"} ...], "sessions": [... each /status session plus "replica" and
-  //   "shard" (index)], "totalSessions", "activeSessions", "sessionsByState",
-  //   "shardCount", "shardsWithoutAnswer": [indexes below the largest count
-  //   that no answering replica holds], "ready": every replica ready}
+  //   "revision", "totalSessions", "activeSessions", "sessionsByState"} ...], "failedReplicas":
+  //   [{"replica", "error"} ...], "sessions": [... each /status session plus "replica" and "shard"
+  //   (index)], "totalSessions", "activeSessions", "sessionsByState", "shardCount",
+  //   "shardsWithoutAnswer": [indexes below the largest count that no answering replica holds],
+  //   "ready": every replica ready}
   nlohmann::json merged_json() const;
 
   // The `sessiond status` table with a REPLICA/SHARD column first, then the
@@ -74,11 +74,13 @@ std::string format_until(const nlohmann::json& iso, WallTime now);
 // not resolve or the list is empty.
 std::vector<Peer> find_peers(const std::string& peers, int default_port);
 
-// GET URL/status from every peer at once (libcurl multi), each within
-// `timeout`; "Authorization: Bearer TOKEN" when `admin_token` is set. One
-// answer per peer, in the order of `peers`.
+// GET URL/status (URL + `path`) from every peer at once (libcurl multi), each
+// within `timeout`; "Authorization: Bearer TOKEN" when `admin_token` is set.
+// One answer per peer, in the order of `peers`. The page's replica view asks
+// "/status?limit=0": the counts without the session list.
 std::vector<ReplicaAnswer> fetch_statuses(const std::vector<Peer>& peers,
                                           const std::string& admin_token,
-                                          std::chrono::milliseconds timeout);
+                                          std::chrono::milliseconds timeout,
+                                          const std::string& path = "/status");
 
 }  // namespace sessiond

@@ -1,13 +1,17 @@
 """`sessiond status --all` over three sharded replicas on one sessions
 directory: one table with every session and the right totals; after one
 replica is stopped, the table still lists every session of the two live ones,
-names the dead one and exits 1. Also the DNS form of --peers and -o json."""
+names the dead one and exits 1. Also the DNS form of --peers and -o json.
+And the page's replica view: two replicas with --peers naming both and a dead
+URL; GET /replicas on one lists both with the right totals and names the dead
+one."""
 
 import json
 import re
+import socket
 import subprocess
 
-from harness import (DEMO_PROFILE, SESSIOND, Daemon, FakeSite, check, daemon_status, run, temp_dir,
+from harness import (DEMO_PROFILE, SESSIOND, Daemon, FakeSite, check, daemon_status, http, run, temp_dir,
                      wait_ready, wait_until)
 
 SESSIONS = 30
@@ -115,5 +119,68 @@ def test_status_all():
     site.stop()
 
 
+def free_port():
+    """A loopback port nothing listens on now (the daemon binds it next)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def numbers(row_html):
+    """The numeric cells of one table row, in order."""
+    return [int(n) for n in re.findall(r'<td class="num">(\d+)</td>', row_html)]
+
+
+def test_replicas_page():
+    site = FakeSite(idle_timeout="5m")
+    sessions = temp_dir("sessions-replicas-")
+    mobiles = site.seed(sessions, SESSIONS)
+    # A port bound but not listening: connections to it are refused.
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead_name = f"127.0.0.1:{dead.getsockname()[1]}"
+    ports = [free_port(), free_port()]
+    names = [f"127.0.0.1:{p}" for p in ports]
+    peers = ",".join(f"http://{n}" for n in names + [dead_name])
+    daemons = [Daemon("--profile", DEMO_PROFILE, "--base-url", site.base_url, "--sessions-dir", sessions,
+                      "--interval", "4m", "--idle-timeout", "5m", "--listen", names[i],
+                      "--shard-count", "2", "--shard-index", str(i), "--peers", peers,
+                      env={"SESSIOND_ADMIN_TOKEN": TOKEN}) for i in range(2)]
+    for d in daemons:
+        wait_ready(d)
+    own = [len(wait_until(lambda: all_active(d), 20, what="every session active")["sessions"]) for d in daemons]
+    check(sum(own) == len(mobiles) and all(own), f"the replicas split the sessions: {own}")
+
+    status, body, headers = http("GET", daemons[1].url() + "/replicas")
+    html = body.decode()
+    check(status == 200, f"/replicas: HTTP {status}: {html[:300]}")
+    check(headers.get("Content-Type", "").startswith("text/html"), f"content type {headers.get('Content-Type')}")
+    check("default-src 'self'" in headers.get("Content-Security-Policy", ""), "CSP header")
+    check('data-answered="2" data-asked="3"' in html, f"summary: {re.search(r'<p id=.replicas-summary.*?</p>', html)}")
+    check(TOKEN not in html, "the admin token is on the page")
+    for i, name in enumerate(names):
+        row = re.search(rf'<tr data-replica="{re.escape(name)}">(.*?)</tr>', html)
+        check(row, f"row of {name}")
+        check(f"<td>{i} of 2</td>" in row.group(1), f"{name}: shard: {row.group(1)}")
+        check('<td class="ok">yes</td>' in row.group(1), f"{name}: ready: {row.group(1)}")
+        # Sessions, live, then one column per state in use (only active here).
+        check(numbers(row.group(1)) == [own[i], own[i], own[i]], f"{name}: counts {numbers(row.group(1))}")
+    totals = re.search(r'<tr id="replica-totals">(.*?)</tr>', html)
+    check(totals and numbers(totals.group(1)) == [SESSIONS] * 3, f"totals row: {totals and totals.group(1)}")
+    check(re.search(rf'<tr class="failed" data-replica="{re.escape(dead_name)}">.*?did not answer: [^<]+</td>',
+                    html), f"the dead replica is named: {html[html.find('<tbody>'):][:1500]}")
+    check("shards-missing" not in html, "both shards answered")
+
+    # The overview links to it.
+    status, body, _ = http("GET", daemons[0].url() + "/")
+    check(status == 200 and '<a href="/replicas">replicas</a>' in body.decode(), "/ links to /replicas")
+
+    for d in daemons:
+        check(d.stop() == 0, "replica exit status")
+    dead.close()
+    site.stop()
+
+
 if __name__ == "__main__":
     run(test_status_all)
+    run(test_replicas_page)

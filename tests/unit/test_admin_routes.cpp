@@ -29,6 +29,7 @@
 #include "admin_routes.hpp"
 #include "admin_server.hpp"
 #include "sessiond/config.hpp"
+#include "sessiond/status_page.hpp"
 
 using namespace sessiond;
 using namespace std::chrono_literals;
@@ -930,4 +931,73 @@ TEST_CASE("read access over HTTP: loopback reads need no token", "[admin][read]"
   auto r = c.Get("/status");
   REQUIRE(r);
   CHECK(r->status == 200);
+}
+
+TEST_CASE("replicas over HTTP: read access, the token to each peer, limit=0, a dead peer named",
+          "[admin][replicas]") {
+  Fixture f;
+  AdminServer::Options po;
+  po.listen = parse_listen("127.0.0.1:0");
+  po.listen.loopback = false;  // the peer, too, reads only with the token
+  po.admin_token = "s3cret";
+  po.query_timeout = 200ms;
+  AdminServer peer(f.sys, f.supervisor, f.board, po);
+  peer.start();
+  REQUIRE(peer.port() > 0);
+  // A bound port that does not listen: connections are refused.
+  int dead = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(dead >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(dead, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(getsockname(dead, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  const std::string dead_name = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+
+  AdminServer::Options o = po;
+  o.peers = "http://127.0.0.1:" + std::to_string(peer.port()) + ",http://" + dead_name;
+  AdminServer server(f.sys, f.supervisor, f.board, o);
+  server.start();
+  REQUIRE(server.port() > 0);
+  httplib::Client c("127.0.0.1", server.port());
+  c.set_read_timeout(10, 0);
+
+  auto denied = c.Get("/replicas");
+  REQUIRE(denied);
+  CHECK(denied->status == 401);
+  CHECK(denied->body.find("action=\"/login\"") != std::string::npos);
+  f.board_script->take();
+
+  c.set_bearer_token_auth("s3cret");
+  auto r = c.Get("/replicas");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->get_header_value("Content-Type") == "text/html; charset=utf-8");
+  CHECK(r->get_header_value("Content-Security-Policy") == kStatusPageCsp);
+  CHECK(r->get_header_value("Cache-Control") == "no-store");
+  // The stand-in board's /status is not sessiond's JSON, but it was asked
+  // for the counts only and with the token (else the peer said 401).
+  CHECK(f.board_script->take() == std::vector<std::string>{"status  0"});
+  CHECK(r->body.find("did not answer: the answer is not sessiond&#39;s /status JSON") !=
+        std::string::npos);
+  CHECK(r->body.find("<tr class=\"failed\" data-replica=\"" + dead_name + "\">") !=
+        std::string::npos);
+  CHECK(r->body.find("0 of 2 replicas answered") != std::string::npos);
+  CHECK(r->body.find("s3cret") == std::string::npos);
+  server.stop();
+  peer.stop();
+  close(dead);
+}
+
+TEST_CASE("replicas over HTTP: without --peers the page says how to set it", "[admin][replicas]") {
+  ServerFixture f;
+  httplib::Client c("127.0.0.1", f.server->port());
+  c.set_read_timeout(5, 0);
+  auto r = c.Get("/replicas");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->get_header_value("Content-Security-Policy") == kStatusPageCsp);
+  CHECK(r->body.find("id=\"not-configured\"") != std::string::npos);
+  CHECK(f.board_script->take().empty());
 }

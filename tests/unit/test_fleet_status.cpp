@@ -159,3 +159,25 @@ TEST_CASE("fleet status: --peers as a list of URLs", "[fleet]") {
   CHECK_THROWS(find_peers("http://,", 9464));
   CHECK_THROWS(find_peers("127.0.0.1:port", 9464));
 }
+
+TEST_CASE("fleet status: each replica's build and counts by state; odd members read as absent",
+          "[fleet]") {
+  FleetStatus fleet;
+  fleet.add({"a", 200,
+             R"({"sessions":[],"version":"0.1.0","revision":"abc","ready":true,)"
+             R"("totalSessions":3,"sessionsByState":{"active":2,"at_risk":1,"x":"y"},)"
+             R"("shard":{"index":0,"count":2}})",
+             ""});
+  fleet.add({"b", 200, R"({"sessions":[],"version":7,"ready":"yes","shard":"x"})", ""});
+  const auto merged = fleet.merged_json();
+  REQUIRE(merged["replicas"].size() == 2);
+  const auto& a = merged["replicas"][1];  // "b" has no shard index: sorted first
+  CHECK(a["replica"] == "a");
+  CHECK(a["revision"] == "abc");
+  CHECK(a["sessionsByState"] == json{{"active", 2}, {"at_risk", 1}});
+  const auto& b = merged["replicas"][0];
+  CHECK(b["version"] == "");
+  CHECK(b["ready"] == false);
+  CHECK(b["shard"] == json::object());
+  CHECK(merged["ready"] == false);
+}

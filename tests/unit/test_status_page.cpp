@@ -114,6 +114,7 @@ TEST_CASE("status page: the counts match the table's summary", "[status_page]") 
   CHECK(html.find("id=\"shard\">shard 1 of 3<") != std::string::npos);
   CHECK(html.find("id=\"ready\" class=\"ok\">ready<") != std::string::npos);
   CHECK(html.find("id=\"build\">" SESSIOND_VERSION " (git ") != std::string::npos);
+  CHECK(html.find("<a href=\"/replicas\">replicas</a>") != std::string::npos);
 }
 
 TEST_CASE("status page: sessions that need attention come first, most urgent first",
