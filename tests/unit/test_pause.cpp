@@ -2,7 +2,7 @@
 // decides it: kept in the file's keepalive block, written through the same
 // compare-and-save path as a refresh, honoured at start-up, undone by the
 // bot's fresh login. A small driver performs the cycle's actions on real
-// files in a temp dir (disk work after the rest of the batch, as on the pool);
+// files in a temp dir (cycle_driver.hpp);
 // the status counts of a paused session are checked on the StatusTable.
 
 #include <catch2/catch.hpp>
@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cycle_driver.hpp"
 #include "sessiond/json_log.hpp"
 #include "sessiond/metrics.hpp"
 #include "sessiond/refresh_cycle.hpp"
@@ -21,30 +22,9 @@ using namespace sessiond;
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 namespace fs = std::filesystem;
+using namespace cycle_test;
 
 namespace {
-
-const char* kHome = "<div class=\"homeSection\">";
-
-json session_doc(std::optional<WallTime> last_refresh, const std::string& sid = "s0") {
-  json doc = {{"cookies", json::array({{{"name", "sid"},
-                                        {"value", sid},
-                                        {"domain", "127.0.0.1"},
-                                        {"path", "/"},
-                                        {"expires", -1},
-                                        {"httpOnly", true},
-                                        {"secure", false},
-                                        {"sameSite", "Lax"}}})},
-              {"origins", json::array()},
-              {"botField", 42}};
-  if (last_refresh) {
-    KeepaliveBlock k;
-    k.last_refresh = log::iso8601(*last_refresh);
-    k.refresh_count = 7;
-    write_keepalive(doc, k);
-  }
-  return doc;
-}
 
 json paused_doc(WallTime last_refresh, WallTime paused_at, const std::string& sid = "s0") {
   json doc = session_doc(last_refresh, sid);
@@ -52,148 +32,6 @@ json paused_doc(WallTime last_refresh, WallTime paused_at, const std::string& si
                                                        std::string("bot migration")));
   return doc;
 }
-
-struct Driver {
-  testing::TempDir tmp;
-  WallTime wall0 = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
-  std::shared_ptr<WallTime> clock = std::make_shared<WallTime>(wall0);
-  Metrics metrics{MetricsConfig{}};
-  std::shared_ptr<SiteSettings> site = std::make_shared<SiteSettings>();
-  std::string id = "09120000001";
-  std::string path;
-  std::unique_ptr<RefreshCycle> cycle;
-
-  bool hold_save = false;
-  std::deque<action::Save> held;
-  std::deque<action::SendHttp> http;
-  std::vector<action::Schedule> schedules;
-  std::vector<action::Settled> settled;
-  std::vector<CycleReport> reports;
-  std::vector<std::string> kinds;  // Load, Save, ReadFirstLook, Schedule, Settled, Finished
-
-  Driver() {
-    auto profile = std::make_shared<Profile>(parse_profile(testing::kRefreshProfile));
-    site->name = "test";
-    site->profile = profile;
-    site->sessions_dir = tmp.path;
-    site->interval = profile->interval;
-    site->idle_timeout = profile->idle_timeout;
-    site->catchup_window = 30s;
-    site->now = [c = clock] { return *c; };
-    site->metrics = &metrics;
-    path = session_path(tmp.path, id);
-    cycle = std::make_unique<RefreshCycle>(site, id, 1);
-  }
-
-  RefreshCycle& c() { return *cycle; }
-  WallTime now() const { return *clock; }
-  void write(const json& doc) {
-    REQUIRE(std::holds_alternative<FileIdentity>(write_file_atomic(path, serialize_session(doc))));
-  }
-  json read() const {
-    std::ifstream in(path);
-    return json::parse(in);
-  }
-  std::size_t count(const std::string& kind) const {
-    return static_cast<std::size_t>(std::count(kinds.begin(), kinds.end(), kind));
-  }
-
-  Actions execute(const Action& a) {
-    Actions more;
-    std::visit(
-        [&](const auto& act) {
-          using T = std::decay_t<decltype(act)>;
-          if constexpr (std::is_same_v<T, action::ReadFirstLook>) {
-            kinds.push_back("ReadFirstLook");
-            c().done(act.tag, read_first_look(path, now()), more);
-          } else if constexpr (std::is_same_v<T, action::Load>) {
-            kinds.push_back("Load");
-            c().done(act.tag, Loaded{load_session_file(path)}, more);
-          } else if constexpr (std::is_same_v<T, action::Save>) {
-            kinds.push_back("Save");
-            if (hold_save)
-              held.push_back(act);
-            else
-              c().done(act.tag, save_if_unchanged(path, *act.doc, act.expected), more);
-          } else if constexpr (std::is_same_v<T, action::SendHttp>) {
-            http.push_back(act);
-          } else if constexpr (std::is_same_v<T, action::Schedule>) {
-            kinds.push_back("Schedule");
-            schedules.push_back(act);
-          } else if constexpr (std::is_same_v<T, action::Settled>) {
-            kinds.push_back("Settled");
-            settled.push_back(act);
-          } else if constexpr (std::is_same_v<T, action::Finished>) {
-            kinds.push_back("Finished");
-            reports.push_back(act.report);
-          }
-        },
-        a);
-    return more;
-  }
-  void perform(const Actions& actions) {
-    std::deque<Action> queue(actions.begin(), actions.end());
-    for (int n = 0; !queue.empty() && n < 1000; ++n) {
-      Actions more = execute(queue.front());
-      queue.pop_front();
-      queue.insert(queue.end(), more.begin(), more.end());
-    }
-  }
-  template <class F>
-  auto run(F&& event) {
-    Actions out;
-    auto r = event(out);
-    perform(out);
-    return r;
-  }
-  void start() {
-    run([&](Actions& o) { return (c().start(o), 0); });
-  }
-  bool pause(std::optional<std::string> reason = std::nullopt) {
-    return run([&](Actions& o) { return c().pause(reason, o); });
-  }
-  bool resume() {
-    return run([&](Actions& o) { return c().resume(o); });
-  }
-  bool refresh_now() {
-    return run([&](Actions& o) { return c().refresh_now(o); });
-  }
-  void file_changed() {
-    run([&](Actions& o) { return (c().file_changed(*stat_identity(path), o), 0); });
-  }
-  void tick(std::uint64_t gen) {
-    run([&](Actions& o) { return (c().tick(gen, o), 0); });
-  }
-  void release_save() {
-    REQUIRE_FALSE(held.empty());
-    auto s = held.front();
-    held.pop_front();
-    run([&](Actions& o) {
-      return (c().done(s.tag, save_if_unchanged(path, *s.doc, s.expected), o), 0);
-    });
-  }
-  // The last armed timer fires.
-  void fire() {
-    REQUIRE_FALSE(schedules.empty());
-    *clock += schedules.back().delay;
-    tick(schedules.back().gen);
-  }
-  HttpRequest answer(long status, std::string body, std::optional<std::string> sid = std::nullopt) {
-    REQUIRE_FALSE(http.empty());
-    auto p = http.front();
-    http.pop_front();
-    run([&](Actions& o) {
-      return (c().done(p.tag,
-                       testing::scripted_response(p.request, status, std::move(body), sid, {}), o),
-              0);
-    });
-    return p.request;
-  }
-  void refresh_ok(const std::string& sid) {
-    answer(200, kHome, sid);
-    answer(200, json{{"token", "T1"}}.dump());
-  }
-};
 
 }  // namespace
 
@@ -317,7 +155,7 @@ TEST_CASE("pause: the bot's rewrite between the read and the save wins; the paus
   // The login bot writes a fresh login meanwhile.
   d.write(session_doc(std::nullopt, "bot"));
   d.hold_save = false;
-  d.release_save();
+  d.release();
   CHECK(d.count("Load") == 2);  // read again, the bot's version
   auto doc = d.read();
   CHECK(doc["cookies"][0]["value"] == "bot");  // never overwritten by the stale copy
