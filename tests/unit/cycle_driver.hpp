@@ -27,6 +27,8 @@ using namespace sessiond;
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 namespace fs = std::filesystem;
+using testing::cookie;
+using testing::session_doc;
 
 inline const char* kHome = "<div class=\"homeSection\">";
 
@@ -36,27 +38,6 @@ inline std::string make_jwt(std::int64_t exp) {
 
 inline std::int64_t unix_seconds(WallTime t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
-inline json cookie(const std::string& name, const std::string& value) {
-  return {{"name", name},  {"value", value},   {"domain", "127.0.0.1"}, {"path", "/"},
-          {"expires", -1}, {"httpOnly", true}, {"secure", false},       {"sameSite", "Lax"}};
-}
-
-// The session as the login bot writes it, optionally with sessiond's block.
-inline json session_doc(std::optional<WallTime> last_refresh, const std::string& sid = "s0") {
-  json doc = {{"cookies", json::array({cookie("sid", sid)})},
-              {"origins",
-               json::array({{{"origin", "http://127.0.0.1"},
-                             {"localStorage", json::array({{{"name", "k"}, {"value", "v"}}})}}})},
-              {"botField", 42}};
-  if (last_refresh) {
-    KeepaliveBlock k;
-    k.last_refresh = log::iso8601(*last_refresh);
-    k.refresh_count = 7;
-    write_keepalive(doc, k);
-  }
-  return doc;
 }
 
 inline bool has_header(const HttpRequest& r, const std::string& line) {

@@ -157,24 +157,7 @@ struct Fixture {
   }
 
   std::string write_session(const std::string& id, std::optional<WallTime> last_refresh) {
-    json doc = {{"cookies", json::array({{{"name", "sid"},
-                                          {"value", "s0"},
-                                          {"domain", "127.0.0.1"},
-                                          {"path", "/"},
-                                          {"expires", -1},
-                                          {"httpOnly", true},
-                                          {"secure", false},
-                                          {"sameSite", "Lax"}}})},
-                {"origins",
-                 json::array({{{"origin", "http://127.0.0.1"},
-                               {"localStorage", json::array({{{"name", "k"}, {"value", "v"}}})}}})},
-                {"botField", 42}};
-    if (last_refresh) {
-      KeepaliveBlock k;
-      k.last_refresh = sessiond::log::iso8601(*last_refresh);
-      k.refresh_count = 7;
-      write_keepalive(doc, k);
-    }
+    json doc = testing::session_doc(last_refresh);
     std::string path = session_path(dir, id);
     REQUIRE(std::holds_alternative<FileIdentity>(write_file_atomic(path, serialize_session(doc))));
     return path;

@@ -645,45 +645,9 @@ TEST_CASE("cycle: a token that expires before the interval bounds the next refre
   }
 }
 
-namespace {
-
-// Captures sessiond's log lines (debug level) while alive, then restores the logger.
-struct CapturedLogs {
-  std::ostringstream out;
-  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
-  CapturedLogs() {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_st>(out);
-    sink->set_pattern("%v");
-    auto logger = std::make_shared<spdlog::logger>("captured", sink);
-    logger->set_level(spdlog::level::debug);
-    spdlog::set_default_logger(logger);
-  }
-  ~CapturedLogs() { spdlog::set_default_logger(previous); }
-  // The events logged so far, in order.
-  std::vector<std::string> events() const {
-    std::vector<std::string> names;
-    std::istringstream in(out.str());
-    for (std::string line; std::getline(in, line);) {
-      // "%v" is a marker, then the JSON object's members (the formatter adds
-      // the braces, ts and level).
-      auto members = line.find('"');
-      if (members == std::string::npos) continue;
-      auto j = json::parse("{" + line.substr(members) + "}", nullptr, false);
-      if (j.is_object() && j.contains("event")) names.push_back(j["event"].get<std::string>());
-    }
-    return names;
-  }
-  std::size_t count(const std::string& event) const {
-    auto e = events();
-    return static_cast<std::size_t>(std::count(e.begin(), e.end(), event));
-  }
-};
-
-}  // namespace
-
 TEST_CASE("cycle: a refresh that does not renew the deadline token keeps to the interval",
           "[cycle][token_deadline]") {
-  CapturedLogs logs;
+  testing::CapturedLogs logs;
   // A JWT cookie no step renews, already expired: the old code refreshed every second.
   Driver d(std::string(testing::kRefreshProfile)
                .insert(1, R"("token_deadline": {"from": "cookie:jwt", "margin": "2m"},)"));
@@ -711,7 +675,7 @@ TEST_CASE("cycle: a refresh that does not renew the deadline token keeps to the 
 
 TEST_CASE("cycle: a refresh that moves the token's exp shortens the delay again",
           "[cycle][token_deadline]") {
-  CapturedLogs logs;
+  testing::CapturedLogs logs;
   Driver d(
       std::string(testing::kRefreshProfile)
           .insert(1, R"("token_deadline": {"from": "header:Authorization", "margin": "1m"},)"));
@@ -749,7 +713,7 @@ TEST_CASE("cycle: a refresh that moves the token's exp shortens the delay again"
 
 TEST_CASE("cycle: retry.max_attempts failures in a row leave the session failed, file untouched",
           "[cycle][max_attempts]") {
-  CapturedLogs logs;
+  testing::CapturedLogs logs;
   std::string profile = testing::kRefreshProfile;
   const std::string retry = R"("retry": {"base": "2s", "max": "30s"})";
   REQUIRE(profile.find(retry) != std::string::npos);
@@ -829,7 +793,7 @@ TEST_CASE("cycle: retry.max_attempts 0 retries past the idle deadline", "[cycle]
 
 TEST_CASE("cycle: session_invalidated is logged when the disposal is decided, before the file goes",
           "[cycle][dispose]") {
-  CapturedLogs logs;
+  testing::CapturedLogs logs;
   Driver d;
   SECTION("quarantine") {}
   SECTION("delete") {
@@ -862,7 +826,7 @@ TEST_CASE("cycle: session_invalidated is logged when the disposal is decided, be
 }
 
 TEST_CASE("cycle: a failed disposal is logged after the decision", "[cycle][dispose]") {
-  CapturedLogs logs;
+  testing::CapturedLogs logs;
   Driver d;
   d.write(session_doc(d.wall0 - 1min));
   d.start();

@@ -6,15 +6,23 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <sstream>
 #include <string>
+#include <vector>
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
 #include "sessiond/cookie_jar.hpp"
 #include "sessiond/http_client.hpp"
+#include "sessiond/json_log.hpp"
+#include "sessiond/session_file.hpp"
+#include "sessiond/session_status.hpp"
 #include "sessiond/worker_pool.hpp"
 
 namespace sessiond::testing {
@@ -127,5 +135,70 @@ inline nlohmann::json sample_cookies() {
        {"sameSite", "Lax"}},
   });
 }
+
+// One cookie of a test session, as Playwright stores it.
+inline nlohmann::json cookie(const std::string& name, const std::string& value) {
+  return {{"name", name},  {"value", value},   {"domain", "127.0.0.1"}, {"path", "/"},
+          {"expires", -1}, {"httpOnly", true}, {"secure", false},       {"sameSite", "Lax"}};
+}
+
+// The session as the login bot writes it, optionally with sessiond's block.
+inline nlohmann::json session_doc(std::optional<WallTime> last_refresh,
+                                  const std::string& sid = "s0") {
+  nlohmann::json doc = {
+      {"cookies", nlohmann::json::array({cookie("sid", sid)})},
+      {"origins",
+       nlohmann::json::array(
+           {{{"origin", "http://127.0.0.1"},
+             {"localStorage", nlohmann::json::array({{{"name", "k"}, {"value", "v"}}})}}})},
+      {"botField", 42}};
+  if (last_refresh) {
+    KeepaliveBlock k;
+    k.last_refresh = log::iso8601(*last_refresh);
+    k.refresh_count = 7;
+    write_keepalive(doc, k);
+  }
+  return doc;
+}
+
+// Captures sessiond's log lines (debug level) while alive, then restores the logger.
+struct CapturedLogs {
+  std::ostringstream out;
+  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
+  CapturedLogs() {
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_st>(out);
+    sink->set_pattern("%v");
+    auto logger = std::make_shared<spdlog::logger>("captured", sink);
+    logger->set_level(spdlog::level::debug);
+    spdlog::set_default_logger(logger);
+  }
+  ~CapturedLogs() { spdlog::set_default_logger(previous); }
+  // The events logged so far, in order.
+  std::vector<std::string> events() const {
+    std::vector<std::string> names;
+    std::istringstream in(out.str());
+    for (std::string line; std::getline(in, line);) {
+      // "%v" is a marker, then the JSON object's members (the formatter adds
+      // the braces, ts and level).
+      auto members = line.find('"');
+      if (members == std::string::npos) continue;
+      auto j = nlohmann::json::parse("{" + line.substr(members) + "}", nullptr, false);
+      if (j.is_object() && j.contains("event")) names.push_back(j["event"].get<std::string>());
+    }
+    return names;
+  }
+  // How often `event` was logged.
+  std::size_t count(const std::string& event) const {
+    auto e = events();
+    return static_cast<std::size_t>(std::count(e.begin(), e.end(), event));
+  }
+  // How often `text` occurs anywhere in the captured lines.
+  int mentions(const std::string& text) const {
+    auto all = out.str();
+    int n = 0;
+    for (auto p = all.find(text); p != std::string::npos; p = all.find(text, p + 1)) ++n;
+    return n;
+  }
+};
 
 }  // namespace sessiond::testing

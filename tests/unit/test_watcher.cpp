@@ -29,6 +29,7 @@
 #include "sessiond/metrics.hpp"
 #include "sessiond/session_file.hpp"
 #include "sessiond/watcher.hpp"
+#include "test_support.hpp"
 
 using namespace sessiond;
 using namespace std::chrono_literals;
@@ -169,26 +170,6 @@ struct Fixture {
 std::string name_of(const std::string& id) {
   return session_filename(id);
 }
-
-// Captures sessiond's log lines while alive (debug level), then restores the logger.
-struct CapturedLogs {
-  std::ostringstream out;
-  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
-  CapturedLogs() {
-    auto sink = std::make_shared<spdlog::sinks::ostream_sink_st>(out);
-    sink->set_pattern("%v");
-    auto logger = std::make_shared<spdlog::logger>("captured", sink);
-    logger->set_level(spdlog::level::debug);
-    spdlog::set_default_logger(logger);
-  }
-  ~CapturedLogs() { spdlog::set_default_logger(previous); }
-  int count(const std::string& needle) const {
-    auto text = out.str();
-    int n = 0;
-    for (auto p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
-    return n;
-  }
-};
 
 }  // namespace
 
@@ -392,16 +373,16 @@ TEST_CASE("watcher: a directory missing at start still reports scanned", "[watch
 }
 
 TEST_CASE("watcher: a name that is not a session is logged once", "[watcher]") {
-  CapturedLogs logs;
+  testing::CapturedLogs logs;
   Fixture f;
   { std::ofstream(f.dir + "/notes.txt") << "x"; }
   { std::ofstream(f.dir + "/.session-a.json.tmp-9") << "x"; }
   f.start();
   f.deliver({{"notes.txt", IN_CLOSE_WRITE}, {".session-a.json.tmp-9", IN_CLOSE_WRITE}});
   f.advance(30s);
-  CHECK(logs.count("\"event\":\"file_ignored\"") == 1);
-  CHECK(logs.count("notes.txt") == 1);
-  CHECK(logs.count(".tmp-9") == 0);
+  CHECK(logs.mentions("\"event\":\"file_ignored\"") == 1);
+  CHECK(logs.mentions("notes.txt") == 1);
+  CHECK(logs.mentions(".tmp-9") == 0);
 }
 
 TEST_CASE("watcher: the event source is stopped when the watcher ends", "[watcher]") {
