@@ -61,8 +61,9 @@ void perform(Self self, Actions& actions) {
           } else if constexpr (std::is_same_v<T, action::Dispose>) {
             const auto& site = cycle.site();
             rt.io->post([path = cycle.path(), dir = site.sessions_dir, mode = site.on_logged_out,
-                         doc = act.doc, expected = act.expected, done = reply_to(self, act.tag)] {
-              done(dispose_logged_out(path, dir, mode, *doc, expected));
+                         doc = act.doc, expected = act.expected, announce = std::move(act.announce),
+                         done = reply_to(self, act.tag)] {
+              done(dispose_logged_out(path, dir, mode, *doc, expected, announce));
             });
           } else if constexpr (std::is_same_v<T, action::Schedule>) {
             if (act.delay == Millis(0))

@@ -559,15 +559,18 @@ void RefreshCycle::dispose(const std::string& reason, Actions& out) {
   write_keepalive(doc,
                   SessionStatus::keepalive_logged_out(read_keepalive(doc), reason, site_->now()));
   if (unsaved_jar_) doc["cookies"] = playwright_from_jar(doc["cookies"], *unsaved_jar_);
-  // Logged with the decision, before the file moves: the watcher's removal
-  // (the supervisor's session_removed) must come after it, and a failed or
-  // superseded disposal is logged after it as what it is.
+  // Announced by the I/O thread once the file is known to be this session's
+  // and before it moves: after the bot's newer login nothing is announced
+  // (the disposal is superseded), and the watcher's session_removed comes
+  // after it. A failed disposal is logged after it as what it is.
   const char* how = site_->on_logged_out == OnLoggedOut::quarantine ? "quarantine"
                     : site_->on_logged_out == OnLoggedOut::mark     ? "mark"
                                                                     : "delete";
-  log::warn("session_invalidated", "logged-out session is no longer refreshed",
-            {{"session", id()}, {"file", path_}, {"on_logged_out", how}});
-  out.emplace_back(action::Dispose{cycle_, doc_, *known_});
+  auto announce = [id = id(), path = path_, how] {
+    log::warn("session_invalidated", "logged-out session is no longer refreshed",
+              {{"session", id}, {"file", path}, {"on_logged_out", how}});
+  };
+  out.emplace_back(action::Dispose{cycle_, doc_, *known_, std::move(announce)});
 }
 
 void RefreshCycle::disposed(const DisposeOutcome& r, Actions& out) {

@@ -10,8 +10,12 @@ namespace sessiond {
 
 DisposeOutcome dispose_logged_out(const std::string& path, const std::string& sessions_dir,
                                   OnLoggedOut mode, const nlohmann::json& doc,
-                                  const FileIdentity& expected) {
+                                  const FileIdentity& expected,
+                                  const std::function<void()>& committed) {
   DisposeOutcome out;
+  auto commit = [&] {
+    if (committed) committed();
+  };
   if (mode == OnLoggedOut::remove) {
     // Nothing to write first: unlink only the version we read, never a newer
     // login the bot put in its place. (A rewrite between the stat and the
@@ -19,7 +23,10 @@ DisposeOutcome dispose_logged_out(const std::string& path, const std::string& se
     auto current = stat_identity(path);
     if (!current || *current != expected) {
       out.changed_on_disk = true;
-    } else if (::unlink(path.c_str()) != 0) {
+      return out;
+    }
+    commit();
+    if (::unlink(path.c_str()) != 0) {
       out.error = FileError{FileErrorKind::write, std::string("unlink: ") + std::strerror(errno)};
     } else {
       out.where = path;
@@ -31,7 +38,11 @@ DisposeOutcome dispose_logged_out(const std::string& path, const std::string& se
   auto saved = save_if_unchanged(path, doc, expected);
   if (saved.kind == SaveOutcome::Kind::changed_on_disk) {
     out.changed_on_disk = true;
-  } else if (saved.kind == SaveOutcome::Kind::failed) {
+    return out;
+  }
+  // Disposed even if the write failed: the session is no longer refreshed.
+  commit();
+  if (saved.kind == SaveOutcome::Kind::failed) {
     out.error = saved.error ? *saved.error : FileError{FileErrorKind::write, "write failed"};
   } else if (mode == OnLoggedOut::quarantine) {
     auto moved = quarantine_file(path, sessions_dir);

@@ -110,11 +110,14 @@ struct Save {
   std::shared_ptr<const nlohmann::json> doc;
   FileIdentity expected;
 };
-// dispose_logged_out(path, dir, mode, *doc, expected).
+// dispose_logged_out(path, dir, mode, *doc, expected, announce).
 struct Dispose {
   std::uint64_t tag;
   std::shared_ptr<const nlohmann::json> doc;
   FileIdentity expected;
+  // Logs session_invalidated; run by the I/O thread at the point of no return
+  // (thread-safe: it owns copies of what it logs).
+  std::function<void()> announce;
 };
 // Arm the timer: tick(gen) after delay. A later Schedule or a cancel makes
 // earlier generations stale (CAF timers cannot be cancelled).

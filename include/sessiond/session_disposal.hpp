@@ -4,6 +4,7 @@
 // (keep it, keepalive state "invalid") or delete, never over a newer file the
 // login bot wrote meanwhile. No CAF.
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -24,8 +25,12 @@ struct DisposeOutcome {
 // `doc` is the session as last read, already marked invalid (keepalive block);
 // `expected` the version it was read from. mark and quarantine write `doc`
 // first (save_if_unchanged), delete unlinks only if the file is still `expected`.
+// `committed` (optional) runs once the file is known to be this session's and
+// before it moves or goes: the place to announce the disposal, so that an
+// announcement is never followed by "the bot wrote a new login, kept".
 DisposeOutcome dispose_logged_out(const std::string& path, const std::string& sessions_dir,
                                   OnLoggedOut mode, const nlohmann::json& doc,
-                                  const FileIdentity& expected);
+                                  const FileIdentity& expected,
+                                  const std::function<void()>& committed = {});
 
 }  // namespace sessiond

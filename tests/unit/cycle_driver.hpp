@@ -147,7 +147,8 @@ struct Driver {
             c().done(act.tag, save_if_unchanged(path, *act.doc, act.expected), more);
           } else if constexpr (std::is_same_v<T, action::Dispose>) {
             c().done(act.tag,
-                     dispose_logged_out(path, dir, site->on_logged_out, *act.doc, act.expected),
+                     dispose_logged_out(path, dir, site->on_logged_out, *act.doc, act.expected,
+                                        act.announce),
                      more);
           } else if constexpr (std::is_same_v<T, action::SendHttp>) {
             http.push_back(act);

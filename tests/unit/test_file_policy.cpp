@@ -79,8 +79,11 @@ TEST_CASE("dispose_logged_out delete unlinks the version it read", "[file_policy
   const std::string path = session_path(dir.path, "acct1");
   auto read_version = bot_writes(path, session_doc("v1"));
 
-  auto out = dispose_logged_out(path, dir.path, OnLoggedOut::remove,
-                                marked_invalid(session_doc("v1")), read_version);
+  bool in_place_when_announced = false;
+  auto out =
+      dispose_logged_out(path, dir.path, OnLoggedOut::remove, marked_invalid(session_doc("v1")),
+                         read_version, [&] { in_place_when_announced = fs::exists(path); });
+  CHECK(in_place_when_announced);
   CHECK_FALSE(out.changed_on_disk);
   CHECK_FALSE(out.error);
   CHECK(out.where == path);
@@ -112,8 +115,11 @@ TEST_CASE("dispose_logged_out quarantine moves the marked file to invalid/", "[f
   const std::string path = session_path(dir.path, "acct1");
   auto read_version = bot_writes(path, session_doc("v1"));
 
-  auto out = dispose_logged_out(path, dir.path, OnLoggedOut::quarantine,
-                                marked_invalid(session_doc("v1")), read_version);
+  bool in_place_when_announced = false;
+  auto out =
+      dispose_logged_out(path, dir.path, OnLoggedOut::quarantine, marked_invalid(session_doc("v1")),
+                         read_version, [&] { in_place_when_announced = fs::exists(path); });
+  CHECK(in_place_when_announced);
   CHECK_FALSE(out.changed_on_disk);
   REQUIRE_FALSE(out.error);
   CHECK(out.where == session_path(dir.path + "/invalid", "acct1"));
@@ -157,9 +163,11 @@ TEST_CASE("dispose_logged_out leaves a file the bot rewrote meanwhile untouched"
   bot_writes(path, session_doc("new login"));
   const std::string bytes_before = read_raw(path);
 
+  int announced = 0;
   auto out = dispose_logged_out(path, dir.path, mode, marked_invalid(session_doc("old login")),
-                                read_version);
+                                read_version, [&] { ++announced; });
   CHECK(out.changed_on_disk);
+  CHECK(announced == 0);
   CHECK_FALSE(out.error);
   CHECK(read_raw(path) == bytes_before);
   CHECK_FALSE(fs::exists(dir.path + "/invalid"));

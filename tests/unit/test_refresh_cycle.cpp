@@ -791,8 +791,10 @@ TEST_CASE("cycle: retry.max_attempts 0 retries past the idle deadline", "[cycle]
   CHECK(d.http.size() == 1);
 }
 
-TEST_CASE("cycle: session_invalidated is logged when the disposal is decided, before the file goes",
-          "[cycle][dispose]") {
+TEST_CASE(
+    "cycle: session_invalidated is announced at the disposal's point of no return, before the "
+    "file goes",
+    "[cycle][dispose]") {
   testing::CapturedLogs logs;
   Driver d;
   SECTION("quarantine") {}
@@ -809,13 +811,22 @@ TEST_CASE("cycle: session_invalidated is logged when the disposal is decided, be
   d.c().done(p.tag,
              testing::scripted_response(p.request, 302, "", std::nullopt, {{"location", "/login"}}),
              actions);
-  REQUIRE(std::any_of(actions.begin(), actions.end(),
-                      [](const Action& a) { return std::holds_alternative<action::Dispose>(a); }));
-  // The file is still there (the watcher has nothing to report yet) and the
-  // decision is already logged.
-  CHECK(fs::exists(d.path));
-  CHECK(logs.count("session_invalidated") == 1);
+  auto dispose = std::find_if(actions.begin(), actions.end(), [](const Action& a) {
+    return std::holds_alternative<action::Dispose>(a);
+  });
+  REQUIRE(dispose != actions.end());
+  // Decided, not yet announced: the bot may still put a new login in place.
+  CHECK(logs.count("session_invalidated") == 0);
+  // The I/O thread announces while the file is still there (the watcher has
+  // nothing to report yet), then moves or deletes it.
+  bool file_there_when_announced = false;
+  auto& announce = std::get<action::Dispose>(*dispose).announce;
+  announce = [&, inner = announce] {
+    file_there_when_announced = fs::exists(d.path);
+    inner();
+  };
   d.perform(actions);
+  CHECK(file_there_when_announced);
   CHECK_FALSE(fs::exists(d.path));
   CHECK(d.report().outcome == CycleOutcome::logged_out);
   auto events = logs.events();
@@ -823,6 +834,30 @@ TEST_CASE("cycle: session_invalidated is logged when the disposal is decided, be
   auto logged_out = std::find(events.begin(), events.end(), "logged_out");
   CHECK(logged_out < invalidated);
   CHECK(logs.count("session_invalidated") == 1);
+}
+
+TEST_CASE("cycle: a disposal superseded by the bot's new login announces nothing",
+          "[cycle][dispose]") {
+  testing::CapturedLogs logs;
+  Driver d;
+  d.write(session_doc(d.wall0 - 1min));
+  d.start();
+  d.refresh_now();
+  REQUIRE(d.http.size() == 1);
+  auto p = d.http.front();
+  d.http.pop_front();
+  Actions actions;
+  d.c().done(p.tag,
+             testing::scripted_response(p.request, 302, "", std::nullopt, {{"location", "/login"}}),
+             actions);
+  // The bot's new login lands before the disposal runs.
+  d.write(session_doc(d.wall0));
+  d.perform(actions);
+  CHECK(fs::exists(d.path));
+  CHECK(logs.count("session_invalidated") == 0);
+  CHECK(logs.count("file_changed") == 1);
+  CHECK(d.report().outcome == CycleOutcome::superseded);
+  CHECK(d.status().state != SessionState::invalid);
 }
 
 TEST_CASE("cycle: a failed disposal is logged after the decision", "[cycle][dispose]") {
@@ -843,6 +878,7 @@ TEST_CASE("cycle: a failed disposal is logged after the decision", "[cycle][disp
   REQUIRE(dispose != actions.end());
   DisposeOutcome failed;
   failed.error = FileError{FileErrorKind::write, "link into invalid: Permission denied"};
+  std::get<action::Dispose>(*dispose).announce();  // as the I/O thread does before the move
   d.done(std::get<action::Dispose>(*dispose).tag, failed);
   auto events = logs.events();
   auto invalidated = std::find(events.begin(), events.end(), "session_invalidated");
