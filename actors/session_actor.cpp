@@ -55,8 +55,14 @@ void perform(Self self, Actions& actions) {
             }
           } else if constexpr (std::is_same_v<T, action::Save>) {
             rt.io->post([path = cycle.path(), doc = act.doc, expected = act.expected,
-                         done = reply_to(self, act.tag)] {
-              done(save_if_unchanged(path, *doc, expected));
+                         responded_at = act.responded_at, sync = rt.sync,
+                         metrics = rt.metrics.get(), done = reply_to(self, act.tag)] {
+              auto out = save_if_unchanged(path, *doc, expected, sync);
+              if (out.kind == SaveOutcome::Kind::saved && metrics)
+                metrics->save_lag(
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - responded_at)
+                        .count());
+              done(std::move(out));
             });
           } else if constexpr (std::is_same_v<T, action::Dispose>) {
             const auto& site = cycle.site();

@@ -33,6 +33,7 @@
 #include "sessiond/session_file.hpp"
 #include "sessiond/status_board.hpp"
 #include "sessiond/supervisor.hpp"
+#include "sessiond/sync_batcher.hpp"
 #include "sessiond/watcher.hpp"
 
 namespace sessiond {
@@ -125,6 +126,13 @@ void prepare_sessions_dir(const std::string& dir) {
   if (::access(dir.c_str(), R_OK | W_OK | X_OK) != 0)
     throw ConfigError("--sessions-dir " + dir +
                       ": not readable and writable: " + std::strerror(errno));
+  // A power loss between a save and its group commit can leave a file empty
+  // or torn next to its complete previous version (SyncBatcher).
+  for (const auto& path : restore_from_leftovers(dir))
+    log::warn("file_restored",
+              "session file was empty or torn (power loss before a sync?); restored its last "
+              "complete version",
+              {{"file", path}});
   int removed = remove_stale_temp_files(dir, std::chrono::seconds(60));
   if (removed > 0)
     log::info("startup", "removed temp files left by an earlier crash", {{"count", removed}});
@@ -209,6 +217,7 @@ struct Services {
   std::unique_ptr<HttpClient> http;
   std::unique_ptr<CircuitBreaker> breaker;
   std::unique_ptr<GuardedTransport> guarded;
+  std::unique_ptr<SyncBatcher> sync;  // before io: the io threads hand it work until they stop
   std::unique_ptr<WorkerPool> io;
   std::unique_ptr<WorkerPool> exec;
   std::unique_ptr<BrowserPool> browser;  // only when the profile has browser steps
@@ -269,6 +278,7 @@ Services build_services(const Plan& plan) {
   }
   mc.atomic_exchange = save_method() == SaveMethod::exchange;
   s.metrics = std::make_shared<Metrics>(mc);
+  s.sync = std::make_unique<SyncBatcher>(cfg.sessions_dir, s.metrics.get());
   EventBus::Options eo;
   eo.ring_capacity = cfg.event_buffer;
   // Ids start at the start time in microseconds: a Last-Event-ID from before
@@ -363,6 +373,7 @@ Actors spawn_actors(caf::actor_system& system, const Plan& plan, Services& servi
   auto rt = std::make_shared<Runtime>();
   rt->http = services.guarded.get();
   rt->io = services.io.get();
+  rt->sync = services.sync.get();
   rt->exec = services.exec.get();
   rt->browser = services.guarded_browser.get();
   rt->metrics = services.metrics;
@@ -598,6 +609,7 @@ int run_daemon(Config config, DaemonMode mode) {
     system.await_all_actors_done();
     services.http.reset();
     services.io.reset();
+    services.sync.reset();  // the last saves made durable, their previous versions removed
     services.exec.reset();
     if (services.browser) services.browser->stop();
     auto took =

@@ -425,6 +425,7 @@ struct HttpClient::Impl {
     curl_multi_remove_handle(multi, easy);
 
     HttpResponse& resp = t->response;
+    resp.received_at = std::chrono::steady_clock::now();
     long status = 0;
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
     resp.status = status;

@@ -49,6 +49,23 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
        {FileErrorKind::parse, FileErrorKind::schema, FileErrorKind::io, FileErrorKind::too_large,
         FileErrorKind::symlink, FileErrorKind::permission, FileErrorKind::write})
     file_errors_->Add({{"reason", to_string(kind)}});
+  save_lag_ = &BuildHistogram()
+                   .Name("sessiond_save_lag_seconds")
+                   .Help(
+                       "From the site's response to the rename of the saved file: the window "
+                       "in which a crash would lose rotated credentials")
+                   .Register(r)
+                   .Add({}, Histogram::BucketBoundaries{0.0005, 0.001, 0.002, 0.005, 0.01, 0.025,
+                                                        0.05, 0.1, 0.25, 1});
+  sync_duration_ =
+      &BuildHistogram()
+           .Name("sessiond_save_sync_seconds")
+           .Help("Duration of one group commit (syncfs) that makes saves durable")
+           .Register(r)
+           .Add({}, Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5});
+  synced_saves_ = counter("sessiond_saves_synced_total",
+                          "Saves made durable by group commits (divide by the sync count of "
+                          "sessiond_save_sync_seconds for the batch size)");
   restarts_ = counter("sessiond_actor_restarts_total",
                       "Session actors restarted by the supervisor after a crash");
   token_not_renewed_ =
@@ -257,6 +274,11 @@ void Metrics::sample_process() {
   process_fds_->Set(p.open_fds);
   process_max_fds_->Set(p.max_fds);
   process_start_->Set(p.start_time_seconds);
+}
+
+void Metrics::save_synced(double seconds, std::size_t saves) {
+  sync_duration_->Observe(seconds);
+  synced_saves_->Increment(static_cast<double>(saves));
 }
 
 }  // namespace sessiond

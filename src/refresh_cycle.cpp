@@ -264,6 +264,7 @@ void RefreshCycle::finish(std::optional<RefreshResult> result, CycleOutcome outc
   step_ = nullptr;
   jar_.clear();
   jar_rotated_ = false;
+  rotated_at_ = {};
   if (result && site_->metrics)
     site_->metrics->refresh_finished(
         *result,
@@ -411,6 +412,7 @@ void RefreshCycle::answered(const HttpResponse& r, Actions& out) {
     site_->metrics->request(step_->name, http_code_label(r));
   Verdict v = step_->evaluate(r);
   if (v == Verdict::logged_in) {
+    if (r.cookies != jar_) rotated(r.received_at);
     jar_ = r.cookies;
     jar_rotated_ = true;
     if (!apply_captures(*step_, r, site_->profile->base_url, *doc_, jar_)) v = Verdict::transient;
@@ -426,6 +428,13 @@ void RefreshCycle::answered(const HttpResponse& r, Actions& out) {
                 {"verdict", to_string(v)},
                 {"duration_ms", r.elapsed.count() / 1000}});
   verdict(v, detail, retry_after_delay(r, site_->now()), out);
+}
+
+void RefreshCycle::rotated(std::chrono::steady_clock::time_point at) {
+  if (rotated_at_ == std::chrono::steady_clock::time_point{})
+    rotated_at_ =
+        at == std::chrono::steady_clock::time_point{} ? std::chrono::steady_clock::now() : at;
+  jar_rotated_ = true;
 }
 
 void RefreshCycle::exec_finished(const ExecOutcome& r, Actions& out) {
@@ -446,7 +455,7 @@ void RefreshCycle::exec_finished(const ExecOutcome& r, Actions& out) {
     if (doc_->contains("keepalive")) updated["keepalive"] = (*doc_)["keepalive"];
     *doc_ = std::move(updated);
     jar_ = jar_from_playwright((*doc_)["cookies"]);
-    jar_rotated_ = true;
+    rotated();
   }
   verdict(ev.verdict, ev.detail, std::nullopt, out);
 }
@@ -462,11 +471,11 @@ void RefreshCycle::browser_finished(const BrowserStepResult& r, Actions& out) {
   if (r.cookies) {
     (*doc_)["cookies"] = *r.cookies;
     jar_ = jar_from_playwright(*r.cookies);
-    jar_rotated_ = true;
+    rotated();
   }
   if (r.origins) {
     (*doc_)["origins"] = *r.origins;
-    jar_rotated_ = true;
+    rotated();
   }
   verdict(to_verdict(r.verdict), r.detail, std::nullopt, out);
 }
@@ -503,7 +512,10 @@ void RefreshCycle::save(Actions& out) {
   auto& doc = *doc_;
   doc["cookies"] = playwright_from_jar(doc["cookies"], jar_);
   write_keepalive(doc, status_.keepalive_refreshed(read_keepalive(doc), *last_ok_));
-  out.emplace_back(action::Save{cycle_, doc_, *known_});
+  // A save without new credentials loses nothing to a crash: its lag counts from now.
+  const bool any_rotation = rotated_at_ != std::chrono::steady_clock::time_point{};
+  out.emplace_back(action::Save{cycle_, doc_, *known_,
+                                any_rotation ? rotated_at_ : std::chrono::steady_clock::now()});
 }
 
 void RefreshCycle::saved(const SaveOutcome& r, Actions& out) {
@@ -724,7 +736,7 @@ void RefreshCycle::write_pause(const KeepaliveBlock& k, Actions& out) {
   if (unsaved_headers_) doc["headers"] = *unsaved_headers_;
   if (unsaved_origins_) doc["origins"] = *unsaved_origins_;
   phase_ = Phase::saving;
-  out.emplace_back(action::Save{cycle_, doc_, *known_});
+  out.emplace_back(action::Save{cycle_, doc_, *known_, std::chrono::steady_clock::now()});
 }
 
 void RefreshCycle::pause_saved(const SaveOutcome& r, Actions& out) {

@@ -5,13 +5,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <map>
 #include <random>
 
 #include "sessiond/json_log.hpp"
+#include "sessiond/sync_batcher.hpp"
 
 namespace sessiond {
 namespace {
@@ -238,9 +241,10 @@ struct TempFile {
   FileIdentity identity;
 };
 
-// Writes `content` to a new 0600 temp file next to `path` and fsyncs it.
+// Writes `content` to a new 0600 temp file next to `path`, fsynced unless a
+// SyncBatcher makes it durable later.
 std::variant<TempFile, FileError> write_temp_file(const std::string& path,
-                                                  const std::string& content) {
+                                                  const std::string& content, bool fsync_now) {
   const std::string tmp =
       dirname_of(path) + "/." + basename_of(path) + std::string(kTempMarker) + random_suffix();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -259,7 +263,7 @@ std::variant<TempFile, FileError> write_temp_file(const std::string& path,
     if (n < 0) return abandon("write", errno);
     done += static_cast<std::size_t>(n);
   }
-  if (::fsync(fd) != 0) return abandon("fsync", errno);
+  if (fsync_now && ::fsync(fd) != 0) return abandon("fsync", errno);
   struct stat st {};
   if (::fstat(fd, &st) != 0) return abandon("fstat", errno);
   if (::close(fd) != 0) {
@@ -277,7 +281,7 @@ std::variant<TempFile, FileError> write_temp_file(const std::string& path,
 // would double the cost of every save (~10 ms per fsync on some disks).
 std::variant<FileIdentity, FileError> write_file_atomic(const std::string& path,
                                                         const std::string& content) {
-  auto written = write_temp_file(path, content);
+  auto written = write_temp_file(path, content, true);
   if (auto* err = std::get_if<FileError>(&written)) return *err;
   const auto& tmp = std::get<TempFile>(written);
   if (::rename(tmp.path.c_str(), path.c_str()) != 0) {
@@ -291,6 +295,15 @@ std::variant<FileIdentity, FileError> write_file_atomic(const std::string& path,
 namespace {
 
 std::atomic<SaveMethod> g_save_method{SaveMethod::exchange};
+
+// The previous version of a replaced file: kept until the batcher's next sync
+// made the new one durable, or removed now (the new one was fsynced first).
+void keep_or_remove(const std::string& previous, SyncBatcher* sync) {
+  if (sync)
+    sync->keep_until_durable(previous);
+  else
+    ::unlink(previous.c_str());
+}
 
 bool exchange_unsupported(int err) {
   return err == EINVAL || err == ENOSYS || err == ENOTSUP || err == EOPNOTSUPP;
@@ -309,7 +322,8 @@ SaveOutcome failed_outcome(const char* what, int err) {
 // compare. What remains: a rename landing between the link and our rename.
 SaveOutcome replace_if_pinned_unchanged(const std::string& path, const std::string& tmp,
                                         const FileIdentity& expected,
-                                        const std::function<void(SaveStage)>& stage_hook) {
+                                        const std::function<void(SaveStage)>& stage_hook,
+                                        SyncBatcher* sync) {
   const SaveOutcome changed{SaveOutcome::Kind::changed_on_disk, {}, std::nullopt};
   // A temp name: left behind by a crash, it is removed like any temp file. It
   // only ever adds a link: removing it never loses a version.
@@ -333,8 +347,13 @@ SaveOutcome replace_if_pinned_unchanged(const std::string& path, const std::stri
   if (stage_hook) stage_hook(SaveStage::checked);
   int rc = ::rename(tmp.c_str(), path.c_str());
   int err = errno;
+  if (rc == 0) {
+    // The pin is the previous version: with a batcher it stays until the new
+    // one is durable (the power-loss fallback), as the exchange's displaced file.
+    if (pinned) keep_or_remove(pin, sync);
+    return SaveOutcome{SaveOutcome::Kind::saved, {}, std::nullopt};
+  }
   if (pinned) ::unlink(pin.c_str());
-  if (rc == 0) return SaveOutcome{SaveOutcome::Kind::saved, {}, std::nullopt};
   ::unlink(tmp.c_str());
   if (err == ENOENT) return changed;
   return failed_outcome("rename", err);
@@ -395,13 +414,13 @@ ExchangeProbe probe_atomic_exchange(const std::string& dir) {
 }
 
 SaveOutcome save_if_unchanged(const std::string& path, const json& doc,
-                              const FileIdentity& expected) {
-  return save_if_unchanged(path, doc, expected, save_method());
+                              const FileIdentity& expected, SyncBatcher* sync) {
+  return save_if_unchanged(path, doc, expected, save_method(), {}, sync);
 }
 
 SaveOutcome save_if_unchanged(const std::string& path, const json& doc,
                               const FileIdentity& expected, SaveMethod method,
-                              const std::function<void(SaveStage)>& stage_hook) {
+                              const std::function<void(SaveStage)>& stage_hook, SyncBatcher* sync) {
   const SaveOutcome changed{SaveOutcome::Kind::changed_on_disk, {}, std::nullopt};
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
@@ -411,13 +430,13 @@ SaveOutcome save_if_unchanged(const std::string& path, const json& doc,
     return failed_outcome("stat", errno);
   }
   if (identity_of(st) != expected) return changed;
-  auto written = write_temp_file(path, serialize_session(doc));
+  auto written = write_temp_file(path, serialize_session(doc), sync == nullptr);
   if (auto* err = std::get_if<FileError>(&written))
     return SaveOutcome{SaveOutcome::Kind::failed, {}, *err};
   const auto& tmp = std::get<TempFile>(written);
   if (stage_hook) stage_hook(SaveStage::temp_written);
   if (method == SaveMethod::pin_check) {
-    auto out = replace_if_pinned_unchanged(path, tmp.path, expected, stage_hook);
+    auto out = replace_if_pinned_unchanged(path, tmp.path, expected, stage_hook, sync);
     if (out.kind == SaveOutcome::Kind::saved) out.identity = tmp.identity;
     return out;
   }
@@ -436,7 +455,7 @@ SaveOutcome save_if_unchanged(const std::string& path, const json& doc,
                   "link-check-then-rename, which can overwrite a bot write landing during the "
                   "save (docs/DEPLOY.md, Shared storage)",
                   {{"file", path}, {"error", std::strerror(err)}});
-      auto out = replace_if_pinned_unchanged(path, tmp.path, expected, stage_hook);
+      auto out = replace_if_pinned_unchanged(path, tmp.path, expected, stage_hook, sync);
       if (out.kind == SaveOutcome::Kind::saved) out.identity = tmp.identity;
       return out;
     }
@@ -446,7 +465,7 @@ SaveOutcome save_if_unchanged(const std::string& path, const json& doc,
   }
   struct stat displaced {};
   if (::lstat(tmp.path.c_str(), &displaced) == 0 && identity_of(displaced) == expected) {
-    ::unlink(tmp.path.c_str());  // the version we read: ours replaces it
+    keep_or_remove(tmp.path, sync);  // the version we read: ours replaces it
     return SaveOutcome{SaveOutcome::Kind::saved, tmp.identity, std::nullopt};
   }
   // The bot's file was displaced: put it back, drop ours.
@@ -480,6 +499,47 @@ std::variant<std::string, FileError> quarantine_file(const std::string& path,
              (i ? "-" + std::to_string(i) : std::string()) + std::string(kSuffix);
   }
   return FileError{FileErrorKind::write, "no free name in " + dir};
+}
+
+std::vector<std::string> restore_from_leftovers(const std::string& dir) {
+  // Leftovers by the session file they belong to: ".NAME.tmp-..." (a temp
+  // file, or a version a save displaced) and ".NAME.tmp-....pin".
+  std::map<std::string, std::vector<std::string>> leftovers;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (auto* e = ::readdir(d)) {
+      std::string_view name(e->d_name);
+      auto marker = name.find(kTempMarker);
+      if (name.size() < 2 || name.front() != '.' || marker == std::string_view::npos) continue;
+      std::string session(name.substr(1, marker - 1));
+      if (!session_id_from_filename(session)) continue;
+      leftovers[session].push_back(dir + "/" + std::string(name));
+    }
+    ::closedir(d);
+  }
+  std::vector<std::string> restored;
+  for (auto& [session, candidates] : leftovers) {
+    const std::string path = dir + "/" + session;
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+      continue;  // gone: not ours to recreate
+    if (std::holds_alternative<LoadedSession>(load_session_file(path))) continue;
+    // The newest complete one: the version the interrupted save displaced, or
+    // a newer one written but not yet renamed (also the site's latest).
+    std::vector<std::pair<std::int64_t, std::string>> by_age;
+    for (const auto& c : candidates) {
+      struct stat cst {};
+      if (::lstat(c.c_str(), &cst) == 0 && S_ISREG(cst.st_mode))
+        by_age.emplace_back(
+            static_cast<std::int64_t>(cst.st_mtim.tv_sec) * 1000000000 + cst.st_mtim.tv_nsec, c);
+    }
+    std::sort(by_age.rbegin(), by_age.rend());
+    for (const auto& [mtime, candidate] : by_age) {
+      if (!std::holds_alternative<LoadedSession>(load_session_file(candidate))) continue;
+      if (::rename(candidate.c_str(), path.c_str()) == 0) restored.push_back(path);
+      break;
+    }
+  }
+  return restored;
 }
 
 int remove_stale_temp_files(const std::string& dir, std::chrono::seconds min_age) {

@@ -46,6 +46,8 @@ struct HttpResponse {
   std::string redirect_url;          // CURLINFO_REDIRECT_URL (redirects are not followed)
   std::vector<std::string> cookies;  // the jar after the transfer (CURLINFO_COOKIELIST)
   std::chrono::microseconds elapsed{0};
+  // When the transfer completed (the HTTP thread): where the save lag starts.
+  std::chrono::steady_clock::time_point received_at{};
 
   bool transport_ok() const { return curl_code == 0; }
   // First header with that (case-insensitive) name.

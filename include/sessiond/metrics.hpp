@@ -56,6 +56,11 @@ class Metrics {
   void browser_restarted() { browser_restarts_->Increment(); }
   // A successful refresh left token_deadline's token expired (or inside its margin).
   void token_not_renewed() { token_not_renewed_->Increment(); }
+  // A save's rename, this long after the site's response it writes: the
+  // window in which a process crash would lose a rotation.
+  void save_lag(double seconds) { save_lag_->Observe(seconds); }
+  // One group commit (SyncBatcher): its syncfs duration and how many saves it covered.
+  void save_synced(double seconds, std::size_t saves);
   // The event stream (EventBus).
   void event_published(const std::string& type);
   void set_event_subscribers(double n) { event_subscribers_->Set(n); }
@@ -103,6 +108,9 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* file_errors_ = nullptr;
   prometheus::Counter* restarts_ = nullptr;
   prometheus::Counter* token_not_renewed_ = nullptr;
+  prometheus::Histogram* save_lag_ = nullptr;
+  prometheus::Histogram* sync_duration_ = nullptr;
+  prometheus::Counter* synced_saves_ = nullptr;
   std::array<prometheus::Gauge*, kSessionStateCount> sessions_{};
   prometheus::Gauge* oldest_age_ = nullptr;
   prometheus::Gauge* ready_ = nullptr;

@@ -109,6 +109,9 @@ struct Save {
   std::uint64_t tag;
   std::shared_ptr<const nlohmann::json> doc;
   FileIdentity expected;
+  // When the site's last response arrived: the executor observes the save
+  // lag (sessiond_save_lag_seconds) from here to the rename.
+  std::chrono::steady_clock::time_point responded_at;
 };
 // dispose_logged_out(path, dir, mode, *doc, expected, announce).
 struct Dispose {
@@ -204,6 +207,8 @@ class RefreshCycle {
   void answered(const HttpResponse& r, Actions& out);
   void exec_finished(const ExecOutcome& r, Actions& out);
   void browser_finished(const BrowserStepResult& r, Actions& out);
+  // A step answered with new credentials (at `at`; default: now).
+  void rotated(std::chrono::steady_clock::time_point at = {});
   void verdict(Verdict v, const std::string& detail, std::optional<Millis> server_wait,
                Actions& out);
   void logged_in(Actions& out);
@@ -254,6 +259,9 @@ class RefreshCycle {
   std::shared_ptr<nlohmann::json> doc_;
   CookieLines jar_;
   bool jar_rotated_ = false;  // a step of this cycle answered with new credentials
+  // When the first changed cookie jar of this cycle arrived (zero: none yet):
+  // the save lag is measured from here.
+  std::chrono::steady_clock::time_point rotated_at_{};
   const Step* step_ = nullptr;
   // Credentials that rotated at the site but could not be saved: used by the
   // next cycle, or the session would be logged out by its own stale cookie.

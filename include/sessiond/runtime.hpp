@@ -15,6 +15,7 @@
 #include "sessiond/http_client.hpp"
 #include "sessiond/metrics.hpp"
 #include "sessiond/refresh_cycle.hpp"
+#include "sessiond/sync_batcher.hpp"
 #include "sessiond/worker_pool.hpp"
 
 namespace sessiond {
@@ -22,6 +23,7 @@ namespace sessiond {
 struct Runtime {
   HttpTransport* http = nullptr;     // outlives the actor system
   Executor* io = nullptr;            // disk I/O
+  SyncBatcher* sync = nullptr;       // group commit of saves; null: each save fsyncs
   Executor* exec = nullptr;          // external commands (its own concurrency cap)
   BrowserRunner* browser = nullptr;  // null: no profile uses browser steps
   std::shared_ptr<Metrics> metrics;

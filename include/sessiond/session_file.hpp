@@ -12,8 +12,11 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace sessiond {
+
+class SyncBatcher;
 
 // What identifies one version of a file: any rewrite (in place or by rename)
 // changes at least one of these.
@@ -74,8 +77,12 @@ struct SaveOutcome {
   FileIdentity identity;  // saved: the new file
   std::optional<FileError> error;
 };
+// `sync`: with a batcher the new version is renamed in place without an fsync
+// and the displaced previous version is handed to the batcher (kept until the
+// next group commit); without one the new version is fsynced before the rename
+// and the previous one removed at once.
 SaveOutcome save_if_unchanged(const std::string& path, const nlohmann::json& doc,
-                              const FileIdentity& expected);
+                              const FileIdentity& expected, SyncBatcher* sync = nullptr);
 
 // How a save replaces the file. exchange: renameat2(RENAME_EXCHANGE), then a
 // look at what was displaced (swapped back if it was not the version read):
@@ -103,12 +110,19 @@ ExchangeProbe probe_atomic_exchange(const std::string& dir);
 enum class SaveStage { temp_written, checked };
 SaveOutcome save_if_unchanged(const std::string& path, const nlohmann::json& doc,
                               const FileIdentity& expected, SaveMethod method,
-                              const std::function<void(SaveStage)>& stage_hook = {});
+                              const std::function<void(SaveStage)>& stage_hook = {},
+                              SyncBatcher* sync = nullptr);
 
 // Moves a logged-out session into <dir>/invalid/ (created 0700) without ever
 // replacing an earlier quarantined file. Returns the new path.
 std::variant<std::string, FileError> quarantine_file(const std::string& path,
                                                      const std::string& sessions_dir);
+
+// After a power loss between a save and its group commit (SyncBatcher): a
+// session file that does not load (empty, torn) is replaced by the newest
+// complete leftover of its own (the version the save displaced). Files that
+// load are never touched. Returns the paths restored.
+std::vector<std::string> restore_from_leftovers(const std::string& dir);
 
 // Removes temp files left by a crashed writer (older than `min_age`: another
 // replica may be writing right now).

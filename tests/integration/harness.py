@@ -274,6 +274,34 @@ def metric_sum(text, name, **labels):
                if n == name and all(ls.get(k) == str(want) for k, want in labels.items()))
 
 
+def metric_histogram_quantiles(text, name, quantiles):
+    """Quantiles of histogram `name` (all label sets summed), as Prometheus's
+    histogram_quantile estimates them: linear within the bucket."""
+    buckets = {}
+    for n, ls, v in parse_metrics(text):
+        if n == name + "_bucket":
+            le = float("inf") if ls["le"] == "+Inf" else float(ls["le"])
+            buckets[le] = buckets.get(le, 0.0) + v
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]] if bounds else 0.0
+    out = []
+    for q in quantiles:
+        if total == 0:
+            out.append(float("nan"))
+            continue
+        rank, lower, below = q * total, 0.0, 0.0
+        for le in bounds:
+            if buckets[le] >= rank:
+                if le == float("inf"):
+                    out.append(lower)
+                else:
+                    inside = buckets[le] - below
+                    out.append(lower + (le - lower) * ((rank - below) / inside if inside else 1.0))
+                break
+            lower, below = le, buckets[le]
+    return out
+
+
 def daemon_metrics(d, timeout=5):
     status, body, _ = http("GET", d.url() + "/metrics", timeout=timeout)
     check(status == 200, f"/metrics: HTTP {status}")

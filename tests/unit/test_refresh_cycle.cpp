@@ -892,6 +892,47 @@ TEST_CASE("cycle: a failed disposal is logged after the decision", "[cycle][disp
   CHECK(fs::exists(d.path));
 }
 
+TEST_CASE("cycle: the save lag counts from the first response that rotated the cookies",
+          "[cycle][save_lag]") {
+  Driver d;
+  d.hold_save = true;
+  d.write(session_doc(d.wall0 - 1min));
+  d.start();
+  d.refresh_now();
+  const auto t_check = std::chrono::steady_clock::now() - 50ms;
+  const auto t_refresh = t_check + 20ms;
+  auto answer_at = [&](std::chrono::steady_clock::time_point at, const char* body,
+                       std::optional<std::string> sid) {
+    REQUIRE_FALSE(d.http.empty());
+    auto p = d.http.front();
+    d.http.pop_front();
+    auto r = testing::scripted_response(p.request, 200, body, sid, {});
+    r.received_at = at;
+    d.done(p.tag, r);
+  };
+  SECTION("the check rotates") {
+    answer_at(t_check, kHome, std::string("s1"));
+    answer_at(t_refresh, R"({"token":"T1"})", std::nullopt);
+    REQUIRE(d.held.size() == 1);
+    CHECK(std::get<action::Save>(d.held.front()).responded_at == t_check);
+  }
+  SECTION("only the refresh rotates") {
+    answer_at(t_check, kHome, std::nullopt);
+    answer_at(t_refresh, R"({"token":"T1"})", std::string("s1"));
+    REQUIRE(d.held.size() == 1);
+    CHECK(std::get<action::Save>(d.held.front()).responded_at == t_refresh);
+  }
+  SECTION("nothing rotates: from the save itself") {
+    const auto before = std::chrono::steady_clock::now();
+    answer_at(t_check, kHome, std::nullopt);
+    answer_at(t_refresh, R"({"token":"T1"})", std::nullopt);
+    REQUIRE(d.held.size() == 1);
+    CHECK(std::get<action::Save>(d.held.front()).responded_at >= before);
+  }
+  d.release();
+  CHECK(d.report().outcome == CycleOutcome::success);
+}
+
 // -- stale results ------------------------------------------------------------------
 
 TEST_CASE("cycle: results of an older cycle or in the wrong phase are ignored", "[cycle]") {
