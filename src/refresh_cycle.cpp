@@ -358,6 +358,16 @@ void RefreshCycle::loaded(const Loaded& l, Actions& out) {
   const auto& p = *site_->profile;
   // Before any step: whether the refresh moved the token's exp is logged.
   exp_before_ = p.token_deadline ? token_expiry(*p.token_deadline, *doc_) : std::nullopt;
+  if (p.refresh_when && !p.refresh_when->from) {
+    // No keepalive block: the bot's new login, which began when it wrote the
+    // file. Else the block's sessionStart (none: unknown, refreshed).
+    session_start_.reset();
+    if (!doc_->contains("keepalive"))
+      session_start_ = WallTime(std::chrono::duration_cast<WallTime::duration>(
+          std::chrono::nanoseconds(session.identity.mtime_ns)));
+    else if (k.session_start)
+      session_start_ = parse_rfc3339(*k.session_start);
+  }
   run_step(p.check ? *p.check : *p.refresh, out);
 }
 
@@ -391,6 +401,13 @@ void RefreshCycle::run_step(const Step& step, Actions& out) {
     req.spec = *step.browser;
     TemplateContext ctx{id(), *doc_, p.base_url, {}, &jar_};
     req.spec.url = expand_template(req.spec.url, ctx);
+    // An empty text would be found on any page: nothing is decided.
+    if (auto missing = expand_page_conditions(req.spec, ctx)) {
+      fail_transient(
+          step.name + ": page text " + *missing + " is empty or missing in the session file",
+          std::nullopt, out);
+      return;
+    }
     if (req.spec.url.rfind("http://", 0) != 0 && req.spec.url.rfind("https://", 0) != 0)
       req.spec.url = p.base_url + req.spec.url;
     req.priority = priority;
@@ -409,14 +426,18 @@ void RefreshCycle::run_step(const Step& step, Actions& out) {
 void RefreshCycle::answered(const HttpResponse& r, Actions& out) {
   if (r.curl_code != kNotSent && site_->metrics)  // refused by the open circuit: never sent
     site_->metrics->request(step_->name, http_code_label(r));
-  Verdict v = step_->evaluate(r);
+  std::string problem;
+  Verdict v = step_->evaluate(r, TemplateContext{id(), *doc_, site_->profile->base_url, {}, &jar_},
+                              &problem);
   if (v == Verdict::logged_in) {
     jar_ = r.cookies;
     jar_rotated_ = true;
     if (!apply_captures(*step_, r, site_->profile->base_url, *doc_, jar_)) v = Verdict::transient;
   }
   std::string detail = describe(r);
-  if (v == Verdict::transient && r.transport_ok() && r.status >= 200 && r.status < 400)
+  if (!problem.empty())
+    detail += " (" + problem + " in the session file)";
+  else if (v == Verdict::transient && r.transport_ok() && r.status >= 200 && r.status < 400)
     detail += " (no logged-in or logged-out rule matched)";
   if (log::enabled(spdlog::level::debug))
     log::debug("response", "step answered",
@@ -491,18 +512,101 @@ void RefreshCycle::verdict(Verdict v, const std::string& detail, std::optional<M
 void RefreshCycle::logged_in(Actions& out) {
   last_ok_ = site_->now();  // the site just saw the session alive
   const auto& p = *site_->profile;
-  if (is_check(*step_) && p.refresh) {
+  if (is_check(*step_) && p.refresh && (!p.refresh_when || refresh_due())) {
     run_step(*p.refresh, out);
     return;
   }
+  if (!is_check(*step_) && p.refresh_when && p.refresh_when->from) {
+    // The refresh ran because the field was old: it (or the bot) must renew
+    // it, or every check from now on is followed by a refresh.
+    // (An unreadable field was logged as session_age_unknown already.)
+    std::string problem;
+    if (auto start = session_started(problem)) {
+      const bool renewed = site_->now() - *start <= p.refresh_when->older_than;
+      if (!renewed && !age_not_renewed_logged_)
+        log::warn("session_age_not_renewed",
+                  "the refresh succeeded but left the session's start field as old as before; "
+                  "every check will be followed by a refresh",
+                  {{"session", id()}, {"from", p.refresh_when->from_text}});
+      age_not_renewed_logged_ = !renewed;
+    }
+  }
   save(out);
+}
+
+// Due when the session is older than refresh_when.older_than. An age that
+// cannot be read counts as due: a needless renewal costs one step, a missed
+// one lets the session reach its maximum age.
+bool RefreshCycle::refresh_due() {
+  const auto& when = *site_->profile->refresh_when;
+  std::string problem;
+  auto start = session_started(problem);
+  if (!start) {
+    if (!age_unknown_logged_)
+      log::warn("session_age_unknown", "the session's age cannot be read; refreshing it",
+                {{"session", id()}, {"from", when.from_text}, {"problem", problem}});
+    age_unknown_logged_ = true;
+    return true;
+  }
+  age_unknown_logged_ = false;
+  const auto age = std::chrono::duration_cast<Millis>(site_->now() - *start);
+  const bool due = age > when.older_than;
+  if (log::enabled(spdlog::level::debug))
+    log::debug("refresh_when", due ? "session old enough: refreshing" : "refresh not due yet",
+               {{"session", id()},
+                {"age_s", age.count() / 1000},
+                {"older_than_s", when.older_than.count() / 1000}});
+  return due;
+}
+
+std::optional<WallTime> RefreshCycle::session_started(std::string& problem) const {
+  const auto& when = *site_->profile->refresh_when;
+  std::optional<WallTime> start;
+  if (when.from) {
+    const json* field = nullptr;
+    try {
+      if (doc_->contains(*when.from)) field = &doc_->at(*when.from);
+    } catch (const json::exception&) {  // e.g. "/a/b" where "a" is an array
+    }
+    if (!field) {
+      problem = "missing";
+      return std::nullopt;
+    }
+    start = parse_time_value(*field);
+    if (!start) {
+      problem = "not a time (expected epoch seconds or milliseconds, or RFC 3339 with a zone)";
+      return std::nullopt;
+    }
+  } else {
+    start = session_start_;
+    if (!start) {
+      problem = "missing";
+      return std::nullopt;
+    }
+  }
+  // A little ahead is clock skew; more is a wrong time (a local time written
+  // as UTC), which would put the refresh off for hours.
+  if (*start > site_->now() + std::chrono::minutes(5)) {
+    problem = "in the future";
+    return std::nullopt;
+  }
+  return start;
 }
 
 void RefreshCycle::save(Actions& out) {
   phase_ = Phase::saving;
   auto& doc = *doc_;
   doc["cookies"] = playwright_from_jar(doc["cookies"], jar_);
-  write_keepalive(doc, status_.keepalive_refreshed(read_keepalive(doc), *last_ok_));
+  KeepaliveBlock k = status_.keepalive_refreshed(read_keepalive(doc), *last_ok_);
+  const auto& p = *site_->profile;
+  if (p.refresh_when && !p.refresh_when->from) {
+    // The refresh step renewed the session just now; else it began when it did.
+    if (!is_check(*step_))
+      k.session_start = log::iso8601(*last_ok_);
+    else if (session_start_)
+      k.session_start = log::iso8601(*session_start_);
+  }
+  write_keepalive(doc, k);
   out.emplace_back(action::Save{cycle_, doc_, *known_});
 }
 
@@ -519,10 +623,12 @@ void RefreshCycle::saved(const SaveOutcome& r, Actions& out) {
       gave_up_ = false;
       status_.record_success(*last_ok_);
       auto took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started_);
-      log::info("refresh_ok", "session refreshed",
-                {{"session", id()},
-                 {"refresh_count", status_.refresh_count},
-                 {"duration_ms", took.count()}});
+      json fields = {{"session", id()},
+                     {"refresh_count", status_.refresh_count},
+                     {"duration_ms", took.count()}};
+      // With refresh_when, whether this cycle's check was followed by the refresh.
+      if (site_->profile->refresh_when) fields["refresh_step"] = !is_check(*step_);
+      log::info("refresh_ok", "session refreshed", fields);
       schedule(regular_delay(), out);  // before finish() publishes: the status shows it
       doc_.reset();
       finish(RefreshResult::success, CycleOutcome::success, {}, out);

@@ -523,6 +523,7 @@ KeepaliveBlock read_keepalive(const json& doc) {
     k.paused_at = str("pausedAt");
     k.pause_reason = str("pauseReason");
   }
+  k.session_start = str("sessionStart");
   return k;
 }
 
@@ -546,6 +547,7 @@ void write_keepalive(json& doc, const KeepaliveBlock& k) {
     block.erase("pausedAt");
     block.erase("pauseReason");
   }
+  if (k.session_start) block["sessionStart"] = *k.session_start;
   doc["keepalive"] = std::move(block);
 }
 

@@ -33,7 +33,8 @@ struct ProfileError : std::runtime_error {
 };
 
 // All present conditions must hold (AND); a step's rule list matches when any
-// rule does (OR).
+// rule does (OR). body_contains and body_not_contains are templates, expanded
+// per session and then matched literally (see Step::evaluate).
 struct Rule {
   std::vector<std::pair<int, int>> status;  // inclusive ranges; empty = any status
   std::optional<std::string> redirect_contains;
@@ -51,6 +52,8 @@ struct Capture {
   std::string format = "{value}";  // e.g. "Bearer {value}"
   bool required = false;           // a missing value makes the step transient
 };
+
+struct TemplateContext;
 
 struct Step {
   std::string name;  // "check" or "refresh"
@@ -70,7 +73,24 @@ struct Step {
 
   bool is_exec() const { return !exec.empty(); }
   bool is_browser() const { return browser.has_value(); }
+  // The rules' markers expanded for the session in `ctx`. A marker whose
+  // placeholder expands to nothing (a missing or empty field) would match any
+  // page, so that decides nothing: transient, and `problem` (when given) says
+  // which placeholder, never its value.
+  Verdict evaluate(const HttpResponse& response, const TemplateContext& ctx,
+                   std::string* problem = nullptr) const;
+  // Without a session: a templated marker cannot be expanded (transient).
   Verdict evaluate(const HttpResponse& response) const;
+};
+
+// refresh_when: the refresh step runs only when the session is older than
+// `older_than` (the check still runs every interval).
+struct RefreshWhen {
+  Millis older_than{0};
+  // The session's start, from a session-file field (a JSON pointer); unset:
+  // the keepalive block's sessionStart (see README "Profile format").
+  std::optional<nlohmann::json::json_pointer> from;
+  std::string from_text;  // for logs: "/createdAt" or "keepalive.sessionStart"
 };
 
 // A token whose expiry bounds the session (e.g. a JWT access token).
@@ -98,6 +118,7 @@ struct Profile {
   std::vector<std::pair<std::string, std::string>> default_headers;
   std::optional<Step> check;
   std::optional<Step> refresh;
+  std::optional<RefreshWhen> refresh_when;  // unset: the refresh runs after every check
   std::optional<TokenDeadline> token_deadline;
   RetryPolicy retry;
   std::size_t max_in_flight = 64;          // HTTP requests toward the site at once
@@ -122,6 +143,24 @@ struct TemplateContext {
   const std::vector<std::string>* jar = nullptr;  // current cookies, preferred over the file's
 };
 std::string expand_template(const std::string& text, const TemplateContext& ctx);
+// expand_template for a marker matched against a page (a rule's body_contains,
+// a browser condition's text): nullopt when a placeholder expands to nothing,
+// and `empty` (when given) names that placeholder, e.g. "{field:/name}".
+std::optional<std::string> expand_marker(const std::string& text, const TemplateContext& ctx,
+                                         std::string* empty = nullptr);
+// Expands the text of each of the browser step's conditions for one session.
+// Returns the first placeholder that expands to nothing (nothing expanded is
+// then usable), nullopt when all expanded.
+std::optional<std::string> expand_page_conditions(BrowserStepSpec& spec,
+                                                  const TemplateContext& ctx);
+
+// A point in time in a session-file field: a number of seconds since the
+// epoch, or of milliseconds when 1e11 or more (JavaScript's Date.now()), or an
+// RFC 3339 string with a zone ("2025-01-23T10:30:00.000Z", "...+03:30").
+// nullopt: anything else, or outside 1970..2199.
+std::optional<std::chrono::system_clock::time_point> parse_time_value(const nlohmann::json& v);
+// RFC 3339 with "Z" or a numeric offset, fractional seconds optional.
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text);
 
 // The HTTP request for a step: URL, profile default headers, the session
 // file's "headers" (captured tokens, bot-provided Authorization), step headers

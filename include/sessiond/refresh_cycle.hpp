@@ -16,6 +16,7 @@
 //             │                  ▼
 //             │              disposing ─▶ idle, stopped (invalid)
 //             └─ file error ─▶ idle, stopped until the file changes
+//  refresh_when, not old enough yet: checking ─▶ saving (no refresh step)
 //  transient (any step) ─▶ idle + schedule(backoff, capped to the idle deadline)
 //    ... the retry.max_attempts-th in a row ─▶ idle, failed, stopped until the file changes
 //
@@ -207,6 +208,8 @@ class RefreshCycle {
   void verdict(Verdict v, const std::string& detail, std::optional<Millis> server_wait,
                Actions& out);
   void logged_in(Actions& out);
+  bool refresh_due();
+  std::optional<WallTime> session_started(std::string& problem) const;
   void save(Actions& out);
   void saved(const SaveOutcome& r, Actions& out);
   void dispose(const std::string& reason, Actions& out);
@@ -247,7 +250,12 @@ class RefreshCycle {
   // retry.max_attempts reached: failed until the file changes or a manual refresh.
   bool gave_up_ = false;
   bool token_not_renewed_logged_ = false;  // logged again after a renewal
-  std::optional<WallTime> exp_before_;     // token_deadline's exp as this cycle read it
+  // refresh_when: the session's start as the keepalive block (or the bot's
+  // write of the file) says, read with the file; logged once until readable.
+  std::optional<WallTime> session_start_;
+  bool age_unknown_logged_ = false;
+  bool age_not_renewed_logged_ = false;  // a due refresh left the field as old
+  std::optional<WallTime> exp_before_;   // token_deadline's exp as this cycle read it
 
   // The cycle in flight.
   std::chrono::steady_clock::time_point started_;

@@ -126,6 +126,10 @@ struct KeepaliveBlock {
   bool paused = false;
   std::optional<std::string> paused_at;  // RFC 3339
   std::optional<std::string> pause_reason;
+  // refresh_when's default age (RFC 3339): when the session began, i.e. the
+  // bot's login or the last refresh step that renewed it. Kept only by
+  // profiles with refresh_when; written when set, left as it is otherwise.
+  std::optional<std::string> session_start;
 };
 KeepaliveBlock read_keepalive(const nlohmann::json& doc);
 void write_keepalive(nlohmann::json& doc, const KeepaliveBlock& block);
