@@ -38,11 +38,13 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -92,10 +94,30 @@ json condition_json(const PageCondition& c) {
   return j;
 }
 
-std::string replace_all(std::string s, const std::string& what, const std::string& with) {
-  for (auto pos = s.find(what); pos != std::string::npos; pos = s.find(what, pos + with.size()))
-    s.replace(pos, what.size(), with);
-  return s;
+// Fills a script template's placeholders in one pass: a value (a session
+// file's localStorage, origin or page text) that contains another
+// placeholder's name is copied as it is, never filled in turn.
+std::string fill(const std::string& tmpl,
+                 std::initializer_list<std::pair<const char*, std::string>> values) {
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < tmpl.size()) {
+    std::size_t best = std::string::npos;
+    const std::pair<const char*, std::string>* which = nullptr;
+    for (const auto& v : values) {
+      const auto at = tmpl.find(v.first, pos);
+      if (at < best) {
+        best = at;
+        which = &v;
+      }
+    }
+    if (!which) break;
+    out.append(tmpl, pos, best - pos);
+    out += which->second;
+    pos = best + std::char_traits<char>::length(which->first);
+  }
+  out.append(tmpl, std::min(pos, tmpl.size()), std::string::npos);
+  return out;
 }
 
 // JSON text safe inside a <script>-less JS source: U+2028/9 are valid JSON
@@ -120,10 +142,10 @@ std::string seed_script(const std::string& origin, const json& items, bool clear
   } catch (e) {}
   try { window.BINDING(JSON.stringify({k: 'seeded', origin})); } catch (e) {}
 })();)JS";
-  std::string s = replace_all(kTemplate, "ORIGIN", js_literal(origin));
-  s = replace_all(s, "ITEMS", js_literal(items));
-  s = replace_all(s, "CLEAR", clear_session ? "true" : "false");
-  return replace_all(s, "BINDING", kBinding);
+  return fill(kTemplate, {{"ORIGIN", js_literal(origin)},
+                          {"ITEMS", js_literal(items)},
+                          {"CLEAR", clear_session ? "true" : "false"},
+                          {"BINDING", kBinding}});
 }
 
 // Reports localStorage writes (whole origin, synchronously: the report is on
@@ -193,8 +215,7 @@ std::string tracker_script(const BrowserStepSpec& spec) {
   setInterval(check, 500);
   check();
 })();)JS";
-  std::string s = replace_all(kTemplate, "CONDITIONS", js_literal(conditions));
-  return replace_all(s, "BINDING", kBinding);
+  return fill(kTemplate, {{"CONDITIONS", js_literal(conditions)}, {"BINDING", kBinding}});
 }
 
 // Read at the end of a step: the main frame's origin and its localStorage.

@@ -229,6 +229,37 @@ TEST_CASE("browser step: timeout is transient and keeps the rotated state", "[br
   CHECK(r2.detail.rfind("navigation error: net::ERR_", 0) == 0);
 }
 
+TEST_CASE("browser step: network idle, selector and text combined; values taken literally",
+          "[browser][marker]") {
+  browser_test::Site site;
+  REQUIRE(site.start());
+  BrowserPool pool(pool_options());
+  BrowserStepRequest req;
+  req.state = site.add_account("L");
+  // A value from the file that names the page scripts' placeholders is
+  // seeded as it is (it once became "…true…" / the binding's name).
+  const std::string odd = "CLEAR BINDING ORIGIN ITEMS CONDITIONS \"'</script>";
+  req.state["origins"][0]["localStorage"].push_back({{"name", "note"}, {"value", odd}});
+  req.spec = home_spec(site.url("/app?mode=ok"));
+  req.spec.wait_network_idle = true;
+  req.spec.wait_for = {PageCondition{".homeSection", std::string("Welcome"), std::nullopt}};
+  auto r = run_step(pool, req);
+  INFO(r.detail);
+  REQUIRE(r.verdict == Verdict::logged_in);
+  REQUIRE(r.cookies);
+  REQUIRE(r.origins);
+  CHECK(ls_value(r.origins, site.origin(), "note") == odd);
+
+  // The text is found as it is, never as a pattern: "W.lcome" is not "Welcome".
+  BrowserStepRequest next = req;
+  next.state = {{"cookies", *r.cookies}, {"origins", *r.origins}};
+  next.spec.timeout = 2500ms;
+  next.spec.wait_for = {PageCondition{".homeSection", std::string("W.lcome"), std::nullopt}};
+  auto r2 = run_step(pool, next);
+  CHECK(r2.verdict == Verdict::transient);
+  CHECK(r2.detail == "timeout");
+}
+
 TEST_CASE("browser step: kill -9 of the browser mid-step", "[browser]") {
   browser_test::Site site;
   REQUIRE(site.start());
