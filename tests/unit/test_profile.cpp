@@ -174,6 +174,39 @@ TEST_CASE("the bundled profiles parse", "[profile]") {
   CHECK(http.check->evaluate(redirect) == Verdict::logged_out);
   CHECK(http.check->evaluate(response(200, "<div id=root></div>")) == Verdict::transient);
 
+  // my.rade.ir: network idle, then the dashboard's top bar, in one page load.
+  auto rade = load_profile(root + "/profiles/rade.json");
+  CHECK(rade.name == "rade");
+  CHECK(rade.base_url == "https://my.rade.ir");
+  REQUIRE(rade.check);
+  REQUIRE(rade.check->is_browser());
+  CHECK(rade.check->browser->wait_network_idle);
+  REQUIRE(rade.check->browser->wait_for.size() == 1);
+  CHECK(rade.check->browser->wait_for[0].selector ==
+        std::optional<std::string>("app-profile-top-bar"));
+  CHECK_FALSE(rade.refresh);
+  CHECK_FALSE(rade.refresh_when);
+
+  // nics24: a check every 10 minutes, the bot's login once createdAt is 90 minutes old.
+  auto nics = load_profile(root + "/profiles/nics24.json");
+  CHECK(nics.name == "nics24");
+  CHECK(nics.base_url == "https://etebarito.nics24.ir");
+  CHECK(nics.interval == Millis(10 * 60000));
+  REQUIRE(nics.check);
+  REQUIRE(nics.check->is_browser());
+  CHECK(nics.check->browser->url == "/pishkhan");
+  CHECK(nics.check->browser->wait_network_idle);
+  REQUIRE(nics.check->browser->wait_for.size() == 1);
+  CHECK(nics.check->browser->wait_for[0].text == std::optional<std::string>("پیشخوان"));
+  REQUIRE(nics.check->browser->logged_out.size() == 1);
+  CHECK(nics.check->browser->logged_out[0].url_contains == std::optional<std::string>("/login"));
+  REQUIRE(nics.refresh);
+  CHECK(nics.refresh->is_exec());
+  REQUIRE(nics.refresh_when);
+  CHECK(nics.refresh_when->older_than == Millis(90 * 60000));
+  REQUIRE(nics.refresh_when->from);
+  CHECK(nics.refresh_when->from->to_string() == "/createdAt");
+
   CHECK_THROWS_AS(load_profile(root + "/profiles/does-not-exist.json"), ProfileError);
 }
 
