@@ -43,27 +43,6 @@ int no_daemon(const std::string& url, httplib::Error err) {
   return 1;
 }
 
-std::string age(const json& seconds) {
-  if (!seconds.is_number()) return "-";
-  double s = seconds.get<double>();
-  std::ostringstream out;
-  if (s < 120)
-    out << static_cast<long>(s) << "s";
-  else if (s < 7200)
-    out << static_cast<long>(s / 60) << "m";
-  else
-    out << static_cast<long>(s / 3600) << "h";
-  return out.str();
-}
-
-std::string until(const json& iso) {
-  if (!iso.is_string()) return "-";
-  auto t = parse_iso8601(iso.get<std::string>());
-  if (!t) return "-";
-  double s = std::chrono::duration<double>(*t - std::chrono::system_clock::now()).count();
-  return s <= 0 ? "now" : "in " + age(s);
-}
-
 // status --all: every replica of --peers, one merged table; exit 1 when any
 // replica did not answer (the table still shows the others).
 int status_all_command(const Config& c) {
@@ -111,10 +90,13 @@ int status_command(const Config& c) {
     if (err.size() > 60) err = err.substr(0, 57) + "...";
     rows.push_back({s.value("mobile", "?"), s.value("state", "?"),
                     s["lastRefreshAgeSeconds"].is_number()
-                        ? age(s["lastRefreshAgeSeconds"]) + " ago"
+                        ? format_age(s["lastRefreshAgeSeconds"].get<double>()) + " ago"
                         : "never",
                     std::to_string(s.value("refreshCount", 0)),
-                    s.value("refreshing", false) ? "running" : until(s["nextRefresh"]), err});
+                    s.value("refreshing", false)
+                        ? "running"
+                        : format_until(s["nextRefresh"], std::chrono::system_clock::now()),
+                    err});
   }
   std::vector<std::size_t> width(rows[0].size(), 0);
   for (auto& r : rows)

@@ -26,7 +26,25 @@ struct Flag {
   const char* value_name;  // nullptr: boolean flag
   const char* help;
   std::function<void(Config&, const std::string&)> set;
+  bool comma_list = false;  // a config file may give the list as a JSON array of strings
 };
+
+// A config file value as the command line would give it: strings as they
+// are, a comma list flag's array joined, anything else as JSON text (numbers,
+// booleans, --hook-exec's argv array).
+std::string config_file_value(const Flag& f, const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (f.comma_list && v.is_array()) {
+    std::string out;
+    for (const auto& item : v) {
+      if (!item.is_string())
+        throw ConfigError(std::string("--") + f.name + ": expected an array of strings");
+      out += (out.empty() ? "" : ",") + item.get<std::string>();
+    }
+    return out;
+  }
+  return v.dump();
+}
 
 Millis duration_value(const std::string& flag, const std::string& v) {
   auto d = parse_duration(v);
@@ -159,7 +177,8 @@ const std::vector<Flag>& flags() {
            throw ConfigError(std::string("--hook-types: ") + e.what());
          }
          c.hook_types = v;
-       }},
+       },
+       true},
       {"hook-queue", "N", "events queued per hook; when full the oldest is dropped (default 10000)",
        [](Config& c, const std::string& v) {
          c.hook_queue = static_cast<std::size_t>(int_value("hook-queue", v, 1, 1000000));
@@ -235,7 +254,7 @@ const std::vector<Flag>& flags() {
        "status --all and the page's /replicas: the replicas: a DNS name whose every A/AAAA record "
        "is one (the headless Service, e.g. sessiond-headless.NS.svc.cluster.local; port from "
        "--listen) or a comma list of base URLs",
-       [](Config& c, const std::string& v) { c.peers = v; }},
+       [](Config& c, const std::string& v) { c.peers = v; }, true},
       {"sessions", "N", "demo: how many sessions the fake site logs in (default 5)",
        [](Config& c, const std::string& v) {
          c.demo_sessions = static_cast<int>(int_value("sessions", v, 1, 100000));
@@ -357,9 +376,8 @@ Config parse_config(int argc, const char* const* argv,
     for (auto& [k, v] : doc.items()) {
       const Flag* f = find_flag(k);
       if (!f || k == "config") throw ConfigError(config_file + ": unknown key \"" + k + "\"");
-      std::string value = v.is_string() ? v.get<std::string>() : v.dump();
       try {
-        f->set(c, value);
+        f->set(c, config_file_value(*f, v));
       } catch (const ConfigError& e) {
         throw ConfigError(config_file + ": " + e.what());
       }

@@ -694,6 +694,7 @@ void RefreshCycle::disposed(const DisposeOutcome& r, Actions& out) {
   status_.state = SessionState::invalid;
   status_.last_error =
       r.error ? "logged out; disposal failed: " + r.error->message : std::string("logged out");
+  status_.disposed = !r.error;
   stopped_ = true;
   forget_unsaved();
   doc_.reset();

@@ -59,12 +59,9 @@ std::vector<SessionEvent> derive_events(const SessionStatus* before, const Sessi
   switch (to) {
     case SessionState::invalid:
       out.push_back(make("logged_out", before, after, error));
-      // RefreshCycle::disposed() says exactly "logged out" once the file was
-      // quarantined, marked or deleted ("logged out; disposal failed: ..."
-      // otherwise); a file already marked by an earlier run keeps its
-      // earlier reason and was not invalidated now.
-      if (error == "logged out")
-        out.push_back(make("invalidated", before, after, disposal_done(mode)));
+      // A file marked logged out by an earlier run, or one whose disposal
+      // failed, was not invalidated now.
+      if (after.disposed) out.push_back(make("invalidated", before, after, disposal_done(mode)));
       break;
     case SessionState::at_risk:
       out.push_back(make("at_risk", before, after, error));

@@ -88,6 +88,7 @@ struct SessionStatus {
   bool refreshing = false;
   std::optional<WallTime> paused_at;        // paused: since when
   std::optional<std::string> pause_reason;  // paused: what the operator said
+  bool disposed = false;  // invalid: this run quarantined, marked or deleted the file
 
   bool is_live() const { return sessiond::is_live(state); }
 

@@ -339,3 +339,18 @@ TEST_CASE("the --admin-token-file flag reads a trimmed token and names the path 
     CHECK(parse({"run", "--help", "--admin-token-file", "/nonexistent/x"}).help);
   }
 }
+
+TEST_CASE("a config file may give list flags as arrays", "[config]") {
+  TempFile file(R"({
+    "hook-types": ["logged_out", "invalidated"],
+    "hook-exec": ["/usr/bin/relogin", "--fast"],
+    "peers": ["http://127.0.0.1:9464", "http://127.0.0.1:9465"]
+  })");
+  auto c = parse({"run", "--config", file.path.c_str()});
+  CHECK(c.hook_types == "logged_out,invalidated");
+  CHECK(c.hook_exec == std::vector<std::string>{"/usr/bin/relogin", "--fast"});
+  CHECK(c.peers == "http://127.0.0.1:9464,http://127.0.0.1:9465");
+  TempFile bad(R"({"hook-types": ["logged_out", 3]})");
+  CHECK_THAT(error_of({"run", "--config", bad.path.c_str()}),
+             Catch::Contains("--hook-types: expected an array of strings"));
+}

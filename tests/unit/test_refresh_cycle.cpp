@@ -829,6 +829,7 @@ TEST_CASE(
   CHECK(file_there_when_announced);
   CHECK_FALSE(fs::exists(d.path));
   CHECK(d.report().outcome == CycleOutcome::logged_out);
+  CHECK(d.status().disposed);  // the event stream's `invalidated`
   auto events = logs.events();
   auto invalidated = std::find(events.begin(), events.end(), "session_invalidated");
   auto logged_out = std::find(events.begin(), events.end(), "logged_out");
@@ -887,6 +888,7 @@ TEST_CASE("cycle: a failed disposal is logged after the decision", "[cycle][disp
   REQUIRE(error != events.end());
   CHECK(invalidated < error);
   CHECK(d.status().state == SessionState::invalid);
+  CHECK_FALSE(d.status().disposed);
   CHECK(fs::exists(d.path));
 }
 

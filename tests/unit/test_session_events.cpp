@@ -71,6 +71,7 @@ TEST_CASE("a refresh that changes only counts and times is no event", "[events]"
 TEST_CASE("a logout is logged_out, then invalidated as --on-logged-out says", "[events]") {
   auto before = status(SessionState::active);
   auto after = status(SessionState::invalid, "logged out");
+  after.disposed = true;
   for (auto [mode, done] :
        {std::pair{OnLoggedOut::quarantine, "quarantined"}, std::pair{OnLoggedOut::mark, "marked"},
         std::pair{OnLoggedOut::remove, "deleted"}}) {
