@@ -82,7 +82,7 @@ void perform(Self self, Actions& actions) {
             st.drain_promise.reset();
           } else if constexpr (std::is_same_v<T, action::Leave>) {
             // Unregistered (file gone or DELETE): the status goes with the actor.
-            caf::anon_send(rt.board, forget_atom::value, cycle.id());
+            caf::anon_send(rt.board, forget_atom::value, cycle.site().name, cycle.id());
             const CycleReport removed{
                 cycle.id(), CycleOutcome::removed, {}, cycle.status().state, 0};
             for (auto* list : {&st.waiting, &st.pausing, &st.resuming}) {

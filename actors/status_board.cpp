@@ -2,9 +2,43 @@
 
 #include <caf/typed_event_based_actor.hpp>
 
+#include <algorithm>
+
 #include "sessiond/json_log.hpp"
 
 namespace sessiond {
+namespace {
+
+OnLoggedOut mode_of(const StatusBoardSetup& setup, const std::string& site) {
+  for (const auto& s : setup.sites)
+    if (s.name == site) return s.on_logged_out;
+  return setup.on_logged_out;
+}
+
+}  // namespace
+
+nlohmann::json sites_json(const std::vector<SiteInfo>& sites,
+                          const std::map<std::string, std::string>& errors,
+                          const StatusTable& table, WallTime now) {
+  auto list = nlohmann::json::array();
+  for (const auto& s : sites) {
+    auto sum = table.summary_of(s.name, now);
+    auto err = errors.find(s.name);
+    const std::string error = err != errors.end() ? err->second : s.error;
+    list.push_back({{"name", s.name},
+                    {"dir", s.dir},
+                    {"pattern", s.pattern},
+                    {"profile", s.profile},
+                    {"interval", s.interval_s},
+                    {"onLoggedOut", to_string(s.on_logged_out)},
+                    {"totalSessions", sum.total},
+                    {"activeSessions", sum.live},
+                    {"sessionsByState", sum.by_state},
+                    {"breaker", s.breaker ? s.breaker() : std::string("closed")},
+                    {"error", error.empty() ? nlohmann::json() : nlohmann::json(error)}});
+  }
+  return {{"sites", std::move(list)}};
+}
 
 status_board_actor::behavior_type status_board_impl(
     status_board_actor::stateful_pointer<StatusBoardState> self, StatusBoardSetup setup) {
@@ -19,19 +53,25 @@ status_board_actor::behavior_type status_board_impl(
           st.setup.metrics->set_last_refresh(s->id, *s->last_refresh);
         if (st.setup.events) {
           // Derived from the status held until now: before put() replaces it.
-          auto events = derive_events(st.table.find(s->id), *s, st.setup.on_logged_out);
+          auto events =
+              derive_events(st.table.find(s->site, s->id), *s, mode_of(st.setup, s->site));
           for (auto& e : events) st.setup.events->publish(std::move(e));
         }
         st.table.put(*s);
       },
-      [=](forget_atom, const std::string& id) {
+      [=](forget_atom, const std::string& site, const std::string& id) {
         auto& st = self->state;
-        if (st.setup.events)
-          if (const auto* last = st.table.find(id)) st.setup.events->publish(removed_event(*last));
-        st.table.forget(id);
+        const auto* last = st.table.find(site, id);
+        if (last && last->site != site) last = nullptr;  // not another site's
+        if (st.setup.events && last) st.setup.events->publish(removed_event(*last));
+        st.table.forget(site, id);
         if (st.setup.metrics) st.setup.metrics->forget_session(id);
       },
-      [=](scanned_atom) { self->state.ready = true; },
+      [=](scanned_atom) {
+        // Ready once every site's first scan is done.
+        auto& st = self->state;
+        st.ready = ++st.scans >= std::max<std::size_t>(1, st.setup.sites.size());
+      },
       [=](drain_atom) { self->state.draining = true; },
       [=](ready_atom) { return self->state.ready && !self->state.draining; },
       [=](metrics_atom) {
@@ -46,17 +86,30 @@ status_board_actor::behavior_type status_board_impl(
         m.sample_process();
         return m.serialize();
       },
-      [=](status_atom, const std::string& state_filter, std::uint64_t limit) {
+      [=](site_error_atom, const std::string& site, const std::string& error) {
+        auto& st = self->state;
+        if (error.empty())
+          st.site_errors[site] = std::string();  // overrides a start-up error too
+        else
+          st.site_errors[site] = error;
+      },
+      [=](status_atom, const std::string& state_filter, std::uint64_t limit,
+          const std::string& site) {
         auto& st = self->state;
         return st.table
             .status_json(state_filter, limit, st.ready && !st.draining, !st.draining, st.setup.info,
-                         st.setup.now())
+                         st.setup.now(), site)
             .dump();
       },
-      [=](session_atom, const std::string& id) {
+      [=](session_atom, const std::string& site, const std::string& id) {
         auto& st = self->state;
-        auto* s = st.table.find(id);
+        auto* s = st.table.find(site, id);
         return s ? to_json(*s, st.setup.now()).dump() : std::string();
+      },
+      [=](locate_atom, const std::string& id) { return self->state.table.sites_of(id); },
+      [=](sites_atom) {
+        auto& st = self->state;
+        return sites_json(st.setup.sites, st.site_errors, st.table, st.setup.now()).dump();
       },
       [=](page_atom, const PageQuery& query) {
         auto& st = self->state;

@@ -41,6 +41,9 @@ class AdminServer {
   };
   AdminServer(caf::actor_system& system, supervisor_actor supervisor, status_board_actor board,
               Options options);
+  // Every site: /sites, /sites/{site}/sessions/{id}, /status?site=.
+  AdminServer(caf::actor_system& system, std::vector<SiteHandle> sites, status_board_actor board,
+              Options options);
   ~AdminServer();
   // Binds (throws std::runtime_error with the reason) and serves on a thread.
   void start();

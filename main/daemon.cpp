@@ -19,6 +19,7 @@
 #include <future>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include "admin_server.hpp"
@@ -31,6 +32,7 @@
 #include "sessiond/metrics.hpp"
 #include "sessiond/once_listener.hpp"
 #include "sessiond/session_file.hpp"
+#include "sessiond/site_limiter.hpp"
 #include "sessiond/status_board.hpp"
 #include "sessiond/supervisor.hpp"
 #include "sessiond/watcher.hpp"
@@ -38,12 +40,25 @@
 namespace sessiond {
 namespace {
 
-// Everything validated before any thread starts.
-struct Plan {
-  Config config;
+// One site, validated.
+struct SitePlan {
+  std::string name;
+  std::string profile_path;
+  std::string sessions_dir;
+  FilePattern pattern;
   std::shared_ptr<Profile> profile;
   Millis interval{0};
   Millis idle_timeout{0};
+  OnLoggedOut on_logged_out = OnLoggedOut::quarantine;
+  std::size_t max_in_flight = 0;  // its share of the shared HTTP client
+  std::string error;              // its sessions directory is unusable (set at start-up)
+};
+
+// Everything validated before any thread starts.
+struct Plan {
+  Config config;
+  std::vector<SitePlan> sites;
+  bool from_flags = true;  // one site from the flags: its directory problems stop the daemon
   Shard shard;
   std::optional<ListenAddress> listen;
   std::optional<BrowserLaunchOptions> browser;  // set when a step of the profile is a browser step
@@ -54,27 +69,50 @@ bool uses_browser(const Profile& p) {
   return (p.check && p.check->is_browser()) || (p.refresh && p.refresh->is_browser());
 }
 
-Plan make_plan(Config config, const std::string& base_url_override = {}) {
-  Plan plan;
-  if (config.profile_path.empty())
+// A site of the config file (`flags`: the one site of the flags, whose
+// errors keep their flag names).
+SitePlan make_site_plan(const Config& config, const SiteConfig& sc, bool flags,
+                        const std::string& base_url_override) {
+  const std::string where = flags ? std::string() : "site \"" + sc.name + "\": ";
+  SitePlan site;
+  if (sc.profile_path.empty())
     throw ConfigError("--profile is required (e.g. --profile profiles/baman24.json)");
   try {
-    plan.profile = std::make_shared<Profile>(load_profile(config.profile_path));
+    site.profile = std::make_shared<Profile>(load_profile(sc.profile_path));
   } catch (const ProfileError& e) {
-    throw ConfigError(std::string("profile ") + e.what());
+    throw ConfigError(where + "profile " + e.what());
   }
-  const std::string& base_url = base_url_override.empty() ? config.base_url : base_url_override;
+  site.profile_path = sc.profile_path;
+  site.sessions_dir = sc.sessions_dir;
+  site.name = sc.name.empty() ? site_name_from(site.profile->name) : sc.name;
+  std::string why;
+  auto pattern = FilePattern::parse(sc.file_pattern, &why);
+  if (!pattern) throw ConfigError(where + "file_pattern \"" + sc.file_pattern + "\": " + why);
+  site.pattern = *pattern;
+  const std::string& base_url = base_url_override.empty() ? sc.base_url : base_url_override;
   if (!base_url.empty()) {
-    plan.profile->base_url = base_url;
-    while (plan.profile->base_url.back() == '/') plan.profile->base_url.pop_back();
+    site.profile->base_url = base_url;
+    while (site.profile->base_url.back() == '/') site.profile->base_url.pop_back();
   }
-  plan.interval = config.interval.value_or(plan.profile->interval);
-  plan.idle_timeout = config.idle_timeout.value_or(plan.profile->idle_timeout);
-  if (plan.interval >= plan.idle_timeout)
-    throw ConfigError("--interval (" + format_duration(plan.interval) +
-                      ") must be shorter than the idle timeout (" +
-                      format_duration(plan.idle_timeout) +
+  site.interval = sc.interval.value_or(config.interval.value_or(site.profile->interval));
+  site.idle_timeout =
+      sc.idle_timeout.value_or(config.idle_timeout.value_or(site.profile->idle_timeout));
+  site.on_logged_out = sc.on_logged_out.value_or(config.on_logged_out);
+  if (site.interval >= site.idle_timeout)
+    throw ConfigError(where + (flags ? "--interval (" : "interval (") +
+                      format_duration(site.interval) + ") must be shorter than the idle timeout (" +
+                      format_duration(site.idle_timeout) +
                       "), or sessions expire between refreshes");
+  site.max_in_flight = std::min(sc.max_in_flight.value_or(site.profile->max_in_flight),
+                                std::min(config.max_in_flight, site.profile->max_in_flight));
+  return site;
+}
+
+Plan make_plan(Config config, const std::string& base_url_override = {}) {
+  Plan plan;
+  plan.from_flags = config.sites.empty();
+  for (const auto& sc : sites_of(config))
+    plan.sites.push_back(make_site_plan(config, sc, plan.from_flags, base_url_override));
   plan.shard.count = config.shard_count;
   plan.shard.index = resolve_shard_index(config);
   if (plan.shard.index >= plan.shard.count)
@@ -88,7 +126,8 @@ Plan make_plan(Config config, const std::string& base_url_override = {}) {
           " is not a loopback address: set --admin-token (or SESSIOND_ADMIN_TOKEN) so the admin "
           "endpoints are not open to the network");
   }
-  if (uses_browser(*plan.profile)) {
+  if (std::any_of(plan.sites.begin(), plan.sites.end(),
+                  [](const SitePlan& s) { return uses_browser(*s.profile); })) {
     // Fail at start-up, not at the first step: a browser that does not start
     // would make every refresh transient until the idle deadline.
     BrowserLaunchOptions launch;
@@ -105,16 +144,21 @@ Plan make_plan(Config config, const std::string& base_url_override = {}) {
   return plan;
 }
 
-void prepare_sessions_dir(const std::string& dir) {
+// `what`: how errors name the directory. A site of a config file's "sites"
+// (`create` false) must find its directory: a missing one is that site's
+// error, not something to paper over with an empty directory.
+void prepare_sessions_dir(const std::string& dir, const std::string& what, bool create,
+                          const FilePattern& pattern) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) {
+    if (!create) throw ConfigError(what + " " + dir + ": " + std::strerror(errno));
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
-    if (ec) throw ConfigError("--sessions-dir " + dir + ": cannot create it: " + ec.message());
+    if (ec) throw ConfigError(what + " " + dir + ": cannot create it: " + ec.message());
     ::chmod(dir.c_str(), 0700);
     log::info("startup", "created the sessions directory", {{"dir", dir}});
   } else if (!S_ISDIR(st.st_mode)) {
-    throw ConfigError("--sessions-dir " + dir + ": not a directory");
+    throw ConfigError(what + " " + dir + ": not a directory");
   } else if (st.st_mode & 077) {
     log::warn(
         "startup",
@@ -123,9 +167,8 @@ void prepare_sessions_dir(const std::string& dir) {
         {{"dir", dir}, {"mode", (std::ostringstream() << std::oct << (st.st_mode & 0777)).str()}});
   }
   if (::access(dir.c_str(), R_OK | W_OK | X_OK) != 0)
-    throw ConfigError("--sessions-dir " + dir +
-                      ": not readable and writable: " + std::strerror(errno));
-  int removed = remove_stale_temp_files(dir, std::chrono::seconds(60));
+    throw ConfigError(what + " " + dir + ": not readable and writable: " + std::strerror(errno));
+  int removed = remove_stale_temp_files(dir, std::chrono::seconds(60), pattern);
   if (removed > 0)
     log::info("startup", "removed temp files left by an earlier crash", {{"count", removed}});
 }
@@ -204,58 +247,86 @@ int wait_for_signal(std::chrono::milliseconds step, const std::function<bool()>&
 // Everything outside the actor system: built from the plan before it, torn
 // down after it (callbacks of work still queued message actors that are gone:
 // harmless, but only while the actor system exists).
+// One site's own parts in front of the shared ones: its circuit breaker and
+// its share of the HTTP client (in flight, rate), so one slow or failing site
+// cannot starve another.
+struct SiteServices {
+  std::unique_ptr<CircuitBreaker> breaker;
+  std::unique_ptr<SiteLimiter> limiter;  // null with one site: the client's own limits
+  std::unique_ptr<GuardedTransport> guarded;
+  std::unique_ptr<GuardedBrowser> guarded_browser;
+};
+
 struct Services {
   std::shared_ptr<Metrics> metrics;
   std::unique_ptr<HttpClient> http;
-  std::unique_ptr<CircuitBreaker> breaker;
-  std::unique_ptr<GuardedTransport> guarded;
   std::unique_ptr<WorkerPool> io;
   std::unique_ptr<WorkerPool> exec;
-  std::unique_ptr<BrowserPool> browser;  // only when the profile has browser steps
-  std::unique_ptr<GuardedBrowser> guarded_browser;
+  std::unique_ptr<BrowserPool> browser;  // only when a profile has browser steps
+  // After the client and the browser pool: in-flight completions reach them.
+  std::vector<SiteServices> sites;   // as plan.sites
   std::shared_ptr<EventBus> events;  // the board publishes, GET /events (and hooks) read
   std::unique_ptr<Hooks> hooks;      // exec hook and webhook (their own threads)
 };
 
 Services build_services(const Plan& plan) {
   const Config& cfg = plan.config;
-  const Profile& profile = *plan.profile;
+  const SitePlan& first = plan.sites.front();
+  const bool one_site = plan.sites.size() == 1;
   Services s;
   HttpClient::Options http_opts;
-  http_opts.max_in_flight = std::min(cfg.max_in_flight, profile.max_in_flight);
+  // One site: the client's own cap and bucket are the site's (as always).
+  // Several: the client's cap is --max-in-flight, each site's share and rate
+  // are its SiteLimiter's.
+  http_opts.max_in_flight = one_site ? first.max_in_flight : cfg.max_in_flight;
   // One connection per request in flight, reused (keep-alive): no more
-  // connections toward the site than requests we allow at once.
-  http_opts.max_host_connections = static_cast<long>(http_opts.max_in_flight);
+  // connections toward a site than requests we allow at once.
+  http_opts.max_host_connections = static_cast<long>(
+      std::max_element(plan.sites.begin(), plan.sites.end(), [](auto& a, auto& b) {
+        return a.max_in_flight < b.max_in_flight;
+      })->max_in_flight);
   http_opts.user_agent = "sessiond/" SESSIOND_VERSION;
-  http_opts.rate_per_second = profile.rate_limit_per_second;
-  http_opts.rate_burst = profile.rate_limit_burst;
+  if (one_site) {
+    http_opts.rate_per_second = first.profile->rate_limit_per_second;
+    http_opts.rate_burst = first.profile->rate_limit_burst;
+  }
   s.http = std::make_unique<HttpClient>(http_opts);
-  const auto circuit = fit_to_idle_timeout(profile.circuit, plan.interval, plan.idle_timeout);
-  if (circuit.open_for < profile.circuit.open_for)
-    log::warn(
-        "config",
-        "circuit_breaker.open_for shortened to half the gap between interval and idle timeout",
-        {{"open_for_ms", profile.circuit.open_for.count()}, {"used_ms", circuit.open_for.count()}});
-  s.breaker = std::make_unique<CircuitBreaker>(circuit);
-  s.guarded = std::make_unique<GuardedTransport>(*s.http, *s.breaker);
+  std::size_t exec_max = 1, browser_max = 1;
+  double browser_rate = 0, browser_burst = 0;
+  for (const auto& site : plan.sites) {
+    exec_max = std::max(exec_max, site.profile->exec_max_concurrent);
+    if (uses_browser(*site.profile)) {
+      browser_max = std::max(browser_max, site.profile->browser_max_concurrent);
+      browser_rate = one_site ? site.profile->rate_limit_per_second : 0;
+      browser_burst = one_site ? site.profile->rate_limit_burst : 0;
+    }
+  }
   s.io = std::make_unique<WorkerPool>(cfg.io_threads);
-  s.exec = std::make_unique<WorkerPool>(profile.exec_max_concurrent);
+  s.exec = std::make_unique<WorkerPool>(exec_max);
   MetricsConfig mc;
-  mc.interval = plan.interval;
-  mc.idle_timeout = plan.idle_timeout;
+  mc.interval = first.interval;
+  mc.idle_timeout = first.idle_timeout;
   mc.shard_index = plan.shard.index;
   mc.shard_count = plan.shard.count;
   mc.per_session = cfg.per_session_metrics;
+  for (const auto& site : plan.sites) mc.sites.push_back(site.name);
   mc.max_in_flight = http_opts.max_in_flight;
   mc.rate_limit_per_second = http_opts.rate_per_second;
   // Saves are race-free against the bot only with RENAME_EXCHANGE (not on
-  // NFS): probed once here, not at every save.
+  // NFS): probed once here, not at every save, in the first usable
+  // directory (sites of one deployment share a volume).
+  std::string probe_dir = first.sessions_dir;
+  for (const auto& site : plan.sites)
+    if (site.error.empty()) {
+      probe_dir = site.sessions_dir;
+      break;
+    }
   if (cfg.save_without_exchange) {
     set_save_method(SaveMethod::pin_check);
     log::info("save_without_exchange",
               "saves use the link-check-then-rename fallback (--save-without-exchange)",
-              {{"dir", cfg.sessions_dir}});
-  } else if (auto probe = probe_atomic_exchange(cfg.sessions_dir); probe.supported) {
+              {{"dir", probe_dir}});
+  } else if (auto probe = probe_atomic_exchange(probe_dir); probe.supported) {
     set_save_method(SaveMethod::exchange);
   } else {
     set_save_method(SaveMethod::pin_check);
@@ -265,7 +336,7 @@ Services build_services(const Plan& plan) {
               "bot writes during a save (a window of about one round trip to the file server) "
               "is overwritten by the older session; prefer the sidecar layout (docs/DEPLOY.md, "
               "Shared storage (NFS))",
-              {{"dir", cfg.sessions_dir}, {"error", probe.detail}});
+              {{"dir", probe_dir}, {"error", probe.detail}});
   }
   mc.atomic_exchange = save_method() == SaveMethod::exchange;
   s.metrics = std::make_shared<Metrics>(mc);
@@ -293,9 +364,9 @@ Services build_services(const Plan& plan) {
   if (plan.browser) {
     BrowserPool::Options bo;
     bo.launch = *plan.browser;
-    bo.max_concurrent = static_cast<int>(profile.browser_max_concurrent);
-    bo.rate_per_second = profile.rate_limit_per_second;
-    bo.rate_burst = profile.rate_limit_burst;
+    bo.max_concurrent = static_cast<int>(browser_max);
+    bo.rate_per_second = browser_rate;
+    bo.rate_burst = browser_burst;
     auto hook = [metrics = s.metrics](const std::string& event, const std::string& detail) {
       if (event == "browser_crashed" || event == "browser_start_failed") {
         log::error(event, "the browser failed; in-flight steps are retried, the browser restarts",
@@ -307,7 +378,31 @@ Services build_services(const Plan& plan) {
       if (event == "browser_crashed" || event == "browser_recycled") metrics->browser_restarted();
     };
     s.browser = std::make_unique<BrowserPool>(bo, hook);
-    s.guarded_browser = std::make_unique<GuardedBrowser>(*s.browser, *s.breaker);
+  }
+  for (const auto& site : plan.sites) {
+    const Profile& profile = *site.profile;
+    SiteServices ss;
+    const auto circuit = fit_to_idle_timeout(profile.circuit, site.interval, site.idle_timeout);
+    if (circuit.open_for < profile.circuit.open_for)
+      log::warn(
+          "config",
+          "circuit_breaker.open_for shortened to half the gap between interval and idle timeout",
+          {{"site", site.name},
+           {"open_for_ms", profile.circuit.open_for.count()},
+           {"used_ms", circuit.open_for.count()}});
+    ss.breaker = std::make_unique<CircuitBreaker>(circuit);
+    HttpTransport* inner = s.http.get();
+    if (!one_site) {
+      SiteLimiter::Options lo;
+      lo.max_in_flight = site.max_in_flight;
+      lo.rate_per_second = profile.rate_limit_per_second;
+      lo.rate_burst = profile.rate_limit_burst;
+      ss.limiter = std::make_unique<SiteLimiter>(*s.http, lo);
+      inner = ss.limiter.get();
+    }
+    ss.guarded = std::make_unique<GuardedTransport>(*inner, *ss.breaker);
+    if (s.browser) ss.guarded_browser = std::make_unique<GuardedBrowser>(*s.browser, *ss.breaker);
+    s.sites.push_back(std::move(ss));
   }
   return s;
 }
@@ -327,73 +422,124 @@ void configure_scheduler(caf::actor_system_config& cfg) {
           static_cast<size_t>(std::max(1u, std::thread::hardware_concurrency())));
 }
 
-struct Actors {
-  status_board_actor board;
-  session_listener_actor listener;  // `once` only
+struct SiteActors {
+  std::string name;
+  session_listener_actor listener;  // `once` only: one per site (ids are unique per site)
   supervisor_actor supervisor;
   watcher_actor watcher;
 };
 
-// Spawns the actors of one site; the watcher last, once the supervisor can
-// take what it reports.
+struct Actors {
+  status_board_actor board;
+  std::vector<SiteActors> sites;  // as plan.sites
+};
+
+const char* breaker_state(const CircuitBreaker& b) {
+  switch (b.state()) {
+    case CircuitBreaker::State::closed:
+      return "closed";
+    case CircuitBreaker::State::open:
+      return "open";
+    case CircuitBreaker::State::half_open:
+      return "half_open";
+  }
+  return "closed";
+}
+
+// Spawns the board, then each site's supervisor and watcher (the watcher
+// last, once the supervisor can take what it reports). `once_done` is called
+// once per site.
 Actors spawn_actors(caf::actor_system& system, const Plan& plan, Services& services,
                     DaemonMode mode, std::function<void(OnceTally::Result)> once_done) {
   const Config& cfg = plan.config;
+  const SitePlan& first = plan.sites.front();
   Actors a;
   StatusBoardSetup bs;
-  bs.info = {SESSIOND_VERSION, plan.interval.count() / 1000, plan.idle_timeout.count() / 1000,
+  bs.info = {SESSIOND_VERSION, first.interval.count() / 1000, first.idle_timeout.count() / 1000,
              plan.shard.index, plan.shard.count};
   bs.metrics = services.metrics;
   bs.events = services.events;
-  bs.on_logged_out = cfg.on_logged_out;
+  bs.on_logged_out = first.on_logged_out;
   bs.heartbeat_interval = cfg.heartbeat_interval;
   bs.status_interval = cfg.status_interval;
-  bs.sample = [http = services.http.get(), breaker = services.breaker.get(),
-               browser = services.browser.get()](Metrics& m) {
+  std::vector<std::pair<std::string, const CircuitBreaker*>> breakers;
+  for (std::size_t i = 0; i < plan.sites.size(); ++i) {
+    const auto& site = plan.sites[i];
+    const CircuitBreaker* breaker = services.sites[i].breaker.get();
+    breakers.emplace_back(site.name, breaker);
+    SiteInfo info;
+    info.name = site.name;
+    info.dir = site.sessions_dir;
+    info.pattern = site.pattern.text();
+    info.profile = site.profile_path;
+    info.interval_s = site.interval.count() / 1000;
+    info.on_logged_out = site.on_logged_out;
+    info.breaker = [breaker] { return std::string(breaker_state(*breaker)); };
+    info.error = site.error;
+    bs.sites.push_back(std::move(info));
+  }
+  bs.sample = [http = services.http.get(), breakers, browser = services.browser.get()](Metrics& m) {
     m.sample_http(http->load());
-    m.sample_circuit(breaker->is_open());
+    bool any_open = false;
+    for (const auto& [name, b] : breakers) {
+      m.sample_site_circuit(name, b->is_open());
+      any_open = any_open || b->is_open();
+    }
+    m.sample_circuit(any_open);
     if (browser) {
       auto b = browser->stats();
       m.sample_browser(b.in_flight, b.queued, b.browser_rss_bytes, b.browser_pss_bytes);
     }
   };
   a.board = system.spawn(status_board_impl, bs);
-  if (mode == DaemonMode::once) a.listener = system.spawn(once_listener_impl, std::move(once_done));
 
-  auto rt = std::make_shared<Runtime>();
-  rt->http = services.guarded.get();
-  rt->io = services.io.get();
-  rt->exec = services.exec.get();
-  rt->browser = services.guarded_browser.get();
-  rt->metrics = services.metrics;
-  rt->events = services.events;
-  rt->board = a.board;
-  rt->listener = a.listener;
-  auto settings = std::make_shared<SiteSettings>();
-  settings->name = plan.profile->name;
-  settings->profile = plan.profile;
-  settings->sessions_dir = cfg.sessions_dir;
-  settings->on_logged_out = cfg.on_logged_out;
-  settings->interval = plan.interval;
-  settings->idle_timeout = plan.idle_timeout;
-  settings->catchup_window = std::min(plan.interval / 4, Millis(30000));
-  settings->refresh_at_start = mode == DaemonMode::once;
-  settings->metrics = services.metrics.get();
-  auto site = std::make_shared<Site>(Site{settings, rt});
+  for (std::size_t i = 0; i < plan.sites.size(); ++i) {
+    const auto& sp = plan.sites[i];
+    SiteActors sa;
+    sa.name = sp.name;
+    if (mode == DaemonMode::once) sa.listener = system.spawn(once_listener_impl, once_done);
+    // One runtime per site: the shared pools, the site's guarded views of
+    // the shared HTTP client and browser pool.
+    auto rt = std::make_shared<Runtime>();
+    rt->http = services.sites[i].guarded.get();
+    rt->io = services.io.get();
+    rt->exec = services.exec.get();
+    rt->browser = services.sites[i].guarded_browser.get();
+    rt->metrics = services.metrics;
+    rt->events = services.events;
+    rt->board = a.board;
+    rt->listener = sa.listener;
+    auto settings = std::make_shared<SiteSettings>();
+    settings->name = sp.name;
+    settings->profile = sp.profile;
+    settings->sessions_dir = sp.sessions_dir;
+    settings->pattern = sp.pattern;
+    settings->on_logged_out = sp.on_logged_out;
+    settings->interval = sp.interval;
+    settings->idle_timeout = sp.idle_timeout;
+    settings->catchup_window = std::min(sp.interval / 4, Millis(30000));
+    settings->refresh_at_start = mode == DaemonMode::once;
+    settings->metrics = services.metrics.get();
+    auto site = std::make_shared<Site>(Site{settings, rt});
 
-  SupervisorSetup ss;
-  ss.site = site;
-  ss.restart_limit = cfg.restart_limit;
-  ss.restart_window = cfg.restart_window;
-  a.supervisor = system.spawn(supervisor_impl, ss);
+    SupervisorSetup ss;
+    ss.site = site;
+    ss.restart_limit = cfg.restart_limit;
+    ss.restart_window = cfg.restart_window;
+    sa.supervisor = system.spawn(supervisor_impl, ss);
 
-  WatcherSetup ws;
-  ws.dir = cfg.sessions_dir;
-  ws.supervisor = a.supervisor;
-  ws.rescan_interval = cfg.rescan_interval;
-  ws.shard = plan.shard;
-  ws.metrics = services.metrics.get();
-  a.watcher = system.spawn<caf::detached>(watcher_actor_impl, ws);
+    WatcherSetup ws;
+    ws.dir = sp.sessions_dir;
+    ws.pattern = sp.pattern;
+    ws.supervisor = sa.supervisor;
+    ws.rescan_interval = cfg.rescan_interval;
+    ws.shard = plan.shard;
+    ws.metrics = services.metrics.get();
+    ws.site = sp.name;
+    ws.board = a.board;
+    sa.watcher = system.spawn<caf::detached>(watcher_actor_impl, ws);
+    a.sites.push_back(std::move(sa));
+  }
   return a;
 }
 
@@ -401,15 +547,26 @@ Actors spawn_actors(caf::actor_system& system, const Plan& plan, Services& servi
 // the timeout, then every actor stops. True when everything finished in time.
 bool drain(caf::actor_system& system, const Actors& a, Millis timeout) {
   caf::anon_send(a.board, drain_atom::value);
-  bool drained = false;
+  bool drained = true;
   {
+    // Site after site, within the one timeout.
     caf::scoped_actor self{system};
-    self->request(a.supervisor, timeout, drain_atom::value)
-        .receive([&](drained_atom) { drained = true; }, [&](caf::error&) {});
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (const auto& s : a.sites) {
+      auto left =
+          std::max(Millis(0),
+                   std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now()));
+      bool ok = false;
+      self->request(s.supervisor, left, drain_atom::value)
+          .receive([&](drained_atom) { ok = true; }, [&](caf::error&) {});
+      drained = drained && ok;
+    }
   }
-  caf::anon_send_exit(a.watcher, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(a.supervisor, caf::exit_reason::user_shutdown);
-  if (a.listener) caf::anon_send_exit(a.listener, caf::exit_reason::user_shutdown);
+  for (const auto& s : a.sites) {
+    caf::anon_send_exit(s.watcher, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(s.supervisor, caf::exit_reason::user_shutdown);
+    if (s.listener) caf::anon_send_exit(s.listener, caf::exit_reason::user_shutdown);
+  }
   return drained;
 }
 
@@ -433,23 +590,33 @@ void remember_command_line(int argc, char** argv) {
 int check_config(const Config& config) {
   try {
     Plan plan = make_plan(config);
-    const auto& p = *plan.profile;
-    nlohmann::json out = {
-        {"profile", config.profile_path},
-        {"site", p.name},
-        {"base_url", p.base_url},
-        {"interval", format_duration(plan.interval)},
-        {"idle_timeout", format_duration(plan.idle_timeout)},
-        {"check", describe_step(p.check)},
-        {"refresh", describe_step(p.refresh)},
-        {"browser", plan.browser ? nlohmann::json(plan.browser->path) : nlohmann::json()},
-        {"sessions_dir", config.sessions_dir},
-        {"listen", config.listen},
-        {"shard", {{"index", plan.shard.index}, {"count", plan.shard.count}}},
-        {"on_logged_out", config.on_logged_out == OnLoggedOut::quarantine ? "quarantine"
-                          : config.on_logged_out == OnLoggedOut::mark     ? "mark"
-                                                                          : "delete"},
+    auto site_json = [](const SitePlan& s) {
+      const auto& p = *s.profile;
+      return nlohmann::json{
+          {"name", s.name},
+          {"profile", s.profile_path},
+          {"site", p.name},
+          {"base_url", p.base_url},
+          {"interval", format_duration(s.interval)},
+          {"idle_timeout", format_duration(s.idle_timeout)},
+          {"check", describe_step(p.check)},
+          {"refresh", describe_step(p.refresh)},
+          {"sessions_dir", s.sessions_dir},
+          {"file_pattern", s.pattern.text()},
+          {"max_in_flight", s.max_in_flight},
+          {"on_logged_out", to_string(s.on_logged_out)},
+      };
     };
+    nlohmann::json out = plan.from_flags ? site_json(plan.sites.front()) : nlohmann::json::object();
+    if (plan.from_flags) out.erase("name");
+    out["browser"] = plan.browser ? nlohmann::json(plan.browser->path) : nlohmann::json();
+    out["listen"] = config.listen;
+    out["shard"] = {{"index", plan.shard.index}, {"count", plan.shard.count}};
+    if (!plan.from_flags) {
+      auto sites = nlohmann::json::array();
+      for (const auto& s : plan.sites) sites.push_back(site_json(s));
+      out["sites"] = std::move(sites);
+    }
     std::cout << out.dump(2) << "\nconfiguration OK\n";
     return 0;
   } catch (const std::exception& e) {
@@ -473,9 +640,25 @@ int run_daemon(Config config, DaemonMode mode) {
       demo = std::make_unique<DemoSite>(config.demo_sessions);
       if (config.profile_path.empty()) config.profile_path = "profiles/demo.json";
       config.sessions_dir = demo->sessions_dir();
+      config.sites.clear();  // the demo is its own one site
     }
     plan = make_plan(config, demo ? demo->base_url() : std::string());
-    prepare_sessions_dir(plan.config.sessions_dir);
+    for (auto& site : plan.sites) {
+      if (plan.from_flags) {
+        prepare_sessions_dir(site.sessions_dir, "--sessions-dir", true, site.pattern);
+        continue;
+      }
+      // A site's unusable directory is that site's error: the others run,
+      // and its watcher picks the directory up once it is there.
+      try {
+        prepare_sessions_dir(site.sessions_dir, "site \"" + site.name + "\": sessions_dir", false,
+                             site.pattern);
+      } catch (const ConfigError& e) {
+        site.error = e.what();
+        log::error("site_error", "the site's sessions directory is not usable; its sessions wait",
+                   {{"site", site.name}, {"dir", site.sessions_dir}, {"error", site.error}});
+      }
+    }
     if (plan.browser) {
       int removed = remove_stale_profile_dirs(plan.browser->temp_dir);
       if (removed > 0)
@@ -489,18 +672,22 @@ int run_daemon(Config config, DaemonMode mode) {
   }
   const Config& cfg = plan.config;
   if (plan.shard.count > 1)  // lets the site (and the fake site's statistics) tell replicas apart
-    plan.profile->default_headers.emplace_back("X-Sessiond-Replica",
-                                               std::to_string(plan.shard.index));
-  log::info("startup", "sessiond starting",
-            {{"version", SESSIOND_VERSION},
-             {"mode", mode_name(mode)},
-             {"site", plan.profile->name},
-             {"base_url", plan.profile->base_url},
-             {"sessions_dir", cfg.sessions_dir},
-             {"interval_s", plan.interval.count() / 1000.0},
-             {"idle_timeout_s", plan.idle_timeout.count() / 1000.0},
-             {"shard", {{"index", plan.shard.index}, {"count", plan.shard.count}}},
-             {"listen", cfg.listen}});
+    for (auto& site : plan.sites)
+      site.profile->default_headers.emplace_back("X-Sessiond-Replica",
+                                                 std::to_string(plan.shard.index));
+  for (const auto& site : plan.sites)
+    log::info("startup", "sessiond starting",
+              {{"version", SESSIOND_VERSION},
+               {"mode", mode_name(mode)},
+               {"site", site.name},
+               {"profile", site.profile->name},
+               {"base_url", site.profile->base_url},
+               {"sessions_dir", site.sessions_dir},
+               {"file_pattern", site.pattern.text()},
+               {"interval_s", site.interval.count() / 1000.0},
+               {"idle_timeout_s", site.idle_timeout.count() / 1000.0},
+               {"shard", {{"index", plan.shard.index}, {"count", plan.shard.count}}},
+               {"listen", cfg.listen}});
   if (plan.browser)
     log::info("startup", "browser found",
               {{"browser", plan.browser->path}, {"product", plan.browser_product}});
@@ -525,10 +712,22 @@ int run_daemon(Config config, DaemonMode mode) {
     caf::actor_system_config sys_cfg;
     configure_scheduler(sys_cfg);
     caf::actor_system system{sys_cfg};
-    auto once_result = std::make_shared<std::promise<OnceTally::Result>>();
-    auto once_future = once_result->get_future();
-    Actors actors = spawn_actors(system, plan, services, mode,
-                                 [once_result](OnceTally::Result r) { once_result->set_value(r); });
+    // `once`: each site's listener reports its pass; the sum, once all have.
+    struct OnceSum {
+      std::mutex mu;
+      OnceTally::Result sum;
+      std::size_t left = 0;
+      std::promise<OnceTally::Result> done;
+    };
+    auto once_sum = std::make_shared<OnceSum>();
+    once_sum->left = plan.sites.size();
+    auto once_future = once_sum->done.get_future();
+    Actors actors = spawn_actors(system, plan, services, mode, [once_sum](OnceTally::Result r) {
+      std::lock_guard<std::mutex> lock(once_sum->mu);
+      once_sum->sum.total += r.total;
+      once_sum->sum.failed += r.failed;
+      if (--once_sum->left == 0) once_sum->done.set_value(once_sum->sum);
+    });
 
     std::unique_ptr<AdminServer> admin;
     if (plan.listen && mode != DaemonMode::once) {
@@ -538,7 +737,11 @@ int run_daemon(Config config, DaemonMode mode) {
       ao.events = services.events;
       ao.event_stream.heartbeat = cfg.events_heartbeat;
       ao.peers = cfg.peers;
-      admin = std::make_unique<AdminServer>(system, actors.supervisor, actors.board, ao);
+      std::vector<SiteHandle> handles;
+      for (std::size_t i = 0; i < actors.sites.size(); ++i)
+        handles.push_back(
+            SiteHandle{actors.sites[i].name, actors.sites[i].supervisor, plan.sites[i].pattern});
+      admin = std::make_unique<AdminServer>(system, std::move(handles), actors.board, ao);
       try {
         admin->start();
       } catch (const std::exception& e) {
@@ -596,6 +799,10 @@ int run_daemon(Config config, DaemonMode mode) {
     services.hooks->stop();
     caf::anon_send_exit(actors.board, caf::exit_reason::user_shutdown);
     system.await_all_actors_done();
+    // The sites' queues first: nothing waiting there may reach the client
+    // once it is gone.
+    for (auto& s : services.sites)
+      if (s.limiter) s.limiter->stop();
     services.http.reset();
     services.io.reset();
     services.exec.reset();

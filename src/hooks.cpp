@@ -63,6 +63,7 @@ std::vector<std::string> hook_environment(const SessionEvent& e) {
   env.push_back("SESSIOND_EVENT_ID=" + std::to_string(e.id));
   env.push_back("SESSIOND_EVENT_TYPE=" + e.type);
   env.push_back("SESSIOND_EVENT_SESSION=" + e.session);
+  env.push_back("SESSIOND_EVENT_SITE=" + e.site);
   env.push_back("SESSIOND_EVENT_STATE=" + e.state);
   env.push_back("SESSIOND_EVENT_PREVIOUS_STATE=" + e.previous_state);
   return env;

@@ -101,8 +101,14 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
                        "Tokens in the rate limiter's bucket (each request takes one)");
   rate_limited_ =
       counter("sessiond_rate_limited_total", "Requests that waited for a rate-limiter token");
-  circuit_ =
-      gauge("sessiond_circuit_open", "1 while the site-wide circuit breaker holds requests back");
+  {
+    auto& circuit = BuildGauge()
+                        .Name("sessiond_circuit_open")
+                        .Help("1 while a site's circuit breaker holds its requests back")
+                        .Register(r);
+    if (c.sites.empty()) circuit_ = &circuit.Add({});
+    for (const auto& site : c.sites) site_circuit_[site] = &circuit.Add({{"site", site}});
+  }
   process_cpu_ =
       counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.");
   process_rss_ = gauge("process_resident_memory_bytes", "Resident memory size in bytes.");
@@ -212,6 +218,11 @@ void Metrics::sample_browser(int in_flight, int queued, std::uint64_t rss_bytes,
   browser_queued_->Set(queued);
   browser_rss_->Set(static_cast<double>(rss_bytes));
   browser_pss_->Set(static_cast<double>(pss_bytes));
+}
+
+void Metrics::sample_site_circuit(const std::string& site, bool open) {
+  auto it = site_circuit_.find(site);
+  if (it != site_circuit_.end()) it->second->Set(open ? 1 : 0);
 }
 
 void Metrics::file_error(FileErrorKind kind) {

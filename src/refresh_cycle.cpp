@@ -56,7 +56,8 @@ FirstLook read_first_look(const std::string& path, WallTime now) {
 
 RefreshCycle::RefreshCycle(std::shared_ptr<const SiteSettings> site, std::string id,
                            std::uint32_t seed)
-    : site_(std::move(site)), path_(session_path(site_->sessions_dir, id)) {
+    : site_(std::move(site)), path_(site_->pattern.path(site_->sessions_dir, id)) {
+  status_.site = site_->name;
   status_.id = std::move(id);
   rng_.seed(static_cast<std::uint32_t>(std::hash<std::string>{}(status_.id) ^ seed));
 }
@@ -110,7 +111,8 @@ Millis RefreshCycle::regular_delay() {
           log::warn("token_not_renewed",
                     "the refresh did not renew the token_deadline token; refreshing at the "
                     "interval instead of before its expiry",
-                    {{"session", id()},
+                    {{"site", site_->name},
+                     {"session", id()},
                      {"token",
                       std::string(td.from == TokenDeadline::From::cookie ? "cookie:" : "header:") +
                           td.name},
@@ -249,7 +251,8 @@ void RefreshCycle::begin(Actions& out) {
   started_ = std::chrono::steady_clock::now();
   // Checked before the fields are built: they allocate, and debug is rarely on.
   if (!stopped_ && log::enabled(spdlog::level::debug))
-    log::debug("refresh", "refreshing session", {{"session", id()}, {"attempt", attempt_ + 1}});
+    log::debug("refresh", "refreshing session",
+               {{"site", site_->name}, {"session", id()}, {"attempt", attempt_ + 1}});
   publish(out);
   out.emplace_back(action::Load{cycle_});
 }
@@ -293,7 +296,8 @@ void RefreshCycle::loaded(const Loaded& l, Actions& out) {
       error_reported_for_ = identity;
       log::error("file_error",
                  "session file cannot be used; it is left untouched and retried when it changes",
-                 {{"session", id()},
+                 {{"site", site_->name},
+                  {"session", id()},
                   {"file", path_},
                   {"reason", to_string(err->kind)},
                   {"error", err->message}});
@@ -310,7 +314,7 @@ void RefreshCycle::loaded(const Loaded& l, Actions& out) {
   if (rewritten) {
     // The login bot wrote a new session: it is the truth from now on.
     log::info("session_reloaded", "session file changed on disk; using the new version",
-              {{"session", id()}});
+              {{"site", site_->name}, {"session", id()}});
     forget_unsaved();
     attempt_ = 0;
     gave_up_ = false;
@@ -348,7 +352,7 @@ void RefreshCycle::loaded(const Loaded& l, Actions& out) {
     paused_ = false;
     status_.adopt_pause(k);
     log::info("session_resumed", "session file rewritten without the pause; refreshing it again",
-              {{"session", id()}});
+              {{"site", site_->name}, {"session", id()}});
   }
   if (rewritten || status_.state == SessionState::file_error) status_.state = SessionState::pending;
   stopped_ = false;
@@ -419,7 +423,11 @@ void RefreshCycle::run_step(const Step& step, Actions& out) {
   req.priority = priority;
   if (log::enabled(spdlog::level::debug))
     log::debug("request", "sending request",
-               {{"session", id()}, {"step", step.name}, {"method", req.method}, {"url", req.url}});
+               {{"site", site_->name},
+                {"session", id()},
+                {"step", step.name},
+                {"method", req.method},
+                {"url", req.url}});
   out.emplace_back(action::SendHttp{cycle_, std::move(req)});
 }
 
@@ -441,7 +449,8 @@ void RefreshCycle::answered(const HttpResponse& r, Actions& out) {
     detail += " (no logged-in or logged-out rule matched)";
   if (log::enabled(spdlog::level::debug))
     log::debug("response", "step answered",
-               {{"session", id()},
+               {{"site", site_->name},
+                {"session", id()},
                 {"step", step_->name},
                 {"http_status", r.status},
                 {"verdict", to_string(v)},
@@ -456,7 +465,8 @@ void RefreshCycle::exec_finished(const ExecOutcome& r, Actions& out) {
     // What the command said about it (redacted by run_exec_job); the
     // verdict's detail stays short.
     log::warn("exec_failed", "exec step did not succeed",
-              {{"session", id()},
+              {{"site", site_->name},
+               {"session", id()},
                {"step", step_->name},
                {"outcome", ev.detail},
                {"stderr_tail", r.process.stderr_tail}});
@@ -499,8 +509,9 @@ void RefreshCycle::verdict(Verdict v, const std::string& detail, std::optional<M
       logged_in(out);
       return;
     case Verdict::logged_out:
-      log::warn("logged_out", "the site logged this session out",
-                {{"session", id()}, {"step", step_->name}, {"error", detail}});
+      log::warn(
+          "logged_out", "the site logged this session out",
+          {{"site", site_->name}, {"session", id()}, {"step", step_->name}, {"error", detail}});
       dispose(step_->name + ": logged out (" + detail + ")", out);
       return;
     case Verdict::transient:
@@ -527,7 +538,7 @@ void RefreshCycle::logged_in(Actions& out) {
         log::warn("session_age_not_renewed",
                   "the refresh succeeded but left the session's start field as old as before; "
                   "every check will be followed by a refresh",
-                  {{"session", id()}, {"from", p.refresh_when->from_text}});
+                  {{"site", site_->name}, {"session", id()}, {"from", p.refresh_when->from_text}});
       age_not_renewed_logged_ = !renewed;
     }
   }
@@ -544,7 +555,10 @@ bool RefreshCycle::refresh_due() {
   if (!start) {
     if (!age_unknown_logged_)
       log::warn("session_age_unknown", "the session's age cannot be read; refreshing it",
-                {{"session", id()}, {"from", when.from_text}, {"problem", problem}});
+                {{"site", site_->name},
+                 {"session", id()},
+                 {"from", when.from_text},
+                 {"problem", problem}});
     age_unknown_logged_ = true;
     return true;
   }
@@ -553,7 +567,8 @@ bool RefreshCycle::refresh_due() {
   const bool due = age > when.older_than;
   if (log::enabled(spdlog::level::debug))
     log::debug("refresh_when", due ? "session old enough: refreshing" : "refresh not due yet",
-               {{"session", id()},
+               {{"site", site_->name},
+                {"session", id()},
                 {"age_s", age.count() / 1000},
                 {"older_than_s", when.older_than.count() / 1000}});
   return due;
@@ -623,7 +638,8 @@ void RefreshCycle::saved(const SaveOutcome& r, Actions& out) {
       gave_up_ = false;
       status_.record_success(*last_ok_);
       auto took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started_);
-      json fields = {{"session", id()},
+      json fields = {{"site", site_->name},
+                     {"session", id()},
                      {"refresh_count", status_.refresh_count},
                      {"duration_ms", took.count()}};
       // With refresh_when, whether this cycle's check was followed by the refresh.
@@ -636,7 +652,7 @@ void RefreshCycle::saved(const SaveOutcome& r, Actions& out) {
     }
     case SaveOutcome::Kind::changed_on_disk:
       log::info("file_changed", "session file changed during the refresh; reloading it",
-                {{"session", id()}});
+                {{"site", site_->name}, {"session", id()}});
       // known_ stays the version we read: the reload sees the bot's version
       // as a rewrite (a new login: attempts and unsaved credentials reset).
       forget_unsaved();
@@ -650,7 +666,11 @@ void RefreshCycle::saved(const SaveOutcome& r, Actions& out) {
       std::string msg = r.error ? r.error->message : "write failed";
       log::error("file_error",
                  "could not save the refreshed session; keeping it in memory and retrying",
-                 {{"session", id()}, {"file", path_}, {"reason", "write"}, {"error", msg}});
+                 {{"site", site_->name},
+                  {"session", id()},
+                  {"file", path_},
+                  {"reason", "write"},
+                  {"error", msg}});
       if (site_->metrics) site_->metrics->file_error(FileErrorKind::write);
       doc_.reset();
       fail_transient("save failed: " + msg, std::nullopt, out);
@@ -672,9 +692,9 @@ void RefreshCycle::dispose(const std::string& reason, Actions& out) {
   const char* how = site_->on_logged_out == OnLoggedOut::quarantine ? "quarantine"
                     : site_->on_logged_out == OnLoggedOut::mark     ? "mark"
                                                                     : "delete";
-  auto announce = [id = id(), path = path_, how] {
+  auto announce = [site = site_->name, id = id(), path = path_, how] {
     log::warn("session_invalidated", "logged-out session is no longer refreshed",
-              {{"session", id}, {"file", path}, {"on_logged_out", how}});
+              {{"site", site}, {"session", id}, {"file", path}, {"on_logged_out", how}});
   };
   out.emplace_back(action::Dispose{cycle_, doc_, *known_, std::move(announce)});
 }
@@ -684,7 +704,7 @@ void RefreshCycle::disposed(const DisposeOutcome& r, Actions& out) {
     log::info("file_changed",
               "session file changed on disk before its disposal; the new session is kept and "
               "refreshed",
-              {{"session", id()}});
+              {{"site", site_->name}, {"session", id()}});
     doc_.reset();
     schedule(Millis(0), out);
     finish(std::nullopt, CycleOutcome::superseded, "file changed on disk", out);
@@ -700,13 +720,16 @@ void RefreshCycle::disposed(const DisposeOutcome& r, Actions& out) {
   doc_.reset();
   cancel_timer();
   if (r.error) {
-    log::error(
-        "file_error", "session is logged out but its file could not be updated",
-        {{"session", id()}, {"file", path_}, {"reason", "write"}, {"error", r.error->message}});
+    log::error("file_error", "session is logged out but its file could not be updated",
+               {{"site", site_->name},
+                {"session", id()},
+                {"file", path_},
+                {"reason", "write"},
+                {"error", r.error->message}});
     if (site_->metrics) site_->metrics->file_error(FileErrorKind::write);
   } else if (r.where != path_) {
     log::info("session_quarantined", "logged-out session file moved",
-              {{"session", id()}, {"file", r.where}});
+              {{"site", site_->name}, {"session", id()}, {"file", r.where}});
   }
   finish(RefreshResult::logged_out, CycleOutcome::logged_out, {}, out);
 }
@@ -730,10 +753,11 @@ void RefreshCycle::fail_transient(const std::string& reason, std::optional<Milli
     status_.state = SessionState::failed;
     status_.last_error =
         "gave up after " + std::to_string(attempt_) + " failed attempts: " + reason;
-    log::error("retries_exhausted",
-               "refresh failed retry.max_attempts times in a row; not retried until the file "
-               "changes or a manual refresh",
-               {{"session", id()}, {"attempt", attempt_}, {"error", reason}});
+    log::error(
+        "retries_exhausted",
+        "refresh failed retry.max_attempts times in a row; not retried until the file "
+        "changes or a manual refresh",
+        {{"site", site_->name}, {"session", id()}, {"attempt", attempt_}, {"error", reason}});
     finish(RefreshResult::transient_error, CycleOutcome::failed, *status_.last_error, out);
     return;
   }
@@ -751,7 +775,8 @@ void RefreshCycle::fail_transient(const std::string& reason, std::optional<Milli
     status_.state = SessionState::at_risk;
   }
   log::warn("refresh_failed", "refresh failed, will retry",
-            {{"session", id()},
+            {{"site", site_->name},
+             {"session", id()},
              {"attempt", attempt_},
              {"error", reason},
              {"state", to_string(status_.state)},
@@ -859,7 +884,11 @@ void RefreshCycle::pause_saved(const SaveOutcome& r, Actions& out) {
     case SaveOutcome::Kind::failed: {
       std::string msg = r.error ? r.error->message : "write failed";
       log::error("file_error", "could not save the session's pause or resume",
-                 {{"session", id()}, {"file", path_}, {"reason", "write"}, {"error", msg}});
+                 {{"site", site_->name},
+                  {"session", id()},
+                  {"file", path_},
+                  {"reason", "write"},
+                  {"error", msg}});
       if (site_->metrics) site_->metrics->file_error(FileErrorKind::write);
       doc_.reset();
       if (!paused_) schedule_as_at_start(out);  // as before the request
@@ -876,15 +905,17 @@ void RefreshCycle::pause_written(const KeepaliveBlock& k, bool changed, Actions&
   if (paused_) {
     cancel_timer();
     if (changed)
-      log::info("session_paused", "session paused; not refreshed until resumed",
-                {{"session", id()}, {"reason", k.pause_reason.value_or("")}});
+      log::info(
+          "session_paused", "session paused; not refreshed until resumed",
+          {{"site", site_->name}, {"session", id()}, {"reason", k.pause_reason.value_or("")}});
     finish(std::nullopt, CycleOutcome::paused, {}, out);
     return;
   }
   if (status_.state == SessionState::pending && last_ok_ &&
       site_->now() - *last_ok_ < site_->idle_timeout)
     status_.state = SessionState::active;
-  if (changed) log::info("session_resumed", "session resumed", {{"session", id()}});
+  if (changed)
+    log::info("session_resumed", "session resumed", {{"site", site_->name}, {"session", id()}});
   schedule_as_at_start(out);  // before finish() publishes: the status shows it
   finish(std::nullopt, CycleOutcome::resumed, {}, out);
 }

@@ -18,9 +18,8 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr std::string_view kPrefix = "session-";
-constexpr std::string_view kSuffix = ".json";
 constexpr std::string_view kTempMarker = ".tmp-";
+constexpr std::string_view kProbeStem = "session-exchange-probe";
 
 FileIdentity identity_of(const struct stat& st) {
   FileIdentity id;
@@ -148,21 +147,61 @@ bool valid_session_id(std::string_view id) {
   return true;
 }
 
-std::optional<std::string> session_id_from_filename(std::string_view name) {
-  if (name.size() <= kPrefix.size() + kSuffix.size()) return std::nullopt;
-  if (name.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
-  if (name.substr(name.size() - kSuffix.size()) != kSuffix) return std::nullopt;
-  auto id = name.substr(kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
+std::optional<FilePattern> FilePattern::parse(std::string_view text, std::string* why) {
+  auto fail = [&](const std::string& reason) -> std::optional<FilePattern> {
+    if (why) *why = reason;
+    return std::nullopt;
+  };
+  constexpr std::string_view kId = "{id}";
+  auto at = text.find(kId);
+  if (at == std::string_view::npos) return fail("expected exactly one {id}");
+  if (text.find(kId, at + 1) != std::string_view::npos) return fail("expected exactly one {id}");
+  if (text.size() > 100) return fail("longer than 100 characters");
+  FilePattern p;
+  p.prefix_ = std::string(text.substr(0, at));
+  p.suffix_ = std::string(text.substr(at + kId.size()));
+  if (p.prefix_.empty() && p.suffix_.empty())
+    return fail("{id} alone would take every file in the directory");
+  for (const auto* part : {&p.prefix_, &p.suffix_})
+    for (char c : *part) {
+      bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                c == '_' || c == '.' || c == '-';
+      if (!ok) return fail("only letters, digits, _ . - around {id}");
+    }
+  if (!p.prefix_.empty() && p.prefix_.front() == '.')
+    return fail("must not start with a dot (temp files do)");
+  return p;
+}
+
+std::optional<std::string> FilePattern::id_of(std::string_view name) const {
+  if (name.size() <= prefix_.size() + suffix_.size()) return std::nullopt;
+  if (name.substr(0, prefix_.size()) != prefix_) return std::nullopt;
+  if (name.substr(name.size() - suffix_.size()) != suffix_) return std::nullopt;
+  auto id = name.substr(prefix_.size(), name.size() - prefix_.size() - suffix_.size());
   if (!valid_session_id(id)) return std::nullopt;
+  // Without a prefix, a dot name would be a hidden (or temp) file.
+  if (prefix_.empty() && id.front() == '.') return std::nullopt;
   return std::string(id);
 }
 
+std::string FilePattern::filename(std::string_view id) const {
+  return prefix_ + std::string(id) + suffix_;
+}
+
+std::string FilePattern::path(std::string_view dir, std::string_view id) const {
+  return std::string(dir) + "/" + filename(id);
+}
+
+std::optional<std::string> session_id_from_filename(std::string_view name) {
+  return FilePattern().id_of(name);
+}
+
 std::string session_filename(std::string_view id) {
-  return std::string(kPrefix) + std::string(id) + std::string(kSuffix);
+  return FilePattern().filename(id);
 }
 
 std::string session_path(std::string_view dir, std::string_view id) {
-  return std::string(dir) + "/" + session_filename(id);
+  return FilePattern().path(dir, id);
 }
 
 std::optional<FileIdentity> stat_identity(const std::string& path) {
@@ -358,7 +397,7 @@ ExchangeProbe probe_atomic_exchange(const std::string& dir) {
   // A dot name with the temp marker: ignored by the watcher, and removed at
   // the next start-up if we crash in between.
   const std::string base =
-      dir + "/.session-exchange-probe" + std::string(kTempMarker) + random_suffix();
+      dir + "/." + std::string(kProbeStem) + std::string(kTempMarker) + random_suffix();
   const std::string a = base + ".a", b = base + ".b";
   ExchangeProbe out;
   auto create = [](const std::string& p) -> std::optional<FileIdentity> {
@@ -475,14 +514,18 @@ std::variant<std::string, FileError> quarantine_file(const std::string& path,
       return target;
     }
     if (errno != EEXIST) return errno_error(FileErrorKind::write, "link into " + dir, errno);
-    auto stem = name.substr(0, name.size() - kSuffix.size());
+    // name.<time>[-i].ext: the extension (any pattern's) stays last.
+    const auto dot = name.rfind('.');
+    const std::string ext = dot == std::string::npos || dot == 0 ? "" : name.substr(dot);
+    const std::string stem = name.substr(0, name.size() - ext.size());
     target = dir + "/" + stem + "." + std::to_string(std::time(nullptr)) +
-             (i ? "-" + std::to_string(i) : std::string()) + std::string(kSuffix);
+             (i ? "-" + std::to_string(i) : std::string()) + ext;
   }
   return FileError{FileErrorKind::write, "no free name in " + dir};
 }
 
-int remove_stale_temp_files(const std::string& dir, std::chrono::seconds min_age) {
+int remove_stale_temp_files(const std::string& dir, std::chrono::seconds min_age,
+                            const FilePattern& pattern) {
   DIR* d = ::opendir(dir.c_str());
   if (!d) return 0;
   int removed = 0;
@@ -491,7 +534,9 @@ int remove_stale_temp_files(const std::string& dir, std::chrono::seconds min_age
     std::string_view name(e->d_name);
     if (name.size() < 2 || name.front() != '.' || name.find(kTempMarker) == std::string_view::npos)
       continue;
-    if (name.substr(1, kPrefix.size()) != kPrefix) continue;
+    // ".<session file name>.tmp-..." (saves, with ".pin" for the NFS path) or the probe's.
+    const auto stem = name.substr(1, name.find(kTempMarker) - 1);
+    if (!pattern.id_of(stem) && stem != kProbeStem) continue;
     std::string full = dir + "/" + std::string(name);
     struct stat st {};
     if (::lstat(full.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;

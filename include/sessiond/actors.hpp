@@ -53,7 +53,10 @@ using metrics_atom = caf::atom_constant<caf::atom("metrics")>;  // /metrics
 using page_atom = caf::atom_constant<caf::atom("page")>;        // the status page at /
 using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
 using report_atom = caf::atom_constant<caf::atom("report")>;
-using finished_atom = caf::atom_constant<caf::atom("finished")>;  // a session's cycle ended
+using finished_atom = caf::atom_constant<caf::atom("finished")>;   // a session's cycle ended
+using locate_atom = caf::atom_constant<caf::atom("locate")>;       // which sites have this id
+using sites_atom = caf::atom_constant<caf::atom("sites")>;         // /sites
+using site_error_atom = caf::atom_constant<caf::atom("siteerr")>;  // a site's directory problem
 
 // -- payloads ---------------------------------------------------------------
 
@@ -145,8 +148,11 @@ using watcher_actor = caf::typed_actor<
 using status_board_actor = caf::typed_actor<
     // A session's new status.
     caf::reacts_to<put_atom, SessionStatusPtr>,
-    // A session is gone.
-    caf::reacts_to<forget_atom, std::string>,
+    // Session (site, id) is gone.
+    caf::reacts_to<forget_atom, std::string, std::string>,
+    // From a site's watcher: what is wrong with its sessions directory ("":
+    // nothing any more).
+    caf::reacts_to<site_error_atom, std::string, std::string>,
     // The first scan is done: ready.
     caf::reacts_to<scanned_atom>,
     // Shutting down: not ready any more.
@@ -155,10 +161,15 @@ using status_board_actor = caf::typed_actor<
     caf::replies_to<ready_atom>::with<bool>,
     // /metrics: the Prometheus text, with derived gauges brought up to date.
     caf::replies_to<metrics_atom>::with<std::string>,
-    // /status?state=&limit=: JSON.
-    caf::replies_to<status_atom, std::string, std::uint64_t>::with<std::string>,
-    // /sessions/{id}: JSON, "" when unknown.
-    caf::replies_to<session_atom, std::string>::with<std::string>,
+    // /status?state=&limit=&site=: JSON (site "": every site).
+    caf::replies_to<status_atom, std::string, std::uint64_t, std::string>::with<std::string>,
+    // /sites/{site}/sessions/{id} (site "": the only site that has the id):
+    // JSON, "" when unknown.
+    caf::replies_to<session_atom, std::string, std::string>::with<std::string>,
+    // The sites that have a session of this id (sorted).
+    caf::replies_to<locate_atom, std::string>::with<std::vector<std::string>>,
+    // GET /sites: JSON.
+    caf::replies_to<sites_atom>::with<std::string>,
     // GET / and /s/{id}: the status page's HTML.
     caf::replies_to<page_atom, PageQuery>::with<PageResult>,
     // (self) Log timers.

@@ -16,6 +16,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "sessiond/browser_step.hpp"
 #include "sessiond/duration.hpp"
@@ -36,6 +38,9 @@ struct MetricsConfig {
   double rate_limit_per_second = 0;  // the profile's token bucket; 0 = unlimited
   bool per_session = false;          // opt-in per-session series
   bool atomic_exchange = true;       // saves use renameat2(RENAME_EXCHANGE) (start-up probe)
+  // The sites (few; the `site` label of the per-site series). Empty: those
+  // series have no site label (tests of one site).
+  std::vector<std::string> sites;
 };
 
 class Metrics {
@@ -73,7 +78,11 @@ class Metrics {
   void set_last_refresh(const std::string& session, WallTime t);  // opt-in per-session series
   void forget_session(const std::string& session);
   void sample_http(const HttpLoad& load);
-  void sample_circuit(bool open) { circuit_->Set(open ? 1 : 0); }
+  void sample_circuit(bool open) {
+    if (circuit_) circuit_->Set(open ? 1 : 0);
+  }
+  // One site's circuit (a configured site; others are ignored: the label stays bounded).
+  void sample_site_circuit(const std::string& site, bool open);
   void sample_process();
   void sample_browser(int in_flight, int queued, std::uint64_t rss_bytes, std::uint64_t pss_bytes);
 
@@ -110,7 +119,8 @@ class Metrics {
   prometheus::Gauge* queued_ = nullptr;
   prometheus::Gauge* rate_tokens_ = nullptr;
   prometheus::Counter* rate_limited_ = nullptr;
-  prometheus::Gauge* circuit_ = nullptr;
+  prometheus::Gauge* circuit_ = nullptr;  // without sites
+  std::unordered_map<std::string, prometheus::Gauge*> site_circuit_;
   prometheus::Counter* process_cpu_ = nullptr;
   prometheus::Gauge* process_rss_ = nullptr;
   prometheus::Gauge* process_vsz_ = nullptr;

@@ -54,6 +54,7 @@ struct SiteSettings {
   std::string name;
   std::shared_ptr<const Profile> profile;
   std::string sessions_dir;
+  FilePattern pattern;  // how its session files are named
   OnLoggedOut on_logged_out = OnLoggedOut::quarantine;
   Millis interval{std::chrono::minutes(5)};         // effective (flag or profile)
   Millis idle_timeout{std::chrono::minutes(10)};    // effective (flag or profile)

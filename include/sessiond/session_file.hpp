@@ -44,11 +44,39 @@ struct LoadedSession {
 
 constexpr std::size_t kMaxSessionFileBytes = 8u << 20;
 
-// session-<id>.json -> id, when id matches [A-Za-z0-9_.-]{1,64}.
-std::optional<std::string> session_id_from_filename(std::string_view filename);
 bool valid_session_id(std::string_view id);
+
+// How a site names its session files: a pattern with exactly one {id}, such
+// as session-{id}.json (the default) or {id}_session.json. The text around
+// {id} is [A-Za-z0-9_.-], does not start with a dot (writers' temp files do)
+// and is not empty. An id matches [A-Za-z0-9_.-]{1,64}; with nothing before
+// {id}, it does not start with a dot either.
+class FilePattern {
+ public:
+  static constexpr const char* kDefault = "session-{id}.json";
+  FilePattern() = default;  // session-{id}.json
+  // nullopt with `why` set when the text is not a valid pattern.
+  static std::optional<FilePattern> parse(std::string_view text, std::string* why = nullptr);
+
+  // The id in a file name of this pattern, or nullopt.
+  std::optional<std::string> id_of(std::string_view filename) const;
+  std::string filename(std::string_view id) const;
+  // dir + "/" + filename(id): where session `id` lives.
+  std::string path(std::string_view dir, std::string_view id) const;
+  std::string text() const { return prefix_ + "{id}" + suffix_; }
+  bool operator==(const FilePattern& o) const {
+    return prefix_ == o.prefix_ && suffix_ == o.suffix_;
+  }
+
+ private:
+  std::string prefix_ = "session-";
+  std::string suffix_ = ".json";
+};
+
+// The default pattern (session-<id>.json): id, when it matches [A-Za-z0-9_.-]{1,64}.
+std::optional<std::string> session_id_from_filename(std::string_view filename);
 std::string session_filename(std::string_view id);
-// dir + "/" + session_filename(id): where session `id` lives.
+// dir + "/" + session_filename(id): where session `id` lives (default pattern).
 std::string session_path(std::string_view dir, std::string_view id);
 
 // Reads (without following links or blocking on FIFOs), then parse_session().
@@ -112,7 +140,9 @@ std::variant<std::string, FileError> quarantine_file(const std::string& path,
 
 // Removes temp files left by a crashed writer (older than `min_age`: another
 // replica may be writing right now).
-int remove_stale_temp_files(const std::string& dir, std::chrono::seconds min_age);
+// Only temp files of names of `pattern` (and of the save-method probe).
+int remove_stale_temp_files(const std::string& dir, std::chrono::seconds min_age,
+                            const FilePattern& pattern = FilePattern());
 
 // The keepalive block sessiond owns inside each file.
 struct KeepaliveBlock {

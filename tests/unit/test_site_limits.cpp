@@ -1,0 +1,188 @@
+// Per-site limits in front of the shared HTTP client, and statuses keyed by
+// (site, id).
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "sessiond/site_limiter.hpp"
+#include "sessiond/status_board.hpp"
+#include "sessiond/status_table.hpp"
+
+using namespace sessiond;
+using namespace std::chrono_literals;
+
+namespace {
+
+HttpRequest req(std::int64_t priority) {
+  HttpRequest r;
+  r.priority = priority;
+  return r;
+}
+
+// Holds every request until told to answer: a slow site.
+class HeldTransport final : public HttpTransport {
+ public:
+  void submit(HttpRequest, Callback done) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_.push_back(std::move(done));
+  }
+  std::size_t held() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return held_.size();
+  }
+  void answer_all() {
+    std::vector<Callback> now;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      now.swap(held_);
+    }
+    for (auto& cb : now) {
+      HttpResponse r;
+      r.status = 200;
+      cb(std::move(r));
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Callback> held_;
+};
+
+}  // namespace
+
+TEST_CASE("a site's queue: its in-flight share, most urgent first", "[sites][limits]") {
+  auto t0 = TokenBucket::Clock::now();
+  SiteQueue q(2, 0, 0, t0);
+  q.push(req(30), nullptr);
+  q.push(req(10), nullptr);
+  q.push(req(20), nullptr);
+  auto first = q.take_ready(t0);
+  REQUIRE(first.size() == 2);
+  CHECK(first[0].request.priority == 10);
+  CHECK(first[1].request.priority == 20);
+  CHECK(q.take_ready(t0).empty());  // its share is used up
+  CHECK(q.in_flight() == 2);
+  q.finished();
+  auto next = q.take_ready(t0);
+  REQUIRE(next.size() == 1);
+  CHECK(next[0].request.priority == 30);
+  CHECK(q.queued() == 0);
+}
+
+TEST_CASE("a site's queue: its own rate", "[sites][limits]") {
+  auto t0 = TokenBucket::Clock::now();
+  SiteQueue q(100, 2, 2, t0);  // 2/s, burst 2
+  for (int i = 0; i < 5; ++i) q.push(req(i), nullptr);
+  TokenBucket::Clock::duration wait{};
+  CHECK(q.take_ready(t0, &wait).size() == 2);
+  CHECK(wait > TokenBucket::Clock::duration::zero());
+  CHECK(wait <= std::chrono::milliseconds(500));
+  CHECK(q.rate_limited_total() == 1);
+  CHECK(q.take_ready(t0, &wait).empty());
+  CHECK(q.rate_limited_total() == 1);  // the same waiting request, counted once
+  CHECK(q.take_ready(t0 + 500ms, &wait).size() == 1);
+  CHECK(q.take_ready(t0 + 1500ms, &wait).size() == 2);
+  CHECK(wait == TokenBucket::Clock::duration::zero());
+}
+
+TEST_CASE("a slow site fills its own share, not the shared client's", "[sites][limits]") {
+  HeldTransport shared;
+  SiteLimiter slow(shared, SiteLimiter::Options{2, 0, 0});
+  SiteLimiter other(shared, SiteLimiter::Options{2, 0, 0});
+  std::atomic<int> slow_done{0}, other_done{0};
+  for (int i = 0; i < 10; ++i) slow.submit(req(i), [&](HttpResponse) { ++slow_done; });
+  CHECK(shared.held() == 2);  // only its share reached the shared client
+  CHECK(slow.load().queued == 8);
+  other.submit(req(0), [&](HttpResponse) { ++other_done; });
+  CHECK(shared.held() == 3);  // the other site is not behind the slow one
+  // Bounded: each round answers what is held; 10 + 1 requests need at most 6 rounds.
+  for (int round = 0; round < 10 && (slow_done < 10 || other_done < 1); ++round)
+    shared.answer_all();
+  CHECK(slow_done == 10);
+  CHECK(other_done == 1);
+  CHECK(slow.load().in_flight == 0);
+}
+
+TEST_CASE("a site's rate is kept by its timer, and stop() answers what waits", "[sites][limits]") {
+  HeldTransport shared;
+  std::atomic<int> shutdown{0};
+  {
+    SiteLimiter limited(shared, SiteLimiter::Options{10, 20, 1});  // 20/s, one at a time
+    for (int i = 0; i < 3; ++i)
+      limited.submit(req(i), [&](HttpResponse r) {
+        if (r.error == "shutdown") ++shutdown;
+      });
+    CHECK(shared.held() == 1);
+    // The timer starts the next ones (one every 50 ms): bounded wait.
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (shared.held() < 3 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(10ms);
+    CHECK(shared.held() == 3);
+    limited.submit(req(9), [&](HttpResponse r) {
+      if (r.error == "shutdown") ++shutdown;
+    });
+    limited.stop();
+    CHECK(shutdown == 1);  // the one still waiting for a token
+    limited.submit(req(10), [&](HttpResponse r) {
+      if (r.error == "shutdown") ++shutdown;
+    });
+    CHECK(shutdown == 2);
+    shared.answer_all();  // completions after stop() still reach their callers
+  }
+}
+
+TEST_CASE("statuses are keyed by site and id", "[sites][status]") {
+  StatusTable t;
+  SessionStatus a;
+  a.site = "rade";
+  a.id = "alice";
+  a.state = SessionState::active;
+  SessionStatus b = a;
+  b.site = "nics24";
+  b.state = SessionState::retrying;
+  SessionStatus c = a;
+  c.id = "bob";
+  t.put(a);
+  t.put(b);
+  t.put(c);
+  CHECK(t.size() == 3);
+  CHECK(t.find("rade", "alice")->state == SessionState::active);
+  CHECK(t.find("nics24", "alice")->state == SessionState::retrying);
+  CHECK(t.find("", "alice") == nullptr);  // two sites have it
+  CHECK(t.find("", "bob")->site == "rade");
+  CHECK(t.sites_of("alice") == std::vector<std::string>{"nics24", "rade"});
+  auto now = std::chrono::system_clock::now();
+  auto all = t.status_json("", 100, true, true, StatusInfo{}, now);
+  CHECK(all["totalSessions"] == 3);
+  CHECK(all["sites"]["rade"]["totalSessions"] == 2);
+  CHECK(all["sites"]["nics24"]["sessionsByState"]["retrying"] == 1);
+  CHECK(all["sessions"][0]["site"] == "nics24");  // by id, then site
+  auto rade = t.status_json("", 100, true, true, StatusInfo{}, now, "rade");
+  CHECK(rade["totalSessions"] == 2);
+  CHECK(rade["sessions"].size() == 2);
+  CHECK(rade["sites"].size() == 1);
+  t.forget("rade", "alice");
+  CHECK(t.find("", "alice")->site == "nics24");
+
+  SiteInfo info;
+  info.name = "rade";
+  info.dir = "/s/rade";
+  info.pattern = "session-{id}.json";
+  info.breaker = [] { return std::string("open"); };
+  SiteInfo missing;
+  missing.name = "gone";
+  missing.error = "cannot read /s/gone";
+  auto sites = sites_json({info, missing}, {}, t, now);
+  CHECK(sites["sites"][0]["totalSessions"] == 1);
+  CHECK(sites["sites"][0]["breaker"] == "open");
+  CHECK(sites["sites"][0]["error"].is_null());
+  CHECK(sites["sites"][1]["error"] == "cannot read /s/gone");
+  // The watcher found the directory again.
+  auto back = sites_json({info, missing}, {{"gone", ""}}, t, now);
+  CHECK(back["sites"][1]["error"].is_null());
+}
