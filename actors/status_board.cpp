@@ -78,8 +78,14 @@ status_board_actor::behavior_type status_board_impl(
         auto& st = self->state;
         if (!st.setup.metrics) return std::string();
         auto& m = *st.setup.metrics;
-        auto sum = st.table.summary(st.setup.now());
-        for (auto s : kSessionStates) m.set_sessions(s, sum.counts[static_cast<std::size_t>(s)]);
+        const auto now = st.setup.now();
+        auto sum = st.table.summary(now);
+        // Sessions by state per site (the `site` label), or in all without sites.
+        for (const auto& site : m.sites()) {
+          auto of = site.empty() ? sum : st.table.summary_of(site, now);
+          for (auto s : kSessionStates)
+            m.set_sessions(s, of.counts[static_cast<std::size_t>(s)], site);
+        }
         m.set_oldest_refresh_age(sum.oldest_age.value_or(0));
         m.set_ready(st.ready && !st.draining);
         if (st.setup.sample) st.setup.sample(m);

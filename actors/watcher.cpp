@@ -150,7 +150,7 @@ void rescan(Self self) {
                   {"dir", st.setup.dir},
                   {"reason", err == ENOENT ? "not_found" : "io"},
                   {"error", std::strerror(err)}});
-      if (st.setup.metrics) st.setup.metrics->file_error(FileErrorKind::io);
+      if (st.setup.metrics) st.setup.metrics->file_error(FileErrorKind::io, st.setup.site);
       if (st.setup.board)
         self->send(st.setup.board, site_error_atom::value, st.setup.site,
                    "cannot read " + st.setup.dir + ": " + std::strerror(err));

@@ -319,7 +319,7 @@ const std::vector<Flag>& flags() {
        [](Config& c, const std::string& v) {
          c.save_without_exchange = bool_value("save-without-exchange", v);
        }},
-      {"site", "NAME", "status: only this site's sessions",
+      {"site", "NAME", "status: only this site's sessions; refresh ID: the session of this site",
        [](Config& c, const std::string& v) {
          if (!valid_site_name(v)) throw ConfigError("--site: expected [a-z0-9_-]{1,32}");
          c.site = v;
@@ -373,7 +373,7 @@ bool flag_applies(const std::string& flag, const std::string& command) {
       {"admin-token-file", {"run", "status", "refresh", "check-config", "demo"}},
       {"url", {"status", "refresh"}},
       {"output", {"status"}},
-      {"site", {"status"}},
+      {"site", {"status", "refresh"}},
       {"all", {"status"}},
       {"peers", {"run", "status", "check-config"}},
       {"sessions", {"demo"}},

@@ -24,19 +24,33 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
     return &BuildCounter().Name(name).Help(help).Register(r).Add({});
   };
 
+  sites_ = c.sites.empty() ? std::vector<std::string>{std::string()} : c.sites;
   auto& refresh = BuildCounter()
                       .Name("sessiond_refresh_total")
                       .Help("Finished refresh attempts by result")
                       .Register(r);
-  for (auto res :
-       {RefreshResult::success, RefreshResult::logged_out, RefreshResult::transient_error})
-    refresh_total_[static_cast<std::size_t>(res)] = &refresh.Add({{"result", to_string(res)}});
-  refresh_duration_ = &BuildHistogram()
-                           .Name("sessiond_refresh_duration_seconds")
-                           .Help("Duration of one refresh attempt (load, check, refresh, save)")
-                           .Register(r)
-                           .Add({}, Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                                                0.5, 1, 2.5, 5, 10, 20, 30, 60});
+  auto& duration = BuildHistogram()
+                       .Name("sessiond_refresh_duration_seconds")
+                       .Help("Duration of one refresh attempt (load, check, refresh, save)")
+                       .Register(r);
+  auto& sessions = BuildGauge().Name("sessiond_sessions").Help("Sessions by state").Register(r);
+  for (const auto& site : sites_) {
+    SiteSeries ss;
+    if (!site.empty()) ss.labels = {{"site", site}};
+    auto with = [&](std::map<std::string, std::string> l) {
+      l.insert(ss.labels.begin(), ss.labels.end());
+      return l;
+    };
+    for (auto res :
+         {RefreshResult::success, RefreshResult::logged_out, RefreshResult::transient_error})
+      ss.refresh[static_cast<std::size_t>(res)] = &refresh.Add(with({{"result", to_string(res)}}));
+    ss.duration =
+        &duration.Add(ss.labels, Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                             0.5, 1, 2.5, 5, 10, 20, 30, 60});
+    for (auto s : kSessionStates)
+      ss.sessions[static_cast<std::size_t>(s)] = &sessions.Add(with({{"state", to_string(s)}}));
+    site_series_[site] = std::move(ss);
+  }
   requests_ = &BuildCounter()
                    .Name("sessiond_http_requests_total")
                    .Help("Requests (or exec commands) toward the site by step and status code")
@@ -45,10 +59,14 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
                       .Name("sessiond_session_file_errors_total")
                       .Help("Session files that could not be read, parsed or written, by reason")
                       .Register(r);
-  for (auto kind :
-       {FileErrorKind::parse, FileErrorKind::schema, FileErrorKind::io, FileErrorKind::too_large,
-        FileErrorKind::symlink, FileErrorKind::permission, FileErrorKind::write})
-    file_errors_->Add({{"reason", to_string(kind)}});
+  for (const auto& [site, ss] : site_series_)
+    for (auto kind :
+         {FileErrorKind::parse, FileErrorKind::schema, FileErrorKind::io, FileErrorKind::too_large,
+          FileErrorKind::symlink, FileErrorKind::permission, FileErrorKind::write}) {
+      auto l = ss.labels;
+      l["reason"] = to_string(kind);
+      file_errors_->Add(l);
+    }
   restarts_ = counter("sessiond_actor_restarts_total",
                       "Session actors restarted by the supervisor after a crash");
   token_not_renewed_ =
@@ -56,9 +74,6 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
               "Successful refreshes after which the token_deadline token was still "
               "expired (or inside its margin): the interval is used instead");
 
-  auto& sessions = BuildGauge().Name("sessiond_sessions").Help("Sessions by state").Register(r);
-  for (auto s : kSessionStates)
-    sessions_[static_cast<std::size_t>(s)] = &sessions.Add({{"state", to_string(s)}});
   oldest_age_ = gauge("sessiond_oldest_refresh_age_seconds",
                       "Longest time since a live session's last successful refresh");
   gauge("sessiond_idle_timeout_seconds", "The site's idle logout timeout")
@@ -169,9 +184,10 @@ std::string Metrics::serialize() const {
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 
-void Metrics::refresh_finished(RefreshResult result, double secs) {
-  refresh_total_[static_cast<std::size_t>(result)]->Increment();
-  refresh_duration_->Observe(secs);
+void Metrics::refresh_finished(RefreshResult result, double secs, const std::string& site) {
+  const auto& ss = series(site);
+  ss.refresh[static_cast<std::size_t>(result)]->Increment();
+  ss.duration->Observe(secs);
   refresh_history_.record(result);
 }
 
@@ -199,8 +215,11 @@ double Metrics::hook_queue(const std::string& kind) const {
   return hook_queue_->Add({{"kind", kind}}).Value();
 }
 
-void Metrics::request(const std::string& step, const std::string& code) {
-  requests_->Add({{"step", step}, {"code", code}}).Increment();
+void Metrics::request(const std::string& step, const std::string& code, const std::string& site) {
+  auto l = series(site).labels;
+  l["step"] = step;
+  l["code"] = code;
+  requests_->Add(l).Increment();
 }
 
 void Metrics::browser_step(const BrowserStepResult& result) {
@@ -225,12 +244,16 @@ void Metrics::sample_site_circuit(const std::string& site, bool open) {
   if (it != site_circuit_.end()) it->second->Set(open ? 1 : 0);
 }
 
-void Metrics::file_error(FileErrorKind kind) {
-  file_errors_->Add({{"reason", to_string(kind)}}).Increment();
+void Metrics::file_error(FileErrorKind kind, const std::string& site) {
+  auto l = series(site).labels;
+  l["reason"] = to_string(kind);
+  file_errors_->Add(l).Increment();
 }
 
-double Metrics::file_errors(FileErrorKind kind) const {
-  return file_errors_->Add({{"reason", to_string(kind)}}).Value();
+double Metrics::file_errors(FileErrorKind kind, const std::string& site) const {
+  auto l = series(site).labels;
+  l["reason"] = to_string(kind);
+  return file_errors_->Add(l).Value();
 }
 
 void Metrics::set_last_refresh(const std::string& session, WallTime t) {

@@ -269,8 +269,8 @@ void RefreshCycle::finish(std::optional<RefreshResult> result, CycleOutcome outc
   jar_rotated_ = false;
   if (result && site_->metrics)
     site_->metrics->refresh_finished(
-        *result,
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+        *result, std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count(),
+        site_->name);
   out.emplace_back(
       action::Finished{CycleReport{id(), outcome, std::move(detail), status_.state, attempt_}});
   publish(out);
@@ -301,7 +301,7 @@ void RefreshCycle::loaded(const Loaded& l, Actions& out) {
                   {"file", path_},
                   {"reason", to_string(err->kind)},
                   {"error", err->message}});
-      if (site_->metrics) site_->metrics->file_error(err->kind);
+      if (site_->metrics) site_->metrics->file_error(err->kind, site_->name);
     }
     status_.state = SessionState::file_error;
     status_.last_error = std::string(to_string(err->kind)) + ": " + err->message;
@@ -433,7 +433,7 @@ void RefreshCycle::run_step(const Step& step, Actions& out) {
 
 void RefreshCycle::answered(const HttpResponse& r, Actions& out) {
   if (r.curl_code != kNotSent && site_->metrics)  // refused by the open circuit: never sent
-    site_->metrics->request(step_->name, http_code_label(r));
+    site_->metrics->request(step_->name, http_code_label(r), site_->name);
   std::string problem;
   Verdict v = step_->evaluate(r, TemplateContext{id(), *doc_, site_->profile->base_url, {}, &jar_},
                               &problem);
@@ -459,7 +459,7 @@ void RefreshCycle::answered(const HttpResponse& r, Actions& out) {
 }
 
 void RefreshCycle::exec_finished(const ExecOutcome& r, Actions& out) {
-  if (site_->metrics) site_->metrics->request(step_->name, exec_code_label(r.process));
+  if (site_->metrics) site_->metrics->request(step_->name, exec_code_label(r.process), site_->name);
   auto ev = exec_verdict(r);
   if (ev.verdict != Verdict::logged_in && r.process.started) {
     // What the command said about it (redacted by run_exec_job); the
@@ -486,7 +486,8 @@ void RefreshCycle::browser_finished(const BrowserStepResult& r, Actions& out) {
   if (site_->metrics) {
     site_->metrics->browser_step(r);
     if (!r.not_sent)
-      site_->metrics->request(step_->name, std::string("browser_") + to_string(r.verdict));
+      site_->metrics->request(step_->name, std::string("browser_") + to_string(r.verdict),
+                              site_->name);
   }
   // The newest state the browser saw, whatever the verdict: the page may have
   // renewed the token at the site before it failed.
@@ -671,7 +672,7 @@ void RefreshCycle::saved(const SaveOutcome& r, Actions& out) {
                   {"file", path_},
                   {"reason", "write"},
                   {"error", msg}});
-      if (site_->metrics) site_->metrics->file_error(FileErrorKind::write);
+      if (site_->metrics) site_->metrics->file_error(FileErrorKind::write, site_->name);
       doc_.reset();
       fail_transient("save failed: " + msg, std::nullopt, out);
       return;
@@ -726,7 +727,7 @@ void RefreshCycle::disposed(const DisposeOutcome& r, Actions& out) {
                 {"file", path_},
                 {"reason", "write"},
                 {"error", r.error->message}});
-    if (site_->metrics) site_->metrics->file_error(FileErrorKind::write);
+    if (site_->metrics) site_->metrics->file_error(FileErrorKind::write, site_->name);
   } else if (r.where != path_) {
     log::info("session_quarantined", "logged-out session file moved",
               {{"site", site_->name}, {"session", id()}, {"file", r.where}});
@@ -889,7 +890,7 @@ void RefreshCycle::pause_saved(const SaveOutcome& r, Actions& out) {
                   {"file", path_},
                   {"reason", "write"},
                   {"error", msg}});
-      if (site_->metrics) site_->metrics->file_error(FileErrorKind::write);
+      if (site_->metrics) site_->metrics->file_error(FileErrorKind::write, site_->name);
       doc_.reset();
       if (!paused_) schedule_as_at_start(out);  // as before the request
       finish(std::nullopt, CycleOutcome::transient_error, "save failed: " + msg, out);

@@ -13,6 +13,7 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -53,9 +54,11 @@ class Metrics {
   std::string serialize() const;  // the text exposition
 
   // -- where things happen (thread-safe) --
-  void refresh_finished(RefreshResult result, double seconds);
-  void request(const std::string& step, const std::string& code);  // one request / command
-  void file_error(FileErrorKind kind);
+  // `site`: one of MetricsConfig::sites, the series' `site` label ("" without sites).
+  void refresh_finished(RefreshResult result, double seconds, const std::string& site = {});
+  void request(const std::string& step, const std::string& code,
+               const std::string& site = {});  // one request / command
+  void file_error(FileErrorKind kind, const std::string& site = {});
   void actor_restarted() { restarts_->Increment(); }
   void browser_step(const BrowserStepResult& result);
   void browser_restarted() { browser_restarts_->Increment(); }
@@ -70,9 +73,10 @@ class Metrics {
   void set_hook_queue(const std::string& kind, double n);
 
   // -- derived (status board) and sampled (at scrape) --
-  void set_sessions(SessionState state, double n) {
-    sessions_[static_cast<std::size_t>(state)]->Set(n);
+  void set_sessions(SessionState state, double n, const std::string& site = {}) {
+    series(site).sessions[static_cast<std::size_t>(state)]->Set(n);
   }
+  const std::vector<std::string>& sites() const { return sites_; }
   void set_oldest_refresh_age(double seconds) { oldest_age_->Set(seconds); }
   void set_ready(bool ready) { ready_->Set(ready ? 1 : 0); }
   void set_last_refresh(const std::string& session, WallTime t);  // opt-in per-session series
@@ -87,10 +91,10 @@ class Metrics {
   void sample_browser(int in_flight, int queued, std::uint64_t rss_bytes, std::uint64_t pss_bytes);
 
   // Counter values, for tests and logs.
-  double refreshes(RefreshResult result) const {
-    return refresh_total_[static_cast<std::size_t>(result)]->Value();
+  double refreshes(RefreshResult result, const std::string& site = {}) const {
+    return series(site).refresh[static_cast<std::size_t>(result)]->Value();
   }
-  double file_errors(FileErrorKind kind) const;
+  double file_errors(FileErrorKind kind, const std::string& site = {}) const;
   double actor_restarts() const { return restarts_->Value(); }
   double tokens_not_renewed() const { return token_not_renewed_->Value(); }
   // Refresh outcomes per minute, last hour (the status page's chart).
@@ -105,14 +109,27 @@ class Metrics {
   }
 
  private:
+  // The series that are per site (labelled `site` when there are sites).
+  struct SiteSeries {
+    std::map<std::string, std::string> labels;  // {} or {site: NAME}
+    std::array<prometheus::Counter*, 3> refresh{};
+    prometheus::Histogram* duration = nullptr;
+    std::array<prometheus::Gauge*, kSessionStateCount> sessions{};
+  };
+  // A configured site's series; "" (or, never in practice, an unknown name)
+  // the first.
+  const SiteSeries& series(const std::string& site) const {
+    auto it = site_series_.find(site);
+    return it != site_series_.end() ? it->second : site_series_.at(sites_.front());
+  }
+
   std::shared_ptr<prometheus::Registry> registry_;
-  std::array<prometheus::Counter*, 3> refresh_total_{};
-  prometheus::Histogram* refresh_duration_ = nullptr;
+  std::vector<std::string> sites_;  // never empty: {""} without sites
+  std::map<std::string, SiteSeries> site_series_;
   prometheus::Family<prometheus::Counter>* requests_ = nullptr;
   prometheus::Family<prometheus::Counter>* file_errors_ = nullptr;
   prometheus::Counter* restarts_ = nullptr;
   prometheus::Counter* token_not_renewed_ = nullptr;
-  std::array<prometheus::Gauge*, kSessionStateCount> sessions_{};
   prometheus::Gauge* oldest_age_ = nullptr;
   prometheus::Gauge* ready_ = nullptr;
   prometheus::Gauge* in_flight_ = nullptr;

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "sessiond/metrics.hpp"
 #include "sessiond/site_limiter.hpp"
 #include "sessiond/status_board.hpp"
 #include "sessiond/status_table.hpp"
@@ -185,4 +186,40 @@ TEST_CASE("statuses are keyed by site and id", "[sites][status]") {
   // The watcher found the directory again.
   auto back = sites_json({info, missing}, {{"gone", ""}}, t, now);
   CHECK(back["sites"][1]["error"].is_null());
+}
+
+TEST_CASE("per-site metrics carry a bounded site label", "[sites][metrics]") {
+  MetricsConfig mc;
+  mc.sites = {"rade", "nics24"};
+  Metrics m(mc);
+  m.refresh_finished(RefreshResult::success, 0.1, "rade");
+  m.refresh_finished(RefreshResult::transient_error, 0.1, "nics24");
+  m.request("check", "200", "rade");
+  m.file_error(FileErrorKind::io, "nics24");
+  m.set_sessions(SessionState::active, 3, "rade");
+  m.sample_site_circuit("nics24", true);
+  m.sample_site_circuit("unknown", true);  // not a configured site: no new series
+  CHECK(m.refreshes(RefreshResult::success, "rade") == 1);
+  CHECK(m.refreshes(RefreshResult::success, "nics24") == 0);
+  CHECK(m.file_errors(FileErrorKind::io, "nics24") == 1);
+  const auto text = m.serialize();
+  auto has = [&](const std::string& line) {
+    INFO(line);
+    CHECK(text.find(line) != std::string::npos);
+  };
+  has(R"(sessiond_refresh_total{result="success",site="rade"} 1)");
+  has(R"(sessiond_refresh_total{result="transient_error",site="nics24"} 1)");
+  has(R"(sessiond_http_requests_total{code="200",site="rade",step="check"} 1)");
+  has(R"(sessiond_session_file_errors_total{reason="io",site="nics24"} 1)");
+  has(R"(sessiond_sessions{site="rade",state="active"} 3)");
+  has(R"(sessiond_circuit_open{site="nics24"} 1)");
+  has(R"(sessiond_circuit_open{site="rade"} 0)");
+  has(R"(sessiond_refresh_duration_seconds_count{site="rade"} 1)");
+  CHECK(text.find("unknown") == std::string::npos);
+
+  // Without sites (one-site tests): no site label at all.
+  Metrics plain{MetricsConfig{}};
+  plain.refresh_finished(RefreshResult::success, 0.1, "whatever");
+  CHECK(plain.refreshes(RefreshResult::success) == 1);
+  CHECK(plain.serialize().find("site=") == std::string::npos);
 }
