@@ -391,6 +391,7 @@ Services build_services(const Plan& plan) {
            {"open_for_ms", profile.circuit.open_for.count()},
            {"used_ms", circuit.open_for.count()}});
     ss.breaker = std::make_unique<CircuitBreaker>(circuit);
+    ss.breaker->set_site(site.name);
     HttpTransport* inner = s.http.get();
     if (!one_site) {
       SiteLimiter::Options lo;

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "sessiond/browser_step.hpp"
@@ -41,6 +42,8 @@ class CircuitBreaker {
 
   State state() const;
   bool is_open() const { return state() != State::closed; }
+  // The site it guards, named in its log lines (before any request).
+  void set_site(std::string site) { site_ = std::move(site); }
 
  private:
   struct Bucket {
@@ -52,6 +55,7 @@ class CircuitBreaker {
 
   CircuitBreakerPolicy policy_;
   Clock now_;
+  std::string site_;
   mutable std::mutex mutex_;
   State state_ = State::closed;
   std::chrono::steady_clock::time_point opened_at_{};

@@ -1,0 +1,182 @@
+"""Several sites in one sessiond (issue 14): three fake sites, one per site,
+with different file patterns, intervals and step kinds (HTTP check+refresh,
+and a browser check in the pooled Chromium), plus a fourth site whose
+sessions directory is missing. Every session is kept alive with 0 lost; one
+site's outage opens only that site's breaker while the others keep
+refreshing; the missing directory is that site's error until it appears."""
+
+import json
+import os
+import subprocess
+import time
+
+from harness import (DEMO_PROFILE, SESSIOND, SOURCE_DIR, Daemon, FakeSite, check, daemon_metrics, daemon_status,
+                     http, metric_sum, parse_ts, run, scaled_profile, temp_dir, wait_ready, wait_until, wall_now)
+
+# Per site: the fake site, its pattern, interval and idle timeout.
+ALPHA = {"pattern": "session-{id}.json", "interval": "1s", "idle": "6s", "count": 5}
+BETA = {"pattern": "{id}_session.json", "interval": "2s", "idle": "8s", "count": 5}
+GAMMA = {"pattern": "acct-{id}.json", "interval": "3s", "idle": "10s", "count": 2}
+BROWSER_TMP = temp_dir("multi-browser-tmp-")
+
+
+def browser_profile():
+    """profiles/baman24.json (a browser check) with a short settle and timeout."""
+    with open(os.path.join(SOURCE_DIR, "profiles", "baman24.json")) as f:
+        doc = json.loads("\n".join(line for line in f if not line.lstrip().startswith("//")))
+    doc["check"]["browser"].update(settle="100ms", timeout="3s")
+    doc["retry"] = {"base": "500ms", "max": "2s"}
+    path = os.path.join(temp_dir("profile-"), "browser.json")
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2)
+    return path
+
+
+def seed_as(site, directory, count, first, pattern):
+    """The fake site's logins, renamed to the site's file pattern."""
+    mobiles = site.seed(directory, count, first_mobile=first)
+    for m in mobiles:
+        os.rename(os.path.join(directory, f"session-{m}.json"),
+                  os.path.join(directory, pattern.replace("{id}", m)))
+    return mobiles
+
+
+def our_chromium():
+    out = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if BROWSER_TMP.encode() in f.read():
+                    out.append(pid)
+        except OSError:
+            continue
+    return out
+
+
+def site_circuit(d, name):
+    return metric_sum(daemon_metrics(d), "sessiond_circuit_open", site=name)
+
+
+def refreshes(d, name):
+    return metric_sum(daemon_metrics(d), "sessiond_refresh_total", site=name, result="success")
+
+
+def test_multi_site():
+    a = FakeSite(idle_timeout=ALPHA["idle"])
+    b = FakeSite(idle_timeout=BETA["idle"])
+    c = FakeSite(idle_timeout=GAMMA["idle"], extra=["--client-rendered", "--bundle-bytes", "20000"])
+    dirs = {name: temp_dir(f"sessions-{name}-") for name in ("alpha", "beta", "gamma")}
+    missing = os.path.join(temp_dir("sessions-delta-parent-"), "delta")
+    seed_as(a, dirs["alpha"], ALPHA["count"], "09120000000", ALPHA["pattern"])
+    seed_as(b, dirs["beta"], BETA["count"], "09120000000", BETA["pattern"])  # same ids as alpha
+    seed_as(c, dirs["gamma"], GAMMA["count"], "09140000000", GAMMA["pattern"])
+    # alpha's breaker scaled down so an outage of a few seconds opens it.
+    alpha_profile = scaled_profile()
+    config = {
+        "listen": "127.0.0.1:0",
+        "rescan-interval": "1s",
+        "sites": [
+            {"name": "alpha", "profile": alpha_profile, "sessions_dir": dirs["alpha"], "base_url": a.base_url,
+             "interval": ALPHA["interval"], "idle_timeout": ALPHA["idle"]},
+            {"name": "beta", "profile": DEMO_PROFILE, "sessions_dir": dirs["beta"], "base_url": b.base_url,
+             "file_pattern": BETA["pattern"], "interval": BETA["interval"], "idle_timeout": BETA["idle"],
+             "on_logged_out": "mark"},
+            {"name": "gamma", "profile": browser_profile(), "sessions_dir": dirs["gamma"],
+             "base_url": c.base_url, "file_pattern": GAMMA["pattern"], "interval": GAMMA["interval"],
+             "idle_timeout": GAMMA["idle"]},
+            {"name": "delta", "profile": DEMO_PROFILE, "sessions_dir": missing, "base_url": a.base_url},
+        ],
+    }
+    cfg_path = os.path.join(temp_dir("multi-config-"), "sites.json")
+    with open(cfg_path, "w") as f:
+        json.dump(config, f)
+
+    check_out = subprocess.run([SESSIOND, "check-config", "--config", cfg_path], capture_output=True, timeout=60)
+    check(check_out.returncode == 0, f"check-config: {check_out.stderr[:300]!r}")
+    printed = json.loads(check_out.stdout.decode().split("\nconfiguration OK")[0])
+    check([s["name"] for s in printed["sites"]] == ["alpha", "beta", "gamma", "delta"], f"check-config: {printed}")
+    check(printed["sites"][1]["file_pattern"] == BETA["pattern"], "check-config prints the pattern")
+
+    d = Daemon("--config", cfg_path, env={"TMPDIR": BROWSER_TMP})
+    try:
+        wait_ready(d, timeout=40)
+        url = d.url()
+        # Same ids in alpha and beta: keyed by (site, id).
+        st = wait_until(lambda: (lambda s: s["totalSessions"] == 12 and s)(daemon_status(d)), 10,
+                        what="12 sessions registered")
+        check(set(st["sites"]) == {"alpha", "beta", "gamma"}, f"/status sites: {list(st['sites'])}")
+        check(st["sites"]["alpha"]["totalSessions"] == 5 and st["sites"]["gamma"]["totalSessions"] == 2,
+              f"per-site totals: {st['sites']}")
+        check(all("site" in s for s in st["sessions"]), "every status names its site")
+        status, body, _ = http("GET", url + "/sessions/09120000001")
+        check(status == 409, f"an id in two sites is ambiguous: {status}")
+        status, body, _ = http("GET", url + "/sites/beta/sessions/09120000001")
+        check(status == 200 and json.loads(body)["site"] == "beta", f"/sites/beta/sessions/ID: {status} {body[:200]!r}")
+        status, body, _ = http("GET", url + "/sessions/09140000000")
+        check(status == 200 and json.loads(body)["site"] == "gamma", f"/sessions/ID of one site: {status}")
+
+        # The missing directory is delta's error, not the daemon's.
+        sites = {s["name"]: s for s in json.loads(http("GET", url + "/sites")[1])["sites"]}
+        check(sites["delta"]["error"] and "delta" not in st["sites"], f"/sites delta: {sites['delta']}")
+        check(sites["beta"]["pattern"] == BETA["pattern"] and sites["beta"]["error"] is None, f"/sites beta: {sites['beta']}")
+        check(metric_sum(daemon_metrics(d), "sessiond_session_file_errors_total", site="delta", reason="io") >= 1,
+              "file error metric with site=delta")
+
+        # Everyone refreshes, each at its own pace.
+        wait_until(lambda: all(refreshes(d, n) >= 2 * k for n, k in (("alpha", 5), ("beta", 5), ("gamma", 2))),
+                   20, interval=0.5, what="every site refreshed its sessions twice")
+
+        # The status CLI: one site, and a SITE column for several.
+        port = url.rsplit(":", 1)[1]
+        only = subprocess.run([SESSIOND, "status", "--url", url, "--site", "gamma"], capture_output=True, timeout=30)
+        check(only.returncode == 0 and b"09140000000" in only.stdout and b"09120000000" not in only.stdout,
+              f"status --site gamma: {only.stdout[:400]!r}")
+        every = subprocess.run([SESSIOND, "status", "--url", f"http://127.0.0.1:{port}"], capture_output=True,
+                               timeout=30)
+        check(every.stdout.startswith(b"SITE"), f"status with several sites: {every.stdout[:200]!r}")
+
+        # alpha's site goes down: only alpha's breaker opens; beta keeps refreshing.
+        a.faults(down=True)
+        t_down = wall_now()
+        wait_until(lambda: site_circuit(d, "alpha") == 1, 10, interval=0.2, what="alpha's breaker open")
+        check(site_circuit(d, "beta") == 0 and site_circuit(d, "gamma") == 0, "only alpha's breaker opened")
+        beta_before = refreshes(d, "beta")
+        wait_until(lambda: refreshes(d, "beta") >= beta_before + 5, 10, interval=0.2,
+                   what="beta refreshing during alpha's outage")
+        check(site_circuit(d, "beta") == 0, "beta's breaker stayed closed")
+        a.faults()  # back
+        wait_until(lambda: site_circuit(d, "alpha") == 0, 10, interval=0.2, what="alpha's breaker closed again")
+        alpha_back = refreshes(d, "alpha")
+        wait_until(lambda: refreshes(d, "alpha") >= alpha_back + 5, 10, interval=0.2, what="alpha refreshing again")
+        opened = [e for e in d.events("circuit_open") if parse_ts(e["ts"]) >= t_down]
+        check(opened and all(e.get("site") == "alpha" for e in opened), f"circuit_open lines: {opened[:2]}")
+
+        # delta's directory appears: its watcher takes it up, the error clears.
+        os.mkdir(missing, 0o700)
+        seed_as(a, missing, 2, "09150000000", "session-{id}.json")
+        wait_until(lambda: daemon_status(d)["sites"].get("delta", {}).get("totalSessions") == 2, 10,
+                   what="delta's sessions registered")
+        sites = {s["name"]: s for s in json.loads(http("GET", url + "/sites")[1])["sites"]}
+        check(sites["delta"]["error"] is None, f"delta's error cleared: {sites['delta']}")
+
+        # Session log lines name their site.
+        ok = d.events("refresh_ok")
+        check(ok and all(e.get("site") in ("alpha", "beta", "gamma", "delta") for e in ok),
+              "refresh_ok lines carry the site")
+        check({e["site"] for e in ok} >= {"alpha", "beta", "gamma"}, "every site logged refreshes")
+    finally:
+        code = d.stop()
+    check(code == 0, f"exit status {code}")
+    wait_until(lambda: not our_chromium(), 5, what="no Chromium left")
+    for name, site in (("alpha", a), ("beta", b), ("gamma", c)):
+        stats = site.stats()
+        print(f"{name}: lost {stats['lost']}, requests {stats['requests']}")
+        check(stats["lost"] == 0, f"{name}: lost {stats['lost']}")
+    secrets = a.secrets() + b.secrets() + c.secrets()
+    print(f"log lines checked: {d.check_logs(secrets)}")
+    for site in (a, b, c):
+        site.stop()
+
+
+if __name__ == "__main__":
+    run(test_multi_site)
