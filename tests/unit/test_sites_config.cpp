@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -209,4 +210,24 @@ TEST_CASE("stale temp files and quarantine follow the site's pattern", "[sites][
   CHECK(second.rfind(dir + "/invalid/alice_session.", 0) == 0);
   CHECK(second.substr(second.size() - 5) == ".json");
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("config/multi-site.example.json: three sites with bundled profiles", "[sites][config]") {
+  // The repository root, as test_profile finds it (at most 6 levels up).
+  std::filesystem::path root;
+  if (const char* env = std::getenv("SESSIOND_SOURCE_DIR"); env && *env) root = env;
+  for (auto p = std::filesystem::current_path(); root.empty(); p = p.parent_path()) {
+    if (std::filesystem::exists(p / "config" / "multi-site.example.json")) root = p;
+    if (!p.has_parent_path() || p.parent_path() == p || p.string().size() < 2) break;
+  }
+  REQUIRE_FALSE(root.empty());
+  const std::string file = (root / "config" / "multi-site.example.json").string();
+  const char* argv[] = {"sessiond", "check-config", "--config", file.c_str()};
+  auto sites = sites_of(parse_config(4, argv, {}));
+  REQUIRE(sites.size() == 3);
+  CHECK(sites[0].name == "baman24");
+  CHECK(sites[1].name == "rade");
+  CHECK(sites[2].name == "nics24");
+  CHECK(sites[2].file_pattern == "{id}_session.json");
+  for (const auto& s : sites) CHECK(std::filesystem::exists(root / s.profile_path));
 }
