@@ -70,7 +70,8 @@ status_board_actor::behavior_type status_board_impl(
       [=](scanned_atom) {
         // Ready once every site's first scan is done.
         auto& st = self->state;
-        st.ready = ++st.scans >= std::max<std::size_t>(1, st.setup.sites.size());
+        // (A site a reload adds does not take readiness away.)
+        st.ready = st.ready || ++st.scans >= std::max<std::size_t>(1, st.setup.sites.size());
       },
       [=](drain_atom) { self->state.draining = true; },
       [=](ready_atom) { return self->state.ready && !self->state.draining; },
@@ -88,9 +89,29 @@ status_board_actor::behavior_type status_board_impl(
         }
         m.set_oldest_refresh_age(sum.oldest_age.value_or(0));
         m.set_ready(st.ready && !st.draining);
+        // Each site's breaker (sessiond_circuit_open{site}).
+        for (const auto& s : st.setup.sites)
+          if (s.breaker) m.sample_site_circuit(s.name, s.breaker() != "closed");
         if (st.setup.sample) st.setup.sample(m);
         m.sample_process();
         return m.serialize();
+      },
+      [=](remove_atom, const std::string& site) {
+        auto& st = self->state;
+        std::vector<std::pair<std::string, std::string>> gone;
+        st.table.for_each([&](const SessionStatus& s) {
+          if (s.site == site) gone.emplace_back(s.site, s.id);
+        });
+        for (const auto& [s, id] : gone) {
+          if (st.setup.events)
+            if (const auto* last = st.table.find(s, id))
+              st.setup.events->publish(removed_event(*last));
+          st.table.forget(s, id);
+        }
+        st.site_errors.erase(site);
+      },
+      [=](sites_atom, const SiteInfoListPtr& sites) {
+        if (sites) self->state.setup.sites = *sites;
       },
       [=](site_error_atom, const std::string& site, const std::string& error) {
         auto& st = self->state;

@@ -90,25 +90,30 @@ AdminRoutes::AdminRoutes(caf::actor_system& system, supervisor_actor supervisor,
 AdminRoutes::AdminRoutes(caf::actor_system& system, std::vector<SiteHandle> sites,
                          status_board_actor board, Options options)
     : system_(system),
-      sites_(std::move(sites)),
+      sites_(std::make_shared<const std::vector<SiteHandle>>(std::move(sites))),
       board_(std::move(board)),
       options_(std::move(options)) {}
 
-std::variant<const SiteHandle*, Reply> AdminRoutes::site_for(const std::string& site,
-                                                             const std::string& id,
-                                                             bool registering) const {
+void AdminRoutes::set_sites(std::vector<SiteHandle> sites) {
+  std::atomic_store(&sites_, std::make_shared<const std::vector<SiteHandle>>(std::move(sites)));
+}
+
+std::variant<SiteHandle, Reply> AdminRoutes::site_for(const std::string& site,
+                                                      const std::string& id,
+                                                      bool registering) const {
+  const auto all = sites_now();
   if (!site.empty()) {
-    for (const auto& s : sites_)
-      if (s.name == site) return &s;
+    for (const auto& s : *all)
+      if (s.name == site) return s;
     return error(404, "unknown site " + site);
   }
-  if (sites_.size() == 1) return &sites_.front();
+  if (all->size() == 1) return all->front();
   auto found = ask<std::vector<std::string>>(system_, board_, options_.query_timeout,
                                              locate_atom::value, id);
   if (!found) return error(503, "status not available");
   if (found->size() == 1)
-    for (const auto& s : sites_)
-      if (s.name == found->front()) return &s;
+    for (const auto& s : *all)
+      if (s.name == found->front()) return s;
   if (found->size() > 1) {
     std::string names;
     for (const auto& n : *found) names += (names.empty() ? "" : ", ") + n;
@@ -325,8 +330,9 @@ Reply AdminRoutes::status(const StatusParams& params) const {
     limit = std::stoull(v);
   }
   std::string site = params.site.value_or("");
-  if (!site.empty() && std::none_of(sites_.begin(), sites_.end(),
-                                    [&](const SiteHandle& s) { return s.name == site; }))
+  const auto all = sites_now();
+  if (!site.empty() &&
+      std::none_of(all->begin(), all->end(), [&](const SiteHandle& s) { return s.name == site; }))
     return error(404, "unknown site " + site);
   auto text = ask<std::string>(system_, board_, options_.query_timeout, status_atom::value, state,
                                limit, site);
@@ -339,7 +345,7 @@ Reply AdminRoutes::status(const StatusParams& params) const {
 Reply AdminRoutes::refresh_all(const std::string& authorization) const {
   if (auto denied = unauthorized(authorization)) return *denied;
   int total = 0;
-  for (const auto& s : sites_) {
+  for (const auto& s : *sites_now()) {
     auto n = ask<int>(system_, s.supervisor, options_.query_timeout, refresh_atom::value);
     if (!n) return error(503, "supervisor did not answer");
     total += *n;
@@ -354,7 +360,7 @@ Reply AdminRoutes::get_session(const std::string& id, const std::string& site) c
   auto where = site_for(site, id);
   if (auto* r = std::get_if<Reply>(&where)) return *r;
   auto text = ask<std::string>(system_, board_, options_.query_timeout, session_atom::value,
-                               std::get<const SiteHandle*>(where)->name, id);
+                               std::get<SiteHandle>(where).name, id);
   if (!text) return error(503, "status not available");
   if (text->empty()) return error(404, "unknown session " + id);
   Reply r;
@@ -368,7 +374,7 @@ Reply AdminRoutes::refresh_session(const std::string& id, const std::string& aut
   if (auto denied = unauthorized(authorization)) return *denied;
   auto where = site_for(site, id);
   if (auto* r = std::get_if<Reply>(&where)) return *r;
-  auto report = ask<CycleReport>(system_, std::get<const SiteHandle*>(where)->supervisor,
+  auto report = ask<CycleReport>(system_, std::get<SiteHandle>(where).supervisor,
                                  options_.refresh_timeout, refresh_atom::value, id);
   if (!report) return error(504, "refresh did not finish in time");
   if (report->outcome == CycleOutcome::not_found) return error(404, "unknown session " + id);
@@ -385,7 +391,7 @@ Reply AdminRoutes::put_session(const std::string& id, const std::string& authori
   if (auto denied = unauthorized(authorization)) return *denied;
   auto where = site_for(site, id, true);
   if (auto* r = std::get_if<Reply>(&where)) return *r;
-  const SiteHandle& handle = *std::get<const SiteHandle*>(where);
+  const SiteHandle& handle = std::get<SiteHandle>(where);
   auto result = ask<AdminResult>(system_, handle.supervisor, options_.query_timeout,
                                  register_atom::value, id);
   if (!result) return error(503, "supervisor did not answer");
@@ -401,7 +407,7 @@ Reply AdminRoutes::delete_session(const std::string& id, const std::string& auth
   if (auto denied = unauthorized(authorization)) return *denied;
   auto where = site_for(site, id);
   if (auto* r = std::get_if<Reply>(&where)) return *r;
-  auto result = ask<AdminResult>(system_, std::get<const SiteHandle*>(where)->supervisor,
+  auto result = ask<AdminResult>(system_, std::get<SiteHandle>(where).supervisor,
                                  options_.query_timeout, unregister_atom::value, id);
   if (!result) return error(503, "supervisor did not answer");
   if (*result == AdminResult::not_found) return error(404, "unknown session " + id);
@@ -418,7 +424,7 @@ Reply AdminRoutes::pause_session(const std::string& id, const std::optional<std:
                           " bytes, no control characters");
   auto where = site_for(site, id);
   if (auto* r = std::get_if<Reply>(&where)) return *r;
-  const SiteHandle& handle = *std::get<const SiteHandle*>(where);
+  const SiteHandle& handle = std::get<SiteHandle>(where);
   // Waits like a manual refresh: a running cycle finishes before the write.
   auto report = ask<CycleReport>(system_, handle.supervisor, options_.refresh_timeout,
                                  pause_atom::value, id, reason.value_or(""));
@@ -431,7 +437,7 @@ Reply AdminRoutes::resume_session(const std::string& id, const std::string& auth
   if (auto denied = unauthorized(authorization)) return *denied;
   auto where = site_for(site, id);
   if (auto* r = std::get_if<Reply>(&where)) return *r;
-  const SiteHandle& handle = *std::get<const SiteHandle*>(where);
+  const SiteHandle& handle = std::get<SiteHandle>(where);
   auto report = ask<CycleReport>(system_, handle.supervisor, options_.refresh_timeout,
                                  resume_atom::value, id);
   return pause_reply(handle, id, report, CycleOutcome::resumed);

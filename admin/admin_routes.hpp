@@ -93,6 +93,8 @@ class AdminRoutes {
   Reply status(const StatusParams& params) const;             // GET /status
   Reply refresh_all(const std::string& authorization) const;  // POST /refresh (every site)
   Reply sites() const;                                        // GET /sites
+  // A reload changed the sites (thread-safe; requests in flight keep the old list).
+  void set_sites(std::vector<SiteHandle> sites);
   // The session routes take the site of /sites/{site}/sessions/{id}; "" for
   // /sessions/{id}: the only site, or the one site that has a session of
   // that id (409 when several have; PUT names its site when there are several).
@@ -160,11 +162,15 @@ class AdminRoutes {
                            const std::optional<CycleReport>& report, CycleOutcome done);
   // The site a session route is about (see get_session), or the error to send.
   // `registering`: PUT, whose session the board does not know yet.
-  std::variant<const SiteHandle*, Reply> site_for(const std::string& site, const std::string& id,
-                                                  bool registering = false) const;
+  std::variant<SiteHandle, Reply> site_for(const std::string& site, const std::string& id,
+                                           bool registering = false) const;
+  std::shared_ptr<const std::vector<SiteHandle>> sites_now() const {
+    return std::atomic_load(&sites_);
+  }
 
   caf::actor_system& system_;
-  std::vector<SiteHandle> sites_;
+  // Replaced whole by a reload (set_sites), read by the HTTP workers.
+  std::shared_ptr<const std::vector<SiteHandle>> sites_;
   status_board_actor board_;
   Options options_;
   std::shared_ptr<std::atomic<int>> replica_views_ = std::make_shared<std::atomic<int>>(0);

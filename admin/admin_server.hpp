@@ -45,6 +45,8 @@ class AdminServer {
   AdminServer(caf::actor_system& system, std::vector<SiteHandle> sites, status_board_actor board,
               Options options);
   ~AdminServer();
+  // A reload changed the sites.
+  void set_sites(std::vector<SiteHandle> sites) { routes_.set_sites(std::move(sites)); }
   // Binds (throws std::runtime_error with the reason) and serves on a thread.
   void start();
   void stop();

@@ -16,11 +16,14 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <thread>
+#include <variant>
 
 #include "admin_server.hpp"
 #include "demo.hpp"
@@ -52,13 +55,25 @@ struct SitePlan {
   OnLoggedOut on_logged_out = OnLoggedOut::quarantine;
   std::size_t max_in_flight = 0;  // its share of the shared HTTP client
   std::string error;              // its sessions directory is unusable (set at start-up)
+  // Everything a reload compares: the settings and the profile file's bytes.
+  std::string fingerprint;
 };
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 // Everything validated before any thread starts.
 struct Plan {
   Config config;
   std::vector<SitePlan> sites;
   bool from_flags = true;  // one site from the flags: its directory problems stop the daemon
+  // What a reload compares besides the sites: the config file without
+  // "sites", and what was read from secret files (never logged).
+  std::string global_fingerprint;
   Shard shard;
   std::optional<ListenAddress> listen;
   std::optional<BrowserLaunchOptions> browser;  // set when a step of the profile is a browser step
@@ -105,6 +120,17 @@ SitePlan make_site_plan(const Config& config, const SiteConfig& sc, bool flags,
                       "), or sessions expire between refreshes");
   site.max_in_flight = std::min(sc.max_in_flight.value_or(site.profile->max_in_flight),
                                 std::min(config.max_in_flight, site.profile->max_in_flight));
+  site.fingerprint = nlohmann::json{site.name,
+                                    site.profile_path,
+                                    file_bytes(site.profile_path),
+                                    site.profile->base_url,
+                                    site.sessions_dir,
+                                    site.pattern.text(),
+                                    site.interval.count(),
+                                    site.idle_timeout.count(),
+                                    to_string(site.on_logged_out),
+                                    site.max_in_flight}
+                         .dump();
   return site;
 }
 
@@ -113,6 +139,12 @@ Plan make_plan(Config config, const std::string& base_url_override = {}) {
   plan.from_flags = config.sites.empty();
   for (const auto& sc : sites_of(config))
     plan.sites.push_back(make_site_plan(config, sc, plan.from_flags, base_url_override));
+  if (!config.config_file.empty()) {
+    auto doc = nlohmann::json::parse(file_bytes(config.config_file), nullptr, false, true);
+    if (doc.is_object()) doc.erase("sites");
+    plan.global_fingerprint =
+        nlohmann::json{doc.dump(), config.admin_token, config.webhook_secret}.dump();
+  }
   plan.shard.count = config.shard_count;
   plan.shard.index = resolve_shard_index(config);
   if (plan.shard.index >= plan.shard.count)
@@ -196,18 +228,26 @@ std::vector<std::string>& command_line() {
 // A reload is validated exactly as `sessiond check-config` would validate the
 // same command line now: the config file and profile are read again from
 // disk. Returns why it is invalid, or nullopt.
-std::optional<std::string> reload_rejected_because() {
+// The plan of the reloaded configuration, or why it is invalid.
+std::variant<Plan, std::string> reload_plan() {
   const auto& args = command_line();
   if (args.empty()) return std::string("the command line is not known");
   std::vector<const char*> argv;
   for (const auto& a : args) argv.push_back(a.c_str());
   try {
     Config config = parse_config(static_cast<int>(argv.size()), argv.data(), environment_map());
-    make_plan(std::move(config));
+    return make_plan(std::move(config));
   } catch (const std::exception& e) {
     return std::string(e.what());
   }
-  return std::nullopt;
+}
+
+// A reload can touch only the sites that changed when both configurations
+// list sites, nothing else in the config file (nor a secret file) changed,
+// and a site that now needs the browser finds one running.
+bool sites_only_change(const Plan& now, const Plan& next) {
+  return !now.from_flags && !next.from_flags && !now.global_fingerprint.empty() &&
+         now.global_fingerprint == next.global_fingerprint && (!next.browser || now.browser);
 }
 
 // Replaces this process with a fresh start of the same binary, command line
@@ -264,15 +304,47 @@ struct Services {
   std::unique_ptr<WorkerPool> exec;
   std::unique_ptr<BrowserPool> browser;  // only when a profile has browser steps
   // After the client and the browser pool: in-flight completions reach them.
-  std::vector<SiteServices> sites;   // as plan.sites
-  std::shared_ptr<EventBus> events;  // the board publishes, GET /events (and hooks) read
-  std::unique_ptr<Hooks> hooks;      // exec hook and webhook (their own threads)
+  std::vector<SiteServices> sites;    // as plan.sites
+  std::vector<SiteServices> retired;  // of sites a reload stopped: kept until shutdown
+  std::shared_ptr<EventBus> events;   // the board publishes, GET /events (and hooks) read
+  std::unique_ptr<Hooks> hooks;       // exec hook and webhook (their own threads)
 };
+
+// A site's breaker, and with several sites its SiteLimiter, in front of the
+// shared client and browser pool.
+SiteServices make_site_services(const SitePlan& site, bool one_site, const Services& s) {
+  const Profile& profile = *site.profile;
+  SiteServices ss;
+  const auto circuit = fit_to_idle_timeout(profile.circuit, site.interval, site.idle_timeout);
+  if (circuit.open_for < profile.circuit.open_for)
+    log::warn(
+        "config",
+        "circuit_breaker.open_for shortened to half the gap between interval and idle timeout",
+        {{"site", site.name},
+         {"open_for_ms", profile.circuit.open_for.count()},
+         {"used_ms", circuit.open_for.count()}});
+  ss.breaker = std::make_unique<CircuitBreaker>(circuit);
+  ss.breaker->set_site(site.name);
+  HttpTransport* inner = s.http.get();
+  if (!one_site) {
+    SiteLimiter::Options lo;
+    lo.max_in_flight = site.max_in_flight;
+    lo.rate_per_second = profile.rate_limit_per_second;
+    lo.rate_burst = profile.rate_limit_burst;
+    ss.limiter = std::make_unique<SiteLimiter>(*s.http, lo);
+    inner = ss.limiter.get();
+  }
+  ss.guarded = std::make_unique<GuardedTransport>(*inner, *ss.breaker);
+  if (s.browser) ss.guarded_browser = std::make_unique<GuardedBrowser>(*s.browser, *ss.breaker);
+  return ss;
+}
 
 Services build_services(const Plan& plan) {
   const Config& cfg = plan.config;
   const SitePlan& first = plan.sites.front();
-  const bool one_site = plan.sites.size() == 1;
+  // The flags' one site keeps the client's own cap and bucket; sites of a
+  // config file each have a SiteLimiter (a reload may add more).
+  const bool one_site = plan.from_flags;
   Services s;
   HttpClient::Options http_opts;
   // One site: the client's own cap and bucket are the site's (as always).
@@ -379,32 +451,7 @@ Services build_services(const Plan& plan) {
     };
     s.browser = std::make_unique<BrowserPool>(bo, hook);
   }
-  for (const auto& site : plan.sites) {
-    const Profile& profile = *site.profile;
-    SiteServices ss;
-    const auto circuit = fit_to_idle_timeout(profile.circuit, site.interval, site.idle_timeout);
-    if (circuit.open_for < profile.circuit.open_for)
-      log::warn(
-          "config",
-          "circuit_breaker.open_for shortened to half the gap between interval and idle timeout",
-          {{"site", site.name},
-           {"open_for_ms", profile.circuit.open_for.count()},
-           {"used_ms", circuit.open_for.count()}});
-    ss.breaker = std::make_unique<CircuitBreaker>(circuit);
-    ss.breaker->set_site(site.name);
-    HttpTransport* inner = s.http.get();
-    if (!one_site) {
-      SiteLimiter::Options lo;
-      lo.max_in_flight = site.max_in_flight;
-      lo.rate_per_second = profile.rate_limit_per_second;
-      lo.rate_burst = profile.rate_limit_burst;
-      ss.limiter = std::make_unique<SiteLimiter>(*s.http, lo);
-      inner = ss.limiter.get();
-    }
-    ss.guarded = std::make_unique<GuardedTransport>(*inner, *ss.breaker);
-    if (s.browser) ss.guarded_browser = std::make_unique<GuardedBrowser>(*s.browser, *ss.breaker);
-    s.sites.push_back(std::move(ss));
-  }
+  for (const auto& site : plan.sites) s.sites.push_back(make_site_services(site, one_site, s));
   return s;
 }
 
@@ -447,9 +494,74 @@ const char* breaker_state(const CircuitBreaker& b) {
   return "closed";
 }
 
-// Spawns the board, then each site's supervisor and watcher (the watcher
-// last, once the supervisor can take what it reports). `once_done` is called
-// once per site.
+SiteInfo site_info(const SitePlan& site, const SiteServices& services) {
+  const CircuitBreaker* breaker = services.breaker.get();
+  SiteInfo info;
+  info.name = site.name;
+  info.dir = site.sessions_dir;
+  info.pattern = site.pattern.text();
+  info.profile = site.profile_path;
+  info.interval_s = site.interval.count() / 1000;
+  info.on_logged_out = site.on_logged_out;
+  info.breaker = [breaker] { return std::string(breaker_state(*breaker)); };
+  info.error = site.error;
+  return info;
+}
+
+// One site's supervisor and watcher (the watcher last, once the supervisor
+// can take what it reports), on one runtime: the shared pools, the site's
+// guarded views of the shared HTTP client and browser pool.
+SiteActors spawn_site(caf::actor_system& system, const Plan& plan, const SitePlan& sp,
+                      const SiteServices& site_services, const Services& services,
+                      status_board_actor board, DaemonMode mode,
+                      const std::function<void(OnceTally::Result)>& once_done) {
+  const Config& cfg = plan.config;
+  SiteActors sa;
+  sa.name = sp.name;
+  if (mode == DaemonMode::once) sa.listener = system.spawn(once_listener_impl, once_done);
+  auto rt = std::make_shared<Runtime>();
+  rt->http = site_services.guarded.get();
+  rt->io = services.io.get();
+  rt->exec = services.exec.get();
+  rt->browser = site_services.guarded_browser.get();
+  rt->metrics = services.metrics;
+  rt->events = services.events;
+  rt->board = board;
+  rt->listener = sa.listener;
+  auto settings = std::make_shared<SiteSettings>();
+  settings->name = sp.name;
+  settings->profile = sp.profile;
+  settings->sessions_dir = sp.sessions_dir;
+  settings->pattern = sp.pattern;
+  settings->on_logged_out = sp.on_logged_out;
+  settings->interval = sp.interval;
+  settings->idle_timeout = sp.idle_timeout;
+  settings->catchup_window = std::min(sp.interval / 4, Millis(30000));
+  settings->refresh_at_start = mode == DaemonMode::once;
+  settings->metrics = services.metrics.get();
+  auto site = std::make_shared<Site>(Site{settings, rt});
+
+  SupervisorSetup ss;
+  ss.site = site;
+  ss.restart_limit = cfg.restart_limit;
+  ss.restart_window = cfg.restart_window;
+  sa.supervisor = system.spawn(supervisor_impl, ss);
+
+  WatcherSetup ws;
+  ws.dir = sp.sessions_dir;
+  ws.pattern = sp.pattern;
+  ws.supervisor = sa.supervisor;
+  ws.rescan_interval = cfg.rescan_interval;
+  ws.shard = plan.shard;
+  ws.metrics = services.metrics.get();
+  ws.site = sp.name;
+  ws.board = board;
+  sa.watcher = system.spawn<caf::detached>(watcher_actor_impl, ws);
+  return sa;
+}
+
+// Spawns the board, then each site's actors. `once_done` is called once per
+// site.
 Actors spawn_actors(caf::actor_system& system, const Plan& plan, Services& services,
                     DaemonMode mode, std::function<void(OnceTally::Result)> once_done) {
   const Config& cfg = plan.config;
@@ -463,84 +575,20 @@ Actors spawn_actors(caf::actor_system& system, const Plan& plan, Services& servi
   bs.on_logged_out = first.on_logged_out;
   bs.heartbeat_interval = cfg.heartbeat_interval;
   bs.status_interval = cfg.status_interval;
-  std::vector<std::pair<std::string, const CircuitBreaker*>> breakers;
-  for (std::size_t i = 0; i < plan.sites.size(); ++i) {
-    const auto& site = plan.sites[i];
-    const CircuitBreaker* breaker = services.sites[i].breaker.get();
-    breakers.emplace_back(site.name, breaker);
-    SiteInfo info;
-    info.name = site.name;
-    info.dir = site.sessions_dir;
-    info.pattern = site.pattern.text();
-    info.profile = site.profile_path;
-    info.interval_s = site.interval.count() / 1000;
-    info.on_logged_out = site.on_logged_out;
-    info.breaker = [breaker] { return std::string(breaker_state(*breaker)); };
-    info.error = site.error;
-    bs.sites.push_back(std::move(info));
-  }
-  bs.sample = [http = services.http.get(), breakers, browser = services.browser.get()](Metrics& m) {
+  for (std::size_t i = 0; i < plan.sites.size(); ++i)
+    bs.sites.push_back(site_info(plan.sites[i], services.sites[i]));
+  // The sites' breakers are sampled by the board from its SiteInfo list.
+  bs.sample = [http = services.http.get(), browser = services.browser.get()](Metrics& m) {
     m.sample_http(http->load());
-    bool any_open = false;
-    for (const auto& [name, b] : breakers) {
-      m.sample_site_circuit(name, b->is_open());
-      any_open = any_open || b->is_open();
-    }
-    m.sample_circuit(any_open);
     if (browser) {
       auto b = browser->stats();
       m.sample_browser(b.in_flight, b.queued, b.browser_rss_bytes, b.browser_pss_bytes);
     }
   };
   a.board = system.spawn(status_board_impl, bs);
-
-  for (std::size_t i = 0; i < plan.sites.size(); ++i) {
-    const auto& sp = plan.sites[i];
-    SiteActors sa;
-    sa.name = sp.name;
-    if (mode == DaemonMode::once) sa.listener = system.spawn(once_listener_impl, once_done);
-    // One runtime per site: the shared pools, the site's guarded views of
-    // the shared HTTP client and browser pool.
-    auto rt = std::make_shared<Runtime>();
-    rt->http = services.sites[i].guarded.get();
-    rt->io = services.io.get();
-    rt->exec = services.exec.get();
-    rt->browser = services.sites[i].guarded_browser.get();
-    rt->metrics = services.metrics;
-    rt->events = services.events;
-    rt->board = a.board;
-    rt->listener = sa.listener;
-    auto settings = std::make_shared<SiteSettings>();
-    settings->name = sp.name;
-    settings->profile = sp.profile;
-    settings->sessions_dir = sp.sessions_dir;
-    settings->pattern = sp.pattern;
-    settings->on_logged_out = sp.on_logged_out;
-    settings->interval = sp.interval;
-    settings->idle_timeout = sp.idle_timeout;
-    settings->catchup_window = std::min(sp.interval / 4, Millis(30000));
-    settings->refresh_at_start = mode == DaemonMode::once;
-    settings->metrics = services.metrics.get();
-    auto site = std::make_shared<Site>(Site{settings, rt});
-
-    SupervisorSetup ss;
-    ss.site = site;
-    ss.restart_limit = cfg.restart_limit;
-    ss.restart_window = cfg.restart_window;
-    sa.supervisor = system.spawn(supervisor_impl, ss);
-
-    WatcherSetup ws;
-    ws.dir = sp.sessions_dir;
-    ws.pattern = sp.pattern;
-    ws.supervisor = sa.supervisor;
-    ws.rescan_interval = cfg.rescan_interval;
-    ws.shard = plan.shard;
-    ws.metrics = services.metrics.get();
-    ws.site = sp.name;
-    ws.board = a.board;
-    sa.watcher = system.spawn<caf::detached>(watcher_actor_impl, ws);
-    a.sites.push_back(std::move(sa));
-  }
+  for (std::size_t i = 0; i < plan.sites.size(); ++i)
+    a.sites.push_back(spawn_site(system, plan, plan.sites[i], services.sites[i], services, a.board,
+                                 mode, once_done));
   return a;
 }
 
@@ -569,6 +617,85 @@ bool drain(caf::actor_system& system, const Actors& a, Millis timeout) {
     if (s.listener) caf::anon_send_exit(s.listener, caf::exit_reason::user_shutdown);
   }
   return drained;
+}
+
+// A site a reload removes or changes: drained like a shutdown (its running
+// cycles finish and save), stopped, its statuses forgotten.
+void stop_site(caf::actor_system& system, const SiteActors& s, status_board_actor board,
+               Millis timeout) {
+  {
+    caf::scoped_actor self{system};
+    self->request(s.supervisor, timeout, drain_atom::value)
+        .receive([](drained_atom) {}, [](caf::error&) {});
+  }
+  caf::anon_send_exit(s.watcher, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(s.supervisor, caf::exit_reason::user_shutdown);
+  caf::anon_send(board, remove_atom::value, s.name);
+}
+
+// A reload that changes only sites (sites_only_change): the sites removed or
+// changed stop, the added or changed ones start (their sessions resume from
+// their files' keepalive blocks), the others are not touched: their timers
+// run on. Returns the log fields.
+nlohmann::json reload_sites(caf::actor_system& system, Plan& plan, Plan next, Services& services,
+                            Actors& actors, AdminServer* admin) {
+  nlohmann::json added = nlohmann::json::array(), removed = nlohmann::json::array(),
+                 changed = nlohmann::json::array(), unchanged = nlohmann::json::array();
+  std::vector<bool> kept(plan.sites.size(), false);
+  for (std::size_t i = 0; i < plan.sites.size(); ++i) {
+    auto it = std::find_if(next.sites.begin(), next.sites.end(),
+                           [&](const SitePlan& n) { return n.name == plan.sites[i].name; });
+    if (it != next.sites.end() && it->fingerprint == plan.sites[i].fingerprint) {
+      kept[i] = true;
+      continue;
+    }
+    (it == next.sites.end() ? removed : changed).push_back(plan.sites[i].name);
+    stop_site(system, actors.sites[i], actors.board, plan.config.drain_timeout);
+    if (services.sites[i].limiter) services.sites[i].limiter->stop();
+    services.retired.push_back(std::move(services.sites[i]));
+  }
+  std::vector<SitePlan> sites;
+  std::vector<SiteServices> site_services;
+  std::vector<SiteActors> site_actors;
+  for (auto& sp : next.sites) {
+    auto it = std::find_if(plan.sites.begin(), plan.sites.end(),
+                           [&](const SitePlan& o) { return o.name == sp.name; });
+    const auto i = static_cast<std::size_t>(it - plan.sites.begin());
+    if (it != plan.sites.end() && kept[i]) {
+      unchanged.push_back(sp.name);
+      sites.push_back(std::move(plan.sites[i]));
+      site_services.push_back(std::move(services.sites[i]));
+      site_actors.push_back(std::move(actors.sites[i]));
+      continue;
+    }
+    if (it == plan.sites.end()) added.push_back(sp.name);
+    try {
+      prepare_sessions_dir(sp.sessions_dir, "site \"" + sp.name + "\": sessions_dir", false,
+                           sp.pattern);
+    } catch (const ConfigError& e) {
+      sp.error = e.what();
+      log::error("site_error", "the site's sessions directory is not usable; its sessions wait",
+                 {{"site", sp.name}, {"dir", sp.sessions_dir}, {"error", sp.error}});
+    }
+    services.metrics->add_site(sp.name);
+    site_services.push_back(make_site_services(sp, false, services));
+    site_actors.push_back(spawn_site(system, next, sp, site_services.back(), services, actors.board,
+                                     DaemonMode::run, {}));
+    sites.push_back(std::move(sp));
+  }
+  plan.sites = std::move(sites);
+  services.sites = std::move(site_services);
+  actors.sites = std::move(site_actors);
+  auto infos = std::make_shared<std::vector<SiteInfo>>();
+  std::vector<SiteHandle> handles;
+  for (std::size_t i = 0; i < plan.sites.size(); ++i) {
+    infos->push_back(site_info(plan.sites[i], services.sites[i]));
+    handles.push_back(
+        SiteHandle{plan.sites[i].name, actors.sites[i].supervisor, plan.sites[i].pattern});
+  }
+  caf::anon_send(actors.board, sites_atom::value, SiteInfoListPtr(std::move(infos)));
+  if (admin) admin->set_sites(std::move(handles));
+  return {{"added", added}, {"removed", removed}, {"changed", changed}, {"unchanged", unchanged}};
 }
 
 std::string describe_step(const std::optional<Step>& step) {
@@ -776,10 +903,17 @@ int run_daemon(Config config, DaemonMode mode) {
       for (;;) {
         sig = wait_for_signal(Millis(1000), nullptr);
         if (sig != SIGHUP || mode != DaemonMode::run) break;
-        if (auto why = reload_rejected_because()) {
+        auto next = reload_plan();
+        if (auto* why = std::get_if<std::string>(&next)) {
           log::error("reload_rejected",
                      "SIGHUP: the new configuration is invalid; still running on the old one",
                      {{"error", *why}});
+          continue;
+        }
+        if (sites_only_change(plan, std::get<Plan>(next))) {
+          auto fields = reload_sites(system, plan, std::move(std::get<Plan>(next)), services,
+                                     actors, admin.get());
+          log::info("reload", "SIGHUP: only the sites that changed were restarted", fields);
           continue;
         }
         reload = true;
@@ -802,8 +936,9 @@ int run_daemon(Config config, DaemonMode mode) {
     system.await_all_actors_done();
     // The sites' queues first: nothing waiting there may reach the client
     // once it is gone.
-    for (auto& s : services.sites)
-      if (s.limiter) s.limiter->stop();
+    for (auto* list : {&services.sites, &services.retired})
+      for (auto& s : *list)
+        if (s.limiter) s.limiter->stop();
     services.http.reset();
     services.io.reset();
     services.exec.reset();

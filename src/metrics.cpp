@@ -24,33 +24,15 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
     return &BuildCounter().Name(name).Help(help).Register(r).Add({});
   };
 
-  sites_ = c.sites.empty() ? std::vector<std::string>{std::string()} : c.sites;
-  auto& refresh = BuildCounter()
-                      .Name("sessiond_refresh_total")
-                      .Help("Finished refresh attempts by result")
-                      .Register(r);
-  auto& duration = BuildHistogram()
-                       .Name("sessiond_refresh_duration_seconds")
-                       .Help("Duration of one refresh attempt (load, check, refresh, save)")
-                       .Register(r);
-  auto& sessions = BuildGauge().Name("sessiond_sessions").Help("Sessions by state").Register(r);
-  for (const auto& site : sites_) {
-    SiteSeries ss;
-    if (!site.empty()) ss.labels = {{"site", site}};
-    auto with = [&](std::map<std::string, std::string> l) {
-      l.insert(ss.labels.begin(), ss.labels.end());
-      return l;
-    };
-    for (auto res :
-         {RefreshResult::success, RefreshResult::logged_out, RefreshResult::transient_error})
-      ss.refresh[static_cast<std::size_t>(res)] = &refresh.Add(with({{"result", to_string(res)}}));
-    ss.duration =
-        &duration.Add(ss.labels, Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                                             0.5, 1, 2.5, 5, 10, 20, 30, 60});
-    for (auto s : kSessionStates)
-      ss.sessions[static_cast<std::size_t>(s)] = &sessions.Add(with({{"state", to_string(s)}}));
-    site_series_[site] = std::move(ss);
-  }
+  refresh_family_ = &BuildCounter()
+                         .Name("sessiond_refresh_total")
+                         .Help("Finished refresh attempts by result")
+                         .Register(r);
+  duration_family_ = &BuildHistogram()
+                          .Name("sessiond_refresh_duration_seconds")
+                          .Help("Duration of one refresh attempt (load, check, refresh, save)")
+                          .Register(r);
+  sessions_family_ = &BuildGauge().Name("sessiond_sessions").Help("Sessions by state").Register(r);
   requests_ = &BuildCounter()
                    .Name("sessiond_http_requests_total")
                    .Help("Requests (or exec commands) toward the site by step and status code")
@@ -59,14 +41,6 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
                       .Name("sessiond_session_file_errors_total")
                       .Help("Session files that could not be read, parsed or written, by reason")
                       .Register(r);
-  for (const auto& [site, ss] : site_series_)
-    for (auto kind :
-         {FileErrorKind::parse, FileErrorKind::schema, FileErrorKind::io, FileErrorKind::too_large,
-          FileErrorKind::symlink, FileErrorKind::permission, FileErrorKind::write}) {
-      auto l = ss.labels;
-      l["reason"] = to_string(kind);
-      file_errors_->Add(l);
-    }
   restarts_ = counter("sessiond_actor_restarts_total",
                       "Session actors restarted by the supervisor after a crash");
   token_not_renewed_ =
@@ -116,14 +90,14 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
                        "Tokens in the rate limiter's bucket (each request takes one)");
   rate_limited_ =
       counter("sessiond_rate_limited_total", "Requests that waited for a rate-limiter token");
-  {
-    auto& circuit = BuildGauge()
-                        .Name("sessiond_circuit_open")
-                        .Help("1 while a site's circuit breaker holds its requests back")
-                        .Register(r);
-    if (c.sites.empty()) circuit_ = &circuit.Add({});
-    for (const auto& site : c.sites) site_circuit_[site] = &circuit.Add({{"site", site}});
-  }
+  circuit_family_ = &BuildGauge()
+                         .Name("sessiond_circuit_open")
+                         .Help("1 while a site's circuit breaker holds its requests back")
+                         .Register(r);
+  if (c.sites.empty()) circuit_ = &circuit_family_->Add({});
+  sites_.clear();
+  for (const auto& site : c.sites.empty() ? std::vector<std::string>{std::string()} : c.sites)
+    add_site_locked(site);
   process_cpu_ =
       counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.");
   process_rss_ = gauge("process_resident_memory_bytes", "Resident memory size in bytes.");
@@ -240,8 +214,53 @@ void Metrics::sample_browser(int in_flight, int queued, std::uint64_t rss_bytes,
 }
 
 void Metrics::sample_site_circuit(const std::string& site, bool open) {
-  auto it = site_circuit_.find(site);
-  if (it != site_circuit_.end()) it->second->Set(open ? 1 : 0);
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  auto it = site_series_.find(site);
+  if (it != site_series_.end() && it->second.circuit) it->second.circuit->Set(open ? 1 : 0);
+}
+
+void Metrics::add_site(const std::string& site) {
+  std::unique_lock<std::shared_mutex> lock(sites_mutex_);
+  add_site_locked(site);
+}
+
+void Metrics::add_site_locked(const std::string& site) {
+  if (site_series_.count(site)) return;
+  SiteSeries ss;
+  if (!site.empty()) ss.labels = {{"site", site}};
+  auto with = [&](std::map<std::string, std::string> l) {
+    l.insert(ss.labels.begin(), ss.labels.end());
+    return l;
+  };
+  for (auto res :
+       {RefreshResult::success, RefreshResult::logged_out, RefreshResult::transient_error})
+    ss.refresh[static_cast<std::size_t>(res)] =
+        &refresh_family_->Add(with({{"result", to_string(res)}}));
+  ss.duration = &duration_family_->Add(
+      ss.labels, prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                         1, 2.5, 5, 10, 20, 30, 60});
+  for (auto s : kSessionStates)
+    ss.sessions[static_cast<std::size_t>(s)] =
+        &sessions_family_->Add(with({{"state", to_string(s)}}));
+  for (auto kind :
+       {FileErrorKind::parse, FileErrorKind::schema, FileErrorKind::io, FileErrorKind::too_large,
+        FileErrorKind::symlink, FileErrorKind::permission, FileErrorKind::write})
+    file_errors_->Add(with({{"reason", to_string(kind)}}));
+  if (!site.empty()) ss.circuit = &circuit_family_->Add(ss.labels);
+  site_series_[site] = std::move(ss);
+  sites_.push_back(site);
+}
+
+std::vector<std::string> Metrics::sites() const {
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  return sites_;
+}
+
+const Metrics::SiteSeries& Metrics::series(const std::string& site) const {
+  // Entries are never erased and map nodes never move: the reference outlives the lock.
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  auto it = site_series_.find(site);
+  return it != site_series_.end() ? it->second : site_series_.at(sites_.front());
 }
 
 void Metrics::file_error(FileErrorKind kind, const std::string& site) {

@@ -13,6 +13,7 @@
 #include <caf/typed_actor.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -69,6 +70,19 @@ struct DirEvent {
   std::uint32_t mask = 0;
 };
 using DirEventsPtr = std::shared_ptr<const std::vector<DirEvent>>;
+
+// What GET /sites says about a site besides its counts.
+struct SiteInfo {
+  std::string name;
+  std::string dir;
+  std::string pattern;
+  std::string profile;  // the profile file
+  std::int64_t interval_s = 0;
+  OnLoggedOut on_logged_out = OnLoggedOut::quarantine;
+  std::function<std::string()> breaker;  // its circuit: closed | open | half_open
+  std::string error;                     // found at start-up ("" = none); the watcher updates it
+};
+using SiteInfoListPtr = std::shared_ptr<const std::vector<SiteInfo>>;
 
 // Answers of the supervisor to the admin API.
 enum class AdminResult { registered, exists, unregistered, not_found };
@@ -150,6 +164,10 @@ using status_board_actor = caf::typed_actor<
     caf::reacts_to<put_atom, SessionStatusPtr>,
     // Session (site, id) is gone.
     caf::reacts_to<forget_atom, std::string, std::string>,
+    // A reload removed (or is restarting) this site: forget its sessions.
+    caf::reacts_to<remove_atom, std::string>,
+    // A reload changed the configured sites.
+    caf::reacts_to<sites_atom, SiteInfoListPtr>,
     // From a site's watcher: what is wrong with its sessions directory ("":
     // nothing any more).
     caf::reacts_to<site_error_atom, std::string, std::string>,
@@ -186,3 +204,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sessiond::CycleReport)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sessiond::AdminResult)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sessiond::PageQuery)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sessiond::PageResult)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sessiond::SiteInfoListPtr)

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -76,7 +77,11 @@ class Metrics {
   void set_sessions(SessionState state, double n, const std::string& site = {}) {
     series(site).sessions[static_cast<std::size_t>(state)]->Set(n);
   }
-  const std::vector<std::string>& sites() const { return sites_; }
+  // The sites with series (a copy: a reload may add one).
+  std::vector<std::string> sites() const;
+  // A site added by a reload: its series, at zero. Idempotent; series are
+  // never removed (a removed site's stay at their last values).
+  void add_site(const std::string& site);
   void set_oldest_refresh_age(double seconds) { oldest_age_->Set(seconds); }
   void set_ready(bool ready) { ready_->Set(ready ? 1 : 0); }
   void set_last_refresh(const std::string& session, WallTime t);  // opt-in per-session series
@@ -115,17 +120,21 @@ class Metrics {
     std::array<prometheus::Counter*, 3> refresh{};
     prometheus::Histogram* duration = nullptr;
     std::array<prometheus::Gauge*, kSessionStateCount> sessions{};
+    prometheus::Gauge* circuit = nullptr;  // sites only
   };
   // A configured site's series; "" (or, never in practice, an unknown name)
   // the first.
-  const SiteSeries& series(const std::string& site) const {
-    auto it = site_series_.find(site);
-    return it != site_series_.end() ? it->second : site_series_.at(sites_.front());
-  }
+  const SiteSeries& series(const std::string& site) const;
+  void add_site_locked(const std::string& site);
 
   std::shared_ptr<prometheus::Registry> registry_;
-  std::vector<std::string> sites_;  // never empty: {""} without sites
+  mutable std::shared_mutex sites_mutex_;  // sites_ and site_series_ (a reload adds sites)
+  std::vector<std::string> sites_;         // never empty: {""} without sites
   std::map<std::string, SiteSeries> site_series_;
+  prometheus::Family<prometheus::Counter>* refresh_family_ = nullptr;
+  prometheus::Family<prometheus::Histogram>* duration_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* sessions_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* circuit_family_ = nullptr;
   prometheus::Family<prometheus::Counter>* requests_ = nullptr;
   prometheus::Family<prometheus::Counter>* file_errors_ = nullptr;
   prometheus::Counter* restarts_ = nullptr;
@@ -137,7 +146,6 @@ class Metrics {
   prometheus::Gauge* rate_tokens_ = nullptr;
   prometheus::Counter* rate_limited_ = nullptr;
   prometheus::Gauge* circuit_ = nullptr;  // without sites
-  std::unordered_map<std::string, prometheus::Gauge*> site_circuit_;
   prometheus::Counter* process_cpu_ = nullptr;
   prometheus::Gauge* process_rss_ = nullptr;
   prometheus::Gauge* process_vsz_ = nullptr;

@@ -19,18 +19,6 @@
 
 namespace sessiond {
 
-// What GET /sites says about a site besides its counts.
-struct SiteInfo {
-  std::string name;
-  std::string dir;
-  std::string pattern;
-  std::string profile;  // the profile file
-  std::int64_t interval_s = 0;
-  OnLoggedOut on_logged_out = OnLoggedOut::quarantine;
-  std::function<std::string()> breaker;  // its circuit: closed | open | half_open
-  std::string error;                     // found at start-up ("" = none); the watcher updates it
-};
-
 struct StatusBoardSetup {
   StatusInfo info;
   std::shared_ptr<Metrics> metrics;

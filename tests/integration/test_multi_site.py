@@ -7,6 +7,7 @@ refreshing; the missing directory is that site's error until it appears."""
 
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -164,6 +165,35 @@ def test_multi_site():
         check(ok and all(e.get("site") in ("alpha", "beta", "gamma", "delta") for e in ok),
               "refresh_ok lines carry the site")
         check({e["site"] for e in ok} >= {"alpha", "beta", "gamma"}, "every site logged refreshes")
+
+        # SIGHUP that adds a site and removes one: only those two are touched.
+        epsilon = temp_dir("sessions-epsilon-")
+        seed_as(b, epsilon, 3, "09160000000", "e-{id}.json")
+        config["sites"] = [s for s in config["sites"] if s["name"] != "delta"] + [
+            {"name": "epsilon", "profile": DEMO_PROFILE, "sessions_dir": epsilon, "base_url": b.base_url,
+             "file_pattern": "e-{id}.json", "interval": "1s", "idle_timeout": BETA["idle"]}]
+        with open(cfg_path, "w") as f:
+            json.dump(config, f)
+        added_before = len(d.events("session_added"))
+        alpha_before = refreshes(d, "alpha")
+        d.proc.send_signal(signal.SIGHUP)
+        reload = d.wait_event("reload", 30)[-1]
+        check(reload["added"] == ["epsilon"] and reload["removed"] == ["delta"] and reload["changed"] == []
+              and sorted(reload["unchanged"]) == ["alpha", "beta", "gamma"], f"reload: {reload}")
+        wait_until(lambda: daemon_status(d)["sites"].get("epsilon", {}).get("activeSessions") == 3, 15,
+                   what="epsilon's sessions refreshed")
+        st = daemon_status(d)
+        check("delta" not in st["sites"], f"delta's sessions are gone: {list(st['sites'])}")
+        sites = [s["name"] for s in json.loads(http("GET", url + "/sites")[1])["sites"]]
+        check(sites == ["alpha", "beta", "gamma", "epsilon"], f"/sites after the reload: {sites}")
+        status, _, _ = http("GET", url + "/sites/epsilon/sessions/09160000000")
+        check(status == 200, f"/sites/epsilon/sessions/ID: {status}")
+        check(d.proc.poll() is None and not d.events("shutdown"), "no restart")
+        # The others' sessions were not registered again, their counters not reset.
+        again = [e for e in d.events("session_added")[added_before:] if e.get("site") != "epsilon"]
+        check(not again, f"sessions of unchanged sites registered again: {again[:2]}")
+        check(refreshes(d, "alpha") >= alpha_before, "alpha's counters kept")
+        wait_until(lambda: refreshes(d, "epsilon") >= 6, 10, interval=0.3, what="epsilon refreshing")
     finally:
         code = d.stop()
     check(code == 0, f"exit status {code}")

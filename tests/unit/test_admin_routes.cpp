@@ -143,6 +143,8 @@ status_board_actor::behavior_type standin_board(status_board_actor::pointer self
       [=](put_atom, const SessionStatusPtr&) {},
       [=](forget_atom, const std::string&, const std::string&) {},
       [=](site_error_atom, const std::string&, const std::string&) {},
+      [=](remove_atom, const std::string&) {},
+      [=](sites_atom, const SiteInfoListPtr&) {},
       [=](scanned_atom) {},
       [=](drain_atom) {},
       [=](ready_atom) {
