@@ -90,8 +90,13 @@ status_board_actor::behavior_type status_board_impl(
         m.set_oldest_refresh_age(sum.oldest_age.value_or(0));
         m.set_ready(st.ready && !st.draining);
         // Each site's breaker (sessiond_circuit_open{site}).
-        for (const auto& s : st.setup.sites)
-          if (s.breaker) m.sample_site_circuit(s.name, s.breaker() != "closed");
+        bool any_open = false;
+        for (const auto& s : st.setup.sites) {
+          const bool open = s.breaker && s.breaker() != "closed";
+          m.sample_site_circuit(s.name, open);
+          any_open = any_open || open;
+        }
+        m.sample_circuit(any_open);  // the unlabelled series, without sites
         if (st.setup.sample) st.setup.sample(m);
         m.sample_process();
         return m.serialize();

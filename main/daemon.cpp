@@ -381,7 +381,10 @@ Services build_services(const Plan& plan) {
   mc.shard_index = plan.shard.index;
   mc.shard_count = plan.shard.count;
   mc.per_session = cfg.per_session_metrics;
-  for (const auto& site : plan.sites) mc.sites.push_back(site.name);
+  // The `site` label with a config file's sites; the flags' one site keeps
+  // the series as they always were (no label).
+  if (!plan.from_flags)
+    for (const auto& site : plan.sites) mc.sites.push_back(site.name);
   mc.max_in_flight = http_opts.max_in_flight;
   mc.rate_limit_per_second = http_opts.rate_per_second;
   // Saves are race-free against the bot only with RENAME_EXCHANGE (not on
