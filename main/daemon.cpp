@@ -299,15 +299,17 @@ struct SiteServices {
 
 struct Services {
   std::shared_ptr<Metrics> metrics;
+  // Before the client and the browser pool, so destroyed after them: the
+  // completions they deliver when they stop go through a site's limiter
+  // and breaker.
+  std::vector<SiteServices> sites;    // as plan.sites
+  std::vector<SiteServices> retired;  // of sites a reload stopped: kept until shutdown
   std::unique_ptr<HttpClient> http;
   std::unique_ptr<WorkerPool> io;
   std::unique_ptr<WorkerPool> exec;
   std::unique_ptr<BrowserPool> browser;  // only when a profile has browser steps
-  // After the client and the browser pool: in-flight completions reach them.
-  std::vector<SiteServices> sites;    // as plan.sites
-  std::vector<SiteServices> retired;  // of sites a reload stopped: kept until shutdown
-  std::shared_ptr<EventBus> events;   // the board publishes, GET /events (and hooks) read
-  std::unique_ptr<Hooks> hooks;       // exec hook and webhook (their own threads)
+  std::shared_ptr<EventBus> events;      // the board publishes, GET /events (and hooks) read
+  std::unique_ptr<Hooks> hooks;          // exec hook and webhook (their own threads)
 };
 
 // A site's breaker, and with several sites its SiteLimiter, in front of the
