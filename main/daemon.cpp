@@ -35,6 +35,7 @@
 #include "sessiond/metrics.hpp"
 #include "sessiond/once_listener.hpp"
 #include "sessiond/session_file.hpp"
+#include "sessiond/site_diff.hpp"
 #include "sessiond/site_limiter.hpp"
 #include "sessiond/status_board.hpp"
 #include "sessiond/supervisor.hpp"
@@ -644,17 +645,12 @@ void stop_site(caf::actor_system& system, const SiteActors& s, status_board_acto
 // run on. Returns the log fields.
 nlohmann::json reload_sites(caf::actor_system& system, Plan& plan, Plan next, Services& services,
                             Actors& actors, AdminServer* admin) {
-  nlohmann::json added = nlohmann::json::array(), removed = nlohmann::json::array(),
-                 changed = nlohmann::json::array(), unchanged = nlohmann::json::array();
-  std::vector<bool> kept(plan.sites.size(), false);
+  std::vector<SiteKey> running_keys, next_keys;
+  for (const auto& sp : plan.sites) running_keys.push_back({sp.name, sp.fingerprint});
+  for (const auto& sp : next.sites) next_keys.push_back({sp.name, sp.fingerprint});
+  const SiteDiff diff = diff_sites(running_keys, next_keys);
   for (std::size_t i = 0; i < plan.sites.size(); ++i) {
-    auto it = std::find_if(next.sites.begin(), next.sites.end(),
-                           [&](const SitePlan& n) { return n.name == plan.sites[i].name; });
-    if (it != next.sites.end() && it->fingerprint == plan.sites[i].fingerprint) {
-      kept[i] = true;
-      continue;
-    }
-    (it == next.sites.end() ? removed : changed).push_back(plan.sites[i].name);
+    if (!diff.stop[i]) continue;
     stop_site(system, actors.sites[i], actors.board, plan.config.drain_timeout);
     if (services.sites[i].limiter) services.sites[i].limiter->stop();
     services.retired.push_back(std::move(services.sites[i]));
@@ -662,18 +658,14 @@ nlohmann::json reload_sites(caf::actor_system& system, Plan& plan, Plan next, Se
   std::vector<SitePlan> sites;
   std::vector<SiteServices> site_services;
   std::vector<SiteActors> site_actors;
-  for (auto& sp : next.sites) {
-    auto it = std::find_if(plan.sites.begin(), plan.sites.end(),
-                           [&](const SitePlan& o) { return o.name == sp.name; });
-    const auto i = static_cast<std::size_t>(it - plan.sites.begin());
-    if (it != plan.sites.end() && kept[i]) {
-      unchanged.push_back(sp.name);
-      sites.push_back(std::move(plan.sites[i]));
-      site_services.push_back(std::move(services.sites[i]));
-      site_actors.push_back(std::move(actors.sites[i]));
+  for (std::size_t n = 0; n < next.sites.size(); ++n) {
+    auto& sp = next.sites[n];
+    if (const auto i = diff.keep[n]) {
+      sites.push_back(std::move(plan.sites[*i]));
+      site_services.push_back(std::move(services.sites[*i]));
+      site_actors.push_back(std::move(actors.sites[*i]));
       continue;
     }
-    if (it == plan.sites.end()) added.push_back(sp.name);
     try {
       prepare_sessions_dir(sp.sessions_dir, "site \"" + sp.name + "\": sessions_dir", false,
                            sp.pattern);
@@ -700,7 +692,10 @@ nlohmann::json reload_sites(caf::actor_system& system, Plan& plan, Plan next, Se
   }
   caf::anon_send(actors.board, sites_atom::value, SiteInfoListPtr(std::move(infos)));
   if (admin) admin->set_sites(std::move(handles));
-  return {{"added", added}, {"removed", removed}, {"changed", changed}, {"unchanged", unchanged}};
+  return {{"added", diff.added},
+          {"removed", diff.removed},
+          {"changed", diff.changed},
+          {"unchanged", diff.unchanged}};
 }
 
 std::string describe_step(const std::optional<Step>& step) {
