@@ -594,6 +594,7 @@ Profile parse_profile(const std::string& text) {
                                 "circuit_breaker",
                                 "browser",
                                 "refresh_when",
+                                "state_pointer",
                                 "description"};
   for (auto& [k, _] : doc.items())
     if (std::find(std::begin(known), std::end(known), k) == std::end(known))
@@ -606,6 +607,13 @@ Profile parse_profile(const std::string& text) {
   const auto host = p.base_url.find("://") + 3;
   while (!p.base_url.empty() && p.base_url.back() == '/') p.base_url.pop_back();
   if (p.base_url.size() <= host) fail("base_url", "has no host");  // "https://" was "https:"
+  if (auto sp = get_string(doc, "state_pointer", "profile", ""); !sp.empty()) {
+    try {
+      p.state_pointer = json::json_pointer(sp);
+    } catch (const json::exception& e) {
+      fail("state_pointer", std::string("not a JSON pointer: ") + e.what());
+    }
+  }
   p.interval = get_duration(doc, "interval", "profile", p.interval);
   p.idle_timeout = get_duration(doc, "idle_timeout", "profile", p.idle_timeout);
   if (p.interval >= p.idle_timeout)
@@ -717,8 +725,9 @@ std::string expand(const std::string& text, const TemplateContext& ctx, std::str
     else if (name.rfind("cookie:", 0) == 0) {
       auto cname = name.substr(7);
       if (ctx.jar) value = jar_value(*ctx.jar, cname);
-      if (!value && ctx.session.contains("cookies") && ctx.session["cookies"].is_array())
-        for (const auto& c : ctx.session["cookies"])
+      const json* st = storage_state_of(ctx.session, ctx.state ? *ctx.state : json::json_pointer());
+      if (!value && st && st->contains("cookies") && (*st)["cookies"].is_array())
+        for (const auto& c : (*st)["cookies"])
           if (c.is_object() && c.value("name", "") == cname && c.contains("value") &&
               c["value"].is_string())
             value = c["value"].get<std::string>();
@@ -941,11 +950,13 @@ std::optional<std::int64_t> jwt_exp(std::string_view jwt) {
 }
 
 std::optional<std::chrono::system_clock::time_point> token_expiry(const TokenDeadline& deadline,
-                                                                  const json& session) {
+                                                                  const json& session,
+                                                                  const json::json_pointer& state) {
   std::optional<std::string> raw;
   if (deadline.from == TokenDeadline::From::cookie) {
-    if (session.contains("cookies") && session["cookies"].is_array())
-      for (const auto& c : session["cookies"])
+    const json* st = storage_state_of(session, state);
+    if (st && st->contains("cookies") && (*st)["cookies"].is_array())
+      for (const auto& c : (*st)["cookies"])
         if (c.is_object() && c.value("name", "") == deadline.name && c.contains("value") &&
             c["value"].is_string())
           raw = c["value"].get<std::string>();

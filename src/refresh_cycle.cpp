@@ -35,10 +35,10 @@ Verdict to_verdict(BrowserStepResult::Verdict v) {
 
 }  // namespace
 
-FirstLook read_first_look(const std::string& path, WallTime now) {
+FirstLook read_first_look(const std::string& path, WallTime now, const json::json_pointer& state) {
   FirstLook look;
   // Only the keepalive block matters here; a bad file is reported by the cycle.
-  auto loaded = load_session_file(path);
+  auto loaded = load_session_file(path, kMaxSessionFileBytes, state);
   auto* ok = std::get_if<LoadedSession>(&loaded);
   if (!ok) return look;
   auto k = read_keepalive(ok->doc);
@@ -96,7 +96,7 @@ Millis RefreshCycle::regular_delay() {
   // A token that expires sooner bounds the session too.
   if (p.token_deadline && doc_) {
     const auto& td = *p.token_deadline;
-    if (auto exp = token_expiry(td, *doc_)) {
+    if (auto exp = token_expiry(td, *doc_, site_->profile->state_pointer)) {
       auto left = std::chrono::duration_cast<Millis>(*exp - td.margin - site_->now());
       if (left > Millis(0)) {
         delay = std::min(delay, std::max(left, Millis(1000)));
@@ -135,7 +135,7 @@ void RefreshCycle::start(Actions& out) {
   }
   // First refresh: due ones at their time, overdue ones soon (spread), as the
   // file's keepalive block says; read on the disk pool.
-  out.emplace_back(action::ReadFirstLook{++timer_gen_});
+  out.emplace_back(action::ReadFirstLook{++timer_gen_, site_->profile->state_pointer});
   publish(out);
 }
 
@@ -254,7 +254,7 @@ void RefreshCycle::begin(Actions& out) {
     log::debug("refresh", "refreshing session",
                {{"site", site_->name}, {"session", id()}, {"attempt", attempt_ + 1}});
   publish(out);
-  out.emplace_back(action::Load{cycle_});
+  out.emplace_back(action::Load{cycle_, site_->profile->state_pointer});
 }
 
 void RefreshCycle::finish(std::optional<RefreshResult> result, CycleOutcome outcome,
@@ -356,12 +356,13 @@ void RefreshCycle::loaded(const Loaded& l, Actions& out) {
   }
   if (rewritten || status_.state == SessionState::file_error) status_.state = SessionState::pending;
   stopped_ = false;
-  jar_ = unsaved_jar_ ? *unsaved_jar_ : jar_from_playwright((*doc_)["cookies"]);
+  jar_ = unsaved_jar_ ? *unsaved_jar_ : jar_from_playwright(state()["cookies"]);
   if (unsaved_headers_) (*doc_)["headers"] = *unsaved_headers_;
-  if (unsaved_origins_) (*doc_)["origins"] = *unsaved_origins_;
+  if (unsaved_origins_) state()["origins"] = *unsaved_origins_;
   const auto& p = *site_->profile;
   // Before any step: whether the refresh moved the token's exp is logged.
-  exp_before_ = p.token_deadline ? token_expiry(*p.token_deadline, *doc_) : std::nullopt;
+  exp_before_ =
+      p.token_deadline ? token_expiry(*p.token_deadline, *doc_, p.state_pointer) : std::nullopt;
   if (p.refresh_when && !p.refresh_when->from) {
     // No keepalive block: the bot's new login, which began when it wrote the
     // file. Else the block's sessionStart (none: unknown, refreshed).
@@ -388,7 +389,9 @@ void RefreshCycle::run_step(const Step& step, Actions& out) {
     ExecJob job;
     job.session_id = id();
     job.session = *doc_;
-    job.session["cookies"] = playwright_from_jar(job.session["cookies"], jar_);
+    job.state_pointer = p.state_pointer;
+    auto& job_cookies = job.session[p.state_pointer / "cookies"];
+    job_cookies = playwright_from_jar(job_cookies, jar_);
     job.argv = step.exec;
     job.base_url = p.base_url;
     job.timeout = step.timeout;
@@ -400,10 +403,10 @@ void RefreshCycle::run_step(const Step& step, Actions& out) {
     BrowserStepRequest req;
     req.session_id = id();
     req.state = json::object();
-    req.state["cookies"] = playwright_from_jar((*doc_)["cookies"], jar_);
-    req.state["origins"] = doc_->contains("origins") ? (*doc_)["origins"] : json::array();
+    req.state["cookies"] = playwright_from_jar(state()["cookies"], jar_);
+    req.state["origins"] = state().contains("origins") ? state()["origins"] : json::array();
     req.spec = *step.browser;
-    TemplateContext ctx{id(), *doc_, p.base_url, {}, &jar_};
+    TemplateContext ctx{id(), *doc_, p.base_url, {}, &jar_, &p.state_pointer};
     req.spec.url = expand_template(req.spec.url, ctx);
     // An empty text would be found on any page: nothing is decided.
     if (auto missing = expand_page_conditions(req.spec, ctx)) {
@@ -418,7 +421,7 @@ void RefreshCycle::run_step(const Step& step, Actions& out) {
     out.emplace_back(action::RunBrowser{cycle_, std::move(req)});
     return;
   }
-  TemplateContext ctx{id(), *doc_, p.base_url, {}, &jar_};
+  TemplateContext ctx{id(), *doc_, p.base_url, {}, &jar_, &p.state_pointer};
   HttpRequest req = make_request(p, step, ctx, jar_);
   req.priority = priority;
   if (log::enabled(spdlog::level::debug))
@@ -435,8 +438,11 @@ void RefreshCycle::answered(const HttpResponse& r, Actions& out) {
   if (r.curl_code != kNotSent && site_->metrics)  // refused by the open circuit: never sent
     site_->metrics->request(step_->name, http_code_label(r), site_->name);
   std::string problem;
-  Verdict v = step_->evaluate(r, TemplateContext{id(), *doc_, site_->profile->base_url, {}, &jar_},
-                              &problem);
+  Verdict v = step_->evaluate(
+      r,
+      TemplateContext{
+          id(), *doc_, site_->profile->base_url, {}, &jar_, &site_->profile->state_pointer},
+      &problem);
   if (v == Verdict::logged_in) {
     jar_ = r.cookies;
     jar_rotated_ = true;
@@ -476,7 +482,7 @@ void RefreshCycle::exec_finished(const ExecOutcome& r, Actions& out) {
     json updated = r.updated->doc;
     if (doc_->contains("keepalive")) updated["keepalive"] = (*doc_)["keepalive"];
     *doc_ = std::move(updated);
-    jar_ = jar_from_playwright((*doc_)["cookies"]);
+    jar_ = jar_from_playwright(state()["cookies"]);
     jar_rotated_ = true;
   }
   verdict(ev.verdict, ev.detail, std::nullopt, out);
@@ -492,12 +498,12 @@ void RefreshCycle::browser_finished(const BrowserStepResult& r, Actions& out) {
   // The newest state the browser saw, whatever the verdict: the page may have
   // renewed the token at the site before it failed.
   if (r.cookies) {
-    (*doc_)["cookies"] = *r.cookies;
+    state()["cookies"] = *r.cookies;
     jar_ = jar_from_playwright(*r.cookies);
     jar_rotated_ = true;
   }
   if (r.origins) {
-    (*doc_)["origins"] = *r.origins;
+    state()["origins"] = *r.origins;
     jar_rotated_ = true;
   }
   verdict(to_verdict(r.verdict), r.detail, std::nullopt, out);
@@ -609,10 +615,16 @@ std::optional<WallTime> RefreshCycle::session_started(std::string& problem) cons
   return start;
 }
 
+json& RefreshCycle::state() {
+  // Present and an object: every document here passed the schema check at
+  // this pointer (load_session_file).
+  return doc_->at(site_->profile->state_pointer);
+}
+
 void RefreshCycle::save(Actions& out) {
   phase_ = Phase::saving;
   auto& doc = *doc_;
-  doc["cookies"] = playwright_from_jar(doc["cookies"], jar_);
+  state()["cookies"] = playwright_from_jar(state()["cookies"], jar_);
   KeepaliveBlock k = status_.keepalive_refreshed(read_keepalive(doc), *last_ok_);
   const auto& p = *site_->profile;
   if (p.refresh_when && !p.refresh_when->from) {
@@ -685,7 +697,7 @@ void RefreshCycle::dispose(const std::string& reason, Actions& out) {
   auto& doc = *doc_;
   write_keepalive(doc,
                   SessionStatus::keepalive_logged_out(read_keepalive(doc), reason, site_->now()));
-  if (unsaved_jar_) doc["cookies"] = playwright_from_jar(doc["cookies"], *unsaved_jar_);
+  if (unsaved_jar_) state()["cookies"] = playwright_from_jar(state()["cookies"], *unsaved_jar_);
   // Announced by the I/O thread once the file is known to be this session's
   // and before it moves: after the bot's newer login nothing is announced
   // (the disposal is superseded), and the watcher's session_removed comes
@@ -794,7 +806,7 @@ bool RefreshCycle::is_check(const Step& step) const {
 void RefreshCycle::keep_unsaved() {
   unsaved_jar_ = jar_;
   if (doc_ && doc_->contains("headers")) unsaved_headers_ = (*doc_)["headers"];
-  if (doc_ && doc_->contains("origins")) unsaved_origins_ = (*doc_)["origins"];
+  if (doc_ && state().contains("origins")) unsaved_origins_ = state()["origins"];
 }
 
 void RefreshCycle::forget_unsaved() {
@@ -838,7 +850,7 @@ void RefreshCycle::begin_pause_write(Actions& out) {
   ++cycle_;
   started_ = std::chrono::steady_clock::now();
   publish(out);
-  out.emplace_back(action::Load{cycle_});
+  out.emplace_back(action::Load{cycle_, site_->profile->state_pointer});
 }
 
 void RefreshCycle::write_pause(const KeepaliveBlock& k, Actions& out) {
@@ -852,9 +864,9 @@ void RefreshCycle::write_pause(const KeepaliveBlock& k, Actions& out) {
                              : SessionStatus::keepalive_resumed(k));
   // Credentials that rotated at the site but could not be saved go with it:
   // a restart while paused must not bring back the stale cookie.
-  if (unsaved_jar_) doc["cookies"] = playwright_from_jar(doc["cookies"], *unsaved_jar_);
+  if (unsaved_jar_) state()["cookies"] = playwright_from_jar(state()["cookies"], *unsaved_jar_);
   if (unsaved_headers_) doc["headers"] = *unsaved_headers_;
-  if (unsaved_origins_) doc["origins"] = *unsaved_origins_;
+  if (unsaved_origins_) state()["origins"] = *unsaved_origins_;
   phase_ = Phase::saving;
   out.emplace_back(action::Save{cycle_, doc_, *known_});
 }

@@ -74,26 +74,33 @@ bool nested_deeper_than(const json& v, int levels) {
   return false;
 }
 
-std::optional<FileError> validate_schema(const json& doc) {
+std::optional<FileError> validate_schema(const json& doc, const json::json_pointer& state) {
   if (!doc.is_object()) return FileError{FileErrorKind::schema, "top level is not a JSON object"};
   if (nested_deeper_than(doc, kMaxNesting))
     return FileError{FileErrorKind::schema,
                      "nested deeper than " + std::to_string(kMaxNesting) + " levels"};
-  auto cookies = doc.find("cookies");
-  if (cookies == doc.end()) return FileError{FileErrorKind::schema, "no \"cookies\" array"};
-  if (!cookies->is_array()) return FileError{FileErrorKind::schema, "\"cookies\" is not an array"};
+  const std::string at = state_path_prefix(state);
+  const json* st = storage_state_of(doc, state);
+  if (!st)
+    return FileError{FileErrorKind::schema, "no \"" + at.substr(0, at.size() - 1) +
+                                                "\" object (the profile's state_pointer)"};
+  auto cookies = st->find("cookies");
+  if (cookies == st->end())
+    return FileError{FileErrorKind::schema, "no \"" + at + "cookies\" array"};
+  if (!cookies->is_array())
+    return FileError{FileErrorKind::schema, "\"" + at + "cookies\" is not an array"};
   for (std::size_t i = 0; i < cookies->size(); ++i) {
     const auto& c = (*cookies)[i];
     if (!c.is_object() || !c.contains("name") || !c["name"].is_string() || !c.contains("value") ||
         !c["value"].is_string() || !c.contains("domain") || !c["domain"].is_string())
-      return FileError{FileErrorKind::schema,
-                       "cookies[" + std::to_string(i) + "] needs string name, value and domain"};
+      return FileError{FileErrorKind::schema, at + "cookies[" + std::to_string(i) +
+                                                  "] needs string name, value and domain"};
     if (c.contains("expires") && !c["expires"].is_number())
       return FileError{FileErrorKind::schema,
-                       "cookies[" + std::to_string(i) + "].expires is not a number"};
+                       at + "cookies[" + std::to_string(i) + "].expires is not a number"};
   }
-  if (auto o = doc.find("origins"); o != doc.end() && !o->is_array())
-    return FileError{FileErrorKind::schema, "\"origins\" is not an array"};
+  if (auto o = st->find("origins"); o != st->end() && !o->is_array())
+    return FileError{FileErrorKind::schema, "\"" + at + "origins\" is not an array"};
   if (auto h = doc.find("headers"); h != doc.end()) {
     if (!h->is_object()) return FileError{FileErrorKind::schema, "\"headers\" is not an object"};
     for (auto& [k, v] : h->items())
@@ -211,7 +218,8 @@ std::optional<FileIdentity> stat_identity(const std::string& path) {
 }
 
 std::variant<LoadedSession, FileError> load_session_file(const std::string& path,
-                                                         std::size_t max_bytes) {
+                                                         std::size_t max_bytes,
+                                                         const json::json_pointer& state) {
   struct stat lst {};
   if (::lstat(path.c_str(), &lst) != 0) return errno_error(FileErrorKind::io, "stat", errno);
   if (S_ISLNK(lst.st_mode))
@@ -253,16 +261,35 @@ std::variant<LoadedSession, FileError> load_session_file(const std::string& path
   }
   ::close(fd);
   content.resize(got);
-  auto parsed = parse_session(content);
+  auto parsed = parse_session(content, state);
   if (auto* err = std::get_if<FileError>(&parsed)) return std::move(*err);
   return LoadedSession{std::move(std::get<json>(parsed)), identity_of(st)};
 }
 
-std::variant<json, FileError> parse_session(std::string_view content) {
+const json* storage_state_of(const json& doc, const json::json_pointer& state) {
+  if (!doc.is_object()) return nullptr;
+  // contains() throws for a pointer through an array with a non-number token.
+  try {
+    if (!doc.contains(state)) return nullptr;
+    const json& st = doc.at(state);
+    return st.is_object() ? &st : nullptr;
+  } catch (const json::exception&) {
+    return nullptr;
+  }
+}
+
+std::string state_path_prefix(const json::json_pointer& state) {
+  std::string out;
+  for (auto p = state; !p.empty(); p = p.parent_pointer()) out = p.back() + "." + out;
+  return out;
+}
+
+std::variant<json, FileError> parse_session(std::string_view content,
+                                            const json::json_pointer& state) {
   if (content.empty()) return FileError{FileErrorKind::parse, "file is empty"};
   json doc = json::parse(content, nullptr, false);
   if (doc.is_discarded()) return FileError{FileErrorKind::parse, "not valid JSON"};
-  if (auto err = validate_schema(doc)) return *err;
+  if (auto err = validate_schema(doc, state)) return *err;
   return doc;
 }
 

@@ -120,6 +120,9 @@ struct Profile {
   std::optional<Step> refresh;
   std::optional<RefreshWhen> refresh_when;  // unset: the refresh runs after every check
   std::optional<TokenDeadline> token_deadline;
+  // Where the storage state (cookies, origins) lives in a session file: a
+  // JSON pointer; empty = the top level (Playwright's own files).
+  nlohmann::json::json_pointer state_pointer;
   RetryPolicy retry;
   std::size_t max_in_flight = 64;          // HTTP requests toward the site at once
   double rate_limit_per_second = 0;        // 0: unlimited
@@ -141,6 +144,7 @@ struct TemplateContext {
   const std::string& base_url;
   std::string file;                               // exec steps only
   const std::vector<std::string>* jar = nullptr;  // current cookies, preferred over the file's
+  const nlohmann::json::json_pointer* state = nullptr;  // the profile's state_pointer; null: top
 };
 std::string expand_template(const std::string& text, const TemplateContext& ctx);
 // expand_template for a marker matched against a page (a rule's body_contains,
@@ -174,9 +178,11 @@ HttpRequest make_request(const Profile& profile, const Step& step, const Templat
 bool apply_captures(const Step& step, const HttpResponse& response, const std::string& base_url,
                     nlohmann::json& session, std::vector<std::string>& jar);
 
-// exp of the profile's deadline token in this session, if present.
-std::optional<std::chrono::system_clock::time_point> token_expiry(const TokenDeadline& deadline,
-                                                                  const nlohmann::json& session);
+// exp of the profile's deadline token in this session, if present. `state`:
+// where the cookies are (the profile's state_pointer).
+std::optional<std::chrono::system_clock::time_point> token_expiry(
+    const TokenDeadline& deadline, const nlohmann::json& session,
+    const nlohmann::json::json_pointer& state = nlohmann::json::json_pointer());
 
 // exp claim of a JWT (no signature check: we only schedule by it); nullopt
 // when absent or outside 1970..2199.

@@ -74,7 +74,10 @@ struct FirstLook {
   KeepaliveBlock keepalive;  // as read; paused: registered, not scheduled
 };
 // Reads `path` for the first schedule (blocking; on the disk pool).
-FirstLook read_first_look(const std::string& path, WallTime now);
+// `state`: the profile's state_pointer.
+FirstLook read_first_look(
+    const std::string& path, WallTime now,
+    const nlohmann::json::json_pointer& state = nlohmann::json::json_pointer());
 
 struct Loaded {
   std::variant<LoadedSession, FileError> result;
@@ -89,10 +92,12 @@ namespace action {
 // Read the file's keepalive block (read_first_look); answer with the tag.
 struct ReadFirstLook {
   std::uint64_t tag;
+  nlohmann::json::json_pointer state;  // the profile's state_pointer
 };
 // Read and parse the session file.
 struct Load {
   std::uint64_t tag;
+  nlohmann::json::json_pointer state;  // the profile's state_pointer
 };
 struct SendHttp {
   std::uint64_t tag;
@@ -261,6 +266,9 @@ class RefreshCycle {
   // The cycle in flight.
   std::chrono::steady_clock::time_point started_;
   std::shared_ptr<nlohmann::json> doc_;
+  // The storage state (cookies, origins) in *doc_, at the profile's
+  // state_pointer: every read and write of them goes through here.
+  nlohmann::json& state();
   CookieLines jar_;
   bool jar_rotated_ = false;  // a step of this cycle answered with new credentials
   const Step* step_ = nullptr;

@@ -80,12 +80,23 @@ std::string session_filename(std::string_view id);
 std::string session_path(std::string_view dir, std::string_view id);
 
 // Reads (without following links or blocking on FIFOs), then parse_session().
+// `state`: where the storage state (cookies, origins) lives in the file (a
+// profile's state_pointer; empty = the top level).
 std::variant<LoadedSession, FileError> load_session_file(
-    const std::string& path, std::size_t max_bytes = kMaxSessionFileBytes);
+    const std::string& path, std::size_t max_bytes = kMaxSessionFileBytes,
+    const nlohmann::json::json_pointer& state = nlohmann::json::json_pointer());
 // The bytes of a session file -> the validated document, or a parse error
 // (empty, not JSON) or schema error naming the field. Never throws; the one
 // code path for content read from disk (fuzzed: tests/fuzz/).
-std::variant<nlohmann::json, FileError> parse_session(std::string_view content);
+std::variant<nlohmann::json, FileError> parse_session(
+    std::string_view content,
+    const nlohmann::json::json_pointer& state = nlohmann::json::json_pointer());
+// The storage state object at `state` in a session document; nullptr when it
+// is missing or not an object.
+const nlohmann::json* storage_state_of(const nlohmann::json& doc,
+                                       const nlohmann::json::json_pointer& state);
+// "storageState." for "/storageState" (empty for the top level): error paths.
+std::string state_path_prefix(const nlohmann::json::json_pointer& state);
 std::optional<FileIdentity> stat_identity(const std::string& path);
 
 // Writes `content` to `path` atomically with mode 0600.
