@@ -4,7 +4,6 @@
 #include <httplib.h>
 
 #include <chrono>
-#include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -98,15 +97,7 @@ int status_command(const Config& c) {
                         : format_until(s["nextRefresh"], std::chrono::system_clock::now()),
                     err});
   }
-  std::vector<std::size_t> width(rows[0].size(), 0);
-  for (auto& r : rows)
-    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
-  for (auto& r : rows) {
-    for (std::size_t i = 0; i < r.size(); ++i)
-      std::cout << std::left << std::setw(static_cast<int>(i + 1 < r.size() ? width[i] + 3 : 0))
-                << r[i];
-    std::cout << "\n";
-  }
+  std::cout << format_table(rows);
   std::cout << "\n"
             << doc.value("activeSessions", 0) << " active of " << doc.value("totalSessions", 0)
             << " sessions; refresh interval " << doc.value("refreshInterval", 0)
