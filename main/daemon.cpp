@@ -958,7 +958,11 @@ int run_daemon(Config config, DaemonMode mode) {
   }
   demo.reset();  // the fake site, after the refreshes against it have drained
   if (reload) {
-    services = Services();  // nothing of this image may hold a descriptor or thread
+    // Nothing of this image may hold a descriptor or thread. Destroyed, not
+    // assigned over (assignment replaces members in declaration order, so the
+    // metrics went before the event bus that reports to them): members go in
+    // reverse order, as at a normal return.
+    { Services released = std::move(services); }
     return reexec_self();
   }
   return exit_code;

@@ -4,7 +4,6 @@
 #include <httplib.h>
 
 #include <chrono>
-#include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -103,16 +102,7 @@ int status_command(const Config& c) {
                     err});
     if (by_site) rows.back().insert(rows.back().begin(), s.value("site", "?"));
   }
-  std::vector<std::size_t> width(rows[0].size(), 0);
-  for (auto& r : rows)
-    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
-  for (auto& r : rows) {
-    for (std::size_t i = 0; i < r.size(); ++i)
-      std::cout << std::left << std::setw(static_cast<int>(i + 1 < r.size() ? width[i] + 3 : 0))
-                << r[i];
-    std::cout << "\n";
-  }
-  std::cout << "\n";
+  std::cout << format_table(rows) << "\n";
   if (by_site)
     for (const auto& [name, site] : doc["sites"].items())
       std::cout << name << ": " << site.value("activeSessions", 0) << " active of "

@@ -14,8 +14,6 @@ namespace sessiond {
 
 namespace {
 
-// What a command finds when sessiond runs without PATH (systemd, a bare exec).
-constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
 constexpr const char* kRedacted = "[redacted]";
 
 void add_secret(std::vector<std::string>& out, const nlohmann::json& value) {
@@ -55,17 +53,15 @@ void sort_secrets(std::vector<std::string>& secrets) {
 
 std::vector<std::string> exec_environment(const std::vector<std::string>& pass_through,
                                           const std::string& private_dir) {
-  std::vector<std::string> env;
+  std::vector<std::string> env = base_child_environment();
   std::vector<std::string> names;
+  for (const auto& entry : env) names.push_back(entry.substr(0, entry.find('=')));
   auto add = [&](const std::string& name, const char* value) {
     if (!value || std::find(names.begin(), names.end(), name) != names.end()) return;
     names.push_back(name);
     env.push_back(name + "=" + value);
   };
-  const char* path = std::getenv("PATH");
-  add("PATH", path && *path ? path : kDefaultPath);
   add("TMPDIR", private_dir.c_str());
-  for (const char* name : {"HOME", "LANG", "LC_ALL", "TZ"}) add(name, std::getenv(name));
   for (const auto& name : pass_through) {
     // The profile refuses these; a second guard costs nothing.
     if (name.empty() || name.rfind("SESSIOND_", 0) == 0) continue;

@@ -167,7 +167,12 @@ def part1_logout_reaches_both(site):
         wait_until(lambda: len(hook_files(out_dir, "hook-")) >= 2, 2, what="invalidated exec")
         check(not receiver.events("registered"), "--hook-types let registered through")
 
-        m = daemon_metrics(d)
+        # An exec delivery counts when the hook has exited, a little after it
+        # wrote its file.
+        m = wait_until(lambda: (lambda text: text if all(
+            metric_sum(text, "sessiond_hook_deliveries_total", kind=k, result="ok") >= 2
+            for k in ("exec", "webhook")) else None)(daemon_metrics(d)), 3, interval=0.05,
+            what="2 ok deliveries of each hook counted")
         for kind in ("exec", "webhook"):
             ok = metric_sum(m, "sessiond_hook_deliveries_total", kind=kind, result="ok")
             check(ok == 2, f"{kind} ok deliveries {ok}")

@@ -19,21 +19,18 @@
 #include "admin_routes.hpp"
 #include "sessiond/status_board.hpp"
 #include "sessiond/status_page.hpp"
+#include "test_support.hpp"
 
 using namespace sessiond;
 using namespace std::chrono_literals;
 
 namespace {
 
-const WallTime kNow = WallTime(std::chrono::seconds(1800000000));
+const WallTime kNow = testing::kStatusNow;
 
 SessionStatus status(const std::string& id, SessionState state,
                      std::optional<std::chrono::seconds> age = std::nullopt) {
-  SessionStatus s;
-  s.id = id;
-  s.state = state;
-  if (age) s.last_refresh = kNow - *age;
-  return s;
+  return testing::make_status(id, state, age);
 }
 
 PageContext context() {
