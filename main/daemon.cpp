@@ -79,6 +79,10 @@ struct Plan {
   std::optional<ListenAddress> listen;
   std::optional<BrowserLaunchOptions> browser;  // set when a step of the profile is a browser step
   std::string browser_product;                  // what the probe said it is
+  // The pool's pages: the one site's browser_slots, or with a config file's
+  // sites the sum of theirs (each site its own pages: a slow site's steps
+  // never hold another's).
+  std::size_t browser_slots = 0;
 };
 
 bool uses_browser(const Profile& p) {
@@ -172,6 +176,8 @@ Plan make_plan(Config config, const std::string& base_url_override = {}) {
                         probe.error);
     plan.browser = launch;
     plan.browser_product = probe.product;
+    for (const auto& site : plan.sites)
+      if (uses_browser(*site.profile)) plan.browser_slots += browser_slots(*site.profile);
   }
   plan.config = std::move(config);
   return plan;
@@ -245,10 +251,11 @@ std::variant<Plan, std::string> reload_plan() {
 
 // A reload can touch only the sites that changed when both configurations
 // list sites, nothing else in the config file (nor a secret file) changed,
-// and a site that now needs the browser finds one running.
+// and the sites' browser steps fit in the running pool's pages.
 bool sites_only_change(const Plan& now, const Plan& next) {
   return !now.from_flags && !next.from_flags && !now.global_fingerprint.empty() &&
-         now.global_fingerprint == next.global_fingerprint && (!next.browser || now.browser);
+         now.global_fingerprint == next.global_fingerprint && (!next.browser || now.browser) &&
+         next.browser_slots <= now.browser_slots;
 }
 
 // Replaces this process with a fresh start of the same binary, command line
@@ -294,8 +301,15 @@ int wait_for_signal(std::chrono::milliseconds step, const std::function<bool()>&
 struct SiteServices {
   std::unique_ptr<CircuitBreaker> breaker;
   std::unique_ptr<SiteLimiter> limiter;  // null with one site: the client's own limits
+  std::unique_ptr<SiteBrowserLimiter> browser_limiter;  // null with one site or no browser step
   std::unique_ptr<GuardedTransport> guarded;
   std::unique_ptr<GuardedBrowser> guarded_browser;
+  // What waits in the site's queues completes as shut down; nothing reaches
+  // the shared client or pool afterwards.
+  void stop_queues() {
+    if (limiter) limiter->stop();
+    if (browser_limiter) browser_limiter->stop();
+  }
 };
 
 struct Services {
@@ -338,7 +352,17 @@ SiteServices make_site_services(const SitePlan& site, bool one_site, const Servi
     inner = ss.limiter.get();
   }
   ss.guarded = std::make_unique<GuardedTransport>(*inner, *ss.breaker);
-  if (s.browser) ss.guarded_browser = std::make_unique<GuardedBrowser>(*s.browser, *ss.breaker);
+  if (!s.browser) return ss;
+  BrowserRunner* browser = s.browser.get();
+  if (!one_site && uses_browser(profile)) {
+    SiteBrowserLimiter::Options bo;
+    bo.max_in_flight = browser_slots(profile);
+    bo.rate_per_second = profile.rate_limit_per_second;
+    bo.rate_burst = profile.rate_limit_burst;
+    ss.browser_limiter = std::make_unique<SiteBrowserLimiter>(*s.browser, bo);
+    browser = ss.browser_limiter.get();
+  }
+  ss.guarded_browser = std::make_unique<GuardedBrowser>(*browser, *ss.breaker);
   return ss;
 }
 
@@ -366,16 +390,9 @@ Services build_services(const Plan& plan) {
     http_opts.rate_burst = first.profile->rate_limit_burst;
   }
   s.http = std::make_unique<HttpClient>(http_opts);
-  std::size_t exec_max = 1, browser_max = 1;
-  double browser_rate = 0, browser_burst = 0;
-  for (const auto& site : plan.sites) {
+  std::size_t exec_max = 1;
+  for (const auto& site : plan.sites)
     exec_max = std::max(exec_max, site.profile->exec_max_concurrent);
-    if (uses_browser(*site.profile)) {
-      browser_max = std::max(browser_max, site.profile->browser_max_concurrent);
-      browser_rate = one_site ? site.profile->rate_limit_per_second : 0;
-      browser_burst = one_site ? site.profile->rate_limit_burst : 0;
-    }
-  }
   s.io = std::make_unique<WorkerPool>(cfg.io_threads);
   s.exec = std::make_unique<WorkerPool>(exec_max);
   MetricsConfig mc;
@@ -442,9 +459,13 @@ Services build_services(const Plan& plan) {
   if (plan.browser) {
     BrowserPool::Options bo;
     bo.launch = *plan.browser;
-    bo.max_concurrent = static_cast<int>(browser_max);
-    bo.rate_per_second = browser_rate;
-    bo.rate_burst = browser_burst;
+    bo.max_concurrent = static_cast<int>(plan.browser_slots);
+    // One site: the pool's own bucket is the site's (as always). Several:
+    // each site's SiteBrowserLimiter has its rate.
+    if (one_site) {
+      bo.rate_per_second = first.profile->rate_limit_per_second;
+      bo.rate_burst = first.profile->rate_limit_burst;
+    }
     auto hook = [metrics = s.metrics](const std::string& event, const std::string& detail) {
       if (event == "browser_crashed" || event == "browser_start_failed") {
         log::error(event, "the browser failed; in-flight steps are retried, the browser restarts",
@@ -652,7 +673,7 @@ nlohmann::json reload_sites(caf::actor_system& system, Plan& plan, Plan next, Se
   for (std::size_t i = 0; i < plan.sites.size(); ++i) {
     if (!diff.stop[i]) continue;
     stop_site(system, actors.sites[i], actors.board, plan.config.drain_timeout);
-    if (services.sites[i].limiter) services.sites[i].limiter->stop();
+    services.sites[i].stop_queues();
     services.retired.push_back(std::move(services.sites[i]));
   }
   std::vector<SitePlan> sites;
@@ -937,8 +958,7 @@ int run_daemon(Config config, DaemonMode mode) {
     // The sites' queues first: nothing waiting there may reach the client
     // once it is gone.
     for (auto* list : {&services.sites, &services.retired})
-      for (auto& s : *list)
-        if (s.limiter) s.limiter->stop();
+      for (auto& s : *list) s.stop_queues();
     services.http.reset();
     services.io.reset();
     services.exec.reset();

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <re2/re2.h>
 
@@ -975,6 +976,11 @@ std::optional<std::chrono::system_clock::time_point> token_expiry(const TokenDea
   auto exp = jwt_exp(std::string_view(token.data(), token.size()));
   if (!exp) return std::nullopt;
   return std::chrono::system_clock::time_point(std::chrono::seconds(*exp));
+}
+
+std::size_t browser_slots(const Profile& profile) {
+  if (profile.browser_max_concurrent > 0) return profile.browser_max_concurrent;
+  return std::max(1u, std::thread::hardware_concurrency());
 }
 
 }  // namespace sessiond

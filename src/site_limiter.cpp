@@ -5,7 +5,8 @@
 namespace sessiond {
 namespace {
 
-bool later(const SiteQueue::Pending& a, const SiteQueue::Pending& b) {
+template <class Pending>
+bool later(const Pending& a, const Pending& b) {
   if (a.request.priority != b.request.priority) return a.request.priority > b.request.priority;
   return a.seq > b.seq;
 }
@@ -13,27 +14,38 @@ bool later(const SiteQueue::Pending& a, const SiteQueue::Pending& b) {
 // What HttpClient answers at shutdown (CURLE_ABORTED_BY_CALLBACK).
 constexpr int kShutdownCode = 42;
 
-HttpResponse shutdown_response() {
+}  // namespace
+
+HttpResponse SharedRunner<HttpTransport>::shutdown_result() {
   HttpResponse r;
   r.curl_code = kShutdownCode;
   r.error = "shutdown";
   return r;
 }
 
-}  // namespace
+BrowserStepResult SharedRunner<BrowserRunner>::shutdown_result() {
+  BrowserStepResult r;
+  r.verdict = BrowserStepResult::Verdict::transient;
+  r.detail = "shutting down";
+  r.not_sent = true;
+  return r;
+}
 
-SiteQueue::SiteQueue(std::size_t max_in_flight, double rate_per_second, double rate_burst,
-                     TokenBucket::Clock::time_point now)
+template <class Runner>
+BasicSiteQueue<Runner>::BasicSiteQueue(std::size_t max_in_flight, double rate_per_second,
+                                       double rate_burst, TokenBucket::Clock::time_point now)
     : max_in_flight_(std::max<std::size_t>(1, max_in_flight)),
       bucket_(rate_per_second, rate_burst, now) {}
 
-void SiteQueue::push(HttpRequest request, HttpTransport::Callback done) {
+template <class Runner>
+void BasicSiteQueue<Runner>::push(Request request, Callback done) {
   queue_.push_back(Pending{std::move(request), std::move(done), next_seq_++});
-  std::push_heap(queue_.begin(), queue_.end(), later);
+  std::push_heap(queue_.begin(), queue_.end(), later<Pending>);
 }
 
-std::vector<SiteQueue::Pending> SiteQueue::take_ready(TokenBucket::Clock::time_point now,
-                                                      TokenBucket::Clock::duration* wait) {
+template <class Runner>
+std::vector<typename BasicSiteQueue<Runner>::Pending> BasicSiteQueue<Runner>::take_ready(
+    TokenBucket::Clock::time_point now, TokenBucket::Clock::duration* wait) {
   std::vector<Pending> out;
   if (wait) *wait = TokenBucket::Clock::duration::zero();
   while (!queue_.empty() && in_flight_ < max_in_flight_) {
@@ -45,7 +57,7 @@ std::vector<SiteQueue::Pending> SiteQueue::take_ready(TokenBucket::Clock::time_p
       if (wait) *wait = std::max(bucket_.wait(now), TokenBucket::Clock::duration(1));
       break;
     }
-    std::pop_heap(queue_.begin(), queue_.end(), later);
+    std::pop_heap(queue_.begin(), queue_.end(), later<Pending>);
     out.push_back(std::move(queue_.back()));
     queue_.pop_back();
     ++in_flight_;
@@ -53,25 +65,29 @@ std::vector<SiteQueue::Pending> SiteQueue::take_ready(TokenBucket::Clock::time_p
   return out;
 }
 
-void SiteQueue::finished() {
+template <class Runner>
+void BasicSiteQueue<Runner>::finished() {
   if (in_flight_ > 0) --in_flight_;
 }
 
-std::vector<SiteQueue::Pending> SiteQueue::take_all() {
+template <class Runner>
+std::vector<typename BasicSiteQueue<Runner>::Pending> BasicSiteQueue<Runner>::take_all() {
   std::vector<Pending> out;
   out.swap(queue_);
   return out;
 }
 
-SiteLimiter::SiteLimiter(HttpTransport& inner, Options options)
+template <class Runner>
+BasicSiteLimiter<Runner>::BasicSiteLimiter(Runner& inner, Options options)
     : inner_(inner),
       queue_(options.max_in_flight, options.rate_per_second, options.rate_burst,
              TokenBucket::Clock::now()) {
   if (options.rate_per_second > 0) timer_ = std::thread([this] { timer_loop(); });
 }
 
-void SiteLimiter::stop() {
-  std::vector<SiteQueue::Pending> rest;
+template <class Runner>
+void BasicSiteLimiter<Runner>::stop() {
+  std::vector<typename BasicSiteQueue<Runner>::Pending> rest;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
@@ -80,10 +96,11 @@ void SiteLimiter::stop() {
   }
   cv_.notify_all();
   if (timer_.joinable()) timer_.join();
-  for (auto& p : rest) p.done(shutdown_response());
+  for (auto& p : rest) p.done(SharedRunner<Runner>::shutdown_result());
 }
 
-void SiteLimiter::submit(HttpRequest request, Callback done) {
+template <class Runner>
+void BasicSiteLimiter<Runner>::submit(Request request, Callback done) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopping_) {
@@ -92,7 +109,7 @@ void SiteLimiter::submit(HttpRequest request, Callback done) {
     }
   }
   if (done) {  // stopped: completes at once, outside the lock (it may submit again)
-    done(shutdown_response());
+    done(SharedRunner<Runner>::shutdown_result());
     return;
   }
   pump();
@@ -100,8 +117,9 @@ void SiteLimiter::submit(HttpRequest request, Callback done) {
 
 // Starts what may start, outside the lock (the inner client may complete a
 // request at once, on this thread, and that completion pumps again).
-void SiteLimiter::pump() {
-  std::vector<SiteQueue::Pending> ready;
+template <class Runner>
+void BasicSiteLimiter<Runner>::pump() {
+  std::vector<typename BasicSiteQueue<Runner>::Pending> ready;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return;
@@ -115,18 +133,20 @@ void SiteLimiter::pump() {
   }
   for (auto& p : ready) {
     auto done = std::move(p.done);
-    inner_.submit(std::move(p.request), [this, done = std::move(done)](HttpResponse r) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        queue_.finished();
-      }
-      done(std::move(r));
-      pump();
-    });
+    inner_.submit(std::move(p.request),
+                  [this, done = std::move(done)](typename SharedRunner<Runner>::Result r) {
+                    {
+                      std::lock_guard<std::mutex> lock(mu_);
+                      queue_.finished();
+                    }
+                    done(std::move(r));
+                    pump();
+                  });
   }
 }
 
-void SiteLimiter::timer_loop() {
+template <class Runner>
+void BasicSiteLimiter<Runner>::timer_loop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
     if (wake_at_ == TokenBucket::Clock::time_point{}) {
@@ -141,7 +161,8 @@ void SiteLimiter::timer_loop() {
   }
 }
 
-HttpLoad SiteLimiter::load() const {
+template <class Runner>
+HttpLoad BasicSiteLimiter<Runner>::load() const {
   std::lock_guard<std::mutex> lock(mu_);
   HttpLoad out;
   out.in_flight = queue_.in_flight();
@@ -150,5 +171,10 @@ HttpLoad SiteLimiter::load() const {
   out.rate_limited_total = queue_.rate_limited_total();
   return out;
 }
+
+template class BasicSiteQueue<HttpTransport>;
+template class BasicSiteQueue<BrowserRunner>;
+template class BasicSiteLimiter<HttpTransport>;
+template class BasicSiteLimiter<BrowserRunner>;
 
 }  // namespace sessiond

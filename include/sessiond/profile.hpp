@@ -132,6 +132,10 @@ struct Profile {
   CircuitBreakerPolicy circuit;
 };
 
+// Browser steps of this profile at once: browser.max_concurrent, 0 meaning
+// the number of cores (at least one).
+std::size_t browser_slots(const Profile& profile);
+
 // Parses profile JSON (comments allowed). Throws ProfileError naming the field.
 Profile parse_profile(const std::string& text);
 Profile load_profile(const std::string& path);

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "sessiond/cookie_jar.hpp"
@@ -752,6 +753,9 @@ TEST_CASE("browser step defaults; profile browser.max_concurrent defaults to 0",
   auto p = parse_profile(R"({"base_url": "https://s.test",
     "check": {"browser": {"url": "https://s.test/pwa", "wait_for": {"selector": "#app"}}}})");
   CHECK(p.browser_max_concurrent == 0);  // the number of cores
+  CHECK(browser_slots(p) == std::max(1u, std::thread::hardware_concurrency()));
+  p.browser_max_concurrent = 3;
+  CHECK(browser_slots(p) == 3);
   const BrowserStepSpec& b = *p.check->browser;
   CHECK(b.wait_for.size() == 1);
   CHECK(b.logged_out.empty());

@@ -109,32 +109,95 @@ TEST_CASE("a slow site fills its own share, not the shared client's", "[sites][l
   CHECK(slow.load().in_flight == 0);
 }
 
-TEST_CASE("a site's rate is kept by its timer, and stop() answers what waits", "[sites][limits]") {
+TEST_CASE("a site's rate is kept by its timer", "[sites][limits]") {
+  HeldTransport shared;
+  SiteLimiter limited(shared, SiteLimiter::Options{10, 20, 1});  // 20/s, one at a time
+  for (int i = 0; i < 3; ++i) limited.submit(req(i), [](HttpResponse) {});
+  CHECK(shared.held() == 1);
+  // The timer starts the next ones (one every 50 ms): bounded wait.
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (shared.held() < 3 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  CHECK(shared.held() == 3);
+  limited.stop();
+  shared.answer_all();  // completions after stop() still reach their callers
+}
+
+TEST_CASE("stop() answers what waits for a token, and every later submit", "[sites][limits]") {
   HeldTransport shared;
   std::atomic<int> shutdown{0};
-  {
-    SiteLimiter limited(shared, SiteLimiter::Options{10, 20, 1});  // 20/s, one at a time
-    for (int i = 0; i < 3; ++i)
-      limited.submit(req(i), [&](HttpResponse r) {
-        if (r.error == "shutdown") ++shutdown;
-      });
-    CHECK(shared.held() == 1);
-    // The timer starts the next ones (one every 50 ms): bounded wait.
-    auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (shared.held() < 3 && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(10ms);
-    CHECK(shared.held() == 3);
-    limited.submit(req(9), [&](HttpResponse r) {
-      if (r.error == "shutdown") ++shutdown;
-    });
-    limited.stop();
-    CHECK(shutdown == 1);  // the one still waiting for a token
-    limited.submit(req(10), [&](HttpResponse r) {
-      if (r.error == "shutdown") ++shutdown;
-    });
-    CHECK(shutdown == 2);
-    shared.answer_all();  // completions after stop() still reach their callers
+  auto count_shutdown = [&](HttpResponse r) {
+    if (r.error == "shutdown") ++shutdown;
+  };
+  // One token, the next in 1000 s: the second request waits whatever the
+  // scheduler does (a 20/s bucket refilled before stop() on a loaded machine).
+  SiteLimiter limited(shared, SiteLimiter::Options{10, 0.001, 1});
+  limited.submit(req(0), count_shutdown);
+  limited.submit(req(1), count_shutdown);
+  CHECK(shared.held() == 1);
+  limited.stop();
+  CHECK(shutdown == 1);
+  limited.submit(req(2), count_shutdown);
+  CHECK(shutdown == 2);
+  shared.answer_all();
+  CHECK(shutdown == 2);  // the one in flight completes with the client's answer
+}
+
+// Holds every browser step until told to answer: a slow site's pages.
+class HeldBrowser final : public BrowserRunner {
+ public:
+  void submit(BrowserStepRequest, Callback done) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_.push_back(std::move(done));
   }
+  std::size_t held() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return held_.size();
+  }
+  void answer_all() {
+    std::vector<Callback> now;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      now.swap(held_);
+    }
+    for (auto& cb : now) {
+      BrowserStepResult r;
+      r.verdict = BrowserStepResult::Verdict::logged_in;
+      cb(std::move(r));
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Callback> held_;
+};
+
+TEST_CASE("a slow site fills its own browser pages, not the shared pool's", "[sites][limits]") {
+  HeldBrowser pool;
+  SiteBrowserLimiter slow(pool, SiteBrowserLimiter::Options{2, 0, 0});
+  SiteBrowserLimiter other(pool, SiteBrowserLimiter::Options{1, 0, 0});
+  int slow_done = 0, other_done = 0, shut_down = 0;
+  for (int i = 0; i < 5; ++i) {
+    BrowserStepRequest r;
+    r.priority = i;
+    slow.submit(std::move(r), [&](BrowserStepResult) { ++slow_done; });
+  }
+  CHECK(pool.held() == 2);
+  CHECK(slow.load().queued == 3);
+  other.submit(BrowserStepRequest{}, [&](BrowserStepResult) { ++other_done; });
+  CHECK(pool.held() == 3);  // not behind the slow site's queue
+  pool.answer_all();        // 3 answered; the slow site's next 2 start
+  CHECK(other_done == 1);
+  CHECK(slow_done == 2);
+  CHECK(pool.held() == 2);
+  slow.stop();  // its last waiting step: transient, never sent
+  slow.submit(BrowserStepRequest{}, [&](BrowserStepResult r) {
+    if (r.verdict == BrowserStepResult::Verdict::transient && r.not_sent) ++shut_down;
+  });
+  CHECK(shut_down == 1);
+  CHECK(slow_done == 3);  // the one that waited completed at stop()
+  pool.answer_all();
+  CHECK(slow_done == 5);
 }
 
 TEST_CASE("statuses are keyed by site and id", "[sites][status]") {

@@ -141,7 +141,8 @@ TEST_CASE("bad sites give a ConfigError naming the site and the key", "[sites][c
   }
 }
 
-TEST_CASE("--profile and sites are exclusive; status --site", "[sites][config]") {
+TEST_CASE("the profile flag and a config file's sites are exclusive, and status takes a site",
+          "[sites][config]") {
   ConfigFile f(kThree);
   const char* argv[] = {"sessiond", "run", "--config", f.path.c_str(), "--profile", "x.json"};
   auto c = parse_config(6, argv, {});
