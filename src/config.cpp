@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -140,6 +141,19 @@ SiteConfig parse_site(const nlohmann::json& j, std::size_t index) {
   return s;
 }
 
+// The same directory however spelled (trailing slash, "..", a symlink in
+// the existing part of the path).
+bool same_directory(const std::string& a, const std::string& b) {
+  std::error_code ea, eb;
+  auto ca = std::filesystem::weakly_canonical(std::filesystem::absolute(a, ea), ea);
+  auto cb = std::filesystem::weakly_canonical(std::filesystem::absolute(b, eb), eb);
+  if (ea || eb) {
+    ca = std::filesystem::path(a);
+    cb = std::filesystem::path(b);
+  }
+  return (ca / "").lexically_normal() == (cb / "").lexically_normal();
+}
+
 std::vector<SiteConfig> parse_sites(const nlohmann::json& v) {
   if (!v.is_array() || v.empty()) throw ConfigError("sites: expected a non-empty array of objects");
   std::vector<SiteConfig> sites;
@@ -148,9 +162,12 @@ std::vector<SiteConfig> parse_sites(const nlohmann::json& v) {
     for (const auto& other : sites) {
       if (other.name == s.name)
         throw ConfigError("site \"" + s.name + "\": name: used by two sites");
-      if (other.sessions_dir == s.sessions_dir && other.file_pattern == s.file_pattern)
-        throw ConfigError("site \"" + s.name + "\": sessions_dir: site \"" + other.name +
-                          "\" watches the same files (same directory and file_pattern)");
+      if (same_directory(other.sessions_dir, s.sessions_dir) &&
+          FilePattern::parse(other.file_pattern)->overlaps(*FilePattern::parse(s.file_pattern)))
+        throw ConfigError("site \"" + s.name + "\": file_pattern: \"" + s.file_pattern +
+                          "\" and site \"" + other.name + "\"'s \"" + other.file_pattern +
+                          "\" can name the same file in the same directory (two sites would "
+                          "manage it): use distinct prefixes or suffixes, or separate directories");
     }
     sites.push_back(std::move(s));
   }

@@ -180,6 +180,21 @@ std::optional<FilePattern> FilePattern::parse(std::string_view text, std::string
   return p;
 }
 
+namespace {
+bool starts_with(const std::string& s, const std::string& p) {
+  return s.compare(0, p.size(), p) == 0;
+}
+bool ends_with(const std::string& s, const std::string& x) {
+  return s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
+}
+}  // namespace
+
+bool FilePattern::overlaps(const FilePattern& o) const {
+  const bool prefixes = starts_with(prefix_, o.prefix_) || starts_with(o.prefix_, prefix_);
+  const bool suffixes = ends_with(suffix_, o.suffix_) || ends_with(o.suffix_, suffix_);
+  return prefixes && suffixes;
+}
+
 std::optional<std::string> FilePattern::id_of(std::string_view name) const {
   if (name.size() <= prefix_.size() + suffix_.size()) return std::nullopt;
   if (name.substr(0, prefix_.size()) != prefix_) return std::nullopt;

@@ -64,6 +64,11 @@ class FilePattern {
   // dir + "/" + filename(id): where session `id` lives.
   std::string path(std::string_view dir, std::string_view id) const;
   std::string text() const { return prefix_ + "{id}" + suffix_; }
+  // Whether some file name could match both patterns: then two sites in one
+  // directory would both manage it. (A name matching both starts with both
+  // prefixes and ends with both suffixes, so one prefix starts the other and
+  // one suffix ends the other; conservative beyond that.)
+  bool overlaps(const FilePattern& other) const;
   bool operator==(const FilePattern& o) const {
     return prefix_ == o.prefix_ && suffix_ == o.suffix_;
   }

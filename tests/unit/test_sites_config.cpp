@@ -124,12 +124,20 @@ TEST_CASE("bad sites give a ConfigError naming the site and the key", "[sites][c
       "site \"a\": name: used by two sites");
   has(error_of(R"({"sites": [{"name": "a", "profile": "p", "sessions_dir": "d"},
                              {"name": "b", "profile": "q", "sessions_dir": "d"}]})"),
-      "watches the same files");
-  // Two sites may share a directory when their patterns differ.
+      "site \"b\": file_pattern: \"session-{id}.json\" and site \"a\"'s \"session-{id}.json\" "
+      "can name the same file in the same directory");
+  // Patterns that can match one name (session-x.json is {id}.json too), and
+  // one directory however spelled.
+  has(error_of(R"({"sites": [{"name": "a", "profile": "p", "sessions_dir": "d"},
+                             {"name": "b", "profile": "q", "sessions_dir": "./d/",
+                              "file_pattern": "{id}.json"}]})"),
+      "can name the same file in the same directory");
+  // Two sites may share a directory when no name matches both patterns.
   CHECK(sites_of(parse_file(R"({"sites": [
       {"name": "a", "profile": "p", "sessions_dir": "d"},
-      {"name": "b", "profile": "q", "sessions_dir": "d", "file_pattern": "{id}_b.json"}]})"))
-            .size() == 2);
+      {"name": "b", "profile": "q", "sessions_dir": "d", "file_pattern": "acct-{id}.json"},
+      {"name": "c", "profile": "q", "sessions_dir": "d", "file_pattern": "session-{id}.txt"}]})"))
+            .size() == 3);
   // The file's path leads every message.
   ConfigFile f(R"({"sites": [{"name": "a"}]})");
   const char* argv[] = {"sessiond", "run", "--config", f.path.c_str()};
@@ -184,6 +192,22 @@ TEST_CASE("file patterns: ids in and out", "[sites][pattern]") {
   CHECK_FALSE(FilePattern::parse(".{id}.json", &why));
   CHECK(why == "must not start with a dot (temp files do)");
   CHECK_FALSE(FilePattern::parse("{id} .json", &why));
+}
+
+TEST_CASE("file patterns that can name the same file overlap", "[sites][pattern]") {
+  auto p = [](const char* text) { return *FilePattern::parse(text); };
+  CHECK(p("session-{id}.json").overlaps(p("session-{id}.json")));
+  CHECK(p("session-{id}.json").overlaps(p("{id}.json")));  // session-x.json: both
+  CHECK(p("{id}.json").overlaps(p("session-{id}.json")));
+  CHECK(p("session-{id}.json").overlaps(p("{id}_session.json")));  // session-x_session.json
+  CHECK(p("a-{id}").overlaps(p("a-b-{id}")));
+  CHECK_FALSE(p("session-{id}.json").overlaps(p("acct-{id}.json")));
+  CHECK_FALSE(p("session-{id}.json").overlaps(p("session-{id}.txt")));
+  CHECK_FALSE(p("{id}_a.json").overlaps(p("{id}_b.json")));
+  // Checked against the ids themselves: a name both accept exists for each overlap.
+  CHECK(p("{id}.json").id_of("session-x.json"));
+  CHECK(p("{id}_session.json").id_of("session-x_session.json"));
+  CHECK(p("session-{id}.json").id_of("session-x_session.json"));
 }
 
 TEST_CASE("stale temp files and quarantine follow the site's pattern", "[sites][pattern]") {
