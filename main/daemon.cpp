@@ -30,6 +30,7 @@
 #include "sessiond/browser_pool.hpp"
 #include "sessiond/browser_probe.hpp"
 #include "sessiond/circuit_breaker.hpp"
+#include "sessiond/daemon_plan.hpp"
 #include "sessiond/hooks.hpp"
 #include "sessiond/json_log.hpp"
 #include "sessiond/metrics.hpp"
@@ -44,142 +45,24 @@
 namespace sessiond {
 namespace {
 
-// One site, validated.
-struct SitePlan {
-  std::string name;
-  std::string profile_path;
-  std::string sessions_dir;
-  FilePattern pattern;
-  std::shared_ptr<Profile> profile;
-  Millis interval{0};
-  Millis idle_timeout{0};
-  OnLoggedOut on_logged_out = OnLoggedOut::quarantine;
-  std::size_t max_in_flight = 0;  // its share of the shared HTTP client
-  std::string error;              // its sessions directory is unusable (set at start-up)
-  // Everything a reload compares: the settings and the profile file's bytes.
-  std::string fingerprint;
-};
-
-std::string file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// The admin listener's address (nullopt: --listen off); a non-loopback one
+// needs a token. The admin library parses it, so it is checked here.
+std::optional<ListenAddress> admin_listen(const Config& c) {
+  if (c.listen == "off") return std::nullopt;
+  ListenAddress listen = parse_listen(c.listen);
+  if (!listen.loopback && c.admin_token.empty())
+    throw ConfigError(
+        "--listen " + c.listen +
+        " is not a loopback address: set --admin-token (or SESSIOND_ADMIN_TOKEN) so the admin "
+        "endpoints are not open to the network");
+  return listen;
 }
 
-// Everything validated before any thread starts.
-struct Plan {
-  Config config;
-  std::vector<SitePlan> sites;
-  bool from_flags = true;  // one site from the flags: its directory problems stop the daemon
-  // What a reload compares besides the sites: the config file without
-  // "sites", and what was read from secret files (never logged).
-  std::string global_fingerprint;
-  Shard shard;
-  std::optional<ListenAddress> listen;
-  std::optional<BrowserLaunchOptions> browser;  // set when a step of the profile is a browser step
-  std::string browser_product;                  // what the probe said it is
-  // The pool's pages: the one site's browser_slots, or with a config file's
-  // sites the sum of theirs (each site its own pages: a slow site's steps
-  // never hold another's).
-  std::size_t browser_slots = 0;
-};
-
-bool uses_browser(const Profile& p) {
-  return (p.check && p.check->is_browser()) || (p.refresh && p.refresh->is_browser());
-}
-
-// A site of the config file (`flags`: the one site of the flags, whose
-// errors keep their flag names).
-SitePlan make_site_plan(const Config& config, const SiteConfig& sc, bool flags,
-                        const std::string& base_url_override) {
-  const std::string where = flags ? std::string() : "site \"" + sc.name + "\": ";
-  SitePlan site;
-  if (sc.profile_path.empty())
-    throw ConfigError("--profile is required (e.g. --profile profiles/baman24.json)");
-  try {
-    site.profile = std::make_shared<Profile>(load_profile(sc.profile_path));
-  } catch (const ProfileError& e) {
-    throw ConfigError(where + "profile " + e.what());
-  }
-  site.profile_path = sc.profile_path;
-  site.sessions_dir = sc.sessions_dir;
-  site.name = sc.name.empty() ? site_name_from(site.profile->name) : sc.name;
-  std::string why;
-  auto pattern = FilePattern::parse(sc.file_pattern, &why);
-  if (!pattern) throw ConfigError(where + "file_pattern \"" + sc.file_pattern + "\": " + why);
-  site.pattern = *pattern;
-  const std::string& base_url = base_url_override.empty() ? sc.base_url : base_url_override;
-  if (!base_url.empty()) {
-    site.profile->base_url = base_url;
-    while (site.profile->base_url.back() == '/') site.profile->base_url.pop_back();
-  }
-  site.interval = sc.interval.value_or(config.interval.value_or(site.profile->interval));
-  site.idle_timeout =
-      sc.idle_timeout.value_or(config.idle_timeout.value_or(site.profile->idle_timeout));
-  site.on_logged_out = sc.on_logged_out.value_or(config.on_logged_out);
-  if (site.interval >= site.idle_timeout)
-    throw ConfigError(where + (flags ? "--interval (" : "interval (") +
-                      format_duration(site.interval) + ") must be shorter than the idle timeout (" +
-                      format_duration(site.idle_timeout) +
-                      "), or sessions expire between refreshes");
-  site.max_in_flight = std::min(sc.max_in_flight.value_or(site.profile->max_in_flight),
-                                std::min(config.max_in_flight, site.profile->max_in_flight));
-  site.fingerprint = nlohmann::json{site.name,
-                                    site.profile_path,
-                                    file_bytes(site.profile_path),
-                                    site.profile->base_url,
-                                    site.sessions_dir,
-                                    site.pattern.text(),
-                                    site.interval.count(),
-                                    site.idle_timeout.count(),
-                                    to_string(site.on_logged_out),
-                                    site.max_in_flight}
-                         .dump();
-  return site;
-}
-
-Plan make_plan(Config config, const std::string& base_url_override = {}) {
-  Plan plan;
-  plan.from_flags = config.sites.empty();
-  for (const auto& sc : sites_of(config))
-    plan.sites.push_back(make_site_plan(config, sc, plan.from_flags, base_url_override));
-  if (!config.config_file.empty()) {
-    auto doc = nlohmann::json::parse(file_bytes(config.config_file), nullptr, false, true);
-    if (doc.is_object()) doc.erase("sites");
-    plan.global_fingerprint =
-        nlohmann::json{doc.dump(), config.admin_token, config.webhook_secret}.dump();
-  }
-  plan.shard.count = config.shard_count;
-  plan.shard.index = resolve_shard_index(config);
-  if (plan.shard.index >= plan.shard.count)
-    throw ConfigError("--shard-index " + std::to_string(plan.shard.index) +
-                      " must be below --shard-count " + std::to_string(plan.shard.count));
-  if (config.listen != "off") {
-    plan.listen = parse_listen(config.listen);
-    if (!plan.listen->loopback && config.admin_token.empty())
-      throw ConfigError(
-          "--listen " + config.listen +
-          " is not a loopback address: set --admin-token (or SESSIOND_ADMIN_TOKEN) so the admin "
-          "endpoints are not open to the network");
-  }
-  if (std::any_of(plan.sites.begin(), plan.sites.end(),
-                  [](const SitePlan& s) { return uses_browser(*s.profile); })) {
-    // Fail at start-up, not at the first step: a browser that does not start
-    // would make every refresh transient until the idle deadline.
-    BrowserLaunchOptions launch;
-    launch.path = choose_browser(config.browser);
-    launch.sandbox = config.browser_sandbox;
-    auto probe = probe_browser(launch, Millis(20000));
-    if (!probe.ok)
-      throw ConfigError("the profile has browser steps but the browser does not start: " +
-                        probe.error);
-    plan.browser = launch;
-    plan.browser_product = probe.product;
-    for (const auto& site : plan.sites)
-      if (uses_browser(*site.profile)) plan.browser_slots += browser_slots(*site.profile);
-  }
-  plan.config = std::move(config);
+// make_plan and the admin listener: what start-up, check-config and a reload
+// validate.
+Plan plan_of(Config config, const std::string& base_url_override = {}) {
+  Plan plan = make_plan(std::move(config), base_url_override);
+  admin_listen(plan.config);
   return plan;
 }
 
@@ -232,10 +115,9 @@ std::vector<std::string>& command_line() {
   return argv;
 }
 
-// A reload is validated exactly as `sessiond check-config` would validate the
-// same command line now: the config file and profile are read again from
-// disk. Returns why it is invalid, or nullopt.
-// The plan of the reloaded configuration, or why it is invalid.
+// The plan of the reloaded configuration, or why it is invalid: validated
+// exactly as `sessiond check-config` would validate the same command line
+// now (the config file and profiles are read again from disk).
 std::variant<Plan, std::string> reload_plan() {
   const auto& args = command_line();
   if (args.empty()) return std::string("the command line is not known");
@@ -243,19 +125,10 @@ std::variant<Plan, std::string> reload_plan() {
   for (const auto& a : args) argv.push_back(a.c_str());
   try {
     Config config = parse_config(static_cast<int>(argv.size()), argv.data(), environment_map());
-    return make_plan(std::move(config));
+    return plan_of(std::move(config));
   } catch (const std::exception& e) {
     return std::string(e.what());
   }
-}
-
-// A reload can touch only the sites that changed when both configurations
-// list sites, nothing else in the config file (nor a secret file) changed,
-// and the sites' browser steps fit in the running pool's pages.
-bool sites_only_change(const Plan& now, const Plan& next) {
-  return !now.from_flags && !next.from_flags && !now.global_fingerprint.empty() &&
-         now.global_fingerprint == next.global_fingerprint && (!next.browser || now.browser) &&
-         next.browser_slots <= now.browser_slots;
 }
 
 // Replaces this process with a fresh start of the same binary, command line
@@ -380,21 +253,15 @@ Services build_services(const Plan& plan) {
   http_opts.max_in_flight = one_site ? first.max_in_flight : cfg.max_in_flight;
   // One connection per request in flight, reused (keep-alive): no more
   // connections toward a site than requests we allow at once.
-  http_opts.max_host_connections = static_cast<long>(
-      std::max_element(plan.sites.begin(), plan.sites.end(), [](auto& a, auto& b) {
-        return a.max_in_flight < b.max_in_flight;
-      })->max_in_flight);
+  http_opts.max_host_connections = static_cast<long>(plan.host_connections);
   http_opts.user_agent = "sessiond/" SESSIOND_VERSION;
   if (one_site) {
     http_opts.rate_per_second = first.profile->rate_limit_per_second;
     http_opts.rate_burst = first.profile->rate_limit_burst;
   }
   s.http = std::make_unique<HttpClient>(http_opts);
-  std::size_t exec_max = 1;
-  for (const auto& site : plan.sites)
-    exec_max = std::max(exec_max, site.profile->exec_max_concurrent);
   s.io = std::make_unique<WorkerPool>(cfg.io_threads);
-  s.exec = std::make_unique<WorkerPool>(exec_max);
+  s.exec = std::make_unique<WorkerPool>(plan.exec_slots);
   MetricsConfig mc;
   mc.interval = first.interval;
   mc.idle_timeout = first.idle_timeout;
@@ -621,23 +488,35 @@ Actors spawn_actors(caf::actor_system& system, const Plan& plan, Services& servi
 
 // Readiness goes false, no new cycles, in-flight ones finish and save within
 // the timeout, then every actor stops. True when everything finished in time.
+// Asks the sites' supervisors to drain all at once (their running cycles
+// finish and save, no new one starts) and waits for every answer within the
+// one timeout: a site is never left undrained while another finishes.
+// Returns whether every site drained in time.
+bool drain_sites(caf::actor_system& system, const std::vector<const SiteActors*>& sites,
+                 Millis timeout) {
+  caf::scoped_actor self{system};
+  using Reply = decltype(self->request(sites.front()->supervisor, timeout, drain_atom::value));
+  std::vector<Reply> replies;
+  for (const auto* s : sites)
+    replies.push_back(self->request(s->supervisor, timeout, drain_atom::value));
+  bool drained = true;
+  for (auto& reply : replies) {
+    bool ok = false;
+    reply.receive([&](drained_atom) { ok = true; }, [&](caf::error&) {});
+    drained = drained && ok;
+  }
+  return drained;
+}
+
+std::vector<const SiteActors*> all_sites(const Actors& a) {
+  std::vector<const SiteActors*> out;
+  for (const auto& s : a.sites) out.push_back(&s);
+  return out;
+}
+
 bool drain(caf::actor_system& system, const Actors& a, Millis timeout) {
   caf::anon_send(a.board, drain_atom::value);
-  bool drained = true;
-  {
-    // Site after site, within the one timeout.
-    caf::scoped_actor self{system};
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (const auto& s : a.sites) {
-      auto left =
-          std::max(Millis(0),
-                   std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now()));
-      bool ok = false;
-      self->request(s.supervisor, left, drain_atom::value)
-          .receive([&](drained_atom) { ok = true; }, [&](caf::error&) {});
-      drained = drained && ok;
-    }
-  }
+  const bool drained = drain_sites(system, all_sites(a), timeout);
   for (const auto& s : a.sites) {
     caf::anon_send_exit(s.watcher, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(s.supervisor, caf::exit_reason::user_shutdown);
@@ -646,18 +525,29 @@ bool drain(caf::actor_system& system, const Actors& a, Millis timeout) {
   return drained;
 }
 
-// A site a reload removes or changes: drained like a shutdown (its running
-// cycles finish and save), stopped, its statuses forgotten.
-void stop_site(caf::actor_system& system, const SiteActors& s, status_board_actor board,
-               Millis timeout) {
+// Sites a reload removes or changes: drained together like a shutdown (their
+// running cycles finish and save), stopped, and only once their supervisors
+// are down (their sessions stopped with them) their statuses are forgotten,
+// so no late status of theirs lands after the removal.
+void stop_sites(caf::actor_system& system, const std::vector<const SiteActors*>& sites,
+                status_board_actor board, Millis timeout) {
+  if (sites.empty()) return;
+  drain_sites(system, sites, timeout);
   {
     caf::scoped_actor self{system};
-    self->request(s.supervisor, timeout, drain_atom::value)
-        .receive([](drained_atom) {}, [](caf::error&) {});
+    for (const auto* s : sites) {
+      self->monitor(s->supervisor);
+      caf::anon_send_exit(s->watcher, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(s->supervisor, caf::exit_reason::user_shutdown);
+    }
+    // Bounded: a supervisor stops its children and exits at once.
+    std::size_t down = 0;
+    bool timed_out = false;
+    while (down < sites.size() && !timed_out)
+      self->receive([&](caf::down_msg&) { ++down; },
+                    caf::after(std::chrono::seconds(10)) >> [&] { timed_out = true; });
   }
-  caf::anon_send_exit(s.watcher, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(s.supervisor, caf::exit_reason::user_shutdown);
-  caf::anon_send(board, remove_atom::value, s.name);
+  for (const auto* s : sites) caf::anon_send(board, remove_atom::value, s->name);
 }
 
 // A reload that changes only sites (sites_only_change): the sites removed or
@@ -670,9 +560,12 @@ nlohmann::json reload_sites(caf::actor_system& system, Plan& plan, Plan next, Se
   for (const auto& sp : plan.sites) running_keys.push_back({sp.name, sp.fingerprint});
   for (const auto& sp : next.sites) next_keys.push_back({sp.name, sp.fingerprint});
   const SiteDiff diff = diff_sites(running_keys, next_keys);
+  std::vector<const SiteActors*> stopping;
+  for (std::size_t i = 0; i < plan.sites.size(); ++i)
+    if (diff.stop[i]) stopping.push_back(&actors.sites[i]);
+  stop_sites(system, stopping, actors.board, plan.config.drain_timeout);
   for (std::size_t i = 0; i < plan.sites.size(); ++i) {
     if (!diff.stop[i]) continue;
-    stop_site(system, actors.sites[i], actors.board, plan.config.drain_timeout);
     services.sites[i].stop_queues();
     services.retired.push_back(std::move(services.sites[i]));
   }
@@ -738,7 +631,7 @@ void remember_command_line(int argc, char** argv) {
 
 int check_config(const Config& config) {
   try {
-    Plan plan = make_plan(config);
+    Plan plan = plan_of(config);
     auto site_json = [](const SitePlan& s) {
       const auto& p = *s.profile;
       return nlohmann::json{
@@ -791,7 +684,7 @@ int run_daemon(Config config, DaemonMode mode) {
       config.sessions_dir = demo->sessions_dir();
       config.sites.clear();  // the demo is its own one site
     }
-    plan = make_plan(config, demo ? demo->base_url() : std::string());
+    plan = plan_of(config, demo ? demo->base_url() : std::string());
     for (auto& site : plan.sites) {
       if (plan.from_flags) {
         prepare_sessions_dir(site.sessions_dir, "--sessions-dir", true, site.pattern);
@@ -820,10 +713,6 @@ int run_daemon(Config config, DaemonMode mode) {
     return 2;
   }
   const Config& cfg = plan.config;
-  if (plan.shard.count > 1)  // lets the site (and the fake site's statistics) tell replicas apart
-    for (auto& site : plan.sites)
-      site.profile->default_headers.emplace_back("X-Sessiond-Replica",
-                                                 std::to_string(plan.shard.index));
   for (const auto& site : plan.sites)
     log::info("startup", "sessiond starting",
               {{"version", SESSIOND_VERSION},
@@ -879,9 +768,9 @@ int run_daemon(Config config, DaemonMode mode) {
     });
 
     std::unique_ptr<AdminServer> admin;
-    if (plan.listen && mode != DaemonMode::once) {
+    if (const auto listen = admin_listen(cfg); listen && mode != DaemonMode::once) {
       AdminServer::Options ao;
-      ao.listen = *plan.listen;
+      ao.listen = *listen;
       ao.admin_token = cfg.admin_token;
       ao.events = services.events;
       ao.event_stream.heartbeat = cfg.events_heartbeat;

@@ -689,11 +689,12 @@ Profile parse_profile(const std::string& text) {
   return p;
 }
 
-Profile load_profile(const std::string& path) {
+Profile load_profile(const std::string& path, std::string* bytes) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ProfileError(path + ": cannot read the profile file");
   std::ostringstream ss;
   ss << in.rdbuf();
+  if (bytes) *bytes = ss.str();
   try {
     return parse_profile(ss.str());
   } catch (const ProfileError& e) {
@@ -976,6 +977,11 @@ std::optional<std::chrono::system_clock::time_point> token_expiry(const TokenDea
   auto exp = jwt_exp(std::string_view(token.data(), token.size()));
   if (!exp) return std::nullopt;
   return std::chrono::system_clock::time_point(std::chrono::seconds(*exp));
+}
+
+bool uses_browser(const Profile& profile) {
+  return (profile.check && profile.check->is_browser()) ||
+         (profile.refresh && profile.refresh->is_browser());
 }
 
 std::size_t browser_slots(const Profile& profile) {

@@ -136,9 +136,15 @@ struct Profile {
 // the number of cores (at least one).
 std::size_t browser_slots(const Profile& profile);
 
+// Whether the check or the refresh is a browser step (the daemon then needs
+// the browser pool).
+bool uses_browser(const Profile& profile);
+
 // Parses profile JSON (comments allowed). Throws ProfileError naming the field.
 Profile parse_profile(const std::string& text);
-Profile load_profile(const std::string& path);
+// `bytes`, if given, receives the file's content as parsed (a reload compares
+// what was read, not a second read that an edit may have changed).
+Profile load_profile(const std::string& path, std::string* bytes = nullptr);
 
 // What a template may refer to: {id}, {file}, {base_url}, {cookie:NAME},
 // {header:NAME} (the session file's "headers"), {field:/json/pointer}.
