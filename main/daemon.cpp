@@ -655,6 +655,7 @@ nlohmann::json reload_sites(caf::actor_system& system, Plan& plan, Plan next, Se
     if (services.sites[i].limiter) services.sites[i].limiter->stop();
     services.retired.push_back(std::move(services.sites[i]));
   }
+  for (const auto& name : diff.removed) services.metrics->remove_site(name);
   std::vector<SitePlan> sites;
   std::vector<SiteServices> site_services;
   std::vector<SiteActors> site_actors;

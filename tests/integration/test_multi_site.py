@@ -184,6 +184,7 @@ def test_multi_site():
                    what="epsilon's sessions refreshed")
         st = daemon_status(d)
         check("delta" not in st["sites"], f"delta's sessions are gone: {list(st['sites'])}")
+        check('site="delta"' not in daemon_metrics(d), "delta's metric series are gone")
         sites = [s["name"] for s in json.loads(http("GET", url + "/sites")[1])["sites"]]
         check(sites == ["alpha", "beta", "gamma", "epsilon"], f"/sites after the reload: {sites}")
         status, _, _ = http("GET", url + "/sites/epsilon/sessions/09160000000")
