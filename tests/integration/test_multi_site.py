@@ -122,6 +122,14 @@ def test_multi_site():
         check(sites["beta"]["pattern"] == BETA["pattern"] and sites["beta"]["error"] is None, f"/sites beta: {sites['beta']}")
         check(metric_sum(daemon_metrics(d), "sessiond_session_file_errors_total", site="delta", reason="io") >= 1,
               "file error metric with site=delta")
+        # The status page: a line per site (delta's with its error), rows grouped by site.
+        status, page, _ = http("GET", url + "/")
+        page = page.decode()
+        check(status == 200 and all(f'<li data-site="{n}"' in page for n in ("alpha", "beta", "gamma", "delta")),
+              f"GET / names every site: {status}")
+        check('<li data-site="delta" class="bad">' in page, "GET /: delta's line shows its error")
+        check('<tr class="site-group" data-site="alpha">' in page, "GET /: rows grouped by site")
+
 
         # Everyone refreshes, each at its own pace.
         wait_until(lambda: all(refreshes(d, n) >= 2 * k for n, k in (("alpha", 5), ("beta", 5), ("gamma", 2))),
