@@ -130,7 +130,6 @@ def test_multi_site():
         check('<li data-site="delta" class="bad">' in page, "GET /: delta's line shows its error")
         check('<tr class="site-group" data-site="alpha">' in page, "GET /: rows grouped by site")
 
-
         # Everyone refreshes, each at its own pace.
         wait_until(lambda: all(refreshes(d, n) >= 2 * k for n, k in (("alpha", 5), ("beta", 5), ("gamma", 2))),
                    20, interval=0.5, what="every site refreshed its sessions twice")
@@ -217,5 +216,110 @@ def test_multi_site():
         site.stop()
 
 
+def site_sessions(d, name):
+    return {s["mobile"]: s for s in daemon_status(d)["sessions"] if s.get("site") == name}
+
+
+def gap(s):
+    """Seconds from a session's last refresh to its next one (None before the first)."""
+    if not s["lastRefresh"] or not s["nextRefresh"]:
+        return None
+    return parse_ts(s["nextRefresh"]) - parse_ts(s["lastRefresh"])
+
+
+def test_reload_changed_site():
+    """A SIGHUP that changes one site (its interval) restarts only that site's
+    sessions, which then refresh at the new interval; an identical site keeps
+    its sessions, timers and counts. 0 sessions lost."""
+    site = FakeSite(idle_timeout="10s")
+    dirs = {name: temp_dir(f"sessions-{name}-") for name in ("changing", "steady")}
+    seed_as(site, dirs["changing"], 3, "09170000000", "session-{id}.json")
+    seed_as(site, dirs["steady"], 3, "09180000000", "session-{id}.json")
+    # No jitter where the interval is measured; the steady site keeps the
+    # demo's jitter, so a restart would show as moved timers.
+    changing_profile = scaled_profile(jitter=0)
+    steady_profile = scaled_profile()
+    config = {
+        "listen": "127.0.0.1:0",
+        "rescan-interval": "1s",
+        "sites": [
+            {"name": "changing", "profile": changing_profile, "sessions_dir": dirs["changing"],
+             "base_url": site.base_url, "interval": "1s", "idle_timeout": "10s"},
+            {"name": "steady", "profile": steady_profile, "sessions_dir": dirs["steady"],
+             "base_url": site.base_url, "interval": "3s", "idle_timeout": "10s"},
+        ],
+    }
+    cfg_path = os.path.join(temp_dir("multi-reload-config-"), "sites.json")
+    with open(cfg_path, "w") as f:
+        json.dump(config, f)
+
+    d = Daemon("--config", cfg_path)
+    try:
+        wait_ready(d, timeout=20)
+        # Both refreshed; the changing site at its 1 s interval.
+        wait_until(lambda: refreshes(d, "changing") >= 6 and refreshes(d, "steady") >= 3, 15, interval=0.2,
+                   what="both sites refreshing")
+        before = wait_until(lambda: (lambda s: len(s) == 3 and all(gap(x) is not None for x in s.values()) and s)(
+            site_sessions(d, "changing")), 10, interval=0.2, what="the changing site's timers")
+        check(all(gap(s) < 1.5 for s in before.values()), f"1 s interval before: {[gap(s) for s in before.values()]}")
+
+        # SIGHUP: only the changing site's interval differs.
+        steady_before = site_sessions(d, "steady")
+        config["sites"][0]["interval"] = "3s"
+        with open(cfg_path, "w") as f:
+            json.dump(config, f)
+        lines_before = len(d.lines)
+        t_reload = wall_now()
+        d.proc.send_signal(signal.SIGHUP)
+        reload = d.wait_event("reload", 30)[-1]
+        steady_after = site_sessions(d, "steady")
+        check(reload["changed"] == ["changing"] and reload["added"] == [] and reload["removed"] == []
+              and reload["unchanged"] == ["steady"], f"reload: {reload}")
+
+        # The steady site was not touched: same sessions, counts never went
+        # back, and a timer moved only where that session refreshed meanwhile.
+        check(set(steady_after) == set(steady_before), f"steady sessions: {sorted(steady_after)}")
+        untouched = 0
+        for m, s in steady_after.items():
+            b = steady_before[m]
+            check(s["refreshCount"] >= b["refreshCount"], f"{m}: refreshCount {b['refreshCount']} -> {s['refreshCount']}")
+            if s["lastRefresh"] == b["lastRefresh"] and not (s["refreshing"] or b["refreshing"]):
+                check(s["nextRefresh"] == b["nextRefresh"], f"{m}: timer moved {b['nextRefresh']} -> {s['nextRefresh']}")
+                untouched += 1
+        check(untouched >= 1, "a steady session's timer observed across the reload")
+
+        # The changing site restarted (its sessions registered again) and
+        # refreshes at the new interval.
+        def new_interval():
+            now = site_sessions(d, "changing")
+            return (len(now) == 3 and all(s["lastRefresh"] and parse_ts(s["lastRefresh"]) >= t_reload
+                                          and gap(s) is not None and 2.5 <= gap(s) <= 3.6 for s in now.values())
+                    and now)
+        after = wait_until(new_interval, 12, interval=0.2, what="the changing site at its new 3 s interval")
+        check(all(after[m]["refreshCount"] >= before[m]["refreshCount"] for m in before),
+              "the changing site's counts continue from its files")
+        with d.lock:
+            since = [json.loads(line) for line in d.lines[lines_before:] if line.startswith("{")]
+        added = sorted(e["session"] for e in since if e.get("event") == "session_added" and e.get("site") == "changing")
+        check(added == sorted(before), f"the changing site's sessions registered again: {added}")
+        others = [e for e in since if e.get("event") in ("session_added", "session_removed")
+                  and e.get("site") != "changing"]
+        check(not others, f"sessions of the unchanged site registered or removed: {others[:2]}")
+        # The steady site keeps refreshing after the reload.
+        steady_refreshes = refreshes(d, "steady")
+        wait_until(lambda: refreshes(d, "steady") >= steady_refreshes + 3, 10, interval=0.2,
+                   what="the steady site refreshing after the reload")
+        st = daemon_status(d)
+        check(st["totalSessions"] == 6 and st["activeSessions"] == 6, f"sessions after the reload: {st['sites']}")
+    finally:
+        code = d.stop()
+    check(code == 0, f"exit status {code}")
+    stats = site.stats()
+    print(f"reload: lost {stats['lost']}, requests {stats['requests']}")
+    check(stats["lost"] == 0, f"lost {stats['lost']}")
+    print(f"log lines checked: {d.check_logs(site.secrets())}")
+    site.stop()
+
 if __name__ == "__main__":
     run(test_multi_site)
+    run(test_reload_changed_site)
