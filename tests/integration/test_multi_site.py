@@ -12,7 +12,7 @@ import subprocess
 import time
 
 from harness import (DEMO_PROFILE, SESSIOND, SOURCE_DIR, Daemon, FakeSite, check, daemon_metrics, daemon_status,
-                     http, metric_sum, parse_ts, run, scaled_profile, temp_dir, wait_ready, wait_until, wall_now)
+                     http, load, metric_sum, parse_ts, run, scaled_profile, temp_dir, wait_ready, wait_until, wall_now)
 
 # Per site: the fake site, its pattern, interval and idle timeout.
 ALPHA = {"pattern": "session-{id}.json", "interval": "1s", "idle": "6s", "count": 5}
@@ -216,6 +216,22 @@ def test_multi_site():
         site.stop()
 
 
+def nest(directory, pattern="session-{id}.json"):
+    """The seeded files in nics24's layout: the storage state under
+    "storageState", beside fields of the bot's own. Returns what was nested."""
+    out = {}
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        flat = load(path)
+        doc = {"storageState": {"cookies": flat.pop("cookies"), "origins": flat.pop("origins")},
+               "createdAt": "2026-01-02T03:04:05Z", "user": name, "provider": "fake"}
+        doc.update(flat)  # nothing else today; kept at the top if the seed grows
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        out[name] = doc
+    return out
+
+
 def site_sessions(d, name):
     return {s["mobile"]: s for s in daemon_status(d)["sessions"] if s.get("site") == name}
 
@@ -320,6 +336,63 @@ def test_reload_changed_site():
     print(f"log lines checked: {d.check_logs(site.secrets())}")
     site.stop()
 
+def test_state_pointer_site():
+    """A site whose files nest the storage state under "storageState" (the
+    nics24 bot's layout; profile state_pointer "/storageState") beside a site
+    with the flat layout: both kept alive with 0 lost, the nested files
+    written back nested with the bot's other fields, the flat ones flat."""
+    site = FakeSite(idle_timeout="3s")
+    dirs = {name: temp_dir(f"sessions-{name}-") for name in ("nested", "flat")}
+    seed_as(site, dirs["nested"], 2, "09190000000", "session-{id}.json")
+    seed_as(site, dirs["flat"], 2, "09200000000", "session-{id}.json")
+    seeded = nest(dirs["nested"])
+    config = {
+        "listen": "127.0.0.1:0",
+        "sites": [
+            {"name": "nested", "profile": scaled_profile(state_pointer="/storageState"),
+             "sessions_dir": dirs["nested"], "base_url": site.base_url, "interval": "1s", "idle_timeout": "3s"},
+            {"name": "flat", "profile": scaled_profile(), "sessions_dir": dirs["flat"], "base_url": site.base_url,
+             "interval": "1s", "idle_timeout": "3s"},
+        ],
+    }
+    cfg_path = os.path.join(temp_dir("multi-pointer-config-"), "sites.json")
+    with open(cfg_path, "w") as f:
+        json.dump(config, f)
+
+    d = Daemon("--config", cfg_path)
+    try:
+        wait_ready(d, timeout=20)
+
+        # Past the fake site's 3 s idle timeout: kept alive, not just refreshed once.
+        def written(directory, times=5):
+            docs = {n: load(os.path.join(directory, n)) for n in os.listdir(directory)}
+            return all(doc.get("keepalive", {}).get("refreshCount", 0) >= times for doc in docs.values()) and docs
+        docs = wait_until(lambda: written(dirs["nested"]), 15, interval=0.2,
+                          what="the nested files refreshed and written back 5 times")
+        for name, doc in docs.items():
+            check(set(doc["storageState"]) >= {"cookies", "origins"} and "cookies" not in doc and "origins" not in doc,
+                  f"{name}: storage state still nested: {sorted(doc)}")
+            check({k: doc[k] for k in ("createdAt", "user", "provider")}
+                  == {k: seeded[name][k] for k in ("createdAt", "user", "provider")}, f"{name}: the bot's fields kept")
+            check(doc["storageState"]["cookies"] != seeded[name]["storageState"]["cookies"],
+                  f"{name}: rotated cookies written under storageState")
+        flat = wait_until(lambda: written(dirs["flat"]), 10, interval=0.2, what="the flat files written 5 times")
+        check(all("storageState" not in doc and "cookies" in doc for doc in flat.values()), "flat files stay flat")
+        sessions = {(s["site"], s["mobile"]): s for s in daemon_status(d)["sessions"]}
+        check(len(sessions) == 4 and all(s["state"] == "active" and not s["lastError"] for s in sessions.values()),
+              f"every session active: {sessions}")
+        check(not d.events("file_error"), f"file errors: {d.events('file_error')[:2]}")
+    finally:
+        code = d.stop()
+    check(code == 0, f"exit status {code}")
+    stats = site.stats()
+    print(f"state_pointer: lost {stats['lost']}, requests {stats['requests']}")
+    check(stats["lost"] == 0, f"lost {stats['lost']}")
+    print(f"log lines checked: {d.check_logs(site.secrets())}")
+    site.stop()
+
+
 if __name__ == "__main__":
     run(test_multi_site)
     run(test_reload_changed_site)
+    run(test_state_pointer_site)
