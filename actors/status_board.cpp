@@ -40,6 +40,20 @@ nlohmann::json sites_json(const std::vector<SiteInfo>& sites,
   return {{"sites", std::move(list)}};
 }
 
+std::vector<SiteLine> site_lines(const nlohmann::json& sites) {
+  std::vector<SiteLine> out;
+  for (const auto& s : sites) {
+    SiteLine line;
+    line.name = s.at("name").get<std::string>();
+    line.total = s.at("totalSessions").get<int>();
+    line.active = s.at("activeSessions").get<int>();
+    line.breaker = s.at("breaker").get<std::string>();
+    if (s.at("error").is_string()) line.error = s.at("error").get<std::string>();
+    out.push_back(std::move(line));
+  }
+  return out;
+}
+
 status_board_actor::behavior_type status_board_impl(
     status_board_actor::stateful_pointer<StatusBoardState> self, StatusBoardSetup setup) {
   auto& st = self->state;
@@ -151,6 +165,9 @@ status_board_actor::behavior_type status_board_impl(
         context.running = !st.draining;
         context.info = st.setup.info;
         if (st.setup.metrics) context.history = st.setup.metrics->refresh_history().last_hour();
+        if (st.setup.sites.size() > 1)
+          context.sites = site_lines(
+              sites_json(st.setup.sites, st.site_errors, st.table, context.now)["sites"]);
         return render_status_page(st.table, query, context);
       },
       [=](heartbeat_atom) {

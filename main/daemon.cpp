@@ -569,6 +569,7 @@ nlohmann::json reload_sites(caf::actor_system& system, Plan& plan, Plan next, Se
     services.sites[i].stop_queues();
     services.retired.push_back(std::move(services.sites[i]));
   }
+  for (const auto& name : diff.removed) services.metrics->remove_site(name);
   std::vector<SitePlan> sites;
   std::vector<SiteServices> site_services;
   std::vector<SiteActors> site_actors;

@@ -2,6 +2,8 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
+
 #include "sessiond/build_info.hpp"
 #include "sessiond/process_stats.hpp"
 
@@ -159,10 +161,23 @@ std::string Metrics::serialize() const {
 }
 
 void Metrics::refresh_finished(RefreshResult result, double secs, const std::string& site) {
-  const auto& ss = series(site);
-  ss.refresh[static_cast<std::size_t>(result)]->Increment();
-  ss.duration->Observe(secs);
   refresh_history_.record(result);
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  if (const auto* ss = series_locked(site)) {
+    ss->refresh[static_cast<std::size_t>(result)]->Increment();
+    ss->duration->Observe(secs);
+  }
+}
+
+double Metrics::refreshes(RefreshResult result, const std::string& site) const {
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  const auto* ss = series_locked(site);
+  return ss ? ss->refresh[static_cast<std::size_t>(result)]->Value() : 0;
+}
+
+void Metrics::set_sessions(SessionState state, double n, const std::string& site) {
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  if (const auto* ss = series_locked(site)) ss->sessions[static_cast<std::size_t>(state)]->Set(n);
 }
 
 void Metrics::event_published(const std::string& type) {
@@ -190,7 +205,10 @@ double Metrics::hook_queue(const std::string& kind) const {
 }
 
 void Metrics::request(const std::string& step, const std::string& code, const std::string& site) {
-  auto l = series(site).labels;
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  const auto* ss = series_locked(site);
+  if (!ss) return;
+  auto l = ss->labels;
   l["step"] = step;
   l["code"] = code;
   requests_->Add(l).Increment();
@@ -224,8 +242,42 @@ void Metrics::add_site(const std::string& site) {
   add_site_locked(site);
 }
 
+namespace {
+
+// Every series of `family` with label name=value.
+template <class T>
+void remove_labelled(prometheus::Family<T>& family, const std::string& name,
+                     const std::string& value) {
+  for (const auto& mf : family.Collect())
+    for (const auto& metric : mf.metric) {
+      std::map<std::string, std::string> labels;
+      for (const auto& l : metric.label) labels[l.name] = l.value;
+      auto it = labels.find(name);
+      if (it != labels.end() && it->second == value) family.Remove(&family.Add(labels));
+    }
+}
+
+}  // namespace
+
+void Metrics::remove_site(const std::string& site) {
+  std::unique_lock<std::shared_mutex> lock(sites_mutex_);
+  auto it = site_series_.find(site);
+  if (site.empty() || it == site_series_.end()) return;
+  const SiteSeries& ss = it->second;
+  for (auto* c : ss.refresh) refresh_family_->Remove(c);
+  duration_family_->Remove(ss.duration);
+  for (auto* g : ss.sessions) sessions_family_->Remove(g);
+  if (ss.circuit) circuit_family_->Remove(ss.circuit);
+  remove_labelled(*requests_, "site", site);
+  remove_labelled(*file_errors_, "site", site);
+  site_series_.erase(it);
+  sites_.erase(std::remove(sites_.begin(), sites_.end(), site), sites_.end());
+  removed_sites_.insert(site);
+}
+
 void Metrics::add_site_locked(const std::string& site) {
   if (site_series_.count(site)) return;
+  removed_sites_.erase(site);
   SiteSeries ss;
   if (!site.empty()) ss.labels = {{"site", site}};
   auto with = [&](std::map<std::string, std::string> l) {
@@ -256,21 +308,27 @@ std::vector<std::string> Metrics::sites() const {
   return sites_;
 }
 
-const Metrics::SiteSeries& Metrics::series(const std::string& site) const {
-  // Entries are never erased and map nodes never move: the reference outlives the lock.
-  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+const Metrics::SiteSeries* Metrics::series_locked(const std::string& site) const {
   auto it = site_series_.find(site);
-  return it != site_series_.end() ? it->second : site_series_.at(sites_.front());
+  if (it != site_series_.end()) return &it->second;
+  if (removed_sites_.count(site) || sites_.empty()) return nullptr;
+  return &site_series_.at(sites_.front());
 }
 
 void Metrics::file_error(FileErrorKind kind, const std::string& site) {
-  auto l = series(site).labels;
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  const auto* ss = series_locked(site);
+  if (!ss) return;
+  auto l = ss->labels;
   l["reason"] = to_string(kind);
   file_errors_->Add(l).Increment();
 }
 
 double Metrics::file_errors(FileErrorKind kind, const std::string& site) const {
-  auto l = series(site).labels;
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  const auto* ss = series_locked(site);
+  if (!ss) return 0;
+  auto l = ss->labels;
   l["reason"] = to_string(kind);
   return file_errors_->Add(l).Value();
 }

@@ -93,9 +93,11 @@ std::string state_badge(SessionState s) {
   return std::string("<span class=\"state state-") + name + "\">" + name + "</span>";
 }
 
-void session_row(std::ostringstream& o, const SessionStatus& s, WallTime now) {
-  o << "<tr data-session=\"" << html_escape(s.id) << "\" data-state=\"" << to_string(s.state)
-    << "\"><td class=\"id\"><a href=\"" << session_href(s.id) << "\">" << html_escape(s.id)
+void session_row(std::ostringstream& o, const SessionStatus& s, WallTime now,
+                 bool with_site = false) {
+  o << "<tr data-session=\"" << html_escape(s.id) << "\" data-state=\"" << to_string(s.state);
+  if (with_site) o << "\" data-site=\"" << html_escape(s.site);
+  o << "\"><td class=\"id\"><a href=\"" << session_href(s.id) << "\">" << html_escape(s.id)
     << "</a></td><td class=\"st\">" << state_badge(s.state) << "</td><td class=\"err\">"
     << (s.last_error ? html_escape(*s.last_error) : std::string()) << "</td><td>"
     << when(s.last_refresh, now) << "</td><td>" << when(s.next_refresh, now)
@@ -132,6 +134,28 @@ void footer(std::ostringstream& o, const PageContext& c) {
     << html_escape(log::iso8601(c.now)) << "\">" << html_escape(log::iso8601(c.now))
     << "</time>. Refresh interval " << c.info.interval_s << " s, idle timeout "
     << c.info.idle_timeout_s << " s.</footer>\n</body></html>\n";
+}
+
+// "alpha: 3 active of 5, breaker closed" (and the directory's error).
+void site_line(std::ostringstream& o, const SiteLine& s) {
+  o << "<b class=\"site-name\">" << html_escape(s.name) << "</b>: <span class=\"n site-active\">"
+    << s.active << "</span> active of <span class=\"n site-total\">" << s.total
+    << "</span>, breaker <span class=\"breaker breaker-" << html_escape(s.breaker) << "\">"
+    << html_escape(s.breaker) << "</span>";
+  if (!s.error.empty())
+    o << ", <span class=\"err site-error\">" << html_escape(s.error) << "</span>";
+}
+
+void sites_list(std::ostringstream& o, const PageContext& c) {
+  if (c.sites.empty()) return;
+  o << "<section id=\"sites\"><h2>Sites</h2><ul class=\"sites\">";
+  for (const auto& s : c.sites) {
+    o << "<li data-site=\"" << html_escape(s.name) << "\""
+      << (s.error.empty() ? "" : " class=\"bad\"") << ">";
+    site_line(o, s);
+    o << "</li>";
+  }
+  o << "</ul></section>\n";
 }
 
 void counts(std::ostringstream& o, const StatusTable& t, const StatusSummary& sum) {
@@ -267,14 +291,26 @@ void session_table(std::ostringstream& o, const StatusTable& t, const PageQuery&
     page.assign(match.begin(), match.begin() + n);
   }
   std::size_t below = 0, above = 0;  // matching ids before / after this page
+  std::string first, last;           // the page's id range (the pager's keys)
   if (!page.empty()) {
-    const std::string& first = page.front()->id;
-    const std::string& last = page.back()->id;
+    first = page.front()->id;
+    last = page.back()->id;
     for (const auto* s : match) {
       if (s->id < first) ++below;
       if (s->id > last) ++above;
     }
   }
+  // With sites, the page's rows by site (in the sites' order), each group
+  // under its site's line; inside a group, id order.
+  auto site_rank = [&](const std::string& name) {
+    for (std::size_t i = 0; i < c.sites.size(); ++i)
+      if (c.sites[i].name == name) return i;
+    return c.sites.size();
+  };
+  if (!c.sites.empty())
+    std::stable_sort(page.begin(), page.end(), [&](const SessionStatus* a, const SessionStatus* b) {
+      return site_rank(a->site) < site_rank(b->site);
+    });
 
   o << "<section id=\"sessions\"><h2>All sessions</h2>\n";
   search_form(o, q);
@@ -286,14 +322,26 @@ void session_table(std::ostringstream& o, const StatusTable& t, const PageQuery&
     o << "Sessions " << below + 1 << "&#8211;" << below + page.size() << " of " << match.size()
       << (q.q.empty() && q.state.empty() ? "" : " matching") << ".";
   o << "</p>\n<table id=\"session-table\">" << kRowHead << "<tbody>\n";
-  for (const auto* s : page) session_row(o, *s, c.now);
+  const std::string* group = nullptr;
+  for (const auto* s : page) {
+    if (!c.sites.empty() && (!group || *group != s->site)) {
+      group = &s->site;
+      const auto rank = site_rank(s->site);
+      o << "<tr class=\"site-group\" data-site=\"" << html_escape(s->site)
+        << "\"><th colspan=\"6\">";
+      if (rank < c.sites.size())
+        site_line(o, c.sites[rank]);
+      else
+        o << "<b class=\"site-name\">" << html_escape(s->site) << "</b>";
+      o << "</th></tr>\n";
+    }
+    session_row(o, *s, c.now, !c.sites.empty());
+  }
   o << "</tbody></table>\n<nav class=\"pager\">";
   if (below > 0)
     o << "<a rel=\"first\" href=\"" << page_href(q, "", "") << "\">&#171; first</a> "
-      << "<a rel=\"prev\" href=\"" << page_href(q, "", page.front()->id)
-      << "\">&#8249; previous</a> ";
-  if (above > 0)
-    o << "<a rel=\"next\" href=\"" << page_href(q, page.back()->id, "") << "\">next &#8250;</a>";
+      << "<a rel=\"prev\" href=\"" << page_href(q, "", first) << "\">&#8249; previous</a> ";
+  if (above > 0) o << "<a rel=\"next\" href=\"" << page_href(q, last, "") << "\">next &#8250;</a>";
   o << "</nav></section>\n";
 }
 
@@ -379,6 +427,7 @@ PageResult render_status_page(const StatusTable& table, const PageQuery& query,
   header(o, context);
   const auto sum = table.summary(context.now);
   counts(o, table, sum);
+  sites_list(o, context);
   attention(o, table, context);
   event_log(o);
   chart(o, context);

@@ -286,6 +286,11 @@ ul.counts { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: .
 ul.counts li { border: 1px solid #d0d7de; border-radius: 6px; padding: .3em .7em; }
 ul.counts a { color: inherit; text-decoration: none; }
 ul.counts .n { font-weight: 600; font-size: 1.2em; }
+ul.sites { list-style: none; padding: 0; }
+ul.sites li { padding: .15em 0; }
+tr.site-group th { background: #f6f8fa; font-weight: normal; }
+.breaker { font-size: .85em; padding: 0 .4em; border-radius: 4px; background: #dafbe1; }
+.breaker-open, .breaker-half_open { background: #ffebe9; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .25em .5em; border-bottom: 1px solid #eaeef2; vertical-align: top; }
 td.num { text-align: right; }

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -74,14 +75,15 @@ class Metrics {
   void set_hook_queue(const std::string& kind, double n);
 
   // -- derived (status board) and sampled (at scrape) --
-  void set_sessions(SessionState state, double n, const std::string& site = {}) {
-    series(site).sessions[static_cast<std::size_t>(state)]->Set(n);
-  }
+  void set_sessions(SessionState state, double n, const std::string& site = {});
   // The sites with series (a copy: a reload may add one).
   std::vector<std::string> sites() const;
-  // A site added by a reload: its series, at zero. Idempotent; series are
-  // never removed (a removed site's stay at their last values).
+  // A site added by a reload: its series, at zero. Idempotent.
   void add_site(const std::string& site);
+  // A site a reload removed: every series labelled site=NAME leaves the
+  // exposition (a stale value would read as a live site). Later updates for
+  // it are dropped; add_site(NAME) starts it again from zero.
+  void remove_site(const std::string& site);
   void set_oldest_refresh_age(double seconds) { oldest_age_->Set(seconds); }
   void set_ready(bool ready) { ready_->Set(ready ? 1 : 0); }
   void set_last_refresh(const std::string& session, WallTime t);  // opt-in per-session series
@@ -96,9 +98,7 @@ class Metrics {
   void sample_browser(int in_flight, int queued, std::uint64_t rss_bytes, std::uint64_t pss_bytes);
 
   // Counter values, for tests and logs.
-  double refreshes(RefreshResult result, const std::string& site = {}) const {
-    return series(site).refresh[static_cast<std::size_t>(result)]->Value();
-  }
+  double refreshes(RefreshResult result, const std::string& site = {}) const;
   double file_errors(FileErrorKind kind, const std::string& site = {}) const;
   double actor_restarts() const { return restarts_->Value(); }
   double tokens_not_renewed() const { return token_not_renewed_->Value(); }
@@ -123,14 +123,17 @@ class Metrics {
     prometheus::Gauge* circuit = nullptr;  // sites only
   };
   // A configured site's series; "" (or, never in practice, an unknown name)
-  // the first.
-  const SiteSeries& series(const std::string& site) const;
+  // the first; nullptr for a removed site. The caller holds sites_mutex_
+  // while it uses them (remove_site frees them).
+  const SiteSeries* series_locked(const std::string& site) const;
   void add_site_locked(const std::string& site);
 
   std::shared_ptr<prometheus::Registry> registry_;
-  mutable std::shared_mutex sites_mutex_;  // sites_ and site_series_ (a reload adds sites)
-  std::vector<std::string> sites_;         // never empty: {""} without sites
+  // sites_, site_series_ and removed_sites_ (a reload adds and removes sites)
+  mutable std::shared_mutex sites_mutex_;
+  std::vector<std::string> sites_;  // {""} without sites
   std::map<std::string, SiteSeries> site_series_;
+  std::set<std::string> removed_sites_;  // removed and not added again
   prometheus::Family<prometheus::Counter>* refresh_family_ = nullptr;
   prometheus::Family<prometheus::Histogram>* duration_family_ = nullptr;
   prometheus::Family<prometheus::Gauge>* sessions_family_ = nullptr;

@@ -15,6 +15,7 @@
 #include "sessiond/actors.hpp"
 #include "sessiond/events.hpp"
 #include "sessiond/metrics.hpp"
+#include "sessiond/status_page.hpp"
 #include "sessiond/status_table.hpp"
 
 namespace sessiond {
@@ -46,6 +47,10 @@ struct StatusBoardState {
 nlohmann::json sites_json(const std::vector<SiteInfo>& sites,
                           const std::map<std::string, std::string>& errors,
                           const StatusTable& table, WallTime now);
+
+// The status page's site lines, from sites_json's "sites" (the same numbers
+// as GET /sites).
+std::vector<SiteLine> site_lines(const nlohmann::json& sites);
 
 status_board_actor::behavior_type status_board_impl(
     status_board_actor::stateful_pointer<StatusBoardState> self, StatusBoardSetup setup);

@@ -27,6 +27,15 @@ struct PageQuery {
   static constexpr std::size_t kMaxLimit = 500;
 };
 
+// One configured site's line: what GET /sites says of it (sites_json).
+struct SiteLine {
+  std::string name;
+  int total = 0;
+  int active = 0;
+  std::string breaker;  // closed | open | half_open
+  std::string error;    // what is wrong with its directory ("" = nothing)
+};
+
 // What the page shows besides the sessions.
 struct PageContext {
   WallTime now;
@@ -35,6 +44,9 @@ struct PageContext {
   StatusInfo info;
   std::vector<RefreshHistory::Minute> history;  // oldest first
   std::size_t attention_limit = 100;            // rows in "needs attention"
+  // With several sites (a config file's "sites"): a line per site, and the
+  // session table's rows grouped by site. Empty: one site, no grouping.
+  std::vector<SiteLine> sites;
 };
 
 struct PageResult {

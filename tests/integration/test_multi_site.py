@@ -12,7 +12,7 @@ import subprocess
 import time
 
 from harness import (DEMO_PROFILE, SESSIOND, SOURCE_DIR, Daemon, FakeSite, check, daemon_metrics, daemon_status,
-                     http, metric_sum, parse_ts, run, scaled_profile, temp_dir, wait_ready, wait_until, wall_now)
+                     http, load, metric_sum, parse_ts, run, scaled_profile, temp_dir, wait_ready, wait_until, wall_now)
 
 # Per site: the fake site, its pattern, interval and idle timeout.
 ALPHA = {"pattern": "session-{id}.json", "interval": "1s", "idle": "6s", "count": 5}
@@ -122,6 +122,13 @@ def test_multi_site():
         check(sites["beta"]["pattern"] == BETA["pattern"] and sites["beta"]["error"] is None, f"/sites beta: {sites['beta']}")
         check(metric_sum(daemon_metrics(d), "sessiond_session_file_errors_total", site="delta", reason="io") >= 1,
               "file error metric with site=delta")
+        # The status page: a line per site (delta's with its error), rows grouped by site.
+        status, page, _ = http("GET", url + "/")
+        page = page.decode()
+        check(status == 200 and all(f'<li data-site="{n}"' in page for n in ("alpha", "beta", "gamma", "delta")),
+              f"GET / names every site: {status}")
+        check('<li data-site="delta" class="bad">' in page, "GET /: delta's line shows its error")
+        check('<tr class="site-group" data-site="alpha">' in page, "GET /: rows grouped by site")
 
         # Everyone refreshes, each at its own pace.
         wait_until(lambda: all(refreshes(d, n) >= 2 * k for n, k in (("alpha", 5), ("beta", 5), ("gamma", 2))),
@@ -184,6 +191,7 @@ def test_multi_site():
                    what="epsilon's sessions refreshed")
         st = daemon_status(d)
         check("delta" not in st["sites"], f"delta's sessions are gone: {list(st['sites'])}")
+        check('site="delta"' not in daemon_metrics(d), "delta's metric series are gone")
         sites = [s["name"] for s in json.loads(http("GET", url + "/sites")[1])["sites"]]
         check(sites == ["alpha", "beta", "gamma", "epsilon"], f"/sites after the reload: {sites}")
         status, _, _ = http("GET", url + "/sites/epsilon/sessions/09160000000")
@@ -208,5 +216,183 @@ def test_multi_site():
         site.stop()
 
 
+def nest(directory, pattern="session-{id}.json"):
+    """The seeded files in nics24's layout: the storage state under
+    "storageState", beside fields of the bot's own. Returns what was nested."""
+    out = {}
+    for name in os.listdir(directory):
+        path = os.path.join(directory, name)
+        flat = load(path)
+        doc = {"storageState": {"cookies": flat.pop("cookies"), "origins": flat.pop("origins")},
+               "createdAt": "2026-01-02T03:04:05Z", "user": name, "provider": "fake"}
+        doc.update(flat)  # nothing else today; kept at the top if the seed grows
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        out[name] = doc
+    return out
+
+
+def site_sessions(d, name):
+    return {s["mobile"]: s for s in daemon_status(d)["sessions"] if s.get("site") == name}
+
+
+def gap(s):
+    """Seconds from a session's last refresh to its next one (None before the first)."""
+    if not s["lastRefresh"] or not s["nextRefresh"]:
+        return None
+    return parse_ts(s["nextRefresh"]) - parse_ts(s["lastRefresh"])
+
+
+def test_reload_changed_site():
+    """A SIGHUP that changes one site (its interval) restarts only that site's
+    sessions, which then refresh at the new interval; an identical site keeps
+    its sessions, timers and counts. 0 sessions lost."""
+    site = FakeSite(idle_timeout="10s")
+    dirs = {name: temp_dir(f"sessions-{name}-") for name in ("changing", "steady")}
+    seed_as(site, dirs["changing"], 3, "09170000000", "session-{id}.json")
+    seed_as(site, dirs["steady"], 3, "09180000000", "session-{id}.json")
+    # No jitter where the interval is measured; the steady site keeps the
+    # demo's jitter, so a restart would show as moved timers.
+    changing_profile = scaled_profile(jitter=0)
+    steady_profile = scaled_profile()
+    config = {
+        "listen": "127.0.0.1:0",
+        "rescan-interval": "1s",
+        "sites": [
+            {"name": "changing", "profile": changing_profile, "sessions_dir": dirs["changing"],
+             "base_url": site.base_url, "interval": "1s", "idle_timeout": "10s"},
+            {"name": "steady", "profile": steady_profile, "sessions_dir": dirs["steady"],
+             "base_url": site.base_url, "interval": "3s", "idle_timeout": "10s"},
+        ],
+    }
+    cfg_path = os.path.join(temp_dir("multi-reload-config-"), "sites.json")
+    with open(cfg_path, "w") as f:
+        json.dump(config, f)
+
+    d = Daemon("--config", cfg_path)
+    try:
+        wait_ready(d, timeout=20)
+        # Both refreshed; the changing site at its 1 s interval.
+        wait_until(lambda: refreshes(d, "changing") >= 6 and refreshes(d, "steady") >= 3, 15, interval=0.2,
+                   what="both sites refreshing")
+        before = wait_until(lambda: (lambda s: len(s) == 3 and all(gap(x) is not None for x in s.values()) and s)(
+            site_sessions(d, "changing")), 10, interval=0.2, what="the changing site's timers")
+        check(all(gap(s) < 1.5 for s in before.values()), f"1 s interval before: {[gap(s) for s in before.values()]}")
+
+        # SIGHUP: only the changing site's interval differs.
+        steady_before = site_sessions(d, "steady")
+        config["sites"][0]["interval"] = "3s"
+        with open(cfg_path, "w") as f:
+            json.dump(config, f)
+        lines_before = len(d.lines)
+        t_reload = wall_now()
+        d.proc.send_signal(signal.SIGHUP)
+        reload = d.wait_event("reload", 30)[-1]
+        steady_after = site_sessions(d, "steady")
+        check(reload["changed"] == ["changing"] and reload["added"] == [] and reload["removed"] == []
+              and reload["unchanged"] == ["steady"], f"reload: {reload}")
+
+        # The steady site was not touched: same sessions, counts never went
+        # back, and a timer moved only where that session refreshed meanwhile.
+        check(set(steady_after) == set(steady_before), f"steady sessions: {sorted(steady_after)}")
+        untouched = 0
+        for m, s in steady_after.items():
+            b = steady_before[m]
+            check(s["refreshCount"] >= b["refreshCount"], f"{m}: refreshCount {b['refreshCount']} -> {s['refreshCount']}")
+            if s["lastRefresh"] == b["lastRefresh"] and not (s["refreshing"] or b["refreshing"]):
+                check(s["nextRefresh"] == b["nextRefresh"], f"{m}: timer moved {b['nextRefresh']} -> {s['nextRefresh']}")
+                untouched += 1
+        check(untouched >= 1, "a steady session's timer observed across the reload")
+
+        # The changing site restarted (its sessions registered again) and
+        # refreshes at the new interval.
+        def new_interval():
+            now = site_sessions(d, "changing")
+            return (len(now) == 3 and all(s["lastRefresh"] and parse_ts(s["lastRefresh"]) >= t_reload
+                                          and gap(s) is not None and 2.5 <= gap(s) <= 3.6 for s in now.values())
+                    and now)
+        after = wait_until(new_interval, 12, interval=0.2, what="the changing site at its new 3 s interval")
+        check(all(after[m]["refreshCount"] >= before[m]["refreshCount"] for m in before),
+              "the changing site's counts continue from its files")
+        with d.lock:
+            since = [json.loads(line) for line in d.lines[lines_before:] if line.startswith("{")]
+        added = sorted(e["session"] for e in since if e.get("event") == "session_added" and e.get("site") == "changing")
+        check(added == sorted(before), f"the changing site's sessions registered again: {added}")
+        others = [e for e in since if e.get("event") in ("session_added", "session_removed")
+                  and e.get("site") != "changing"]
+        check(not others, f"sessions of the unchanged site registered or removed: {others[:2]}")
+        # The steady site keeps refreshing after the reload.
+        steady_refreshes = refreshes(d, "steady")
+        wait_until(lambda: refreshes(d, "steady") >= steady_refreshes + 3, 10, interval=0.2,
+                   what="the steady site refreshing after the reload")
+        st = daemon_status(d)
+        check(st["totalSessions"] == 6 and st["activeSessions"] == 6, f"sessions after the reload: {st['sites']}")
+    finally:
+        code = d.stop()
+    check(code == 0, f"exit status {code}")
+    stats = site.stats()
+    print(f"reload: lost {stats['lost']}, requests {stats['requests']}")
+    check(stats["lost"] == 0, f"lost {stats['lost']}")
+    print(f"log lines checked: {d.check_logs(site.secrets())}")
+    site.stop()
+
+def test_state_pointer_site():
+    """A site whose files nest the storage state under "storageState" (the
+    nics24 bot's layout; profile state_pointer "/storageState") beside a site
+    with the flat layout: both kept alive with 0 lost, the nested files
+    written back nested with the bot's other fields, the flat ones flat."""
+    site = FakeSite(idle_timeout="3s")
+    dirs = {name: temp_dir(f"sessions-{name}-") for name in ("nested", "flat")}
+    seed_as(site, dirs["nested"], 2, "09190000000", "session-{id}.json")
+    seed_as(site, dirs["flat"], 2, "09200000000", "session-{id}.json")
+    seeded = nest(dirs["nested"])
+    config = {
+        "listen": "127.0.0.1:0",
+        "sites": [
+            {"name": "nested", "profile": scaled_profile(state_pointer="/storageState"),
+             "sessions_dir": dirs["nested"], "base_url": site.base_url, "interval": "1s", "idle_timeout": "3s"},
+            {"name": "flat", "profile": scaled_profile(), "sessions_dir": dirs["flat"], "base_url": site.base_url,
+             "interval": "1s", "idle_timeout": "3s"},
+        ],
+    }
+    cfg_path = os.path.join(temp_dir("multi-pointer-config-"), "sites.json")
+    with open(cfg_path, "w") as f:
+        json.dump(config, f)
+
+    d = Daemon("--config", cfg_path)
+    try:
+        wait_ready(d, timeout=20)
+
+        # Past the fake site's 3 s idle timeout: kept alive, not just refreshed once.
+        def written(directory, times=5):
+            docs = {n: load(os.path.join(directory, n)) for n in os.listdir(directory)}
+            return all(doc.get("keepalive", {}).get("refreshCount", 0) >= times for doc in docs.values()) and docs
+        docs = wait_until(lambda: written(dirs["nested"]), 15, interval=0.2,
+                          what="the nested files refreshed and written back 5 times")
+        for name, doc in docs.items():
+            check(set(doc["storageState"]) >= {"cookies", "origins"} and "cookies" not in doc and "origins" not in doc,
+                  f"{name}: storage state still nested: {sorted(doc)}")
+            check({k: doc[k] for k in ("createdAt", "user", "provider")}
+                  == {k: seeded[name][k] for k in ("createdAt", "user", "provider")}, f"{name}: the bot's fields kept")
+            check(doc["storageState"]["cookies"] != seeded[name]["storageState"]["cookies"],
+                  f"{name}: rotated cookies written under storageState")
+        flat = wait_until(lambda: written(dirs["flat"]), 10, interval=0.2, what="the flat files written 5 times")
+        check(all("storageState" not in doc and "cookies" in doc for doc in flat.values()), "flat files stay flat")
+        sessions = {(s["site"], s["mobile"]): s for s in daemon_status(d)["sessions"]}
+        check(len(sessions) == 4 and all(s["state"] == "active" and not s["lastError"] for s in sessions.values()),
+              f"every session active: {sessions}")
+        check(not d.events("file_error"), f"file errors: {d.events('file_error')[:2]}")
+    finally:
+        code = d.stop()
+    check(code == 0, f"exit status {code}")
+    stats = site.stats()
+    print(f"state_pointer: lost {stats['lost']}, requests {stats['requests']}")
+    check(stats["lost"] == 0, f"lost {stats['lost']}")
+    print(f"log lines checked: {d.check_logs(site.secrets())}")
+    site.stop()
+
+
 if __name__ == "__main__":
     run(test_multi_site)
+    run(test_reload_changed_site)
+    run(test_state_pointer_site)
