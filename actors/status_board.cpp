@@ -142,9 +142,11 @@ status_board_actor::behavior_type status_board_impl(
       [=](status_atom, const std::string& state_filter, std::uint64_t limit,
           const std::string& site) {
         auto& st = self->state;
+        std::vector<std::string> configured;
+        for (const auto& s : st.setup.sites) configured.push_back(s.name);
         return st.table
             .status_json(state_filter, limit, st.ready && !st.draining, !st.draining, st.setup.info,
-                         st.setup.now(), site)
+                         st.setup.now(), site, configured)
             .dump();
       },
       [=](session_atom, const std::string& site, const std::string& id) {

@@ -479,6 +479,10 @@ Reply AdminRoutes::page(const PageParams& params) const {
     if (!valid_session_id(*params.session)) return html_error(400, kInvalidId);
     query.session = *params.session;
   }
+  if (params.site && !params.site->empty()) {
+    if (!valid_site_name(*params.site)) return html_error(400, "site: expected [a-z0-9_-]{1,32}");
+    query.site = *params.site;
+  }
   if (params.q) {
     if (!valid_reason(*params.q) || params.q->size() > 64)
       return html_error(400, "search: at most 64 bytes, no control characters");

@@ -44,6 +44,7 @@ struct SiteHandle {
 // GET / and /s/{id}: the status page's parameters, as given (absent: nullopt).
 struct PageParams {
   std::optional<std::string> session;  // /s/{id} or ?session=
+  std::optional<std::string> site;     // ?site= (with /s/{id}: the session's site)
   std::optional<std::string> q;
   std::optional<std::string> state;
   std::optional<std::string> after;

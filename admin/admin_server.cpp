@@ -126,14 +126,14 @@ void AdminServer::start() {
   // The status page for a person, its one-session view and its assets.
   svr.Get("/", [routes](const httplib::Request& req, httplib::Response& res) {
     if (routes->read_denied(auth_of(req))) return send(res, AdminRoutes::page_login());
-    send(res,
-         routes->page(PageParams{param(req, "session"), param(req, "q"), param(req, "state"),
-                                 param(req, "after"), param(req, "before"), param(req, "limit")}));
+    send(res, routes->page(PageParams{param(req, "session"), param(req, "site"), param(req, "q"),
+                                      param(req, "state"), param(req, "after"),
+                                      param(req, "before"), param(req, "limit")}));
   });
   svr.Get(R"(/s/([^/]+))", [routes](const httplib::Request& req, httplib::Response& res) {
     if (routes->read_denied(auth_of(req))) return send(res, AdminRoutes::page_login());
-    send(res, routes->page(PageParams{req.matches[1].str(), std::nullopt, std::nullopt,
-                                      std::nullopt, std::nullopt, std::nullopt}));
+    send(res, routes->page(PageParams{req.matches[1].str(), param(req, "site"), std::nullopt,
+                                      std::nullopt, std::nullopt, std::nullopt, std::nullopt}));
   });
   svr.Get("/replicas", [routes](const httplib::Request& req, httplib::Response& res) {
     if (routes->read_denied(auth_of(req))) return send(res, AdminRoutes::page_login());

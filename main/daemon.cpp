@@ -95,6 +95,20 @@ void prepare_sessions_dir(const std::string& dir, const std::string& what, bool 
     log::info("startup", "removed temp files left by an earlier crash", {{"count", removed}});
 }
 
+// A config file's site: its unusable directory is that site's error (logged,
+// shown in /sites) while the others run; its watcher takes the directory up
+// once it is there.
+void prepare_site_dir(SitePlan& site) {
+  try {
+    prepare_sessions_dir(site.sessions_dir, "site \"" + site.name + "\": sessions_dir", false,
+                         site.pattern);
+  } catch (const ConfigError& e) {
+    site.error = e.what();
+    log::error("site_error", "the site's sessions directory is not usable; its sessions wait",
+               {{"site", site.name}, {"dir", site.sessions_dir}, {"error", site.error}});
+  }
+}
+
 // The signals the daemon takes: SIGINT and SIGTERM stop it, SIGHUP reloads.
 sigset_t daemon_signals() {
   sigset_t set;
@@ -376,18 +390,6 @@ struct Actors {
   std::vector<SiteActors> sites;  // as plan.sites
 };
 
-const char* breaker_state(const CircuitBreaker& b) {
-  switch (b.state()) {
-    case CircuitBreaker::State::closed:
-      return "closed";
-    case CircuitBreaker::State::open:
-      return "open";
-    case CircuitBreaker::State::half_open:
-      return "half_open";
-  }
-  return "closed";
-}
-
 SiteInfo site_info(const SitePlan& site, const SiteServices& services) {
   const CircuitBreaker* breaker = services.breaker.get();
   SiteInfo info;
@@ -397,7 +399,7 @@ SiteInfo site_info(const SitePlan& site, const SiteServices& services) {
   info.profile = site.profile_path;
   info.interval_s = site.interval.count() / 1000;
   info.on_logged_out = site.on_logged_out;
-  info.breaker = [breaker] { return std::string(breaker_state(*breaker)); };
+  info.breaker = [breaker] { return std::string(to_string(breaker->state())); };
   info.error = site.error;
   return info;
 }
@@ -581,14 +583,7 @@ nlohmann::json reload_sites(caf::actor_system& system, Plan& plan, Plan next, Se
       site_actors.push_back(std::move(actors.sites[*i]));
       continue;
     }
-    try {
-      prepare_sessions_dir(sp.sessions_dir, "site \"" + sp.name + "\": sessions_dir", false,
-                           sp.pattern);
-    } catch (const ConfigError& e) {
-      sp.error = e.what();
-      log::error("site_error", "the site's sessions directory is not usable; its sessions wait",
-                 {{"site", sp.name}, {"dir", sp.sessions_dir}, {"error", sp.error}});
-    }
+    prepare_site_dir(sp);
     services.metrics->add_site(sp.name);
     site_services.push_back(make_site_services(sp, false, services));
     site_actors.push_back(spawn_site(system, next, sp, site_services.back(), services, actors.board,
@@ -691,16 +686,7 @@ int run_daemon(Config config, DaemonMode mode) {
         prepare_sessions_dir(site.sessions_dir, "--sessions-dir", true, site.pattern);
         continue;
       }
-      // A site's unusable directory is that site's error: the others run,
-      // and its watcher picks the directory up once it is there.
-      try {
-        prepare_sessions_dir(site.sessions_dir, "site \"" + site.name + "\": sessions_dir", false,
-                             site.pattern);
-      } catch (const ConfigError& e) {
-        site.error = e.what();
-        log::error("site_error", "the site's sessions directory is not usable; its sessions wait",
-                   {{"site", site.name}, {"dir", site.sessions_dir}, {"error", site.error}});
-      }
+      prepare_site_dir(site);
     }
     if (plan.browser) {
       int removed = remove_stale_profile_dirs(plan.browser->temp_dir);

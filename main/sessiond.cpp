@@ -3,6 +3,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -102,6 +103,8 @@ int status_command(const Config& c) {
                     err});
     if (by_site) rows.back().insert(rows.back().begin(), s.value("site", "?"));
   }
+  // Grouped by site (the header row stays first).
+  if (by_site) std::sort(rows.begin() + 1, rows.end());
   std::cout << format_table(rows) << "\n";
   if (by_site)
     for (const auto& [name, site] : doc["sites"].items())

@@ -117,4 +117,16 @@ void GuardedBrowser::submit(BrowserStepRequest request, Callback done) {
   });
 }
 
+const char* to_string(CircuitBreaker::State state) {
+  switch (state) {
+    case CircuitBreaker::State::closed:
+      return "closed";
+    case CircuitBreaker::State::open:
+      return "open";
+    case CircuitBreaker::State::half_open:
+      return "half_open";
+  }
+  return "closed";
+}
+
 }  // namespace sessiond

@@ -702,9 +702,7 @@ void RefreshCycle::dispose(const std::string& reason, Actions& out) {
   // and before it moves: after the bot's newer login nothing is announced
   // (the disposal is superseded), and the watcher's session_removed comes
   // after it. A failed disposal is logged after it as what it is.
-  const char* how = site_->on_logged_out == OnLoggedOut::quarantine ? "quarantine"
-                    : site_->on_logged_out == OnLoggedOut::mark     ? "mark"
-                                                                    : "delete";
+  const char* how = to_string(site_->on_logged_out);
   auto announce = [site = site_->name, id = id(), path = path_, how] {
     log::warn("session_invalidated", "logged-out session is no longer refreshed",
               {{"site", site}, {"session", id}, {"file", path}, {"on_logged_out", how}});

@@ -51,7 +51,8 @@ StatusSummary StatusTable::summary_of(const std::string& site, WallTime now) con
 
 nlohmann::json StatusTable::status_json(const std::string& state_filter, std::uint64_t limit,
                                         bool ready, bool running, const StatusInfo& info,
-                                        WallTime now, const std::string& site_filter) const {
+                                        WallTime now, const std::string& site_filter,
+                                        const std::vector<std::string>& sites) const {
   auto sum = summary_of(site_filter, now);
   nlohmann::json j;
   j["isRunning"] = running;
@@ -60,6 +61,7 @@ nlohmann::json StatusTable::status_json(const std::string& state_filter, std::ui
   std::vector<const SessionStatus*> list;
   list.reserve(by_id_.size());
   std::map<std::string, int> site_names;
+  for (const auto& name : sites) site_names[name];
   for (const auto& [k, s] : by_id_) {
     if (!s.site.empty()) ++site_names[s.site];
     if (!site_filter.empty() && s.site != site_filter) continue;

@@ -63,6 +63,9 @@ class CircuitBreaker {
   std::vector<Bucket> buckets_;  // one per second of the window (a ring)
 };
 
+// "closed", "open", "half_open" (/sites, the status page).
+const char* to_string(CircuitBreaker::State state);
+
 // The same breaker in front of browser steps: a step refused by the open
 // circuit completes at once, `not_sent`, transient; a transient step counts
 // as a failure of the site (a page that did not come up), any verdict as a

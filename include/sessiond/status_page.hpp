@@ -18,6 +18,7 @@ namespace sessiond {
 // What GET / was asked (already checked by the admin routes).
 struct PageQuery {
   std::string session;  // non-empty: the per-session view (/s/{id}, /?session=)
+  std::string site;     // the session's site (?site=): ids are unique per site only
   std::string q;        // search: ids containing it
   std::string state;    // only sessions in this state ("" = all)
   std::string after;    // page: ids after this one (id order)

@@ -55,10 +55,12 @@ class StatusTable {
   // state_filter: only sessions in that state ("" = all); limit: at most that
   // many, in id order (a full list of 100k sessions is tens of MB).
   // site_filter: only that site's sessions and totals ("" = all). Besides the
-  // totals, "sites" has each site's counts (when any session has a site).
+  // totals, "sites" has each site's counts: every site of `sites` (the
+  // configured ones, also those without a session yet) and any a session has.
   nlohmann::json status_json(const std::string& state_filter, std::uint64_t limit, bool ready,
                              bool running, const StatusInfo& info, WallTime now,
-                             const std::string& site_filter = {}) const;
+                             const std::string& site_filter = {},
+                             const std::vector<std::string>& sites = {}) const;
   // Counts by state, live and total of one site ("" = all sites).
   StatusSummary summary_of(const std::string& site, WallTime now) const;
   // Fields of the heartbeat and status logs.

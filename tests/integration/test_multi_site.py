@@ -105,12 +105,18 @@ def test_multi_site():
         # Same ids in alpha and beta: keyed by (site, id).
         st = wait_until(lambda: (lambda s: s["totalSessions"] == 12 and s)(daemon_status(d)), 10,
                         what="12 sessions registered")
-        check(set(st["sites"]) == {"alpha", "beta", "gamma"}, f"/status sites: {list(st['sites'])}")
+        # Every configured site, also delta whose directory is missing (0 sessions).
+        check(set(st["sites"]) == {"alpha", "beta", "gamma", "delta"}, f"/status sites: {list(st['sites'])}")
+        check(st["sites"]["delta"]["totalSessions"] == 0, f"/status delta: {st['sites']['delta']}")
         check(st["sites"]["alpha"]["totalSessions"] == 5 and st["sites"]["gamma"]["totalSessions"] == 2,
               f"per-site totals: {st['sites']}")
         check(all("site" in s for s in st["sessions"]), "every status names its site")
         status, body, _ = http("GET", url + "/sessions/09120000001")
         check(status == 409, f"an id in two sites is ambiguous: {status}")
+        status, body, _ = http("GET", url + "/s/09120000001")
+        check(status == 300 and b'href="/s/09120000001?site=beta"' in body, f"the page's /s/ID of two sites: {status}")
+        status, body, _ = http("GET", url + "/s/09120000001?site=beta")
+        check(status == 200 and b"/sites/beta/sessions/09120000001" in body, f"/s/ID?site=beta: {status}")
         status, body, _ = http("GET", url + "/sites/beta/sessions/09120000001")
         check(status == 200 and json.loads(body)["site"] == "beta", f"/sites/beta/sessions/ID: {status} {body[:200]!r}")
         status, body, _ = http("GET", url + "/sessions/09140000000")
@@ -118,7 +124,7 @@ def test_multi_site():
 
         # The missing directory is delta's error, not the daemon's.
         sites = {s["name"]: s for s in json.loads(http("GET", url + "/sites")[1])["sites"]}
-        check(sites["delta"]["error"] and "delta" not in st["sites"], f"/sites delta: {sites['delta']}")
+        check(sites["delta"]["error"], f"/sites delta: {sites['delta']}")
         check(sites["beta"]["pattern"] == BETA["pattern"] and sites["beta"]["error"] is None, f"/sites beta: {sites['beta']}")
         check(metric_sum(daemon_metrics(d), "sessiond_session_file_errors_total", site="delta", reason="io") >= 1,
               "file error metric with site=delta")

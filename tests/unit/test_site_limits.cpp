@@ -230,6 +230,10 @@ TEST_CASE("statuses are keyed by site and id", "[sites][status]") {
   CHECK(rade["totalSessions"] == 2);
   CHECK(rade["sessions"].size() == 2);
   CHECK(rade["sites"].size() == 1);
+  // A configured site without a session yet (its directory missing) is listed with 0.
+  auto with_empty = t.status_json("", 100, true, true, StatusInfo{}, now, "", {"baman24", "rade"});
+  CHECK(with_empty["sites"]["baman24"]["totalSessions"] == 0);
+  CHECK(with_empty["sites"].size() == 3);
   t.forget("rade", "alice");
   CHECK(t.find("", "alice")->site == "nics24");
 

@@ -412,6 +412,7 @@ TEST_CASE("status page: the route asks the real status board and checks its para
   bad(&PageParams::limit, "ten");
   bad(&PageParams::after, "a/b");
   bad(&PageParams::q, "line\nbreak");
+  bad(&PageParams::site, "Not A Site");
   PageParams ok;
   ok.limit = "500";
   ok.q = "09";
@@ -489,6 +490,41 @@ TEST_CASE("status page: with several sites, a line per site and the rows grouped
   const std::string paged = render_status_page(t, q, c).html;
   CHECK(paged.find("rel=\"next\" href=\"/?limit=2&amp;after=0912\"") != std::string::npos);
   CHECK(paged.find("rel=\"prev\" href=\"/?limit=2&amp;before=0912\"") != std::string::npos);
+}
+
+TEST_CASE("status page: with several sites, a session is named by its site too", "[status_page]") {
+  StatusTable t;
+  t.put(at_site("beta", "0912", SessionState::active));
+  t.put(at_site("alpha", "0912", SessionState::retrying));
+  t.put(at_site("alpha", "0911", SessionState::active));
+  auto c = context();
+  c.sites = {{"alpha", 2, 1, "closed", ""}, {"beta", 1, 1, "closed", ""}};
+  const std::string html = render_status_page(t, {}, c).html;
+  CHECK(html.find("data-sites=\"2\"") != std::string::npos);
+  CHECK(html.find("<a href=\"/s/0912?site=beta\">") != std::string::npos);
+  CHECK(html.find("<a href=\"/s/0912?site=alpha\">") != std::string::npos);
+
+  // An id two sites have: the view lists them instead of "no such session".
+  PageQuery q;
+  q.session = "0912";
+  auto both = render_status_page(t, q, c);
+  CHECK(both.status == 300);
+  CHECK(both.html.find("id=\"ambiguous\"") != std::string::npos);
+  CHECK(both.html.find("href=\"/s/0912?site=alpha\"") != std::string::npos);
+  // With its site: that session, its JSON and refresh under /sites/{site}.
+  q.site = "beta";
+  auto beta = render_status_page(t, q, c);
+  CHECK(beta.status == 200);
+  CHECK(beta.html.find("<span class=\"state state-active\">") != std::string::npos);
+  CHECK(beta.html.find("href=\"/sites/beta/sessions/0912\"") != std::string::npos);
+  CHECK(beta.html.find("data-session=\"0912\" data-site=\"beta\">Refresh now") !=
+        std::string::npos);
+  // An id one site has needs no site.
+  q = {};
+  q.session = "0911";
+  CHECK(render_status_page(t, q, c).status == 200);
+  q.site = "beta";
+  CHECK(render_status_page(t, q, c).status == 404);
 }
 
 TEST_CASE("status page: one site (or none) renders as before, ungrouped", "[status_page]") {
