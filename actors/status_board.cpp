@@ -100,14 +100,15 @@ status_board_actor::behavior_type status_board_impl(
           auto of = site.empty() ? sum : st.table.summary_of(site, now);
           for (auto s : kSessionStates)
             m.set_sessions(s, of.counts[static_cast<std::size_t>(s)], site);
+          m.set_oldest_refresh_age(of.oldest_age.value_or(0), site);
         }
-        m.set_oldest_refresh_age(sum.oldest_age.value_or(0));
         m.set_ready(st.ready && !st.draining);
         // Each site's breaker (sessiond_circuit_open{site}).
         bool any_open = false;
         for (const auto& s : st.setup.sites) {
           const bool open = s.breaker && s.breaker() != "closed";
           m.sample_site_circuit(s.name, open);
+          if (s.idle_timeout.count() > 0) m.set_site_timing(s.name, s.interval, s.idle_timeout);
           any_open = any_open || open;
         }
         m.sample_circuit(any_open);  // the unlabelled series, without sites

@@ -50,12 +50,22 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
               "Successful refreshes after which the token_deadline token was still "
               "expired (or inside its margin): the interval is used instead");
 
-  oldest_age_ = gauge("sessiond_oldest_refresh_age_seconds",
-                      "Longest time since a live session's last successful refresh");
-  gauge("sessiond_idle_timeout_seconds", "The site's idle logout timeout")
-      ->Set(seconds(c.idle_timeout));
-  gauge("sessiond_refresh_interval_seconds", "Configured refresh interval")
-      ->Set(seconds(c.interval));
+  // Per site (each site has its own idle timeout: SessiondSessionAtRisk
+  // compares each site's oldest age with its own).
+  oldest_age_family_ = &BuildGauge()
+                            .Name("sessiond_oldest_refresh_age_seconds")
+                            .Help("Longest time since a live session's last successful refresh")
+                            .Register(r);
+  idle_timeout_family_ = &BuildGauge()
+                              .Name("sessiond_idle_timeout_seconds")
+                              .Help("The site's idle logout timeout")
+                              .Register(r);
+  interval_family_ = &BuildGauge()
+                          .Name("sessiond_refresh_interval_seconds")
+                          .Help("Configured refresh interval")
+                          .Register(r);
+  default_timing_ = {c.interval, c.idle_timeout};
+  timing_ = c.site_timing;
   BuildGauge()
       .Name("sessiond_build_info")
       .Help("Build information")
@@ -237,6 +247,19 @@ void Metrics::sample_site_circuit(const std::string& site, bool open) {
   if (it != site_series_.end() && it->second.circuit) it->second.circuit->Set(open ? 1 : 0);
 }
 
+void Metrics::set_oldest_refresh_age(double secs, const std::string& site) {
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  if (const auto* ss = series_locked(site)) ss->oldest_age->Set(secs);
+}
+
+void Metrics::set_site_timing(const std::string& site, Millis interval, Millis idle_timeout) {
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  auto it = site_series_.find(site);
+  if (site.empty() || it == site_series_.end()) return;
+  it->second.interval->Set(seconds(interval));
+  it->second.idle_timeout->Set(seconds(idle_timeout));
+}
+
 void Metrics::add_site(const std::string& site) {
   std::unique_lock<std::shared_mutex> lock(sites_mutex_);
   add_site_locked(site);
@@ -268,6 +291,9 @@ void Metrics::remove_site(const std::string& site) {
   duration_family_->Remove(ss.duration);
   for (auto* g : ss.sessions) sessions_family_->Remove(g);
   if (ss.circuit) circuit_family_->Remove(ss.circuit);
+  oldest_age_family_->Remove(ss.oldest_age);
+  idle_timeout_family_->Remove(ss.idle_timeout);
+  interval_family_->Remove(ss.interval);
   remove_labelled(*requests_, "site", site);
   remove_labelled(*file_errors_, "site", site);
   site_series_.erase(it);
@@ -299,6 +325,13 @@ void Metrics::add_site_locked(const std::string& site) {
         FileErrorKind::symlink, FileErrorKind::permission, FileErrorKind::write})
     file_errors_->Add(with({{"reason", to_string(kind)}}));
   if (!site.empty()) ss.circuit = &circuit_family_->Add(ss.labels);
+  auto timing = timing_.find(site);
+  const auto& t = timing != timing_.end() ? timing->second : default_timing_;
+  ss.oldest_age = &oldest_age_family_->Add(ss.labels);
+  ss.idle_timeout = &idle_timeout_family_->Add(ss.labels);
+  ss.idle_timeout->Set(seconds(t.idle_timeout));
+  ss.interval = &interval_family_->Add(ss.labels);
+  ss.interval->Set(seconds(t.interval));
   site_series_[site] = std::move(ss);
   sites_.push_back(site);
 }

@@ -78,6 +78,9 @@ struct SiteInfo {
   std::string pattern;
   std::string profile;  // the profile file
   std::int64_t interval_s = 0;
+  // Exact, for the site's gauges (0: not known, the gauges are left alone).
+  Millis interval{0};
+  Millis idle_timeout{0};
   OnLoggedOut on_logged_out = OnLoggedOut::quarantine;
   std::function<std::string()> breaker;  // its circuit: closed | open | half_open
   std::string error;                     // found at start-up ("" = none); the watcher updates it
