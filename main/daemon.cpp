@@ -403,6 +403,12 @@ SiteInfo site_info(const SitePlan& site, const SiteServices& services) {
   info.idle_timeout = site.idle_timeout;
   info.on_logged_out = site.on_logged_out;
   info.breaker = [breaker] { return std::string(breaker_state(*breaker)); };
+  // The site's own queues (sessiond_http_queued{site}, ...): a retired
+  // site's limiters outlive the board.
+  if (const auto* limiter = services.limiter.get())
+    info.http_load = [limiter] { return limiter->load(); };
+  if (const auto* limiter = services.browser_limiter.get())
+    info.browser_load = [limiter] { return limiter->load(); };
   info.error = site.error;
   return info;
 }

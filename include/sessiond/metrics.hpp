@@ -99,7 +99,12 @@ class Metrics {
   void set_ready(bool ready) { ready_->Set(ready ? 1 : 0); }
   void set_last_refresh(const std::string& session, WallTime t);  // opt-in per-session series
   void forget_session(const std::string& session);
-  void sample_http(const HttpLoad& load);
+  void sample_http(const HttpLoad& load);  // the shared client's (unlabelled)
+  // A configured site's own queue in front of the shared client or browser
+  // pool (its SiteLimiter, SiteBrowserLimiter): the HTTP and browser series
+  // with its `site` label. Unknown sites are ignored (the label stays bounded).
+  void sample_site_http(const std::string& site, const HttpLoad& load);
+  void sample_site_browser(const std::string& site, const HttpLoad& load);
   void sample_circuit(bool open) {
     if (circuit_) circuit_->Set(open ? 1 : 0);
   }
@@ -162,6 +167,12 @@ class Metrics {
   prometheus::Counter* restarts_ = nullptr;
   prometheus::Counter* token_not_renewed_ = nullptr;
   prometheus::Gauge* ready_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* in_flight_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* queued_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* rate_tokens_family_ = nullptr;
+  prometheus::Family<prometheus::Counter>* rate_limited_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* browser_in_flight_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* browser_queued_family_ = nullptr;
   prometheus::Gauge* in_flight_ = nullptr;
   prometheus::Gauge* queued_ = nullptr;
   prometheus::Gauge* rate_tokens_ = nullptr;
@@ -189,6 +200,7 @@ class Metrics {
   // Sampled totals turned into counters: what was reported so far.
   std::mutex sampled_mutex_;
   std::uint64_t rate_limited_reported_ = 0;
+  std::map<std::string, std::uint64_t> site_rate_limited_reported_;  // by site
   double process_cpu_reported_ = 0;
   RefreshHistory refresh_history_;
 };
