@@ -64,7 +64,7 @@ status_board_actor::behavior_type status_board_impl(
       [=](put_atom, const SessionStatusPtr& s) {
         auto& st = self->state;
         if (s->last_refresh && st.setup.metrics)
-          st.setup.metrics->set_last_refresh(s->id, *s->last_refresh);
+          st.setup.metrics->set_last_refresh(s->id, *s->last_refresh, s->site);
         if (st.setup.events) {
           // Derived from the status held until now: before put() replaces it.
           auto events =
@@ -79,7 +79,7 @@ status_board_actor::behavior_type status_board_impl(
         if (last && last->site != site) last = nullptr;  // not another site's
         if (st.setup.events && last) st.setup.events->publish(removed_event(*last));
         st.table.forget(site, id);
-        if (st.setup.metrics) st.setup.metrics->forget_session(id);
+        if (st.setup.metrics) st.setup.metrics->forget_session(id, site);
       },
       [=](scanned_atom) {
         // Ready once every site's first scan is done.

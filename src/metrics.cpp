@@ -314,6 +314,7 @@ void Metrics::remove_site(const std::string& site) {
                   browser_queued_family_})
     remove_labelled(*f, "site", site);
   remove_labelled(*rate_limited_family_, "site", site);
+  if (per_session_last_) remove_labelled(*per_session_last_, "site", site);
   {
     std::lock_guard<std::mutex> sampled(sampled_mutex_);
     site_rate_limited_reported_.erase(site);
@@ -388,14 +389,24 @@ double Metrics::file_errors(FileErrorKind kind, const std::string& site) const {
   return file_errors_->Add(l).Value();
 }
 
-void Metrics::set_last_refresh(const std::string& session, WallTime t) {
+void Metrics::set_last_refresh(const std::string& session, WallTime t, const std::string& site) {
   if (!per_session_last_) return;
-  per_session_last_->Add({{"session", session}})
-      .Set(std::chrono::duration<double>(t.time_since_epoch()).count());
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  const auto* ss = series_locked(site);
+  if (!ss) return;
+  auto l = ss->labels;
+  l["session"] = session;
+  per_session_last_->Add(l).Set(std::chrono::duration<double>(t.time_since_epoch()).count());
 }
 
-void Metrics::forget_session(const std::string& session) {
-  if (per_session_last_) per_session_last_->Remove(&per_session_last_->Add({{"session", session}}));
+void Metrics::forget_session(const std::string& session, const std::string& site) {
+  if (!per_session_last_) return;
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  const auto* ss = series_locked(site);
+  if (!ss) return;
+  auto l = ss->labels;
+  l["session"] = session;
+  if (per_session_last_->Has(l)) per_session_last_->Remove(&per_session_last_->Add(l));
 }
 
 void Metrics::sample_http(const HttpLoad& load) {

@@ -97,8 +97,10 @@ class Metrics {
   // them); the flags' one site keeps MetricsConfig's.
   void set_site_timing(const std::string& site, Millis interval, Millis idle_timeout);
   void set_ready(bool ready) { ready_->Set(ready ? 1 : 0); }
-  void set_last_refresh(const std::string& session, WallTime t);  // opt-in per-session series
-  void forget_session(const std::string& session);
+  // Opt-in per-session series. Session ids are unique per site only: with
+  // sites they carry the `site` label too.
+  void set_last_refresh(const std::string& session, WallTime t, const std::string& site = {});
+  void forget_session(const std::string& session, const std::string& site = {});
   void sample_http(const HttpLoad& load);  // the shared client's (unlabelled)
   // A configured site's own queue in front of the shared client or browser
   // pool (its SiteLimiter, SiteBrowserLimiter): the HTTP and browser series
