@@ -64,7 +64,7 @@ status_board_actor::behavior_type status_board_impl(
       [=](put_atom, const SessionStatusPtr& s) {
         auto& st = self->state;
         if (s->last_refresh && st.setup.metrics)
-          st.setup.metrics->set_last_refresh(s->id, *s->last_refresh);
+          st.setup.metrics->set_last_refresh(s->id, *s->last_refresh, s->site);
         if (st.setup.events) {
           // Derived from the status held until now: before put() replaces it.
           auto events =
@@ -79,7 +79,7 @@ status_board_actor::behavior_type status_board_impl(
         if (last && last->site != site) last = nullptr;  // not another site's
         if (st.setup.events && last) st.setup.events->publish(removed_event(*last));
         st.table.forget(site, id);
-        if (st.setup.metrics) st.setup.metrics->forget_session(id);
+        if (st.setup.metrics) st.setup.metrics->forget_session(id, site);
       },
       [=](scanned_atom) {
         // Ready once every site's first scan is done.
@@ -100,14 +100,17 @@ status_board_actor::behavior_type status_board_impl(
           auto of = site.empty() ? sum : st.table.summary_of(site, now);
           for (auto s : kSessionStates)
             m.set_sessions(s, of.counts[static_cast<std::size_t>(s)], site);
+          m.set_oldest_refresh_age(of.oldest_age.value_or(0), site);
         }
-        m.set_oldest_refresh_age(sum.oldest_age.value_or(0));
         m.set_ready(st.ready && !st.draining);
         // Each site's breaker (sessiond_circuit_open{site}).
         bool any_open = false;
         for (const auto& s : st.setup.sites) {
           const bool open = s.breaker && s.breaker() != "closed";
           m.sample_site_circuit(s.name, open);
+          if (s.idle_timeout.count() > 0) m.set_site_timing(s.name, s.interval, s.idle_timeout);
+          if (s.http_load) m.sample_site_http(s.name, s.http_load());
+          if (s.browser_load) m.sample_site_browser(s.name, s.browser_load());
           any_open = any_open || open;
         }
         m.sample_circuit(any_open);  // the unlabelled series, without sites

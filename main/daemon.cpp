@@ -285,7 +285,10 @@ Services build_services(const Plan& plan) {
   // The `site` label with a config file's sites; the flags' one site keeps
   // the series as they always were (no label).
   if (!plan.from_flags)
-    for (const auto& site : plan.sites) mc.sites.push_back(site.name);
+    for (const auto& site : plan.sites) {
+      mc.sites.push_back(site.name);
+      mc.site_timing[site.name] = {site.interval, site.idle_timeout};
+    }
   mc.max_in_flight = http_opts.max_in_flight;
   mc.rate_limit_per_second = http_opts.rate_per_second;
   // Saves are race-free against the bot only with RENAME_EXCHANGE (not on
@@ -398,8 +401,16 @@ SiteInfo site_info(const SitePlan& site, const SiteServices& services) {
   info.pattern = site.pattern.text();
   info.profile = site.profile_path;
   info.interval_s = site.interval.count() / 1000;
+  info.interval = site.interval;
+  info.idle_timeout = site.idle_timeout;
   info.on_logged_out = site.on_logged_out;
   info.breaker = [breaker] { return std::string(to_string(breaker->state())); };
+  // The site's own queues (sessiond_http_queued{site}, ...): a retired
+  // site's limiters outlive the board.
+  if (const auto* limiter = services.limiter.get())
+    info.http_load = [limiter] { return limiter->load(); };
+  if (const auto* limiter = services.browser_limiter.get())
+    info.browser_load = [limiter] { return limiter->load(); };
   info.error = site.error;
   return info;
 }

@@ -78,9 +78,16 @@ struct SiteInfo {
   std::string pattern;
   std::string profile;  // the profile file
   std::int64_t interval_s = 0;
+  // Exact, for the site's gauges (0: not known, the gauges are left alone).
+  Millis interval{0};
+  Millis idle_timeout{0};
   OnLoggedOut on_logged_out = OnLoggedOut::quarantine;
   std::function<std::string()> breaker;  // its circuit: closed | open | half_open
-  std::string error;                     // found at start-up ("" = none); the watcher updates it
+  // Its own queues in front of the shared HTTP client and browser pool
+  // (sampled at scrape); empty when it has none (the flags' one site).
+  std::function<HttpLoad()> http_load;
+  std::function<HttpLoad()> browser_load;
+  std::string error;  // found at start-up ("" = none); the watcher updates it
 };
 using SiteInfoListPtr = std::shared_ptr<const std::vector<SiteInfo>>;
 

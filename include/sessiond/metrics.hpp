@@ -44,6 +44,13 @@ struct MetricsConfig {
   // The sites (few; the `site` label of the per-site series). Empty: those
   // series have no site label (tests of one site).
   std::vector<std::string> sites;
+  // Each site's interval and idle timeout (its gauges); a site not here has
+  // `interval` and `idle_timeout`.
+  struct SiteTiming {
+    Millis interval{0};
+    Millis idle_timeout{0};
+  };
+  std::map<std::string, SiteTiming> site_timing;
 };
 
 class Metrics {
@@ -84,11 +91,22 @@ class Metrics {
   // exposition (a stale value would read as a live site). Later updates for
   // it are dropped; add_site(NAME) starts it again from zero.
   void remove_site(const std::string& site);
-  void set_oldest_refresh_age(double seconds) { oldest_age_->Set(seconds); }
+  // The oldest refresh age of a site's live sessions (of all without sites).
+  void set_oldest_refresh_age(double seconds, const std::string& site = {});
+  // A configured site's interval and idle timeout (a reload may change
+  // them); the flags' one site keeps MetricsConfig's.
+  void set_site_timing(const std::string& site, Millis interval, Millis idle_timeout);
   void set_ready(bool ready) { ready_->Set(ready ? 1 : 0); }
-  void set_last_refresh(const std::string& session, WallTime t);  // opt-in per-session series
-  void forget_session(const std::string& session);
-  void sample_http(const HttpLoad& load);
+  // Opt-in per-session series. Session ids are unique per site only: with
+  // sites they carry the `site` label too.
+  void set_last_refresh(const std::string& session, WallTime t, const std::string& site = {});
+  void forget_session(const std::string& session, const std::string& site = {});
+  void sample_http(const HttpLoad& load);  // the shared client's (unlabelled)
+  // A configured site's own queue in front of the shared client or browser
+  // pool (its SiteLimiter, SiteBrowserLimiter): the HTTP and browser series
+  // with its `site` label. Unknown sites are ignored (the label stays bounded).
+  void sample_site_http(const std::string& site, const HttpLoad& load);
+  void sample_site_browser(const std::string& site, const HttpLoad& load);
   void sample_circuit(bool open) {
     if (circuit_) circuit_->Set(open ? 1 : 0);
   }
@@ -121,6 +139,9 @@ class Metrics {
     prometheus::Histogram* duration = nullptr;
     std::array<prometheus::Gauge*, kSessionStateCount> sessions{};
     prometheus::Gauge* circuit = nullptr;  // sites only
+    prometheus::Gauge* oldest_age = nullptr;
+    prometheus::Gauge* idle_timeout = nullptr;
+    prometheus::Gauge* interval = nullptr;
   };
   // A configured site's series; "" (or, never in practice, an unknown name)
   // the first; nullptr for a removed site. The caller holds sites_mutex_
@@ -138,12 +159,22 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* duration_family_ = nullptr;
   prometheus::Family<prometheus::Gauge>* sessions_family_ = nullptr;
   prometheus::Family<prometheus::Gauge>* circuit_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* oldest_age_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* idle_timeout_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* interval_family_ = nullptr;
+  MetricsConfig::SiteTiming default_timing_;                 // MetricsConfig's
+  std::map<std::string, MetricsConfig::SiteTiming> timing_;  // MetricsConfig::site_timing
   prometheus::Family<prometheus::Counter>* requests_ = nullptr;
   prometheus::Family<prometheus::Counter>* file_errors_ = nullptr;
   prometheus::Counter* restarts_ = nullptr;
   prometheus::Counter* token_not_renewed_ = nullptr;
-  prometheus::Gauge* oldest_age_ = nullptr;
   prometheus::Gauge* ready_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* in_flight_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* queued_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* rate_tokens_family_ = nullptr;
+  prometheus::Family<prometheus::Counter>* rate_limited_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* browser_in_flight_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* browser_queued_family_ = nullptr;
   prometheus::Gauge* in_flight_ = nullptr;
   prometheus::Gauge* queued_ = nullptr;
   prometheus::Gauge* rate_tokens_ = nullptr;
@@ -171,6 +202,7 @@ class Metrics {
   // Sampled totals turned into counters: what was reported so far.
   std::mutex sampled_mutex_;
   std::uint64_t rate_limited_reported_ = 0;
+  std::map<std::string, std::uint64_t> site_rate_limited_reported_;  // by site
   double process_cpu_reported_ = 0;
   RefreshHistory refresh_history_;
 };

@@ -2,8 +2,8 @@
 // the sites that changed (sites_only_change).
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
 #include <string>
