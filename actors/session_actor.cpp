@@ -31,12 +31,12 @@ void perform(Self self, Actions& actions) {
           if constexpr (std::is_same_v<T, action::ReadFirstLook>) {
             auto path = cycle.path();
             auto now = cycle.site().now;
-            rt.io->post([path, now, done = reply_to(self, act.tag)] {
-              done(read_first_look(path, now()));
+            rt.io->post([path, now, state = act.state, done = reply_to(self, act.tag)] {
+              done(read_first_look(path, now(), state));
             });
           } else if constexpr (std::is_same_v<T, action::Load>) {
-            rt.io->post([path = cycle.path(), done = reply_to(self, act.tag)] {
-              done(Loaded{load_session_file(path)});
+            rt.io->post([path = cycle.path(), state = act.state, done = reply_to(self, act.tag)] {
+              done(Loaded{load_session_file(path, kMaxSessionFileBytes, state)});
             });
           } else if constexpr (std::is_same_v<T, action::SendHttp>) {
             rt.http->submit(std::move(act.request), reply_to(self, act.tag));
@@ -88,7 +88,7 @@ void perform(Self self, Actions& actions) {
             st.drain_promise.reset();
           } else if constexpr (std::is_same_v<T, action::Leave>) {
             // Unregistered (file gone or DELETE): the status goes with the actor.
-            caf::anon_send(rt.board, forget_atom::value, cycle.id());
+            caf::anon_send(rt.board, forget_atom::value, cycle.site().name, cycle.id());
             const CycleReport removed{
                 cycle.id(), CycleOutcome::removed, {}, cycle.status().state, 0};
             for (auto* list : {&st.waiting, &st.pausing, &st.resuming}) {

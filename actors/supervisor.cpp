@@ -23,6 +23,10 @@ const RuntimePtr& runtime(Self self) {
   return self->state.setup.site->rt;
 }
 
+const std::string& site_name(Self self) {
+  return self->state.setup.site->settings->name;
+}
+
 void start_child(Self self, const std::string& id, Child& child) {
   auto& st = self->state;
   child.handle = st.setup.spawn_child(self, id);
@@ -37,7 +41,7 @@ void add_session(Self self, const std::string& id, const std::optional<FileIdent
   if (it == st.children.end()) {
     auto& c = st.children.emplace(id, Child()).first->second;
     start_child(self, id, c);
-    log::info("session_added", "session registered", {{"session", id}});
+    log::info("session_added", "session registered", {{"site", site_name(self)}, {"session", id}});
     return;
   }
   auto& c = it->second;
@@ -48,7 +52,7 @@ void add_session(Self self, const std::string& id, const std::optional<FileIdent
     ++c.incarnation;
     start_child(self, id, c);
     log::info("session_added", "session file changed; restarting the failed session",
-              {{"session", id}});
+              {{"site", site_name(self)}, {"session", id}});
   } else if (c.handle && seen) {
     self->send(c.handle, changed_atom::value, *seen);
   }
@@ -66,10 +70,10 @@ void remove_session(Self self, const std::string& id, const char* why) {
     self->demonitor(c.handle.address());
     self->send(c.handle, remove_atom::value);
   } else {
-    caf::anon_send(runtime(self)->board, forget_atom::value, id);
+    caf::anon_send(runtime(self)->board, forget_atom::value, site_name(self), id);
   }
   st.children.erase(it);
-  log::info("session_removed", why, {{"session", id}});
+  log::info("session_removed", why, {{"site", site_name(self)}, {"session", id}});
 }
 
 void on_child_down(Self self, const caf::down_msg& dm) {
@@ -95,9 +99,13 @@ void on_child_down(Self self, const caf::down_msg& dm) {
     c.failed = true;
     log::error("session_failed",
                "session actor crashed too often; giving up until its file changes",
-               {{"session", id}, {"restarts", c.restarts.size()}, {"error", reason}});
+               {{"site", site_name(self)},
+                {"session", id},
+                {"restarts", c.restarts.size()},
+                {"error", reason}});
     auto status = SessionStatus::given_up(
         id, "crashed " + std::to_string(c.restarts.size() + 1) + " times: " + reason);
+    status.site = site_name(self);
     if (rt.listener)
       caf::anon_send(rt.listener, finished_atom::value,
                      CycleReport{id, CycleOutcome::failed, *status.last_error, status.state, 0});
@@ -109,7 +117,8 @@ void on_child_down(Self self, const caf::down_msg& dm) {
   double u = std::uniform_real_distribution<double>(0, 1)(st.rng);
   Millis delay = next_delay(st.setup.restart_backoff, static_cast<int>(c.restarts.size()), u);
   log::warn("actor_restart", "session actor crashed; restarting",
-            {{"session", id},
+            {{"site", site_name(self)},
+             {"session", id},
              {"attempt", c.restarts.size()},
              {"error", reason},
              {"retry_in_ms", delay.count()}});
@@ -178,9 +187,10 @@ supervisor_actor::behavior_type supervisor_impl(Self self, SupervisorSetup setup
           for (const auto& [id, c] : st.children) ids.push_back(id);
           caf::anon_send(rt.listener, scanned_atom::value, std::move(ids));
         }
-        log::info(
-            "ready", "first scan of the sessions directory done",
-            {{"sessions", st.children.size()}, {"dir", st.setup.site->settings->sessions_dir}});
+        log::info("ready", "first scan of the sessions directory done",
+                  {{"site", site_name(self)},
+                   {"sessions", st.children.size()},
+                   {"dir", st.setup.site->settings->sessions_dir}});
       },
       [=](restart_atom, const std::string& id, std::uint64_t incarnation) {
         auto& st = self->state;
@@ -209,7 +219,8 @@ supervisor_actor::behavior_type supervisor_impl(Self self, SupervisorSetup setup
         st.unregistered.erase(id);
         if (st.children.count(id)) return AdminResult::exists;
         struct stat s {};
-        if (::lstat(session_path(st.setup.site->settings->sessions_dir, id).c_str(), &s) != 0)
+        const auto& site = *st.setup.site->settings;
+        if (::lstat(site.pattern.path(site.sessions_dir, id).c_str(), &s) != 0)
           return AdminResult::not_found;
         add_session(self, id, std::nullopt);
         return AdminResult::registered;

@@ -100,13 +100,14 @@ using Self = watcher_actor::stateful_pointer<WatcherState>;
 constexpr std::size_t kMaxIgnoredNamesRemembered = 10000;
 
 std::optional<std::string> owned_id(WatcherState& st, const std::string& name) {
-  auto id = session_id_from_filename(name);
+  auto id = st.setup.pattern.id_of(name);
   if (!id) {
     // Temp files of writers (ours and others') start with a dot: not worth a line.
     if (!name.empty() && name.front() != '.' &&
         st.ignored_names.size() < kMaxIgnoredNamesRemembered &&
         st.ignored_names.insert(name).second)
-      log::debug("file_ignored", "not a session file name (session-<id>.json)", {{"file", name}});
+      log::debug("file_ignored", "not a session file name",
+                 {{"file", name}, {"pattern", st.setup.pattern.text()}});
     return std::nullopt;
   }
   if (!owns(st.setup.shard, *id)) return std::nullopt;
@@ -114,7 +115,7 @@ std::optional<std::string> owned_id(WatcherState& st, const std::string& name) {
 }
 
 std::string path_of(const WatcherState& st, const std::string& id) {
-  return session_path(st.setup.dir, id);
+  return st.setup.pattern.path(st.setup.dir, id);
 }
 
 // `seen`: the file as found now. It travels along so that the session actor
@@ -145,10 +146,14 @@ void rescan(Self self) {
       const int err = errno;
       log::error("file_error",
                  "cannot read the sessions directory; sessions in it are paused until it is back",
-                 {{"dir", st.setup.dir},
+                 {{"site", st.setup.site},
+                  {"dir", st.setup.dir},
                   {"reason", err == ENOENT ? "not_found" : "io"},
                   {"error", std::strerror(err)}});
-      if (st.setup.metrics) st.setup.metrics->file_error(FileErrorKind::io);
+      if (st.setup.metrics) st.setup.metrics->file_error(FileErrorKind::io, st.setup.site);
+      if (st.setup.board)
+        self->send(st.setup.board, site_error_atom::value, st.setup.site,
+                   "cannot read " + st.setup.dir + ": " + std::strerror(err));
       st.dir_missing_reported = true;
     }
     // Its files are gone with it: stop refreshing them (nothing is deleted).
@@ -158,7 +163,10 @@ void rescan(Self self) {
     st.watching = false;
   } else {
     if (st.dir_missing_reported) {
-      log::info("dir_restored", "sessions directory is back", {{"dir", st.setup.dir}});
+      log::info("dir_restored", "sessions directory is back",
+                {{"site", st.setup.site}, {"dir", st.setup.dir}});
+      if (st.setup.board)
+        self->send(st.setup.board, site_error_atom::value, st.setup.site, std::string());
       st.dir_missing_reported = false;
     }
     std::unordered_set<std::string> seen;

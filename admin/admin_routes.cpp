@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <limits>
 
+#include "sessiond/config.hpp"
 #include "sessiond/fleet_status.hpp"
 #include "sessiond/replicas_page.hpp"
 #include "sessiond/session_file.hpp"
@@ -83,10 +84,53 @@ Reply html_error(int status, const std::string& message) {
 
 AdminRoutes::AdminRoutes(caf::actor_system& system, supervisor_actor supervisor,
                          status_board_actor board, Options options)
+    : AdminRoutes(system, {SiteHandle{std::string(), std::move(supervisor), FilePattern()}},
+                  std::move(board), std::move(options)) {}
+
+AdminRoutes::AdminRoutes(caf::actor_system& system, std::vector<SiteHandle> sites,
+                         status_board_actor board, Options options)
     : system_(system),
-      supervisor_(std::move(supervisor)),
+      sites_(std::make_shared<const std::vector<SiteHandle>>(std::move(sites))),
       board_(std::move(board)),
       options_(std::move(options)) {}
+
+void AdminRoutes::set_sites(std::vector<SiteHandle> sites) {
+  std::atomic_store(&sites_, std::make_shared<const std::vector<SiteHandle>>(std::move(sites)));
+}
+
+std::variant<SiteHandle, Reply> AdminRoutes::site_for(const std::string& site,
+                                                      const std::string& id,
+                                                      bool registering) const {
+  const auto all = sites_now();
+  if (!site.empty()) {
+    for (const auto& s : *all)
+      if (s.name == site) return s;
+    return error(404, "unknown site " + site);
+  }
+  if (all->size() == 1) return all->front();
+  auto found = ask<std::vector<std::string>>(system_, board_, options_.query_timeout,
+                                             locate_atom::value, id);
+  if (!found) return error(503, "status not available");
+  if (found->size() == 1)
+    for (const auto& s : *all)
+      if (s.name == found->front()) return s;
+  if (found->size() > 1) {
+    std::string names;
+    for (const auto& n : *found) names += (names.empty() ? "" : ", ") + n;
+    return error(409, "session " + id + " exists in several sites (" + names +
+                          "): use /sites/{site}/sessions/" + id);
+  }
+  if (registering) return error(400, "several sites: name one, PUT /sites/{site}/sessions/" + id);
+  return error(404, "unknown session " + id);
+}
+
+Reply AdminRoutes::sites() const {
+  auto text = ask<std::string>(system_, board_, options_.query_timeout, sites_atom::value);
+  if (!text) return error(503, "status not available");
+  Reply r;
+  r.body = std::move(*text);
+  return r;
+}
 
 Reply AdminRoutes::error(int status, const std::string& message) {
   return json_reply(status, json{{"error", message}});
@@ -285,8 +329,13 @@ Reply AdminRoutes::status(const StatusParams& params) const {
       return error(400, "limit: expected a number of sessions (0-999999999)");
     limit = std::stoull(v);
   }
-  auto text =
-      ask<std::string>(system_, board_, options_.query_timeout, status_atom::value, state, limit);
+  std::string site = params.site.value_or("");
+  const auto all = sites_now();
+  if (!site.empty() &&
+      std::none_of(all->begin(), all->end(), [&](const SiteHandle& s) { return s.name == site; }))
+    return error(404, "unknown site " + site);
+  auto text = ask<std::string>(system_, board_, options_.query_timeout, status_atom::value, state,
+                               limit, site);
   if (!text) return error(503, "status not available");
   Reply r;
   r.body = std::move(*text);
@@ -295,16 +344,23 @@ Reply AdminRoutes::status(const StatusParams& params) const {
 
 Reply AdminRoutes::refresh_all(const std::string& authorization) const {
   if (auto denied = unauthorized(authorization)) return *denied;
-  auto n = ask<int>(system_, supervisor_, options_.query_timeout, refresh_atom::value);
-  if (!n) return error(503, "supervisor did not answer");
-  return json_reply(202, json{{"refreshing", *n}});
+  int total = 0;
+  for (const auto& s : *sites_now()) {
+    auto n = ask<int>(system_, s.supervisor, options_.query_timeout, refresh_atom::value);
+    if (!n) return error(503, "supervisor did not answer");
+    total += *n;
+  }
+  return json_reply(202, json{{"refreshing", total}});
 }
 
 // Ids are validated here, after the path was decoded, so "..%2F" and friends
 // never reach the disk.
-Reply AdminRoutes::get_session(const std::string& id) const {
+Reply AdminRoutes::get_session(const std::string& id, const std::string& site) const {
   if (!valid_session_id(id)) return error(400, kInvalidId);
-  auto text = ask<std::string>(system_, board_, options_.query_timeout, session_atom::value, id);
+  auto where = site_for(site, id);
+  if (auto* r = std::get_if<Reply>(&where)) return *r;
+  auto text = ask<std::string>(system_, board_, options_.query_timeout, session_atom::value,
+                               std::get<SiteHandle>(where).name, id);
   if (!text) return error(503, "status not available");
   if (text->empty()) return error(404, "unknown session " + id);
   Reply r;
@@ -312,11 +368,14 @@ Reply AdminRoutes::get_session(const std::string& id) const {
   return r;
 }
 
-Reply AdminRoutes::refresh_session(const std::string& id, const std::string& authorization) const {
+Reply AdminRoutes::refresh_session(const std::string& id, const std::string& authorization,
+                                   const std::string& site) const {
   if (!valid_session_id(id)) return error(400, kInvalidId);
   if (auto denied = unauthorized(authorization)) return *denied;
-  auto report =
-      ask<CycleReport>(system_, supervisor_, options_.refresh_timeout, refresh_atom::value, id);
+  auto where = site_for(site, id);
+  if (auto* r = std::get_if<Reply>(&where)) return *r;
+  auto report = ask<CycleReport>(system_, std::get<SiteHandle>(where).supervisor,
+                                 options_.refresh_timeout, refresh_atom::value, id);
   if (!report) return error(504, "refresh did not finish in time");
   if (report->outcome == CycleOutcome::not_found) return error(404, "unknown session " + id);
   if (report->outcome == CycleOutcome::paused)
@@ -326,23 +385,30 @@ Reply AdminRoutes::refresh_session(const std::string& id, const std::string& aut
                     json{{"session", id}, {"outcome", to_string(*report)}});
 }
 
-Reply AdminRoutes::put_session(const std::string& id, const std::string& authorization) const {
+Reply AdminRoutes::put_session(const std::string& id, const std::string& authorization,
+                               const std::string& site) const {
   if (!valid_session_id(id)) return error(400, kInvalidId);
   if (auto denied = unauthorized(authorization)) return *denied;
-  auto result =
-      ask<AdminResult>(system_, supervisor_, options_.query_timeout, register_atom::value, id);
+  auto where = site_for(site, id, true);
+  if (auto* r = std::get_if<Reply>(&where)) return *r;
+  const SiteHandle& handle = std::get<SiteHandle>(where);
+  auto result = ask<AdminResult>(system_, handle.supervisor, options_.query_timeout,
+                                 register_atom::value, id);
   if (!result) return error(503, "supervisor did not answer");
   if (*result == AdminResult::not_found)
-    return error(404, "no file " + session_filename(id) + " in the sessions directory");
+    return error(404, "no file " + handle.pattern.filename(id) + " in the sessions directory");
   return json_reply(*result == AdminResult::registered ? 201 : 200,
                     json{{"session", id}, {"result", to_string(*result)}});
 }
 
-Reply AdminRoutes::delete_session(const std::string& id, const std::string& authorization) const {
+Reply AdminRoutes::delete_session(const std::string& id, const std::string& authorization,
+                                  const std::string& site) const {
   if (!valid_session_id(id)) return error(400, kInvalidId);
   if (auto denied = unauthorized(authorization)) return *denied;
-  auto result =
-      ask<AdminResult>(system_, supervisor_, options_.query_timeout, unregister_atom::value, id);
+  auto where = site_for(site, id);
+  if (auto* r = std::get_if<Reply>(&where)) return *r;
+  auto result = ask<AdminResult>(system_, std::get<SiteHandle>(where).supervisor,
+                                 options_.query_timeout, unregister_atom::value, id);
   if (!result) return error(503, "supervisor did not answer");
   if (*result == AdminResult::not_found) return error(404, "unknown session " + id);
   return json_reply(*result == AdminResult::registered ? 201 : 200,
@@ -350,28 +416,35 @@ Reply AdminRoutes::delete_session(const std::string& id, const std::string& auth
 }
 
 Reply AdminRoutes::pause_session(const std::string& id, const std::optional<std::string>& reason,
-                                 const std::string& authorization) const {
+                                 const std::string& authorization, const std::string& site) const {
   if (!valid_session_id(id)) return error(400, kInvalidId);
   if (auto denied = unauthorized(authorization)) return *denied;
   if (reason && !valid_reason(*reason))
     return error(400, "reason: at most " + std::to_string(kMaxReasonBytes) +
                           " bytes, no control characters");
+  auto where = site_for(site, id);
+  if (auto* r = std::get_if<Reply>(&where)) return *r;
+  const SiteHandle& handle = std::get<SiteHandle>(where);
   // Waits like a manual refresh: a running cycle finishes before the write.
-  auto report = ask<CycleReport>(system_, supervisor_, options_.refresh_timeout, pause_atom::value,
-                                 id, reason.value_or(""));
-  return pause_reply(id, report, CycleOutcome::paused);
+  auto report = ask<CycleReport>(system_, handle.supervisor, options_.refresh_timeout,
+                                 pause_atom::value, id, reason.value_or(""));
+  return pause_reply(handle, id, report, CycleOutcome::paused);
 }
 
-Reply AdminRoutes::resume_session(const std::string& id, const std::string& authorization) const {
+Reply AdminRoutes::resume_session(const std::string& id, const std::string& authorization,
+                                  const std::string& site) const {
   if (!valid_session_id(id)) return error(400, kInvalidId);
   if (auto denied = unauthorized(authorization)) return *denied;
-  auto report =
-      ask<CycleReport>(system_, supervisor_, options_.refresh_timeout, resume_atom::value, id);
-  return pause_reply(id, report, CycleOutcome::resumed);
+  auto where = site_for(site, id);
+  if (auto* r = std::get_if<Reply>(&where)) return *r;
+  const SiteHandle& handle = std::get<SiteHandle>(where);
+  auto report = ask<CycleReport>(system_, handle.supervisor, options_.refresh_timeout,
+                                 resume_atom::value, id);
+  return pause_reply(handle, id, report, CycleOutcome::resumed);
 }
 
-Reply AdminRoutes::pause_reply(const std::string& id, const std::optional<CycleReport>& report,
-                               CycleOutcome done) {
+Reply AdminRoutes::pause_reply(const SiteHandle& site, const std::string& id,
+                               const std::optional<CycleReport>& report, CycleOutcome done) {
   if (!report) return error(504, "not written in time; it still happens after the running refresh");
   const auto& r = *report;
   if (r.outcome == done)
@@ -383,7 +456,7 @@ Reply AdminRoutes::pause_reply(const std::string& id, const std::optional<CycleR
     case CycleOutcome::removed:
       return error(404, "unknown session " + id);
     case CycleOutcome::file_missing:
-      return error(404, "no file " + session_filename(id) + " in the sessions directory");
+      return error(404, "no file " + site.pattern.filename(id) + " in the sessions directory");
     case CycleOutcome::file_error:
       return error(409, "session file cannot be used: " + r.detail);
     case CycleOutcome::superseded:
@@ -405,6 +478,10 @@ Reply AdminRoutes::page(const PageParams& params) const {
   if (params.session && !params.session->empty()) {
     if (!valid_session_id(*params.session)) return html_error(400, kInvalidId);
     query.session = *params.session;
+  }
+  if (params.site && !params.site->empty()) {
+    if (!valid_site_name(*params.site)) return html_error(400, "site: expected [a-z0-9_-]{1,32}");
+    query.site = *params.site;
   }
   if (params.q) {
     if (!valid_reason(*params.q) || params.q->size() > 64)
@@ -499,18 +576,20 @@ Reply AdminRoutes::ui(const std::string& name) {
 
 Reply AdminRoutes::session_route(const std::string& method, const std::string& id,
                                  const std::string& action, const std::string& authorization,
-                                 const std::optional<std::string>& reason) const {
+                                 const std::optional<std::string>& reason,
+                                 const std::string& site) const {
   if (!valid_session_id(id)) return error(400, kInvalidId);
+  if (!site.empty() && !valid_site_name(site)) return error(400, "invalid site name");
   if (!action.empty()) {
     if (method != "POST") return method_not_allowed("POST");
-    if (action == "pause") return pause_session(id, reason, authorization);
-    if (action == "resume") return resume_session(id, authorization);
-    if (action == "refresh") return refresh_session(id, authorization);
+    if (action == "pause") return pause_session(id, reason, authorization, site);
+    if (action == "resume") return resume_session(id, authorization, site);
+    if (action == "refresh") return refresh_session(id, authorization, site);
     return error(404, "not found");
   }
-  if (method == "GET") return get_session(id);
-  if (method == "PUT") return put_session(id, authorization);
-  if (method == "DELETE") return delete_session(id, authorization);
+  if (method == "GET") return get_session(id, site);
+  if (method == "PUT") return put_session(id, authorization, site);
+  if (method == "DELETE") return delete_session(id, authorization, site);
   return method_not_allowed("GET, PUT, DELETE");
 }
 

@@ -12,9 +12,11 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "sessiond/actors.hpp"
+#include "sessiond/session_file.hpp"
 
 namespace sessiond {
 
@@ -29,11 +31,20 @@ struct Reply {
 struct StatusParams {
   std::optional<std::string> state;
   std::optional<std::string> limit;
+  std::optional<std::string> site{};  // only this site's sessions and totals
+};
+
+// A site's supervisor, for the session routes (ids are unique per site only).
+struct SiteHandle {
+  std::string name;  // "" for a stand-in without a name
+  supervisor_actor supervisor;
+  FilePattern pattern;  // for "no file ..." answers
 };
 
 // GET / and /s/{id}: the status page's parameters, as given (absent: nullopt).
 struct PageParams {
   std::optional<std::string> session;  // /s/{id} or ?session=
+  std::optional<std::string> site;     // ?site= (with /s/{id}: the session's site)
   std::optional<std::string> q;
   std::optional<std::string> state;
   std::optional<std::string> after;
@@ -68,7 +79,11 @@ class AdminRoutes {
     std::chrono::milliseconds replicas_timeout{2000};
   };
 
+  // One site.
   AdminRoutes(caf::actor_system& system, supervisor_actor supervisor, status_board_actor board,
+              Options options);
+  // Every site (at least one).
+  AdminRoutes(caf::actor_system& system, std::vector<SiteHandle> sites, status_board_actor board,
               Options options);
 
   // `authorization` is the Authorization header ("" when absent). Mutating
@@ -77,23 +92,34 @@ class AdminRoutes {
   Reply healthz() const;                                      // GET /healthz
   Reply readyz() const;                                       // GET /readyz
   Reply status(const StatusParams& params) const;             // GET /status
-  Reply refresh_all(const std::string& authorization) const;  // POST /refresh
-  Reply get_session(const std::string& id) const;             // GET /sessions/{id}
-  Reply refresh_session(const std::string& id, const std::string& authorization) const;
-  Reply put_session(const std::string& id, const std::string& authorization) const;
-  Reply delete_session(const std::string& id, const std::string& authorization) const;
+  Reply refresh_all(const std::string& authorization) const;  // POST /refresh (every site)
+  Reply sites() const;                                        // GET /sites
+  // A reload changed the sites (thread-safe; requests in flight keep the old list).
+  void set_sites(std::vector<SiteHandle> sites);
+  // The session routes take the site of /sites/{site}/sessions/{id}; "" for
+  // /sessions/{id}: the only site, or the one site that has a session of
+  // that id (409 when several have; PUT names its site when there are several).
+  Reply get_session(const std::string& id, const std::string& site = {}) const;
+  Reply refresh_session(const std::string& id, const std::string& authorization,
+                        const std::string& site = {}) const;
+  Reply put_session(const std::string& id, const std::string& authorization,
+                    const std::string& site = {}) const;
+  Reply delete_session(const std::string& id, const std::string& authorization,
+                       const std::string& site = {}) const;
   // POST /sessions/{id}/pause?reason=TEXT: not refreshed until resumed, across
   // restarts (kept in the file's keepalive block). Answers once written.
   Reply pause_session(const std::string& id, const std::optional<std::string>& reason,
-                      const std::string& authorization) const;
+                      const std::string& authorization, const std::string& site = {}) const;
   // POST /sessions/{id}/resume: back on its schedule. Answers once written.
-  Reply resume_session(const std::string& id, const std::string& authorization) const;
+  Reply resume_session(const std::string& id, const std::string& authorization,
+                       const std::string& site = {}) const;
   // /sessions/{id} (action "") and /sessions/{id}/ACTION (refresh, pause,
   // resume) with any method: the id is checked first, then the method (405
   // with Allow), then the route. `reason`: the pause's ?reason=.
   Reply session_route(const std::string& method, const std::string& id, const std::string& action,
                       const std::string& authorization,
-                      const std::optional<std::string>& reason = std::nullopt) const;
+                      const std::optional<std::string>& reason = std::nullopt,
+                      const std::string& site = {}) const;
 
   // GET / (overview, search, paging) and /s/{id} (one session): HTML with a
   // strict Content-Security-Policy.
@@ -133,11 +159,19 @@ class AdminRoutes {
   // nullopt: authorized; else the 401 to send.
   std::optional<Reply> unauthorized(const std::string& authorization) const;
   // The answer to a pause or resume whose success is `done`.
-  static Reply pause_reply(const std::string& id, const std::optional<CycleReport>& report,
-                           CycleOutcome done);
+  static Reply pause_reply(const SiteHandle& site, const std::string& id,
+                           const std::optional<CycleReport>& report, CycleOutcome done);
+  // The site a session route is about (see get_session), or the error to send.
+  // `registering`: PUT, whose session the board does not know yet.
+  std::variant<SiteHandle, Reply> site_for(const std::string& site, const std::string& id,
+                                           bool registering = false) const;
+  std::shared_ptr<const std::vector<SiteHandle>> sites_now() const {
+    return std::atomic_load(&sites_);
+  }
 
   caf::actor_system& system_;
-  supervisor_actor supervisor_;
+  // Replaced whole by a reload (set_sites), read by the HTTP workers.
+  std::shared_ptr<const std::vector<SiteHandle>> sites_;
   status_board_actor board_;
   Options options_;
   std::shared_ptr<std::atomic<int>> replica_views_ = std::make_shared<std::atomic<int>>(0);

@@ -60,8 +60,12 @@ ListenAddress parse_listen(const std::string& text) {
 
 AdminServer::AdminServer(caf::actor_system& system, supervisor_actor supervisor,
                          status_board_actor board, Options options)
-    : options_(std::move(options)),
-      routes_(system, std::move(supervisor), std::move(board), [this] {
+    : AdminServer(system, {SiteHandle{std::string(), std::move(supervisor), FilePattern()}},
+                  std::move(board), std::move(options)) {}
+
+AdminServer::AdminServer(caf::actor_system& system, std::vector<SiteHandle> sites,
+                         status_board_actor board, Options options)
+    : options_(std::move(options)), routes_(system, std::move(sites), std::move(board), [this] {
         AdminRoutes::Options o{options_.admin_token, options_.refresh_timeout,
                                options_.query_timeout, !options_.listen.loopback};
         o.peers = options_.peers;
@@ -112,19 +116,24 @@ void AdminServer::start() {
   });
   svr.Get("/status", [routes](const httplib::Request& req, httplib::Response& res) {
     if (auto denied = routes->read_denied(auth_of(req))) return send(res, *denied);
-    send(res, routes->status(StatusParams{param(req, "state"), param(req, "limit")}));
+    send(res, routes->status(
+                  StatusParams{param(req, "state"), param(req, "limit"), param(req, "site")}));
+  });
+  svr.Get("/sites", [routes](const httplib::Request& req, httplib::Response& res) {
+    if (auto denied = routes->read_denied(auth_of(req))) return send(res, *denied);
+    send(res, routes->sites());
   });
   // The status page for a person, its one-session view and its assets.
   svr.Get("/", [routes](const httplib::Request& req, httplib::Response& res) {
     if (routes->read_denied(auth_of(req))) return send(res, AdminRoutes::page_login());
-    send(res,
-         routes->page(PageParams{param(req, "session"), param(req, "q"), param(req, "state"),
-                                 param(req, "after"), param(req, "before"), param(req, "limit")}));
+    send(res, routes->page(PageParams{param(req, "session"), param(req, "site"), param(req, "q"),
+                                      param(req, "state"), param(req, "after"),
+                                      param(req, "before"), param(req, "limit")}));
   });
   svr.Get(R"(/s/([^/]+))", [routes](const httplib::Request& req, httplib::Response& res) {
     if (routes->read_denied(auth_of(req))) return send(res, AdminRoutes::page_login());
-    send(res, routes->page(PageParams{req.matches[1].str(), std::nullopt, std::nullopt,
-                                      std::nullopt, std::nullopt, std::nullopt}));
+    send(res, routes->page(PageParams{req.matches[1].str(), param(req, "site"), std::nullopt,
+                                      std::nullopt, std::nullopt, std::nullopt, std::nullopt}));
   });
   svr.Get("/replicas", [routes](const httplib::Request& req, httplib::Response& res) {
     if (routes->read_denied(auth_of(req))) return send(res, AdminRoutes::page_login());
@@ -167,6 +176,22 @@ void AdminServer::start() {
   svr.Put(pattern, session_route);
   svr.Delete(pattern, session_route);
   svr.Patch(pattern, session_route);
+  // /sites/{site}/sessions/{id}[/{refresh,pause,resume}]: always unambiguous.
+  auto site_session_route = [routes](const httplib::Request& req, httplib::Response& res) {
+    if (auto denied = routes->read_denied(auth_of(req))) return send(res, *denied);
+    const std::string site = req.matches[1];
+    const std::string id = req.matches[2];
+    const std::string action =
+        req.matches.size() > 3 && req.matches[3].matched ? req.matches[3].str() : "";
+    send(res, routes->session_route(req.method, id, action, req.get_header_value("Authorization"),
+                                    param(req, "reason"), site));
+  };
+  const char* site_pattern = R"(/sites/([^/]+)/sessions/([^/]+)(?:/(refresh|pause|resume))?)";
+  svr.Get(site_pattern, site_session_route);
+  svr.Post(site_pattern, site_session_route);
+  svr.Put(site_pattern, site_session_route);
+  svr.Delete(site_pattern, site_session_route);
+  svr.Patch(site_pattern, site_session_route);
   auto get_only = [](const httplib::Request&, httplib::Response& res) {
     send(res, AdminRoutes::method_not_allowed("GET"));
   };

@@ -41,7 +41,12 @@ class AdminServer {
   };
   AdminServer(caf::actor_system& system, supervisor_actor supervisor, status_board_actor board,
               Options options);
+  // Every site: /sites, /sites/{site}/sessions/{id}, /status?site=.
+  AdminServer(caf::actor_system& system, std::vector<SiteHandle> sites, status_board_actor board,
+              Options options);
   ~AdminServer();
+  // A reload changed the sites.
+  void set_sites(std::vector<SiteHandle> sites) { routes_.set_sites(std::move(sites)); }
   // Binds (throws std::runtime_error with the reason) and serves on a thread.
   void start();
   void stop();

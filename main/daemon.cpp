@@ -16,21 +16,28 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <iostream>
 #include <memory>
+#include <mutex>
+#include <sstream>
 #include <thread>
+#include <variant>
 
 #include "admin_server.hpp"
 #include "demo.hpp"
 #include "sessiond/browser_pool.hpp"
 #include "sessiond/browser_probe.hpp"
 #include "sessiond/circuit_breaker.hpp"
+#include "sessiond/daemon_plan.hpp"
 #include "sessiond/hooks.hpp"
 #include "sessiond/json_log.hpp"
 #include "sessiond/metrics.hpp"
 #include "sessiond/once_listener.hpp"
 #include "sessiond/session_file.hpp"
+#include "sessiond/site_diff.hpp"
+#include "sessiond/site_limiter.hpp"
 #include "sessiond/status_board.hpp"
 #include "sessiond/supervisor.hpp"
 #include "sessiond/sync_batcher.hpp"
@@ -39,83 +46,42 @@
 namespace sessiond {
 namespace {
 
-// Everything validated before any thread starts.
-struct Plan {
-  Config config;
-  std::shared_ptr<Profile> profile;
-  Millis interval{0};
-  Millis idle_timeout{0};
-  Shard shard;
-  std::optional<ListenAddress> listen;
-  std::optional<BrowserLaunchOptions> browser;  // set when a step of the profile is a browser step
-  std::string browser_product;                  // what the probe said it is
-};
-
-bool uses_browser(const Profile& p) {
-  return (p.check && p.check->is_browser()) || (p.refresh && p.refresh->is_browser());
+// The admin listener's address (nullopt: --listen off); a non-loopback one
+// needs a token. The admin library parses it, so it is checked here.
+std::optional<ListenAddress> admin_listen(const Config& c) {
+  if (c.listen == "off") return std::nullopt;
+  ListenAddress listen = parse_listen(c.listen);
+  if (!listen.loopback && c.admin_token.empty())
+    throw ConfigError(
+        "--listen " + c.listen +
+        " is not a loopback address: set --admin-token (or SESSIOND_ADMIN_TOKEN) so the admin "
+        "endpoints are not open to the network");
+  return listen;
 }
 
-Plan make_plan(Config config, const std::string& base_url_override = {}) {
-  Plan plan;
-  if (config.profile_path.empty())
-    throw ConfigError("--profile is required (e.g. --profile profiles/baman24.json)");
-  try {
-    plan.profile = std::make_shared<Profile>(load_profile(config.profile_path));
-  } catch (const ProfileError& e) {
-    throw ConfigError(std::string("profile ") + e.what());
-  }
-  const std::string& base_url = base_url_override.empty() ? config.base_url : base_url_override;
-  if (!base_url.empty()) {
-    plan.profile->base_url = base_url;
-    while (plan.profile->base_url.back() == '/') plan.profile->base_url.pop_back();
-  }
-  plan.interval = config.interval.value_or(plan.profile->interval);
-  plan.idle_timeout = config.idle_timeout.value_or(plan.profile->idle_timeout);
-  if (plan.interval >= plan.idle_timeout)
-    throw ConfigError("--interval (" + format_duration(plan.interval) +
-                      ") must be shorter than the idle timeout (" +
-                      format_duration(plan.idle_timeout) +
-                      "), or sessions expire between refreshes");
-  plan.shard.count = config.shard_count;
-  plan.shard.index = resolve_shard_index(config);
-  if (plan.shard.index >= plan.shard.count)
-    throw ConfigError("--shard-index " + std::to_string(plan.shard.index) +
-                      " must be below --shard-count " + std::to_string(plan.shard.count));
-  if (config.listen != "off") {
-    plan.listen = parse_listen(config.listen);
-    if (!plan.listen->loopback && config.admin_token.empty())
-      throw ConfigError(
-          "--listen " + config.listen +
-          " is not a loopback address: set --admin-token (or SESSIOND_ADMIN_TOKEN) so the admin "
-          "endpoints are not open to the network");
-  }
-  if (uses_browser(*plan.profile)) {
-    // Fail at start-up, not at the first step: a browser that does not start
-    // would make every refresh transient until the idle deadline.
-    BrowserLaunchOptions launch;
-    launch.path = choose_browser(config.browser);
-    launch.sandbox = config.browser_sandbox;
-    auto probe = probe_browser(launch, Millis(20000));
-    if (!probe.ok)
-      throw ConfigError("the profile has browser steps but the browser does not start: " +
-                        probe.error);
-    plan.browser = launch;
-    plan.browser_product = probe.product;
-  }
-  plan.config = std::move(config);
+// make_plan and the admin listener: what start-up, check-config and a reload
+// validate.
+Plan plan_of(Config config, const std::string& base_url_override = {}) {
+  Plan plan = make_plan(std::move(config), base_url_override);
+  admin_listen(plan.config);
   return plan;
 }
 
-void prepare_sessions_dir(const std::string& dir) {
+// `what`: how errors name the directory. A site of a config file's "sites"
+// (`create` false) must find its directory: a missing one is that site's
+// error, not something to paper over with an empty directory.
+void prepare_sessions_dir(const std::string& dir, const std::string& what, bool create,
+                          const FilePattern& pattern, const nlohmann::json::json_pointer& state) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) {
+    if (!create) throw ConfigError(what + " " + dir + ": " + std::strerror(errno));
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
-    if (ec) throw ConfigError("--sessions-dir " + dir + ": cannot create it: " + ec.message());
+    if (ec) throw ConfigError(what + " " + dir + ": cannot create it: " + ec.message());
     ::chmod(dir.c_str(), 0700);
     log::info("startup", "created the sessions directory", {{"dir", dir}});
   } else if (!S_ISDIR(st.st_mode)) {
-    throw ConfigError("--sessions-dir " + dir + ": not a directory");
+    throw ConfigError(what + " " + dir + ": not a directory");
   } else if (st.st_mode & 077) {
     log::warn(
         "startup",
@@ -124,18 +90,31 @@ void prepare_sessions_dir(const std::string& dir) {
         {{"dir", dir}, {"mode", (std::ostringstream() << std::oct << (st.st_mode & 0777)).str()}});
   }
   if (::access(dir.c_str(), R_OK | W_OK | X_OK) != 0)
-    throw ConfigError("--sessions-dir " + dir +
-                      ": not readable and writable: " + std::strerror(errno));
+    throw ConfigError(what + " " + dir + ": not readable and writable: " + std::strerror(errno));
   // A power loss between a save and its group commit can leave a file empty
   // or torn next to its complete previous version (SyncBatcher).
-  for (const auto& path : restore_from_leftovers(dir))
+  for (const auto& path : restore_from_leftovers(dir, pattern, state))
     log::warn("file_restored",
               "session file was empty or torn (power loss before a sync?); restored its last "
               "complete version",
               {{"file", path}});
-  int removed = remove_stale_temp_files(dir, std::chrono::seconds(60));
+  int removed = remove_stale_temp_files(dir, std::chrono::seconds(60), pattern);
   if (removed > 0)
     log::info("startup", "removed temp files left by an earlier crash", {{"count", removed}});
+}
+
+// A config file's site: its unusable directory is that site's error (logged,
+// shown in /sites) while the others run; its watcher takes the directory up
+// once it is there.
+void prepare_site_dir(SitePlan& site) {
+  try {
+    prepare_sessions_dir(site.sessions_dir, "site \"" + site.name + "\": sessions_dir", false,
+                         site.pattern, site.profile->state_pointer);
+  } catch (const ConfigError& e) {
+    site.error = e.what();
+    log::error("site_error", "the site's sessions directory is not usable; its sessions wait",
+               {{"site", site.name}, {"dir", site.sessions_dir}, {"error", site.error}});
+  }
 }
 
 // The signals the daemon takes: SIGINT and SIGTERM stop it, SIGHUP reloads.
@@ -158,21 +137,20 @@ std::vector<std::string>& command_line() {
   return argv;
 }
 
-// A reload is validated exactly as `sessiond check-config` would validate the
-// same command line now: the config file and profile are read again from
-// disk. Returns why it is invalid, or nullopt.
-std::optional<std::string> reload_rejected_because() {
+// The plan of the reloaded configuration, or why it is invalid: validated
+// exactly as `sessiond check-config` would validate the same command line
+// now (the config file and profiles are read again from disk).
+std::variant<Plan, std::string> reload_plan() {
   const auto& args = command_line();
   if (args.empty()) return std::string("the command line is not known");
   std::vector<const char*> argv;
   for (const auto& a : args) argv.push_back(a.c_str());
   try {
     Config config = parse_config(static_cast<int>(argv.size()), argv.data(), environment_map());
-    make_plan(std::move(config));
+    return plan_of(std::move(config));
   } catch (const std::exception& e) {
     return std::string(e.what());
   }
-  return std::nullopt;
 }
 
 // Replaces this process with a fresh start of the same binary, command line
@@ -212,59 +190,135 @@ int wait_for_signal(std::chrono::milliseconds step, const std::function<bool()>&
 // Everything outside the actor system: built from the plan before it, torn
 // down after it (callbacks of work still queued message actors that are gone:
 // harmless, but only while the actor system exists).
-struct Services {
-  std::shared_ptr<Metrics> metrics;
-  std::unique_ptr<HttpClient> http;
+// One site's own parts in front of the shared ones: its circuit breaker and
+// its share of the HTTP client (in flight, rate), so one slow or failing site
+// cannot starve another.
+struct SiteServices {
   std::unique_ptr<CircuitBreaker> breaker;
+  std::unique_ptr<SiteLimiter> limiter;  // null with one site: the client's own limits
+  std::unique_ptr<SiteBrowserLimiter> browser_limiter;  // null with one site or no browser step
   std::unique_ptr<GuardedTransport> guarded;
-  std::unique_ptr<SyncBatcher> sync;  // before io: the io threads hand it work until they stop
-  std::unique_ptr<WorkerPool> io;
-  std::unique_ptr<WorkerPool> exec;
-  std::unique_ptr<BrowserPool> browser;  // only when the profile has browser steps
   std::unique_ptr<GuardedBrowser> guarded_browser;
-  std::shared_ptr<EventBus> events;  // the board publishes, GET /events (and hooks) read
-  std::unique_ptr<Hooks> hooks;      // exec hook and webhook (their own threads)
+  // Group commits of the site's saves (syncfs of its directory's filesystem:
+  // sites may live on different ones). Its saves come from the io threads:
+  // released after them (Services::io).
+  std::unique_ptr<SyncBatcher> sync;
+  // What waits in the site's queues completes as shut down; nothing reaches
+  // the shared client or pool afterwards.
+  void stop_queues() {
+    if (limiter) limiter->stop();
+    if (browser_limiter) browser_limiter->stop();
+  }
 };
 
-Services build_services(const Plan& plan) {
-  const Config& cfg = plan.config;
-  const Profile& profile = *plan.profile;
-  Services s;
-  HttpClient::Options http_opts;
-  http_opts.max_in_flight = std::min(cfg.max_in_flight, profile.max_in_flight);
-  // One connection per request in flight, reused (keep-alive): no more
-  // connections toward the site than requests we allow at once.
-  http_opts.max_host_connections = static_cast<long>(http_opts.max_in_flight);
-  http_opts.user_agent = "sessiond/" SESSIOND_VERSION;
-  http_opts.rate_per_second = profile.rate_limit_per_second;
-  http_opts.rate_burst = profile.rate_limit_burst;
-  s.http = std::make_unique<HttpClient>(http_opts);
-  const auto circuit = fit_to_idle_timeout(profile.circuit, plan.interval, plan.idle_timeout);
+struct Services {
+  std::shared_ptr<Metrics> metrics;
+  // Before the client and the browser pool, so destroyed after them: the
+  // completions they deliver when they stop go through a site's limiter
+  // and breaker.
+  std::vector<SiteServices> sites;    // as plan.sites
+  std::vector<SiteServices> retired;  // of sites a reload stopped: kept until shutdown
+  std::unique_ptr<HttpClient> http;
+  std::unique_ptr<WorkerPool> io;
+  std::unique_ptr<WorkerPool> exec;
+  std::unique_ptr<BrowserPool> browser;  // only when a profile has browser steps
+  std::shared_ptr<EventBus> events;      // the board publishes, GET /events (and hooks) read
+  std::unique_ptr<Hooks> hooks;          // exec hook and webhook (their own threads)
+};
+
+// A site's breaker, and with several sites its SiteLimiter, in front of the
+// shared client and browser pool.
+SiteServices make_site_services(const SitePlan& site, bool one_site, const Services& s) {
+  const Profile& profile = *site.profile;
+  SiteServices ss;
+  const auto circuit = fit_to_idle_timeout(profile.circuit, site.interval, site.idle_timeout);
   if (circuit.open_for < profile.circuit.open_for)
     log::warn(
         "config",
         "circuit_breaker.open_for shortened to half the gap between interval and idle timeout",
-        {{"open_for_ms", profile.circuit.open_for.count()}, {"used_ms", circuit.open_for.count()}});
-  s.breaker = std::make_unique<CircuitBreaker>(circuit);
-  s.guarded = std::make_unique<GuardedTransport>(*s.http, *s.breaker);
+        {{"site", site.name},
+         {"open_for_ms", profile.circuit.open_for.count()},
+         {"used_ms", circuit.open_for.count()}});
+  ss.breaker = std::make_unique<CircuitBreaker>(circuit);
+  ss.breaker->set_site(site.name);
+  ss.sync = std::make_unique<SyncBatcher>(site.sessions_dir, s.metrics.get());
+  HttpTransport* inner = s.http.get();
+  if (!one_site) {
+    SiteLimiter::Options lo;
+    lo.max_in_flight = site.max_in_flight;
+    lo.rate_per_second = profile.rate_limit_per_second;
+    lo.rate_burst = profile.rate_limit_burst;
+    ss.limiter = std::make_unique<SiteLimiter>(*s.http, lo);
+    inner = ss.limiter.get();
+  }
+  ss.guarded = std::make_unique<GuardedTransport>(*inner, *ss.breaker);
+  if (!s.browser) return ss;
+  BrowserRunner* browser = s.browser.get();
+  if (!one_site && uses_browser(profile)) {
+    SiteBrowserLimiter::Options bo;
+    bo.max_in_flight = browser_slots(profile);
+    bo.rate_per_second = profile.rate_limit_per_second;
+    bo.rate_burst = profile.rate_limit_burst;
+    ss.browser_limiter = std::make_unique<SiteBrowserLimiter>(*s.browser, bo);
+    browser = ss.browser_limiter.get();
+  }
+  ss.guarded_browser = std::make_unique<GuardedBrowser>(*browser, *ss.breaker);
+  return ss;
+}
+
+Services build_services(const Plan& plan) {
+  const Config& cfg = plan.config;
+  const SitePlan& first = plan.sites.front();
+  // The flags' one site keeps the client's own cap and bucket; sites of a
+  // config file each have a SiteLimiter (a reload may add more).
+  const bool one_site = plan.from_flags;
+  Services s;
+  HttpClient::Options http_opts;
+  // One site: the client's own cap and bucket are the site's (as always).
+  // Several: the client's cap is --max-in-flight, each site's share and rate
+  // are its SiteLimiter's.
+  http_opts.max_in_flight = one_site ? first.max_in_flight : cfg.max_in_flight;
+  // One connection per request in flight, reused (keep-alive): no more
+  // connections toward a site than requests we allow at once.
+  http_opts.max_host_connections = static_cast<long>(plan.host_connections);
+  http_opts.user_agent = "sessiond/" SESSIOND_VERSION;
+  if (one_site) {
+    http_opts.rate_per_second = first.profile->rate_limit_per_second;
+    http_opts.rate_burst = first.profile->rate_limit_burst;
+  }
+  s.http = std::make_unique<HttpClient>(http_opts);
   s.io = std::make_unique<WorkerPool>(cfg.io_threads);
-  s.exec = std::make_unique<WorkerPool>(profile.exec_max_concurrent);
+  s.exec = std::make_unique<WorkerPool>(plan.exec_slots);
   MetricsConfig mc;
-  mc.interval = plan.interval;
-  mc.idle_timeout = plan.idle_timeout;
+  mc.interval = first.interval;
+  mc.idle_timeout = first.idle_timeout;
   mc.shard_index = plan.shard.index;
   mc.shard_count = plan.shard.count;
   mc.per_session = cfg.per_session_metrics;
+  // The `site` label with a config file's sites; the flags' one site keeps
+  // the series as they always were (no label).
+  if (!plan.from_flags)
+    for (const auto& site : plan.sites) {
+      mc.sites.push_back(site.name);
+      mc.site_timing[site.name] = {site.interval, site.idle_timeout};
+    }
   mc.max_in_flight = http_opts.max_in_flight;
   mc.rate_limit_per_second = http_opts.rate_per_second;
   // Saves are race-free against the bot only with RENAME_EXCHANGE (not on
-  // NFS): probed once here, not at every save.
+  // NFS): probed once here, not at every save, in the first usable
+  // directory (sites of one deployment share a volume).
+  std::string probe_dir = first.sessions_dir;
+  for (const auto& site : plan.sites)
+    if (site.error.empty()) {
+      probe_dir = site.sessions_dir;
+      break;
+    }
   if (cfg.save_without_exchange) {
     set_save_method(SaveMethod::pin_check);
     log::info("save_without_exchange",
               "saves use the link-check-then-rename fallback (--save-without-exchange)",
-              {{"dir", cfg.sessions_dir}});
-  } else if (auto probe = probe_atomic_exchange(cfg.sessions_dir); probe.supported) {
+              {{"dir", probe_dir}});
+  } else if (auto probe = probe_atomic_exchange(probe_dir); probe.supported) {
     set_save_method(SaveMethod::exchange);
   } else {
     set_save_method(SaveMethod::pin_check);
@@ -274,11 +328,10 @@ Services build_services(const Plan& plan) {
               "bot writes during a save (a window of about one round trip to the file server) "
               "is overwritten by the older session; prefer the sidecar layout (docs/DEPLOY.md, "
               "Shared storage (NFS))",
-              {{"dir", cfg.sessions_dir}, {"error", probe.detail}});
+              {{"dir", probe_dir}, {"error", probe.detail}});
   }
   mc.atomic_exchange = save_method() == SaveMethod::exchange;
   s.metrics = std::make_shared<Metrics>(mc);
-  s.sync = std::make_unique<SyncBatcher>(cfg.sessions_dir, s.metrics.get());
   EventBus::Options eo;
   eo.ring_capacity = cfg.event_buffer;
   // Ids start at the start time in microseconds: a Last-Event-ID from before
@@ -303,9 +356,13 @@ Services build_services(const Plan& plan) {
   if (plan.browser) {
     BrowserPool::Options bo;
     bo.launch = *plan.browser;
-    bo.max_concurrent = static_cast<int>(profile.browser_max_concurrent);
-    bo.rate_per_second = profile.rate_limit_per_second;
-    bo.rate_burst = profile.rate_limit_burst;
+    bo.max_concurrent = static_cast<int>(plan.browser_slots);
+    // One site: the pool's own bucket is the site's (as always). Several:
+    // each site's SiteBrowserLimiter has its rate.
+    if (one_site) {
+      bo.rate_per_second = first.profile->rate_limit_per_second;
+      bo.rate_burst = first.profile->rate_limit_burst;
+    }
     auto hook = [metrics = s.metrics](const std::string& event, const std::string& detail) {
       if (event == "browser_crashed" || event == "browser_start_failed") {
         log::error(event, "the browser failed; in-flight steps are retried, the browser restarts",
@@ -317,8 +374,8 @@ Services build_services(const Plan& plan) {
       if (event == "browser_crashed" || event == "browser_recycled") metrics->browser_restarted();
     };
     s.browser = std::make_unique<BrowserPool>(bo, hook);
-    s.guarded_browser = std::make_unique<GuardedBrowser>(*s.browser, *s.breaker);
   }
+  for (const auto& site : plan.sites) s.sites.push_back(make_site_services(site, one_site, s));
   return s;
 }
 
@@ -337,57 +394,70 @@ void configure_scheduler(caf::actor_system_config& cfg) {
           static_cast<size_t>(std::max(1u, std::thread::hardware_concurrency())));
 }
 
-struct Actors {
-  status_board_actor board;
-  session_listener_actor listener;  // `once` only
+struct SiteActors {
+  std::string name;
+  session_listener_actor listener;  // `once` only: one per site (ids are unique per site)
   supervisor_actor supervisor;
   watcher_actor watcher;
 };
 
-// Spawns the actors of one site; the watcher last, once the supervisor can
-// take what it reports.
-Actors spawn_actors(caf::actor_system& system, const Plan& plan, Services& services,
-                    DaemonMode mode, std::function<void(OnceTally::Result)> once_done) {
-  const Config& cfg = plan.config;
-  Actors a;
-  StatusBoardSetup bs;
-  bs.info = {SESSIOND_VERSION, plan.interval.count() / 1000, plan.idle_timeout.count() / 1000,
-             plan.shard.index, plan.shard.count};
-  bs.metrics = services.metrics;
-  bs.events = services.events;
-  bs.on_logged_out = cfg.on_logged_out;
-  bs.heartbeat_interval = cfg.heartbeat_interval;
-  bs.status_interval = cfg.status_interval;
-  bs.sample = [http = services.http.get(), breaker = services.breaker.get(),
-               browser = services.browser.get()](Metrics& m) {
-    m.sample_http(http->load());
-    m.sample_circuit(breaker->is_open());
-    if (browser) {
-      auto b = browser->stats();
-      m.sample_browser(b.in_flight, b.queued, b.browser_rss_bytes, b.browser_pss_bytes);
-    }
-  };
-  a.board = system.spawn(status_board_impl, bs);
-  if (mode == DaemonMode::once) a.listener = system.spawn(once_listener_impl, std::move(once_done));
+struct Actors {
+  status_board_actor board;
+  std::vector<SiteActors> sites;  // as plan.sites
+};
 
+SiteInfo site_info(const SitePlan& site, const SiteServices& services) {
+  const CircuitBreaker* breaker = services.breaker.get();
+  SiteInfo info;
+  info.name = site.name;
+  info.dir = site.sessions_dir;
+  info.pattern = site.pattern.text();
+  info.profile = site.profile_path;
+  info.interval_s = site.interval.count() / 1000;
+  info.interval = site.interval;
+  info.idle_timeout = site.idle_timeout;
+  info.on_logged_out = site.on_logged_out;
+  info.breaker = [breaker] { return std::string(to_string(breaker->state())); };
+  // The site's own queues (sessiond_http_queued{site}, ...): a retired
+  // site's limiters outlive the board.
+  if (const auto* limiter = services.limiter.get())
+    info.http_load = [limiter] { return limiter->load(); };
+  if (const auto* limiter = services.browser_limiter.get())
+    info.browser_load = [limiter] { return limiter->load(); };
+  info.error = site.error;
+  return info;
+}
+
+// One site's supervisor and watcher (the watcher last, once the supervisor
+// can take what it reports), on one runtime: the shared pools, the site's
+// guarded views of the shared HTTP client and browser pool.
+SiteActors spawn_site(caf::actor_system& system, const Plan& plan, const SitePlan& sp,
+                      const SiteServices& site_services, const Services& services,
+                      status_board_actor board, DaemonMode mode,
+                      const std::function<void(OnceTally::Result)>& once_done) {
+  const Config& cfg = plan.config;
+  SiteActors sa;
+  sa.name = sp.name;
+  if (mode == DaemonMode::once) sa.listener = system.spawn(once_listener_impl, once_done);
   auto rt = std::make_shared<Runtime>();
-  rt->http = services.guarded.get();
+  rt->http = site_services.guarded.get();
   rt->io = services.io.get();
-  rt->sync = services.sync.get();
+  rt->sync = site_services.sync.get();
   rt->exec = services.exec.get();
-  rt->browser = services.guarded_browser.get();
+  rt->browser = site_services.guarded_browser.get();
   rt->metrics = services.metrics;
   rt->events = services.events;
-  rt->board = a.board;
-  rt->listener = a.listener;
+  rt->board = board;
+  rt->listener = sa.listener;
   auto settings = std::make_shared<SiteSettings>();
-  settings->name = plan.profile->name;
-  settings->profile = plan.profile;
-  settings->sessions_dir = cfg.sessions_dir;
-  settings->on_logged_out = cfg.on_logged_out;
-  settings->interval = plan.interval;
-  settings->idle_timeout = plan.idle_timeout;
-  settings->catchup_window = std::min(plan.interval / 4, Millis(30000));
+  settings->name = sp.name;
+  settings->profile = sp.profile;
+  settings->sessions_dir = sp.sessions_dir;
+  settings->pattern = sp.pattern;
+  settings->on_logged_out = sp.on_logged_out;
+  settings->interval = sp.interval;
+  settings->idle_timeout = sp.idle_timeout;
+  settings->catchup_window = std::min(sp.interval / 4, Millis(30000));
   settings->refresh_at_start = mode == DaemonMode::once;
   settings->metrics = services.metrics.get();
   auto site = std::make_shared<Site>(Site{settings, rt});
@@ -396,32 +466,171 @@ Actors spawn_actors(caf::actor_system& system, const Plan& plan, Services& servi
   ss.site = site;
   ss.restart_limit = cfg.restart_limit;
   ss.restart_window = cfg.restart_window;
-  a.supervisor = system.spawn(supervisor_impl, ss);
+  sa.supervisor = system.spawn(supervisor_impl, ss);
 
   WatcherSetup ws;
-  ws.dir = cfg.sessions_dir;
-  ws.supervisor = a.supervisor;
+  ws.dir = sp.sessions_dir;
+  ws.pattern = sp.pattern;
+  ws.supervisor = sa.supervisor;
   ws.rescan_interval = cfg.rescan_interval;
   ws.shard = plan.shard;
   ws.metrics = services.metrics.get();
-  a.watcher = system.spawn<caf::detached>(watcher_actor_impl, ws);
+  ws.site = sp.name;
+  ws.board = board;
+  sa.watcher = system.spawn<caf::detached>(watcher_actor_impl, ws);
+  return sa;
+}
+
+// Spawns the board, then each site's actors. `once_done` is called once per
+// site.
+Actors spawn_actors(caf::actor_system& system, const Plan& plan, Services& services,
+                    DaemonMode mode, std::function<void(OnceTally::Result)> once_done) {
+  const Config& cfg = plan.config;
+  const SitePlan& first = plan.sites.front();
+  Actors a;
+  StatusBoardSetup bs;
+  bs.info = {SESSIOND_VERSION, first.interval.count() / 1000, first.idle_timeout.count() / 1000,
+             plan.shard.index, plan.shard.count};
+  bs.metrics = services.metrics;
+  bs.events = services.events;
+  bs.on_logged_out = first.on_logged_out;
+  bs.heartbeat_interval = cfg.heartbeat_interval;
+  bs.status_interval = cfg.status_interval;
+  for (std::size_t i = 0; i < plan.sites.size(); ++i)
+    bs.sites.push_back(site_info(plan.sites[i], services.sites[i]));
+  // The sites' breakers are sampled by the board from its SiteInfo list.
+  bs.sample = [http = services.http.get(), browser = services.browser.get()](Metrics& m) {
+    m.sample_http(http->load());
+    if (browser) {
+      auto b = browser->stats();
+      m.sample_browser(b.in_flight, b.queued, b.browser_rss_bytes, b.browser_pss_bytes);
+    }
+  };
+  a.board = system.spawn(status_board_impl, bs);
+  for (std::size_t i = 0; i < plan.sites.size(); ++i)
+    a.sites.push_back(spawn_site(system, plan, plan.sites[i], services.sites[i], services, a.board,
+                                 mode, once_done));
   return a;
 }
 
 // Readiness goes false, no new cycles, in-flight ones finish and save within
 // the timeout, then every actor stops. True when everything finished in time.
+// Asks the sites' supervisors to drain all at once (their running cycles
+// finish and save, no new one starts) and waits for every answer within the
+// one timeout: a site is never left undrained while another finishes.
+// Returns whether every site drained in time.
+bool drain_sites(caf::actor_system& system, const std::vector<const SiteActors*>& sites,
+                 Millis timeout) {
+  caf::scoped_actor self{system};
+  using Reply = decltype(self->request(sites.front()->supervisor, timeout, drain_atom::value));
+  std::vector<Reply> replies;
+  for (const auto* s : sites)
+    replies.push_back(self->request(s->supervisor, timeout, drain_atom::value));
+  bool drained = true;
+  for (auto& reply : replies) {
+    bool ok = false;
+    reply.receive([&](drained_atom) { ok = true; }, [&](caf::error&) {});
+    drained = drained && ok;
+  }
+  return drained;
+}
+
+std::vector<const SiteActors*> all_sites(const Actors& a) {
+  std::vector<const SiteActors*> out;
+  for (const auto& s : a.sites) out.push_back(&s);
+  return out;
+}
+
 bool drain(caf::actor_system& system, const Actors& a, Millis timeout) {
   caf::anon_send(a.board, drain_atom::value);
-  bool drained = false;
+  const bool drained = drain_sites(system, all_sites(a), timeout);
+  for (const auto& s : a.sites) {
+    caf::anon_send_exit(s.watcher, caf::exit_reason::user_shutdown);
+    caf::anon_send_exit(s.supervisor, caf::exit_reason::user_shutdown);
+    if (s.listener) caf::anon_send_exit(s.listener, caf::exit_reason::user_shutdown);
+  }
+  return drained;
+}
+
+// Sites a reload removes or changes: drained together like a shutdown (their
+// running cycles finish and save), stopped, and only once their supervisors
+// are down (their sessions stopped with them) their statuses are forgotten,
+// so no late status of theirs lands after the removal.
+void stop_sites(caf::actor_system& system, const std::vector<const SiteActors*>& sites,
+                status_board_actor board, Millis timeout) {
+  if (sites.empty()) return;
+  drain_sites(system, sites, timeout);
   {
     caf::scoped_actor self{system};
-    self->request(a.supervisor, timeout, drain_atom::value)
-        .receive([&](drained_atom) { drained = true; }, [&](caf::error&) {});
+    for (const auto* s : sites) {
+      self->monitor(s->supervisor);
+      caf::anon_send_exit(s->watcher, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(s->supervisor, caf::exit_reason::user_shutdown);
+    }
+    // Bounded: a supervisor stops its children and exits at once.
+    std::size_t down = 0;
+    bool timed_out = false;
+    while (down < sites.size() && !timed_out)
+      self->receive([&](caf::down_msg&) { ++down; },
+                    caf::after(std::chrono::seconds(10)) >> [&] { timed_out = true; });
   }
-  caf::anon_send_exit(a.watcher, caf::exit_reason::user_shutdown);
-  caf::anon_send_exit(a.supervisor, caf::exit_reason::user_shutdown);
-  if (a.listener) caf::anon_send_exit(a.listener, caf::exit_reason::user_shutdown);
-  return drained;
+  for (const auto* s : sites) caf::anon_send(board, remove_atom::value, s->name);
+}
+
+// A reload that changes only sites (sites_only_change): the sites removed or
+// changed stop, the added or changed ones start (their sessions resume from
+// their files' keepalive blocks), the others are not touched: their timers
+// run on. Returns the log fields.
+nlohmann::json reload_sites(caf::actor_system& system, Plan& plan, Plan next, Services& services,
+                            Actors& actors, AdminServer* admin) {
+  std::vector<SiteKey> running_keys, next_keys;
+  for (const auto& sp : plan.sites) running_keys.push_back({sp.name, sp.fingerprint});
+  for (const auto& sp : next.sites) next_keys.push_back({sp.name, sp.fingerprint});
+  const SiteDiff diff = diff_sites(running_keys, next_keys);
+  std::vector<const SiteActors*> stopping;
+  for (std::size_t i = 0; i < plan.sites.size(); ++i)
+    if (diff.stop[i]) stopping.push_back(&actors.sites[i]);
+  stop_sites(system, stopping, actors.board, plan.config.drain_timeout);
+  for (std::size_t i = 0; i < plan.sites.size(); ++i) {
+    if (!diff.stop[i]) continue;
+    services.sites[i].stop_queues();
+    services.retired.push_back(std::move(services.sites[i]));
+  }
+  for (const auto& name : diff.removed) services.metrics->remove_site(name);
+  std::vector<SitePlan> sites;
+  std::vector<SiteServices> site_services;
+  std::vector<SiteActors> site_actors;
+  for (std::size_t n = 0; n < next.sites.size(); ++n) {
+    auto& sp = next.sites[n];
+    if (const auto i = diff.keep[n]) {
+      sites.push_back(std::move(plan.sites[*i]));
+      site_services.push_back(std::move(services.sites[*i]));
+      site_actors.push_back(std::move(actors.sites[*i]));
+      continue;
+    }
+    prepare_site_dir(sp);
+    services.metrics->add_site(sp.name);
+    site_services.push_back(make_site_services(sp, false, services));
+    site_actors.push_back(spawn_site(system, next, sp, site_services.back(), services, actors.board,
+                                     DaemonMode::run, {}));
+    sites.push_back(std::move(sp));
+  }
+  plan.sites = std::move(sites);
+  services.sites = std::move(site_services);
+  actors.sites = std::move(site_actors);
+  auto infos = std::make_shared<std::vector<SiteInfo>>();
+  std::vector<SiteHandle> handles;
+  for (std::size_t i = 0; i < plan.sites.size(); ++i) {
+    infos->push_back(site_info(plan.sites[i], services.sites[i]));
+    handles.push_back(
+        SiteHandle{plan.sites[i].name, actors.sites[i].supervisor, plan.sites[i].pattern});
+  }
+  caf::anon_send(actors.board, sites_atom::value, SiteInfoListPtr(std::move(infos)));
+  if (admin) admin->set_sites(std::move(handles));
+  return {{"added", diff.added},
+          {"removed", diff.removed},
+          {"changed", diff.changed},
+          {"unchanged", diff.unchanged}};
 }
 
 std::string describe_step(const std::optional<Step>& step) {
@@ -443,24 +652,34 @@ void remember_command_line(int argc, char** argv) {
 
 int check_config(const Config& config) {
   try {
-    Plan plan = make_plan(config);
-    const auto& p = *plan.profile;
-    nlohmann::json out = {
-        {"profile", config.profile_path},
-        {"site", p.name},
-        {"base_url", p.base_url},
-        {"interval", format_duration(plan.interval)},
-        {"idle_timeout", format_duration(plan.idle_timeout)},
-        {"check", describe_step(p.check)},
-        {"refresh", describe_step(p.refresh)},
-        {"browser", plan.browser ? nlohmann::json(plan.browser->path) : nlohmann::json()},
-        {"sessions_dir", config.sessions_dir},
-        {"listen", config.listen},
-        {"shard", {{"index", plan.shard.index}, {"count", plan.shard.count}}},
-        {"on_logged_out", config.on_logged_out == OnLoggedOut::quarantine ? "quarantine"
-                          : config.on_logged_out == OnLoggedOut::mark     ? "mark"
-                                                                          : "delete"},
+    Plan plan = plan_of(config);
+    auto site_json = [](const SitePlan& s) {
+      const auto& p = *s.profile;
+      return nlohmann::json{
+          {"name", s.name},
+          {"profile", s.profile_path},
+          {"site", p.name},
+          {"base_url", p.base_url},
+          {"interval", format_duration(s.interval)},
+          {"idle_timeout", format_duration(s.idle_timeout)},
+          {"check", describe_step(p.check)},
+          {"refresh", describe_step(p.refresh)},
+          {"sessions_dir", s.sessions_dir},
+          {"file_pattern", s.pattern.text()},
+          {"max_in_flight", s.max_in_flight},
+          {"on_logged_out", to_string(s.on_logged_out)},
+      };
     };
+    nlohmann::json out = plan.from_flags ? site_json(plan.sites.front()) : nlohmann::json::object();
+    if (plan.from_flags) out.erase("name");
+    out["browser"] = plan.browser ? nlohmann::json(plan.browser->path) : nlohmann::json();
+    out["listen"] = config.listen;
+    out["shard"] = {{"index", plan.shard.index}, {"count", plan.shard.count}};
+    if (!plan.from_flags) {
+      auto sites = nlohmann::json::array();
+      for (const auto& s : plan.sites) sites.push_back(site_json(s));
+      out["sites"] = std::move(sites);
+    }
     std::cout << out.dump(2) << "\nconfiguration OK\n";
     return 0;
   } catch (const std::exception& e) {
@@ -484,9 +703,17 @@ int run_daemon(Config config, DaemonMode mode) {
       demo = std::make_unique<DemoSite>(config.demo_sessions);
       if (config.profile_path.empty()) config.profile_path = "profiles/demo.json";
       config.sessions_dir = demo->sessions_dir();
+      config.sites.clear();  // the demo is its own one site
     }
-    plan = make_plan(config, demo ? demo->base_url() : std::string());
-    prepare_sessions_dir(plan.config.sessions_dir);
+    plan = plan_of(config, demo ? demo->base_url() : std::string());
+    for (auto& site : plan.sites) {
+      if (plan.from_flags) {
+        prepare_sessions_dir(site.sessions_dir, "--sessions-dir", true, site.pattern,
+                             site.profile->state_pointer);
+        continue;
+      }
+      prepare_site_dir(site);
+    }
     if (plan.browser) {
       int removed = remove_stale_profile_dirs(plan.browser->temp_dir);
       if (removed > 0)
@@ -499,19 +726,19 @@ int run_daemon(Config config, DaemonMode mode) {
     return 2;
   }
   const Config& cfg = plan.config;
-  if (plan.shard.count > 1)  // lets the site (and the fake site's statistics) tell replicas apart
-    plan.profile->default_headers.emplace_back("X-Sessiond-Replica",
-                                               std::to_string(plan.shard.index));
-  log::info("startup", "sessiond starting",
-            {{"version", SESSIOND_VERSION},
-             {"mode", mode_name(mode)},
-             {"site", plan.profile->name},
-             {"base_url", plan.profile->base_url},
-             {"sessions_dir", cfg.sessions_dir},
-             {"interval_s", plan.interval.count() / 1000.0},
-             {"idle_timeout_s", plan.idle_timeout.count() / 1000.0},
-             {"shard", {{"index", plan.shard.index}, {"count", plan.shard.count}}},
-             {"listen", cfg.listen}});
+  for (const auto& site : plan.sites)
+    log::info("startup", "sessiond starting",
+              {{"version", SESSIOND_VERSION},
+               {"mode", mode_name(mode)},
+               {"site", site.name},
+               {"profile", site.profile->name},
+               {"base_url", site.profile->base_url},
+               {"sessions_dir", site.sessions_dir},
+               {"file_pattern", site.pattern.text()},
+               {"interval_s", site.interval.count() / 1000.0},
+               {"idle_timeout_s", site.idle_timeout.count() / 1000.0},
+               {"shard", {{"index", plan.shard.index}, {"count", plan.shard.count}}},
+               {"listen", cfg.listen}});
   if (plan.browser)
     log::info("startup", "browser found",
               {{"browser", plan.browser->path}, {"product", plan.browser_product}});
@@ -536,20 +763,36 @@ int run_daemon(Config config, DaemonMode mode) {
     caf::actor_system_config sys_cfg;
     configure_scheduler(sys_cfg);
     caf::actor_system system{sys_cfg};
-    auto once_result = std::make_shared<std::promise<OnceTally::Result>>();
-    auto once_future = once_result->get_future();
-    Actors actors = spawn_actors(system, plan, services, mode,
-                                 [once_result](OnceTally::Result r) { once_result->set_value(r); });
+    // `once`: each site's listener reports its pass; the sum, once all have.
+    struct OnceSum {
+      std::mutex mu;
+      OnceTally::Result sum;
+      std::size_t left = 0;
+      std::promise<OnceTally::Result> done;
+    };
+    auto once_sum = std::make_shared<OnceSum>();
+    once_sum->left = plan.sites.size();
+    auto once_future = once_sum->done.get_future();
+    Actors actors = spawn_actors(system, plan, services, mode, [once_sum](OnceTally::Result r) {
+      std::lock_guard<std::mutex> lock(once_sum->mu);
+      once_sum->sum.total += r.total;
+      once_sum->sum.failed += r.failed;
+      if (--once_sum->left == 0) once_sum->done.set_value(once_sum->sum);
+    });
 
     std::unique_ptr<AdminServer> admin;
-    if (plan.listen && mode != DaemonMode::once) {
+    if (const auto listen = admin_listen(cfg); listen && mode != DaemonMode::once) {
       AdminServer::Options ao;
-      ao.listen = *plan.listen;
+      ao.listen = *listen;
       ao.admin_token = cfg.admin_token;
       ao.events = services.events;
       ao.event_stream.heartbeat = cfg.events_heartbeat;
       ao.peers = cfg.peers;
-      admin = std::make_unique<AdminServer>(system, actors.supervisor, actors.board, ao);
+      std::vector<SiteHandle> handles;
+      for (std::size_t i = 0; i < actors.sites.size(); ++i)
+        handles.push_back(
+            SiteHandle{actors.sites[i].name, actors.sites[i].supervisor, plan.sites[i].pattern});
+      admin = std::make_unique<AdminServer>(system, std::move(handles), actors.board, ao);
       try {
         admin->start();
       } catch (const std::exception& e) {
@@ -583,10 +826,17 @@ int run_daemon(Config config, DaemonMode mode) {
       for (;;) {
         sig = wait_for_signal(Millis(1000), nullptr);
         if (sig != SIGHUP || mode != DaemonMode::run) break;
-        if (auto why = reload_rejected_because()) {
+        auto next = reload_plan();
+        if (auto* why = std::get_if<std::string>(&next)) {
           log::error("reload_rejected",
                      "SIGHUP: the new configuration is invalid; still running on the old one",
                      {{"error", *why}});
+          continue;
+        }
+        if (sites_only_change(plan, std::get<Plan>(next))) {
+          auto fields = reload_sites(system, plan, std::move(std::get<Plan>(next)), services,
+                                     actors, admin.get());
+          log::info("reload", "SIGHUP: only the sites that changed were restarted", fields);
           continue;
         }
         reload = true;
@@ -607,9 +857,14 @@ int run_daemon(Config config, DaemonMode mode) {
     services.hooks->stop();
     caf::anon_send_exit(actors.board, caf::exit_reason::user_shutdown);
     system.await_all_actors_done();
+    // The sites' queues first: nothing waiting there may reach the client
+    // once it is gone.
+    for (auto* list : {&services.sites, &services.retired})
+      for (auto& s : *list) s.stop_queues();
     services.http.reset();
     services.io.reset();
-    services.sync.reset();  // the last saves made durable, their previous versions removed
+    for (auto* list : {&services.sites, &services.retired})
+      for (auto& s : *list) s.sync.reset();  // the last saves durable, displaced versions removed
     services.exec.reset();
     if (services.browser) services.browser->stop();
     auto took =

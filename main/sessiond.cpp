@@ -3,8 +3,8 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
-#include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -67,10 +67,11 @@ int status_command(const Config& c) {
   if (c.all) return status_all_command(c);
   auto url = daemon_url(c);
   auto cli = client_for(c, url);
-  auto res = cli->Get("/status");
+  const std::string path = c.site.empty() ? "/status" : "/status?site=" + c.site;
+  auto res = cli->Get(path.c_str());
   if (!res) return no_daemon(url, res.error());
   if (res->status != 200) {
-    std::cerr << "sessiond: " << url << "/status answered " << res->status << ": " << res->body
+    std::cerr << "sessiond: " << url << path << " answered " << res->status << ": " << res->body
               << "\n";
     return 1;
   }
@@ -83,8 +84,11 @@ int status_command(const Config& c) {
     std::cerr << "sessiond: " << url << "/status did not answer JSON\n";
     return 1;
   }
+  // A SITE column once there is more than one site to tell apart.
+  const bool by_site = doc.contains("sites") && doc["sites"].is_object() && doc["sites"].size() > 1;
   std::vector<std::vector<std::string>> rows = {
       {"ID", "STATE", "LAST REFRESH", "COUNT", "NEXT", "LAST ERROR"}};
+  if (by_site) rows[0].insert(rows[0].begin(), "SITE");
   for (const auto& s : doc["sessions"]) {
     std::string err = s["lastError"].is_string() ? s["lastError"].get<std::string>() : "-";
     if (err.size() > 60) err = err.substr(0, 57) + "...";
@@ -97,18 +101,16 @@ int status_command(const Config& c) {
                         ? "running"
                         : format_until(s["nextRefresh"], std::chrono::system_clock::now()),
                     err});
+    if (by_site) rows.back().insert(rows.back().begin(), s.value("site", "?"));
   }
-  std::vector<std::size_t> width(rows[0].size(), 0);
-  for (auto& r : rows)
-    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
-  for (auto& r : rows) {
-    for (std::size_t i = 0; i < r.size(); ++i)
-      std::cout << std::left << std::setw(static_cast<int>(i + 1 < r.size() ? width[i] + 3 : 0))
-                << r[i];
-    std::cout << "\n";
-  }
-  std::cout << "\n"
-            << doc.value("activeSessions", 0) << " active of " << doc.value("totalSessions", 0)
+  // Grouped by site (the header row stays first).
+  if (by_site) std::sort(rows.begin() + 1, rows.end());
+  std::cout << format_table(rows) << "\n";
+  if (by_site)
+    for (const auto& [name, site] : doc["sites"].items())
+      std::cout << name << ": " << site.value("activeSessions", 0) << " active of "
+                << site.value("totalSessions", 0) << " sessions\n";
+  std::cout << doc.value("activeSessions", 0) << " active of " << doc.value("totalSessions", 0)
             << " sessions; refresh interval " << doc.value("refreshInterval", 0)
             << "s; ready: " << (doc.value("ready", false) ? "yes" : "no") << "\n";
   return 0;
@@ -117,7 +119,10 @@ int status_command(const Config& c) {
 int refresh_command(const Config& c) {
   auto url = daemon_url(c);
   auto cli = client_for(c, url);
-  std::string path = c.args.empty() ? "/refresh" : "/sessions/" + c.args.front() + "/refresh";
+  std::string path = c.args.empty() ? "/refresh"
+                     : c.site.empty()
+                         ? "/sessions/" + c.args.front() + "/refresh"
+                         : "/sites/" + c.site + "/sessions/" + c.args.front() + "/refresh";
   if (!c.args.empty() && !valid_session_id(c.args.front())) {
     std::cerr << "sessiond: invalid session id \"" << c.args.front() << "\"\n";
     return 2;

@@ -53,11 +53,11 @@ void CircuitBreaker::record(bool ok) {
     if (ok) {
       state_ = State::closed;
       for (auto& b : buckets_) b = Bucket{};
-      log::info("circuit_closed", "site answers again; circuit breaker closed");
+      log::info("circuit_closed", "site answers again; circuit breaker closed", {{"site", site_}});
     } else {
       trip(now);
       log::warn("circuit_open", "probe failed; circuit breaker stays open",
-                {{"open_for_ms", policy_.open_for.count()}});
+                {{"site", site_}, {"open_for_ms", policy_.open_for.count()}});
     }
     return;
   }
@@ -76,7 +76,10 @@ void CircuitBreaker::record(bool ok) {
   if (total >= policy_.min_requests && failed >= policy_.failure_ratio * total) {
     trip(now);
     log::warn("circuit_open", "most requests to the site fail; holding requests back",
-              {{"failed", failed}, {"requests", total}, {"open_for_ms", policy_.open_for.count()}});
+              {{"site", site_},
+               {"failed", failed},
+               {"requests", total},
+               {"open_for_ms", policy_.open_for.count()}});
   }
 }
 
@@ -112,6 +115,18 @@ void GuardedBrowser::submit(BrowserStepRequest request, Callback done) {
     if (!r.not_sent) breaker->record(r.verdict != BrowserStepResult::Verdict::transient);
     done(std::move(r));
   });
+}
+
+const char* to_string(CircuitBreaker::State state) {
+  switch (state) {
+    case CircuitBreaker::State::closed:
+      return "closed";
+    case CircuitBreaker::State::open:
+      return "open";
+    case CircuitBreaker::State::half_open:
+      return "half_open";
+  }
+  return "closed";
 }
 
 }  // namespace sessiond

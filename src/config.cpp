@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 
 #include "sessiond/events.hpp"
 #include "sessiond/hooks.hpp"
+#include "sessiond/session_file.hpp"
 #include "sessiond/sharding.hpp"
 
 extern char** environ;
@@ -71,6 +73,107 @@ bool bool_value(const std::string& flag, const std::string& v) {
   throw ConfigError("--" + flag + ": expected true or false, got \"" + v + "\"");
 }
 
+OnLoggedOut on_logged_out_value(const std::string& flag, const std::string& v) {
+  if (v == "quarantine") return OnLoggedOut::quarantine;
+  if (v == "mark") return OnLoggedOut::mark;
+  if (v == "delete") return OnLoggedOut::remove;
+  throw ConfigError("--" + flag + ": expected quarantine, mark or delete, got \"" + v + "\"");
+}
+
+// One entry of the config file's "sites". Errors name the site (or its
+// index while the name is unknown) and the key.
+SiteConfig parse_site(const nlohmann::json& j, std::size_t index) {
+  std::string where = "sites[" + std::to_string(index) + "]";
+  if (!j.is_object()) throw ConfigError(where + ": expected an object");
+  SiteConfig s;
+  if (auto n = j.find("name"); n != j.end()) {
+    if (!n->is_string() || !valid_site_name(n->get<std::string>()))
+      throw ConfigError(where + ": name: expected [a-z0-9_-]{1,32}, got " + n->dump());
+    s.name = n->get<std::string>();
+    where = "site \"" + s.name + "\"";
+  } else {
+    throw ConfigError(where + ": name is required");
+  }
+  auto text = [&](const std::string& key, const nlohmann::json& v) {
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_number()) return v.dump();
+    throw ConfigError(where + ": " + key + ": expected a string");
+  };
+  for (auto& [k, v] : j.items()) {
+    try {
+      if (k == "name") continue;
+      if (k == "profile") {
+        s.profile_path = text(k, v);
+      } else if (k == "sessions_dir") {
+        s.sessions_dir = text(k, v);
+      } else if (k == "file_pattern") {
+        s.file_pattern = text(k, v);
+        std::string why;
+        if (!FilePattern::parse(s.file_pattern, &why))
+          throw ConfigError(where + ": file_pattern \"" + s.file_pattern + "\": " + why);
+      } else if (k == "base_url") {
+        s.base_url = text(k, v);
+        if (s.base_url.rfind("http://", 0) != 0 && s.base_url.rfind("https://", 0) != 0)
+          throw ConfigError(where + ": base_url: expected http://... or https://...");
+      } else if (k == "interval") {
+        s.interval = duration_value("interval", text(k, v));
+      } else if (k == "idle_timeout") {
+        s.idle_timeout = duration_value("idle-timeout", text(k, v));
+      } else if (k == "on_logged_out") {
+        s.on_logged_out = on_logged_out_value("on-logged-out", text(k, v));
+      } else if (k == "max_in_flight") {
+        s.max_in_flight =
+            static_cast<std::size_t>(int_value("max-in-flight", text(k, v), 1, 100000));
+      } else {
+        throw ConfigError(where + ": unknown key \"" + k +
+                          "\" (keys: name, profile, sessions_dir, file_pattern, base_url, "
+                          "interval, idle_timeout, on_logged_out, max_in_flight)");
+      }
+    } catch (const ConfigError& e) {
+      const std::string msg = e.what();
+      if (msg.rfind(where, 0) == 0) throw;
+      throw ConfigError(where + ": " + k + ": " +
+                        (msg.rfind("--", 0) == 0 ? msg.substr(msg.find(' ') + 1) : msg));
+    }
+  }
+  if (s.profile_path.empty()) throw ConfigError(where + ": profile is required");
+  if (s.sessions_dir.empty()) throw ConfigError(where + ": sessions_dir is required");
+  return s;
+}
+
+// The same directory however spelled (trailing slash, "..", a symlink in
+// the existing part of the path).
+bool same_directory(const std::string& a, const std::string& b) {
+  std::error_code ea, eb;
+  auto ca = std::filesystem::weakly_canonical(std::filesystem::absolute(a, ea), ea);
+  auto cb = std::filesystem::weakly_canonical(std::filesystem::absolute(b, eb), eb);
+  if (ea || eb) {
+    ca = std::filesystem::path(a);
+    cb = std::filesystem::path(b);
+  }
+  return (ca / "").lexically_normal() == (cb / "").lexically_normal();
+}
+
+std::vector<SiteConfig> parse_sites(const nlohmann::json& v) {
+  if (!v.is_array() || v.empty()) throw ConfigError("sites: expected a non-empty array of objects");
+  std::vector<SiteConfig> sites;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    auto s = parse_site(v[i], i);
+    for (const auto& other : sites) {
+      if (other.name == s.name)
+        throw ConfigError("site \"" + s.name + "\": name: used by two sites");
+      if (same_directory(other.sessions_dir, s.sessions_dir) &&
+          FilePattern::parse(other.file_pattern)->overlaps(*FilePattern::parse(s.file_pattern)))
+        throw ConfigError("site \"" + s.name + "\": file_pattern: \"" + s.file_pattern +
+                          "\" and site \"" + other.name + "\"'s \"" + other.file_pattern +
+                          "\" can name the same file in the same directory (two sites would "
+                          "manage it): use distinct prefixes or suffixes, or separate directories");
+    }
+    sites.push_back(std::move(s));
+  }
+  return sites;
+}
+
 const std::vector<Flag>& flags() {
   static const std::vector<Flag> all = {
       {"config", "FILE", "JSON file with flag values (keys are flag names)",
@@ -120,15 +223,7 @@ const std::vector<Flag>& flags() {
        }},
       {"on-logged-out", "MODE", "quarantine (move to invalid/, default), mark, or delete",
        [](Config& c, const std::string& v) {
-         if (v == "quarantine")
-           c.on_logged_out = OnLoggedOut::quarantine;
-         else if (v == "mark")
-           c.on_logged_out = OnLoggedOut::mark;
-         else if (v == "delete")
-           c.on_logged_out = OnLoggedOut::remove;
-         else
-           throw ConfigError("--on-logged-out: expected quarantine, mark or delete, got \"" + v +
-                             "\"");
+         c.on_logged_out = on_logged_out_value("on-logged-out", v);
        }},
       {"drain-timeout", "DUR", "on SIGTERM, how long in-flight refreshes may finish (default 20s)",
        [](Config& c, const std::string& v) {
@@ -241,6 +336,11 @@ const std::vector<Flag>& flags() {
        [](Config& c, const std::string& v) {
          c.save_without_exchange = bool_value("save-without-exchange", v);
        }},
+      {"site", "NAME", "status: only this site's sessions; refresh ID: the session of this site",
+       [](Config& c, const std::string& v) {
+         if (!valid_site_name(v)) throw ConfigError("--site: expected [a-z0-9_-]{1,32}");
+         c.site = v;
+       }},
       {"url", "URL", "status/refresh: the daemon's base URL (default: http://<listen>)",
        [](Config& c, const std::string& v) { c.url = v; }},
       {"output", "FORMAT", "status: table or json",
@@ -290,6 +390,7 @@ bool flag_applies(const std::string& flag, const std::string& command) {
       {"admin-token-file", {"run", "status", "refresh", "check-config", "demo"}},
       {"url", {"status", "refresh"}},
       {"output", {"status"}},
+      {"site", {"status", "refresh"}},
       {"all", {"status"}},
       {"peers", {"run", "status", "check-config"}},
       {"sessions", {"demo"}},
@@ -374,6 +475,14 @@ Config parse_config(int argc, const char* const* argv,
     if (doc.is_discarded() || !doc.is_object())
       throw ConfigError(config_file + ": expected a JSON object of flag name -> value");
     for (auto& [k, v] : doc.items()) {
+      if (k == "sites") {
+        try {
+          c.sites = parse_sites(v);
+        } catch (const ConfigError& e) {
+          throw ConfigError(config_file + ": " + e.what());
+        }
+        continue;
+      }
       const Flag* f = find_flag(k);
       if (!f || k == "config") throw ConfigError(config_file + ": unknown key \"" + k + "\"");
       try {
@@ -420,6 +529,46 @@ Config parse_config(int argc, const char* const* argv,
   if (c.command != "refresh" && !c.args.empty())
     throw ConfigError("unexpected argument \"" + c.args.front() + "\"");
   return c;
+}
+
+const char* to_string(OnLoggedOut mode) {
+  return mode == OnLoggedOut::quarantine ? "quarantine"
+         : mode == OnLoggedOut::mark     ? "mark"
+                                         : "delete";
+}
+
+bool valid_site_name(const std::string& name) {
+  if (name.empty() || name.size() > 32) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
+}
+
+std::string site_name_from(const std::string& profile_name) {
+  std::string out;
+  for (char c : profile_name) {
+    if (out.size() == 32) break;
+    char l = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    bool ok = (l >= 'a' && l <= 'z') || (l >= '0' && l <= '9') || l == '_' || l == '-';
+    out += ok ? l : '-';
+  }
+  if (std::all_of(out.begin(), out.end(), [](char c) { return c == '-'; })) return "default";
+  return out;
+}
+
+std::vector<SiteConfig> sites_of(const Config& config) {
+  if (!config.sites.empty()) {
+    if (!config.profile_path.empty())
+      throw ConfigError(
+          "--profile and the config file's \"sites\" are mutually exclusive (give each site its "
+          "profile)");
+    return config.sites;
+  }
+  SiteConfig s;  // name: from the profile, once it is loaded
+  s.profile_path = config.profile_path;
+  s.sessions_dir = config.sessions_dir;
+  s.base_url = config.base_url;
+  return {s};
 }
 
 std::string read_admin_token_file(const std::string& path) {

@@ -14,9 +14,12 @@ bool valid_event_type(const std::string& type) {
 }
 
 nlohmann::json to_json(const SessionEvent& e) {
-  return {{"id", e.id},           {"time", log::iso8601(e.time)},      {"type", e.type},
-          {"session", e.session}, {"previousState", e.previous_state}, {"state", e.state},
-          {"reason", e.reason}};
+  nlohmann::json j = {
+      {"id", e.id},           {"time", log::iso8601(e.time)},      {"type", e.type},
+      {"session", e.session}, {"previousState", e.previous_state}, {"state", e.state},
+      {"reason", e.reason}};
+  if (!e.site.empty()) j["site"] = e.site;
+  return j;
 }
 
 std::string to_sse(const SessionEvent& e) {

@@ -14,8 +14,6 @@ namespace sessiond {
 
 namespace {
 
-// What a command finds when sessiond runs without PATH (systemd, a bare exec).
-constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
 constexpr const char* kRedacted = "[redacted]";
 
 void add_secret(std::vector<std::string>& out, const nlohmann::json& value) {
@@ -55,17 +53,15 @@ void sort_secrets(std::vector<std::string>& secrets) {
 
 std::vector<std::string> exec_environment(const std::vector<std::string>& pass_through,
                                           const std::string& private_dir) {
-  std::vector<std::string> env;
+  std::vector<std::string> env = base_child_environment();
   std::vector<std::string> names;
+  for (const auto& entry : env) names.push_back(entry.substr(0, entry.find('=')));
   auto add = [&](const std::string& name, const char* value) {
     if (!value || std::find(names.begin(), names.end(), name) != names.end()) return;
     names.push_back(name);
     env.push_back(name + "=" + value);
   };
-  const char* path = std::getenv("PATH");
-  add("PATH", path && *path ? path : kDefaultPath);
   add("TMPDIR", private_dir.c_str());
-  for (const char* name : {"HOME", "LANG", "LC_ALL", "TZ"}) add(name, std::getenv(name));
   for (const auto& name : pass_through) {
     // The profile refuses these; a second guard costs nothing.
     if (name.empty() || name.rfind("SESSIOND_", 0) == 0) continue;
@@ -74,9 +70,13 @@ std::vector<std::string> exec_environment(const std::vector<std::string>& pass_t
   return env;
 }
 
-std::vector<std::string> session_secrets(const nlohmann::json& session) {
+std::vector<std::string> session_secrets(const nlohmann::json& session,
+                                         const nlohmann::json::json_pointer& state) {
   std::vector<std::string> out;
   add_document_secrets(out, session);
+  // A nested storage state (a profile's state_pointer): its cookies too.
+  if (const auto* st = storage_state_of(session, state); st && st != &session)
+    add_document_secrets(out, *st);
   sort_secrets(out);
   return out;
 }
@@ -124,22 +124,23 @@ ExecOutcome run_exec_job(const ExecJob& job) {
   if (auto* err = std::get_if<FileError>(&written)) {
     out.copy_error = *err;
   } else {
-    TemplateContext ctx{job.session_id, job.session, job.base_url, file};
+    TemplateContext ctx{job.session_id, job.session, job.base_url,
+                        file,           nullptr,     &job.state_pointer};
     std::vector<std::string> argv;
     argv.reserve(job.argv.size());
     for (const auto& a : job.argv) argv.push_back(expand_template(a, ctx));
     ProcessOptions options;
     options.env = exec_environment(job.env, dir);
     out.process = run_process(argv, job.timeout, options);
-    auto reread = load_session_file(file);
+    auto reread = load_session_file(file, kMaxSessionFileBytes, job.state_pointer);
     if (auto* loaded = std::get_if<LoadedSession>(&reread))
       out.updated = std::move(*loaded);
     else
       out.copy_error = std::get<FileError>(reread);
     // The command may print the cookies it was given or the ones it got.
-    auto secrets = session_secrets(job.session);
+    auto secrets = session_secrets(job.session, job.state_pointer);
     if (out.updated) {
-      auto more = session_secrets(out.updated->doc);
+      auto more = session_secrets(out.updated->doc, job.state_pointer);
       secrets.insert(secrets.end(), more.begin(), more.end());
       sort_secrets(secrets);
     }

@@ -78,6 +78,23 @@ std::string format_age(double s) {
   return out.str();
 }
 
+std::string format_table(const std::vector<std::vector<std::string>>& rows) {
+  if (rows.empty()) return {};
+  std::vector<std::size_t> width(rows[0].size(), 0);
+  for (const auto& r : rows)
+    for (std::size_t i = 0; i < r.size() && i < width.size(); ++i)
+      width[i] = std::max(width[i], r[i].size());
+  std::ostringstream out;
+  for (const auto& r : rows) {
+    for (std::size_t i = 0; i < r.size(); ++i)
+      out << std::left
+          << std::setw(static_cast<int>(i + 1 < r.size() && i < width.size() ? width[i] + 3 : 0))
+          << r[i];
+    out << "\n";
+  }
+  return out.str();
+}
+
 std::string format_until(const json& iso, WallTime now) {
   if (!iso.is_string()) return "-";
   auto t = parse_iso8601(iso.get<std::string>());
@@ -190,15 +207,8 @@ std::string FleetStatus::table(WallTime now) const {
          field(s, "refreshing") == true ? "running" : format_until(field(s, "nextRefresh"), now),
          error.is_string() ? one_line(error.get<std::string>(), 60) : "-"});
   }
-  std::vector<std::size_t> width(rows[0].size(), 0);
-  for (auto& r : rows)
-    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
   std::ostringstream out;
-  for (auto& r : rows) {
-    for (std::size_t i = 0; i < r.size(); ++i)
-      out << std::left << std::setw(static_cast<int>(i + 1 < r.size() ? width[i] + 3 : 0)) << r[i];
-    out << "\n";
-  }
+  out << format_table(rows);
 
   const auto answered = merged["replicas"].size();
   const auto asked = answered + merged["failedReplicas"].size();

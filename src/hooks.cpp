@@ -17,8 +17,6 @@ namespace sessiond {
 
 namespace {
 
-// What a hook finds when sessiond runs without PATH (systemd, a bare exec).
-constexpr const char* kDefaultPath = "/usr/local/bin:/usr/bin:/bin";
 // How long the dispatcher waits on the bus before checking for shutdown.
 constexpr auto kPollStep = std::chrono::milliseconds(200);
 // The bus subscription only has to absorb a burst between two of the
@@ -55,14 +53,11 @@ std::vector<std::string> parse_hook_command(const std::string& text) {
 }
 
 std::vector<std::string> hook_environment(const SessionEvent& e) {
-  std::vector<std::string> env;
-  const char* path = std::getenv("PATH");
-  env.push_back(std::string("PATH=") + (path && *path ? path : kDefaultPath));
-  for (const char* name : {"HOME", "LANG", "TZ"})
-    if (const char* v = std::getenv(name)) env.push_back(std::string(name) + "=" + v);
+  std::vector<std::string> env = base_child_environment();
   env.push_back("SESSIOND_EVENT_ID=" + std::to_string(e.id));
   env.push_back("SESSIOND_EVENT_TYPE=" + e.type);
   env.push_back("SESSIOND_EVENT_SESSION=" + e.session);
+  env.push_back("SESSIOND_EVENT_SITE=" + e.site);
   env.push_back("SESSIOND_EVENT_STATE=" + e.state);
   env.push_back("SESSIOND_EVENT_PREVIOUS_STATE=" + e.previous_state);
   return env;

@@ -2,6 +2,8 @@
 
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
+
 #include "sessiond/build_info.hpp"
 #include "sessiond/process_stats.hpp"
 
@@ -23,20 +25,21 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
   auto counter = [&](const char* name, const char* help) {
     return &BuildCounter().Name(name).Help(help).Register(r).Add({});
   };
+  // Families with an unlabelled series (the shared runner's) and, with
+  // sites, one per site (the site's own queue).
+  auto gauge_family = [&](const char* name, const char* help) {
+    return &BuildGauge().Name(name).Help(help).Register(r);
+  };
 
-  auto& refresh = BuildCounter()
-                      .Name("sessiond_refresh_total")
-                      .Help("Finished refresh attempts by result")
-                      .Register(r);
-  for (auto res :
-       {RefreshResult::success, RefreshResult::logged_out, RefreshResult::transient_error})
-    refresh_total_[static_cast<std::size_t>(res)] = &refresh.Add({{"result", to_string(res)}});
-  refresh_duration_ = &BuildHistogram()
-                           .Name("sessiond_refresh_duration_seconds")
-                           .Help("Duration of one refresh attempt (load, check, refresh, save)")
-                           .Register(r)
-                           .Add({}, Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                                                0.5, 1, 2.5, 5, 10, 20, 30, 60});
+  refresh_family_ = &BuildCounter()
+                         .Name("sessiond_refresh_total")
+                         .Help("Finished refresh attempts by result")
+                         .Register(r);
+  duration_family_ = &BuildHistogram()
+                          .Name("sessiond_refresh_duration_seconds")
+                          .Help("Duration of one refresh attempt (load, check, refresh, save)")
+                          .Register(r);
+  sessions_family_ = &BuildGauge().Name("sessiond_sessions").Help("Sessions by state").Register(r);
   requests_ = &BuildCounter()
                    .Name("sessiond_http_requests_total")
                    .Help("Requests (or exec commands) toward the site by step and status code")
@@ -45,10 +48,6 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
                       .Name("sessiond_session_file_errors_total")
                       .Help("Session files that could not be read, parsed or written, by reason")
                       .Register(r);
-  for (auto kind :
-       {FileErrorKind::parse, FileErrorKind::schema, FileErrorKind::io, FileErrorKind::too_large,
-        FileErrorKind::symlink, FileErrorKind::permission, FileErrorKind::write})
-    file_errors_->Add({{"reason", to_string(kind)}});
   save_lag_ = &BuildHistogram()
                    .Name("sessiond_save_lag_seconds")
                    .Help(
@@ -73,15 +72,22 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
               "Successful refreshes after which the token_deadline token was still "
               "expired (or inside its margin): the interval is used instead");
 
-  auto& sessions = BuildGauge().Name("sessiond_sessions").Help("Sessions by state").Register(r);
-  for (auto s : kSessionStates)
-    sessions_[static_cast<std::size_t>(s)] = &sessions.Add({{"state", to_string(s)}});
-  oldest_age_ = gauge("sessiond_oldest_refresh_age_seconds",
-                      "Longest time since a live session's last successful refresh");
-  gauge("sessiond_idle_timeout_seconds", "The site's idle logout timeout")
-      ->Set(seconds(c.idle_timeout));
-  gauge("sessiond_refresh_interval_seconds", "Configured refresh interval")
-      ->Set(seconds(c.interval));
+  // Per site (each site has its own idle timeout: SessiondSessionAtRisk
+  // compares each site's oldest age with its own).
+  oldest_age_family_ = &BuildGauge()
+                            .Name("sessiond_oldest_refresh_age_seconds")
+                            .Help("Longest time since a live session's last successful refresh")
+                            .Register(r);
+  idle_timeout_family_ = &BuildGauge()
+                              .Name("sessiond_idle_timeout_seconds")
+                              .Help("The site's idle logout timeout")
+                              .Register(r);
+  interval_family_ = &BuildGauge()
+                          .Name("sessiond_refresh_interval_seconds")
+                          .Help("Configured refresh interval")
+                          .Register(r);
+  default_timing_ = {c.interval, c.idle_timeout};
+  timing_ = c.site_timing;
   BuildGauge()
       .Name("sessiond_build_info")
       .Help("Build information")
@@ -106,20 +112,32 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
         "directory does not support it (NFS) or --save-without-exchange, saves use the "
         "link-check-then-rename fallback")
       ->Set(c.atomic_exchange ? 1 : 0);
-  in_flight_ = gauge("sessiond_http_in_flight", "HTTP requests running");
-  queued_ =
-      gauge("sessiond_http_queued", "HTTP requests waiting for a slot (in-flight cap, rate limit)");
+  in_flight_family_ = gauge_family("sessiond_http_in_flight", "HTTP requests running");
+  in_flight_ = &in_flight_family_->Add({});
+  queued_family_ = gauge_family("sessiond_http_queued",
+                                "HTTP requests waiting for a slot (in-flight cap, rate limit)");
+  queued_ = &queued_family_->Add({});
   gauge("sessiond_http_max_in_flight", "Cap on HTTP requests running at once toward the site")
       ->Set(static_cast<double>(c.max_in_flight));
   gauge("sessiond_rate_limit_per_second",
         "The profile's token-bucket rate for requests to the site (0: unlimited)")
       ->Set(c.rate_limit_per_second);
-  rate_tokens_ = gauge("sessiond_rate_limit_tokens",
-                       "Tokens in the rate limiter's bucket (each request takes one)");
-  rate_limited_ =
-      counter("sessiond_rate_limited_total", "Requests that waited for a rate-limiter token");
-  circuit_ =
-      gauge("sessiond_circuit_open", "1 while the site-wide circuit breaker holds requests back");
+  rate_tokens_family_ = gauge_family(
+      "sessiond_rate_limit_tokens", "Tokens in the rate limiter's bucket (each request takes one)");
+  rate_tokens_ = &rate_tokens_family_->Add({});
+  rate_limited_family_ = &BuildCounter()
+                              .Name("sessiond_rate_limited_total")
+                              .Help("Requests that waited for a rate-limiter token")
+                              .Register(r);
+  rate_limited_ = &rate_limited_family_->Add({});
+  circuit_family_ = &BuildGauge()
+                         .Name("sessiond_circuit_open")
+                         .Help("1 while a site's circuit breaker holds its requests back")
+                         .Register(r);
+  if (c.sites.empty()) circuit_ = &circuit_family_->Add({});
+  sites_.clear();
+  for (const auto& site : c.sites.empty() ? std::vector<std::string>{std::string()} : c.sites)
+    add_site_locked(site);
   process_cpu_ =
       counter("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.");
   process_rss_ = gauge("process_resident_memory_bytes", "Resident memory size in bytes.");
@@ -144,8 +162,11 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
            .Add({}, Histogram::BucketBoundaries{0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60});
   browser_restarts_ = counter("sessiond_browser_restarts_total",
                               "Browser (Chromium) restarts after a crash, a hang or a recycle");
-  browser_in_flight_ = gauge("sessiond_browser_in_flight", "Browser steps running");
-  browser_queued_ = gauge("sessiond_browser_queued", "Browser steps waiting for a slot");
+  browser_in_flight_family_ = gauge_family("sessiond_browser_in_flight", "Browser steps running");
+  browser_in_flight_ = &browser_in_flight_family_->Add({});
+  browser_queued_family_ =
+      gauge_family("sessiond_browser_queued", "Browser steps waiting for a slot");
+  browser_queued_ = &browser_queued_family_->Add({});
   browser_rss_ = gauge("sessiond_browser_resident_memory_bytes",
                        "Resident memory of the browser's processes (sum of RSS)");
   browser_pss_ = gauge("sessiond_browser_proportional_memory_bytes",
@@ -180,10 +201,24 @@ std::string Metrics::serialize() const {
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 
-void Metrics::refresh_finished(RefreshResult result, double secs) {
-  refresh_total_[static_cast<std::size_t>(result)]->Increment();
-  refresh_duration_->Observe(secs);
+void Metrics::refresh_finished(RefreshResult result, double secs, const std::string& site) {
   refresh_history_.record(result);
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  if (const auto* ss = series_locked(site)) {
+    ss->refresh[static_cast<std::size_t>(result)]->Increment();
+    ss->duration->Observe(secs);
+  }
+}
+
+double Metrics::refreshes(RefreshResult result, const std::string& site) const {
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  const auto* ss = series_locked(site);
+  return ss ? ss->refresh[static_cast<std::size_t>(result)]->Value() : 0;
+}
+
+void Metrics::set_sessions(SessionState state, double n, const std::string& site) {
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  if (const auto* ss = series_locked(site)) ss->sessions[static_cast<std::size_t>(state)]->Set(n);
 }
 
 void Metrics::event_published(const std::string& type) {
@@ -210,8 +245,14 @@ double Metrics::hook_queue(const std::string& kind) const {
   return hook_queue_->Add({{"kind", kind}}).Value();
 }
 
-void Metrics::request(const std::string& step, const std::string& code) {
-  requests_->Add({{"step", step}, {"code", code}}).Increment();
+void Metrics::request(const std::string& step, const std::string& code, const std::string& site) {
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  const auto* ss = series_locked(site);
+  if (!ss) return;
+  auto l = ss->labels;
+  l["step"] = step;
+  l["code"] = code;
+  requests_->Add(l).Increment();
 }
 
 void Metrics::browser_step(const BrowserStepResult& result) {
@@ -231,22 +272,158 @@ void Metrics::sample_browser(int in_flight, int queued, std::uint64_t rss_bytes,
   browser_pss_->Set(static_cast<double>(pss_bytes));
 }
 
-void Metrics::file_error(FileErrorKind kind) {
-  file_errors_->Add({{"reason", to_string(kind)}}).Increment();
+void Metrics::sample_site_circuit(const std::string& site, bool open) {
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  auto it = site_series_.find(site);
+  if (it != site_series_.end() && it->second.circuit) it->second.circuit->Set(open ? 1 : 0);
 }
 
-double Metrics::file_errors(FileErrorKind kind) const {
-  return file_errors_->Add({{"reason", to_string(kind)}}).Value();
+void Metrics::set_oldest_refresh_age(double secs, const std::string& site) {
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  if (const auto* ss = series_locked(site)) ss->oldest_age->Set(secs);
 }
 
-void Metrics::set_last_refresh(const std::string& session, WallTime t) {
+void Metrics::set_site_timing(const std::string& site, Millis interval, Millis idle_timeout) {
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  auto it = site_series_.find(site);
+  if (site.empty() || it == site_series_.end()) return;
+  it->second.interval->Set(seconds(interval));
+  it->second.idle_timeout->Set(seconds(idle_timeout));
+}
+
+void Metrics::add_site(const std::string& site) {
+  std::unique_lock<std::shared_mutex> lock(sites_mutex_);
+  add_site_locked(site);
+}
+
+namespace {
+
+// Every series of `family` with label name=value.
+template <class T>
+void remove_labelled(prometheus::Family<T>& family, const std::string& name,
+                     const std::string& value) {
+  for (const auto& mf : family.Collect())
+    for (const auto& metric : mf.metric) {
+      std::map<std::string, std::string> labels;
+      for (const auto& l : metric.label) labels[l.name] = l.value;
+      auto it = labels.find(name);
+      if (it != labels.end() && it->second == value) family.Remove(&family.Add(labels));
+    }
+}
+
+}  // namespace
+
+void Metrics::remove_site(const std::string& site) {
+  std::unique_lock<std::shared_mutex> lock(sites_mutex_);
+  auto it = site_series_.find(site);
+  if (site.empty() || it == site_series_.end()) return;
+  const SiteSeries& ss = it->second;
+  for (auto* c : ss.refresh) refresh_family_->Remove(c);
+  duration_family_->Remove(ss.duration);
+  for (auto* g : ss.sessions) sessions_family_->Remove(g);
+  if (ss.circuit) circuit_family_->Remove(ss.circuit);
+  oldest_age_family_->Remove(ss.oldest_age);
+  idle_timeout_family_->Remove(ss.idle_timeout);
+  interval_family_->Remove(ss.interval);
+  remove_labelled(*requests_, "site", site);
+  remove_labelled(*file_errors_, "site", site);
+  for (auto* f : {in_flight_family_, queued_family_, rate_tokens_family_, browser_in_flight_family_,
+                  browser_queued_family_})
+    remove_labelled(*f, "site", site);
+  remove_labelled(*rate_limited_family_, "site", site);
+  if (per_session_last_) remove_labelled(*per_session_last_, "site", site);
+  {
+    std::lock_guard<std::mutex> sampled(sampled_mutex_);
+    site_rate_limited_reported_.erase(site);
+  }
+  site_series_.erase(it);
+  sites_.erase(std::remove(sites_.begin(), sites_.end(), site), sites_.end());
+  removed_sites_.insert(site);
+}
+
+void Metrics::add_site_locked(const std::string& site) {
+  if (site_series_.count(site)) return;
+  removed_sites_.erase(site);
+  SiteSeries ss;
+  if (!site.empty()) ss.labels = {{"site", site}};
+  auto with = [&](std::map<std::string, std::string> l) {
+    l.insert(ss.labels.begin(), ss.labels.end());
+    return l;
+  };
+  for (auto res :
+       {RefreshResult::success, RefreshResult::logged_out, RefreshResult::transient_error})
+    ss.refresh[static_cast<std::size_t>(res)] =
+        &refresh_family_->Add(with({{"result", to_string(res)}}));
+  ss.duration = &duration_family_->Add(
+      ss.labels, prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                         1, 2.5, 5, 10, 20, 30, 60});
+  for (auto s : kSessionStates)
+    ss.sessions[static_cast<std::size_t>(s)] =
+        &sessions_family_->Add(with({{"state", to_string(s)}}));
+  for (auto kind :
+       {FileErrorKind::parse, FileErrorKind::schema, FileErrorKind::io, FileErrorKind::too_large,
+        FileErrorKind::symlink, FileErrorKind::permission, FileErrorKind::write})
+    file_errors_->Add(with({{"reason", to_string(kind)}}));
+  if (!site.empty()) ss.circuit = &circuit_family_->Add(ss.labels);
+  auto timing = timing_.find(site);
+  const auto& t = timing != timing_.end() ? timing->second : default_timing_;
+  ss.oldest_age = &oldest_age_family_->Add(ss.labels);
+  ss.idle_timeout = &idle_timeout_family_->Add(ss.labels);
+  ss.idle_timeout->Set(seconds(t.idle_timeout));
+  ss.interval = &interval_family_->Add(ss.labels);
+  ss.interval->Set(seconds(t.interval));
+  site_series_[site] = std::move(ss);
+  sites_.push_back(site);
+}
+
+std::vector<std::string> Metrics::sites() const {
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  return sites_;
+}
+
+const Metrics::SiteSeries* Metrics::series_locked(const std::string& site) const {
+  auto it = site_series_.find(site);
+  if (it != site_series_.end()) return &it->second;
+  if (removed_sites_.count(site) || sites_.empty()) return nullptr;
+  return &site_series_.at(sites_.front());
+}
+
+void Metrics::file_error(FileErrorKind kind, const std::string& site) {
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  const auto* ss = series_locked(site);
+  if (!ss) return;
+  auto l = ss->labels;
+  l["reason"] = to_string(kind);
+  file_errors_->Add(l).Increment();
+}
+
+double Metrics::file_errors(FileErrorKind kind, const std::string& site) const {
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  const auto* ss = series_locked(site);
+  if (!ss) return 0;
+  auto l = ss->labels;
+  l["reason"] = to_string(kind);
+  return file_errors_->Add(l).Value();
+}
+
+void Metrics::set_last_refresh(const std::string& session, WallTime t, const std::string& site) {
   if (!per_session_last_) return;
-  per_session_last_->Add({{"session", session}})
-      .Set(std::chrono::duration<double>(t.time_since_epoch()).count());
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  const auto* ss = series_locked(site);
+  if (!ss) return;
+  auto l = ss->labels;
+  l["session"] = session;
+  per_session_last_->Add(l).Set(std::chrono::duration<double>(t.time_since_epoch()).count());
 }
 
-void Metrics::forget_session(const std::string& session) {
-  if (per_session_last_) per_session_last_->Remove(&per_session_last_->Add({{"session", session}}));
+void Metrics::forget_session(const std::string& session, const std::string& site) {
+  if (!per_session_last_) return;
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  const auto* ss = series_locked(site);
+  if (!ss) return;
+  auto l = ss->labels;
+  l["session"] = session;
+  if (per_session_last_->Has(l)) per_session_last_->Remove(&per_session_last_->Add(l));
 }
 
 void Metrics::sample_http(const HttpLoad& load) {
@@ -258,6 +435,33 @@ void Metrics::sample_http(const HttpLoad& load) {
     rate_limited_->Increment(static_cast<double>(load.rate_limited_total - rate_limited_reported_));
     rate_limited_reported_ = load.rate_limited_total;
   }
+}
+
+void Metrics::sample_site_http(const std::string& site, const HttpLoad& load) {
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  auto it = site_series_.find(site);
+  if (site.empty() || it == site_series_.end()) return;
+  const auto& labels = it->second.labels;
+  in_flight_family_->Add(labels).Set(static_cast<double>(load.in_flight));
+  queued_family_->Add(labels).Set(static_cast<double>(load.queued));
+  rate_tokens_family_->Add(labels).Set(load.rate_limit_tokens);
+  auto& counter = rate_limited_family_->Add(labels);
+  std::lock_guard<std::mutex> sampled(sampled_mutex_);
+  auto& reported = site_rate_limited_reported_[site];
+  // Lower than reported: a reload replaced the site's limiter, which counts
+  // from zero again; all it counted is new.
+  const auto added = load.rate_limited_total >= reported ? load.rate_limited_total - reported
+                                                         : load.rate_limited_total;
+  if (added > 0) counter.Increment(static_cast<double>(added));
+  reported = load.rate_limited_total;
+}
+
+void Metrics::sample_site_browser(const std::string& site, const HttpLoad& load) {
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  auto it = site_series_.find(site);
+  if (site.empty() || it == site_series_.end()) return;
+  browser_in_flight_family_->Add(it->second.labels).Set(static_cast<double>(load.in_flight));
+  browser_queued_family_->Add(it->second.labels).Set(static_cast<double>(load.queued));
 }
 
 void Metrics::sample_process() {

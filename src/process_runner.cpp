@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 extern char** environ;
@@ -110,6 +111,16 @@ bool child_exited(pid_t pid, bool& no_child) {
 }
 
 }  // namespace
+
+std::vector<std::string> base_child_environment() {
+  std::vector<std::string> env;
+  const char* path = std::getenv("PATH");
+  // A default for a sessiond started without PATH (systemd, a bare exec).
+  env.push_back(std::string("PATH=") + (path && *path ? path : "/usr/local/bin:/usr/bin:/bin"));
+  for (const char* name : {"HOME", "LANG", "LC_ALL", "TZ"})
+    if (const char* v = std::getenv(name)) env.push_back(std::string(name) + "=" + v);
+  return env;
+}
 
 ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                           const ProcessOptions& options) {

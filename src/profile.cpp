@@ -4,6 +4,7 @@
 #include <cctype>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <re2/re2.h>
 
@@ -83,22 +84,32 @@ std::vector<std::pair<std::string, std::string>> get_headers(const json& obj, co
   return out;
 }
 
-void check_template(const std::string& text, const std::string& field, bool allow_value) {
+// allow_file: {file} names an exec step's copy of the session; a marker
+// matched against a page has no such thing.
+void check_template(const std::string& text, const std::string& field, bool allow_value,
+                    bool allow_file = true) {
   std::size_t pos = 0;
   while ((pos = text.find('{', pos)) != std::string::npos) {
     auto end = text.find('}', pos);
     if (end == std::string::npos) return;  // a lone brace is literal (JSON bodies)
     std::string name = text.substr(pos + 1, end - pos - 1);
-    bool known = name == "id" || name == "file" || name == "base_url" ||
+    bool known = name == "id" || (allow_file && name == "file") || name == "base_url" ||
                  (allow_value && name == "value") || name.rfind("cookie:", 0) == 0 ||
                  name.rfind("header:", 0) == 0 || name.rfind("field:/", 0) == 0;
     // Literal JSON such as {"a":1} contains quotes or colons first: not a placeholder.
     bool looks_like_placeholder = !name.empty() && name.find_first_of("\" {") == std::string::npos;
     if (looks_like_placeholder && !known)
-      fail(field, "unknown placeholder {" + name +
-                      "} (known: {id}, {file}, {base_url}, {cookie:NAME}, {header:NAME}, "
-                      "{field:/json/pointer}" +
+      fail(field, "unknown placeholder {" + name + "} (known: {id}, " +
+                      (allow_file ? "{file}, " : "") +
+                      "{base_url}, {cookie:NAME}, {header:NAME}, {field:/json/pointer}" +
                       (allow_value ? ", {value}" : "") + ")");
+    if (looks_like_placeholder && name.rfind("field:/", 0) == 0) {
+      try {
+        (void)json::json_pointer(name.substr(6));
+      } catch (const json::exception&) {
+        fail(field, "{" + name + "}: not a JSON pointer (\"~\" must be followed by 0 or 1)");
+      }
+    }
     // A literal brace may enclose placeholders (a JSON body): look inside it.
     pos = looks_like_placeholder ? end + 1 : pos + 1;
   }
@@ -141,9 +152,15 @@ Rule parse_rule(const json& v, const std::string& field) {
   }
   if (optional_field(v, "redirect_contains"))
     r.redirect_contains = get_string(v, "redirect_contains", field);
-  if (optional_field(v, "body_contains")) r.body_contains = get_string(v, "body_contains", field);
-  if (optional_field(v, "body_not_contains"))
+  // Markers are templates ({field:/name}: the account's own name on the page).
+  if (optional_field(v, "body_contains")) {
+    r.body_contains = get_string(v, "body_contains", field);
+    check_template(*r.body_contains, field + ".body_contains", false, false);
+  }
+  if (optional_field(v, "body_not_contains")) {
     r.body_not_contains = get_string(v, "body_not_contains", field);
+    check_template(*r.body_not_contains, field + ".body_not_contains", false, false);
+  }
   if (optional_field(v, "json_pointer")) {
     auto text = get_string(v, "json_pointer", field);
     try {
@@ -228,6 +245,8 @@ PageCondition parse_condition(const json& v, const std::string& field) {
   };
   one("selector", c.selector);
   one("text", c.text);
+  // The text is a template, expanded per session (the account's own name).
+  if (c.text) check_template(*c.text, field + ".text", false, false);
   one("url_contains", c.url_contains);
   if (!c.selector && !c.text && !c.url_contains)
     fail(field, "needs at least one of selector, text, url_contains");
@@ -393,25 +412,75 @@ Step parse_step(const json& v, const std::string& field, Millis default_timeout)
   return s;
 }
 
-bool rule_matches(const Rule& r, const HttpResponse& res, std::optional<json>& parsed) {
+// refresh_when: {"older_than": "90m", "from": "{field:/createdAt}"}.
+RefreshWhen parse_refresh_when(const json& v, const Profile& p) {
+  const std::string field = "refresh_when";
+  if (!v.is_object()) fail(field, "expected an object such as {\"older_than\": \"90m\"}");
+  for (auto& [k, _] : v.items())
+    if (k != "older_than" && k != "from")
+      fail(field + "." + k, "unknown field (known: older_than, from)");
+  // On a profile, not on the refresh step: it is about when the cycle runs
+  // that step, and both steps must exist for it to mean anything.
+  if (!p.check || !p.refresh)
+    fail(field, "needs a check step (run every interval) and a refresh step (run when due)");
+  if (!optional_field(v, "older_than"))
+    fail(field + ".older_than", "required: a duration such as \"90m\"");
+  RefreshWhen w;
+  w.older_than = get_duration(v, "older_than", field, Millis(0));
+  w.from_text = "keepalive.sessionStart";
+  if (optional_field(v, "from")) {
+    const std::string text = get_string(v, "from", field);
+    // "{field:/createdAt}" as in templates, or the bare pointer "/createdAt".
+    std::string pointer = text;
+    if (text.size() > 8 && text.rfind("{field:", 0) == 0 && text.back() == '}')
+      pointer = text.substr(7, text.size() - 8);
+    if (pointer.size() < 2 || pointer.front() != '/')
+      fail(field + ".from",
+           "expected a field of the session file: \"{field:/createdAt}\" or \"/createdAt\"");
+    try {
+      w.from = json::json_pointer(pointer);
+    } catch (const json::exception&) {
+      fail(field + ".from", "not a JSON pointer (\"~\" must be followed by 0 or 1)");
+    }
+    w.from_text = pointer;
+  }
+  return w;
+}
+
+enum class Match { yes, no, unknown };
+
+// unknown: every other condition holds, but a marker's placeholder expands to
+// nothing for this session (`problem` names it).
+Match rule_matches(const Rule& r, const HttpResponse& res, std::optional<json>& parsed,
+                   const TemplateContext& ctx, std::string& problem) {
   if (!r.status.empty()) {
     bool any = false;
     for (auto [lo, hi] : r.status) any = any || (res.status >= lo && res.status <= hi);
-    if (!any) return false;
+    if (!any) return Match::no;
   }
   if (r.redirect_contains) {
     std::string target = res.redirect_url;
     if (target.empty()) target = res.header("location").value_or("");
-    if (target.find(*r.redirect_contains) == std::string::npos) return false;
+    if (target.find(*r.redirect_contains) == std::string::npos) return Match::no;
   }
-  if (r.body_contains && res.body.find(*r.body_contains) == std::string::npos) return false;
-  if (r.body_not_contains && res.body.find(*r.body_not_contains) != std::string::npos) return false;
   if (r.json_pointer) {
     if (!parsed) parsed = json::parse(res.body, nullptr, false);
-    if (parsed->is_discarded() || !parsed->contains(*r.json_pointer)) return false;
-    if (r.equals && parsed->at(*r.json_pointer) != *r.equals) return false;
+    if (parsed->is_discarded() || !parsed->contains(*r.json_pointer)) return Match::no;
+    if (r.equals && parsed->at(*r.json_pointer) != *r.equals) return Match::no;
   }
-  return true;
+  // Last: only a rule whose other conditions hold needs its markers. Found
+  // with find(): the expanded value is matched literally, never as a pattern.
+  if (r.body_contains) {
+    auto marker = expand_marker(*r.body_contains, ctx, &problem);
+    if (!marker) return Match::unknown;
+    if (res.body.find(*marker) == std::string::npos) return Match::no;
+  }
+  if (r.body_not_contains) {
+    auto marker = expand_marker(*r.body_not_contains, ctx, &problem);
+    if (!marker) return Match::unknown;
+    if (res.body.find(*marker) != std::string::npos) return Match::no;
+  }
+  return Match::yes;
 }
 
 // The default token_deadline regex: the first JWT-looking token.
@@ -456,20 +525,49 @@ const char* to_string(Verdict v) {
   }
 }
 
-Verdict Step::evaluate(const HttpResponse& res) const {
+Verdict Step::evaluate(const HttpResponse& res, const TemplateContext& ctx,
+                       std::string* problem) const {
   if (!res.transport_ok() || res.status == 0) return Verdict::transient;
   // Overload and server errors never count as a verdict on the session, even
   // when a logged_out rule without a status (body_not_contains) matches the
   // error page.
   if (res.status == 429 || res.status >= 500) return Verdict::transient;
   std::optional<json> parsed;
-  for (const auto& r : logged_out)
-    if (rule_matches(r, res, parsed)) return Verdict::logged_out;
+  // A rule that cannot be decided for this session: another rule of its list
+  // may still match (any rule does), but the list cannot say "no". An
+  // undecided logged_out rule must not let the logged_in rules decide.
+  std::string missing;
+  auto any = [&](const std::vector<Rule>& rules, const char* list) {
+    Match out = Match::no;
+    for (const auto& r : rules) {
+      std::string why;
+      Match m = rule_matches(r, res, parsed, ctx, why);
+      if (m == Match::yes) return Match::yes;
+      if (m == Match::unknown && out == Match::no) {
+        out = Match::unknown;
+        missing = std::string(list) + " marker: " + why + " is empty or missing";
+      }
+    }
+    return out;
+  };
+  Match out = any(logged_out, "logged_out");
+  if (out == Match::yes) return Verdict::logged_out;
+  if (out == Match::unknown) {
+    if (problem) *problem = missing;
+    return Verdict::transient;
+  }
   if (logged_in.empty())
     return res.status >= 200 && res.status < 300 ? Verdict::logged_in : Verdict::transient;
-  for (const auto& r : logged_in)
-    if (rule_matches(r, res, parsed)) return Verdict::logged_in;
+  Match in = any(logged_in, "logged_in");
+  if (in == Match::yes) return Verdict::logged_in;
+  if (in == Match::unknown && problem) *problem = missing;
   return Verdict::transient;
+}
+
+Verdict Step::evaluate(const HttpResponse& res) const {
+  static const std::string none;
+  static const json no_session = json::object();
+  return evaluate(res, TemplateContext{none, no_session, none, {}}, nullptr);
 }
 
 Profile parse_profile(const std::string& text) {
@@ -496,6 +594,8 @@ Profile parse_profile(const std::string& text) {
                                 "exec_max_concurrent",
                                 "circuit_breaker",
                                 "browser",
+                                "refresh_when",
+                                "state_pointer",
                                 "description"};
   for (auto& [k, _] : doc.items())
     if (std::find(std::begin(known), std::end(known), k) == std::end(known))
@@ -508,6 +608,13 @@ Profile parse_profile(const std::string& text) {
   const auto host = p.base_url.find("://") + 3;
   while (!p.base_url.empty() && p.base_url.back() == '/') p.base_url.pop_back();
   if (p.base_url.size() <= host) fail("base_url", "has no host");  // "https://" was "https:"
+  if (auto sp = get_string(doc, "state_pointer", "profile", ""); !sp.empty()) {
+    try {
+      p.state_pointer = json::json_pointer(sp);
+    } catch (const json::exception& e) {
+      fail("state_pointer", std::string("not a JSON pointer: ") + e.what());
+    }
+  }
   p.interval = get_duration(doc, "interval", "profile", p.interval);
   p.idle_timeout = get_duration(doc, "idle_timeout", "profile", p.idle_timeout);
   if (p.interval >= p.idle_timeout)
@@ -521,6 +628,8 @@ Profile parse_profile(const std::string& text) {
     p.refresh = parse_step(*r, "refresh", timeout);
   if (!p.check && !p.refresh)
     fail("check", "a profile needs a check step, a refresh step, or both");
+  if (const json* w = optional_field(doc, "refresh_when"))
+    p.refresh_when = parse_refresh_when(*w, p);
   if (const json* t = optional_field(doc, "token_deadline")) {
     if (!t->is_object()) fail("token_deadline", "expected an object");
     TokenDeadline td;
@@ -580,11 +689,12 @@ Profile parse_profile(const std::string& text) {
   return p;
 }
 
-Profile load_profile(const std::string& path) {
+Profile load_profile(const std::string& path, std::string* bytes) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ProfileError(path + ": cannot read the profile file");
   std::ostringstream ss;
   ss << in.rdbuf();
+  if (bytes) *bytes = ss.str();
   try {
     return parse_profile(ss.str());
   } catch (const ProfileError& e) {
@@ -592,7 +702,11 @@ Profile load_profile(const std::string& path) {
   }
 }
 
-std::string expand_template(const std::string& text, const TemplateContext& ctx) {
+namespace {
+
+// expand_template; `empty` (when given) gets the first placeholder that
+// expanded to nothing, in braces.
+std::string expand(const std::string& text, const TemplateContext& ctx, std::string* empty) {
   if (text.find('{') == std::string::npos) return text;
   std::string out;
   std::size_t pos = 0;
@@ -613,8 +727,9 @@ std::string expand_template(const std::string& text, const TemplateContext& ctx)
     else if (name.rfind("cookie:", 0) == 0) {
       auto cname = name.substr(7);
       if (ctx.jar) value = jar_value(*ctx.jar, cname);
-      if (!value && ctx.session.contains("cookies") && ctx.session["cookies"].is_array())
-        for (const auto& c : ctx.session["cookies"])
+      const json* st = storage_state_of(ctx.session, ctx.state ? *ctx.state : json::json_pointer());
+      if (!value && st && st->contains("cookies") && (*st)["cookies"].is_array())
+        for (const auto& c : (*st)["cookies"])
           if (c.is_object() && c.value("name", "") == cname && c.contains("value") &&
               c["value"].is_string())
             value = c["value"].get<std::string>();
@@ -638,6 +753,7 @@ std::string expand_template(const std::string& text, const TemplateContext& ctx)
       }
     }
     if (value) {
+      if (value->empty() && empty && empty->empty()) *empty = "{" + name + "}";
       out += *value;
       pos = close + 1;
     } else {
@@ -649,6 +765,93 @@ std::string expand_template(const std::string& text, const TemplateContext& ctx)
   }
   out.append(text, pos, std::string::npos);
   return out;
+}
+
+}  // namespace
+
+std::string expand_template(const std::string& text, const TemplateContext& ctx) {
+  return expand(text, ctx, nullptr);
+}
+
+std::optional<std::string> expand_marker(const std::string& text, const TemplateContext& ctx,
+                                         std::string* empty) {
+  std::string missing;
+  std::string out = expand(text, ctx, &missing);
+  if (!missing.empty()) {
+    if (empty) *empty = std::move(missing);
+    return std::nullopt;
+  }
+  return out;
+}
+
+std::optional<std::string> expand_page_conditions(BrowserStepSpec& spec,
+                                                  const TemplateContext& ctx) {
+  for (auto* list : {&spec.wait_for, &spec.logged_out})
+    for (auto& c : *list) {
+      if (!c.text) continue;
+      std::string missing;
+      auto text = expand_marker(*c.text, ctx, &missing);
+      if (!text) return missing;
+      c.text = std::move(*text);
+    }
+  return std::nullopt;
+}
+
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text) {
+  // YYYY-MM-DDTHH:MM:SS[.frac] then "Z" or +hh:mm / -hh:mm (a time without a
+  // zone is local to somewhere unknown: not accepted).
+  auto digits = [&](std::size_t from, std::size_t n) {
+    if (from + n > text.size()) return false;
+    for (std::size_t i = from; i < from + n; ++i)
+      if (text[i] < '0' || text[i] > '9') return false;
+    return true;
+  };
+  if (text.size() > 64 || !digits(0, 4) || text.size() < 20 || text[4] != '-' || !digits(5, 2) ||
+      text[7] != '-' || !digits(8, 2) || (text[10] != 'T' && text[10] != 't') || !digits(11, 2) ||
+      text[13] != ':' || !digits(14, 2) || text[16] != ':' || !digits(17, 2))
+    return std::nullopt;
+  std::size_t pos = 19;
+  if (text[pos] == '.') {
+    const std::size_t first = ++pos;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') ++pos;
+    if (pos == first) return std::nullopt;
+  }
+  const std::string_view zone = text.substr(pos);
+  std::string utc(text.substr(0, pos));
+  utc[10] = 'T';
+  auto at = parse_iso8601(utc + "Z");
+  if (!at) return std::nullopt;
+  if (zone == "Z" || zone == "z") return at;
+  if (zone.size() != 6 || (zone[0] != '+' && zone[0] != '-') || zone[3] != ':' ||
+      !digits(pos + 1, 2) || !digits(pos + 4, 2))
+    return std::nullopt;
+  const int hours = (zone[1] - '0') * 10 + (zone[2] - '0');
+  const int minutes = (zone[4] - '0') * 10 + (zone[5] - '0');
+  if (hours > 23 || minutes > 59) return std::nullopt;
+  const std::chrono::minutes offset(hours * 60 + minutes);
+  // 10:30+03:30 is 07:00 UTC.
+  return zone[0] == '+' ? *at - offset : *at + offset;
+}
+
+std::optional<std::chrono::system_clock::time_point> parse_time_value(const json& v) {
+  using std::chrono::system_clock;
+  if (v.is_number()) {
+    // 1e11 seconds is the year 5138; 1e11 milliseconds is 1973.
+    const double n = v.get<double>();
+    const bool ms = n >= 1e11;
+    const double seconds = ms ? n / 1000 : n;
+    if (!(seconds > 0) || !plausible_unix_seconds(seconds)) return std::nullopt;
+    if (v.is_number_integer()) {  // exact
+      const auto i = v.get<std::int64_t>();
+      return system_clock::time_point(
+          ms ? std::chrono::duration_cast<system_clock::duration>(std::chrono::milliseconds(i))
+             : std::chrono::duration_cast<system_clock::duration>(std::chrono::seconds(i)));
+    }
+    return system_clock::time_point(
+        std::chrono::duration_cast<system_clock::duration>(std::chrono::duration<double>(seconds)));
+  }
+  if (v.is_string()) return parse_rfc3339(v.get<std::string>());
+  return std::nullopt;
 }
 
 HttpRequest make_request(const Profile& profile, const Step& step, const TemplateContext& ctx,
@@ -749,11 +952,13 @@ std::optional<std::int64_t> jwt_exp(std::string_view jwt) {
 }
 
 std::optional<std::chrono::system_clock::time_point> token_expiry(const TokenDeadline& deadline,
-                                                                  const json& session) {
+                                                                  const json& session,
+                                                                  const json::json_pointer& state) {
   std::optional<std::string> raw;
   if (deadline.from == TokenDeadline::From::cookie) {
-    if (session.contains("cookies") && session["cookies"].is_array())
-      for (const auto& c : session["cookies"])
+    const json* st = storage_state_of(session, state);
+    if (st && st->contains("cookies") && (*st)["cookies"].is_array())
+      for (const auto& c : (*st)["cookies"])
         if (c.is_object() && c.value("name", "") == deadline.name && c.contains("value") &&
             c["value"].is_string())
           raw = c["value"].get<std::string>();
@@ -772,6 +977,16 @@ std::optional<std::chrono::system_clock::time_point> token_expiry(const TokenDea
   auto exp = jwt_exp(std::string_view(token.data(), token.size()));
   if (!exp) return std::nullopt;
   return std::chrono::system_clock::time_point(std::chrono::seconds(*exp));
+}
+
+bool uses_browser(const Profile& profile) {
+  return (profile.check && profile.check->is_browser()) ||
+         (profile.refresh && profile.refresh->is_browser());
+}
+
+std::size_t browser_slots(const Profile& profile) {
+  if (profile.browser_max_concurrent > 0) return profile.browser_max_concurrent;
+  return std::max(1u, std::thread::hardware_concurrency());
 }
 
 }  // namespace sessiond

@@ -35,10 +35,10 @@ Verdict to_verdict(BrowserStepResult::Verdict v) {
 
 }  // namespace
 
-FirstLook read_first_look(const std::string& path, WallTime now) {
+FirstLook read_first_look(const std::string& path, WallTime now, const json::json_pointer& state) {
   FirstLook look;
   // Only the keepalive block matters here; a bad file is reported by the cycle.
-  auto loaded = load_session_file(path);
+  auto loaded = load_session_file(path, kMaxSessionFileBytes, state);
   auto* ok = std::get_if<LoadedSession>(&loaded);
   if (!ok) return look;
   auto k = read_keepalive(ok->doc);
@@ -56,7 +56,8 @@ FirstLook read_first_look(const std::string& path, WallTime now) {
 
 RefreshCycle::RefreshCycle(std::shared_ptr<const SiteSettings> site, std::string id,
                            std::uint32_t seed)
-    : site_(std::move(site)), path_(session_path(site_->sessions_dir, id)) {
+    : site_(std::move(site)), path_(site_->pattern.path(site_->sessions_dir, id)) {
+  status_.site = site_->name;
   status_.id = std::move(id);
   rng_.seed(static_cast<std::uint32_t>(std::hash<std::string>{}(status_.id) ^ seed));
 }
@@ -95,7 +96,7 @@ Millis RefreshCycle::regular_delay() {
   // A token that expires sooner bounds the session too.
   if (p.token_deadline && doc_) {
     const auto& td = *p.token_deadline;
-    if (auto exp = token_expiry(td, *doc_)) {
+    if (auto exp = token_expiry(td, *doc_, site_->profile->state_pointer)) {
       auto left = std::chrono::duration_cast<Millis>(*exp - td.margin - site_->now());
       if (left > Millis(0)) {
         delay = std::min(delay, std::max(left, Millis(1000)));
@@ -110,7 +111,8 @@ Millis RefreshCycle::regular_delay() {
           log::warn("token_not_renewed",
                     "the refresh did not renew the token_deadline token; refreshing at the "
                     "interval instead of before its expiry",
-                    {{"session", id()},
+                    {{"site", site_->name},
+                     {"session", id()},
                      {"token",
                       std::string(td.from == TokenDeadline::From::cookie ? "cookie:" : "header:") +
                           td.name},
@@ -133,7 +135,7 @@ void RefreshCycle::start(Actions& out) {
   }
   // First refresh: due ones at their time, overdue ones soon (spread), as the
   // file's keepalive block says; read on the disk pool.
-  out.emplace_back(action::ReadFirstLook{++timer_gen_});
+  out.emplace_back(action::ReadFirstLook{++timer_gen_, site_->profile->state_pointer});
   publish(out);
 }
 
@@ -249,9 +251,10 @@ void RefreshCycle::begin(Actions& out) {
   started_ = std::chrono::steady_clock::now();
   // Checked before the fields are built: they allocate, and debug is rarely on.
   if (!stopped_ && log::enabled(spdlog::level::debug))
-    log::debug("refresh", "refreshing session", {{"session", id()}, {"attempt", attempt_ + 1}});
+    log::debug("refresh", "refreshing session",
+               {{"site", site_->name}, {"session", id()}, {"attempt", attempt_ + 1}});
   publish(out);
-  out.emplace_back(action::Load{cycle_});
+  out.emplace_back(action::Load{cycle_, site_->profile->state_pointer});
 }
 
 void RefreshCycle::finish(std::optional<RefreshResult> result, CycleOutcome outcome,
@@ -267,8 +270,8 @@ void RefreshCycle::finish(std::optional<RefreshResult> result, CycleOutcome outc
   rotated_at_ = {};
   if (result && site_->metrics)
     site_->metrics->refresh_finished(
-        *result,
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+        *result, std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count(),
+        site_->name);
   out.emplace_back(
       action::Finished{CycleReport{id(), outcome, std::move(detail), status_.state, attempt_}});
   publish(out);
@@ -294,11 +297,12 @@ void RefreshCycle::loaded(const Loaded& l, Actions& out) {
       error_reported_for_ = identity;
       log::error("file_error",
                  "session file cannot be used; it is left untouched and retried when it changes",
-                 {{"session", id()},
+                 {{"site", site_->name},
+                  {"session", id()},
                   {"file", path_},
                   {"reason", to_string(err->kind)},
                   {"error", err->message}});
-      if (site_->metrics) site_->metrics->file_error(err->kind);
+      if (site_->metrics) site_->metrics->file_error(err->kind, site_->name);
     }
     status_.state = SessionState::file_error;
     status_.last_error = std::string(to_string(err->kind)) + ": " + err->message;
@@ -311,7 +315,7 @@ void RefreshCycle::loaded(const Loaded& l, Actions& out) {
   if (rewritten) {
     // The login bot wrote a new session: it is the truth from now on.
     log::info("session_reloaded", "session file changed on disk; using the new version",
-              {{"session", id()}});
+              {{"site", site_->name}, {"session", id()}});
     forget_unsaved();
     attempt_ = 0;
     gave_up_ = false;
@@ -349,16 +353,27 @@ void RefreshCycle::loaded(const Loaded& l, Actions& out) {
     paused_ = false;
     status_.adopt_pause(k);
     log::info("session_resumed", "session file rewritten without the pause; refreshing it again",
-              {{"session", id()}});
+              {{"site", site_->name}, {"session", id()}});
   }
   if (rewritten || status_.state == SessionState::file_error) status_.state = SessionState::pending;
   stopped_ = false;
-  jar_ = unsaved_jar_ ? *unsaved_jar_ : jar_from_playwright((*doc_)["cookies"]);
+  jar_ = unsaved_jar_ ? *unsaved_jar_ : jar_from_playwright(state()["cookies"]);
   if (unsaved_headers_) (*doc_)["headers"] = *unsaved_headers_;
-  if (unsaved_origins_) (*doc_)["origins"] = *unsaved_origins_;
+  if (unsaved_origins_) state()["origins"] = *unsaved_origins_;
   const auto& p = *site_->profile;
   // Before any step: whether the refresh moved the token's exp is logged.
-  exp_before_ = p.token_deadline ? token_expiry(*p.token_deadline, *doc_) : std::nullopt;
+  exp_before_ =
+      p.token_deadline ? token_expiry(*p.token_deadline, *doc_, p.state_pointer) : std::nullopt;
+  if (p.refresh_when && !p.refresh_when->from) {
+    // No keepalive block: the bot's new login, which began when it wrote the
+    // file. Else the block's sessionStart (none: unknown, refreshed).
+    session_start_.reset();
+    if (!doc_->contains("keepalive"))
+      session_start_ = WallTime(std::chrono::duration_cast<WallTime::duration>(
+          std::chrono::nanoseconds(session.identity.mtime_ns)));
+    else if (k.session_start)
+      session_start_ = parse_rfc3339(*k.session_start);
+  }
   run_step(p.check ? *p.check : *p.refresh, out);
 }
 
@@ -375,7 +390,9 @@ void RefreshCycle::run_step(const Step& step, Actions& out) {
     ExecJob job;
     job.session_id = id();
     job.session = *doc_;
-    job.session["cookies"] = playwright_from_jar(job.session["cookies"], jar_);
+    job.state_pointer = p.state_pointer;
+    auto& job_cookies = job.session[p.state_pointer / "cookies"];
+    job_cookies = playwright_from_jar(job_cookies, jar_);
     job.argv = step.exec;
     job.base_url = p.base_url;
     job.timeout = step.timeout;
@@ -387,30 +404,46 @@ void RefreshCycle::run_step(const Step& step, Actions& out) {
     BrowserStepRequest req;
     req.session_id = id();
     req.state = json::object();
-    req.state["cookies"] = playwright_from_jar((*doc_)["cookies"], jar_);
-    req.state["origins"] = doc_->contains("origins") ? (*doc_)["origins"] : json::array();
+    req.state["cookies"] = playwright_from_jar(state()["cookies"], jar_);
+    req.state["origins"] = state().contains("origins") ? state()["origins"] : json::array();
     req.spec = *step.browser;
-    TemplateContext ctx{id(), *doc_, p.base_url, {}, &jar_};
+    TemplateContext ctx{id(), *doc_, p.base_url, {}, &jar_, &p.state_pointer};
     req.spec.url = expand_template(req.spec.url, ctx);
+    // An empty text would be found on any page: nothing is decided.
+    if (auto missing = expand_page_conditions(req.spec, ctx)) {
+      fail_transient(
+          step.name + ": page text " + *missing + " is empty or missing in the session file",
+          std::nullopt, out);
+      return;
+    }
     if (req.spec.url.rfind("http://", 0) != 0 && req.spec.url.rfind("https://", 0) != 0)
       req.spec.url = p.base_url + req.spec.url;
     req.priority = priority;
     out.emplace_back(action::RunBrowser{cycle_, std::move(req)});
     return;
   }
-  TemplateContext ctx{id(), *doc_, p.base_url, {}, &jar_};
+  TemplateContext ctx{id(), *doc_, p.base_url, {}, &jar_, &p.state_pointer};
   HttpRequest req = make_request(p, step, ctx, jar_);
   req.priority = priority;
   if (log::enabled(spdlog::level::debug))
     log::debug("request", "sending request",
-               {{"session", id()}, {"step", step.name}, {"method", req.method}, {"url", req.url}});
+               {{"site", site_->name},
+                {"session", id()},
+                {"step", step.name},
+                {"method", req.method},
+                {"url", req.url}});
   out.emplace_back(action::SendHttp{cycle_, std::move(req)});
 }
 
 void RefreshCycle::answered(const HttpResponse& r, Actions& out) {
   if (r.curl_code != kNotSent && site_->metrics)  // refused by the open circuit: never sent
-    site_->metrics->request(step_->name, http_code_label(r));
-  Verdict v = step_->evaluate(r);
+    site_->metrics->request(step_->name, http_code_label(r), site_->name);
+  std::string problem;
+  Verdict v = step_->evaluate(
+      r,
+      TemplateContext{
+          id(), *doc_, site_->profile->base_url, {}, &jar_, &site_->profile->state_pointer},
+      &problem);
   if (v == Verdict::logged_in) {
     if (r.cookies != jar_) rotated(r.received_at);
     jar_ = r.cookies;
@@ -418,11 +451,14 @@ void RefreshCycle::answered(const HttpResponse& r, Actions& out) {
     if (!apply_captures(*step_, r, site_->profile->base_url, *doc_, jar_)) v = Verdict::transient;
   }
   std::string detail = describe(r);
-  if (v == Verdict::transient && r.transport_ok() && r.status >= 200 && r.status < 400)
+  if (!problem.empty())
+    detail += " (" + problem + " in the session file)";
+  else if (v == Verdict::transient && r.transport_ok() && r.status >= 200 && r.status < 400)
     detail += " (no logged-in or logged-out rule matched)";
   if (log::enabled(spdlog::level::debug))
     log::debug("response", "step answered",
-               {{"session", id()},
+               {{"site", site_->name},
+                {"session", id()},
                 {"step", step_->name},
                 {"http_status", r.status},
                 {"verdict", to_string(v)},
@@ -438,13 +474,14 @@ void RefreshCycle::rotated(std::chrono::steady_clock::time_point at) {
 }
 
 void RefreshCycle::exec_finished(const ExecOutcome& r, Actions& out) {
-  if (site_->metrics) site_->metrics->request(step_->name, exec_code_label(r.process));
+  if (site_->metrics) site_->metrics->request(step_->name, exec_code_label(r.process), site_->name);
   auto ev = exec_verdict(r);
   if (ev.verdict != Verdict::logged_in && r.process.started) {
     // What the command said about it (redacted by run_exec_job); the
     // verdict's detail stays short.
     log::warn("exec_failed", "exec step did not succeed",
-              {{"session", id()},
+              {{"site", site_->name},
+               {"session", id()},
                {"step", step_->name},
                {"outcome", ev.detail},
                {"stderr_tail", r.process.stderr_tail}});
@@ -454,7 +491,7 @@ void RefreshCycle::exec_finished(const ExecOutcome& r, Actions& out) {
     json updated = r.updated->doc;
     if (doc_->contains("keepalive")) updated["keepalive"] = (*doc_)["keepalive"];
     *doc_ = std::move(updated);
-    jar_ = jar_from_playwright((*doc_)["cookies"]);
+    jar_ = jar_from_playwright(state()["cookies"]);
     rotated();
   }
   verdict(ev.verdict, ev.detail, std::nullopt, out);
@@ -464,17 +501,18 @@ void RefreshCycle::browser_finished(const BrowserStepResult& r, Actions& out) {
   if (site_->metrics) {
     site_->metrics->browser_step(r);
     if (!r.not_sent)
-      site_->metrics->request(step_->name, std::string("browser_") + to_string(r.verdict));
+      site_->metrics->request(step_->name, std::string("browser_") + to_string(r.verdict),
+                              site_->name);
   }
   // The newest state the browser saw, whatever the verdict: the page may have
   // renewed the token at the site before it failed.
   if (r.cookies) {
-    (*doc_)["cookies"] = *r.cookies;
+    state()["cookies"] = *r.cookies;
     jar_ = jar_from_playwright(*r.cookies);
     rotated();
   }
   if (r.origins) {
-    (*doc_)["origins"] = *r.origins;
+    state()["origins"] = *r.origins;
     rotated();
   }
   verdict(to_verdict(r.verdict), r.detail, std::nullopt, out);
@@ -487,8 +525,9 @@ void RefreshCycle::verdict(Verdict v, const std::string& detail, std::optional<M
       logged_in(out);
       return;
     case Verdict::logged_out:
-      log::warn("logged_out", "the site logged this session out",
-                {{"session", id()}, {"step", step_->name}, {"error", detail}});
+      log::warn(
+          "logged_out", "the site logged this session out",
+          {{"site", site_->name}, {"session", id()}, {"step", step_->name}, {"error", detail}});
       dispose(step_->name + ": logged out (" + detail + ")", out);
       return;
     case Verdict::transient:
@@ -500,18 +539,111 @@ void RefreshCycle::verdict(Verdict v, const std::string& detail, std::optional<M
 void RefreshCycle::logged_in(Actions& out) {
   last_ok_ = site_->now();  // the site just saw the session alive
   const auto& p = *site_->profile;
-  if (is_check(*step_) && p.refresh) {
+  if (is_check(*step_) && p.refresh && (!p.refresh_when || refresh_due())) {
     run_step(*p.refresh, out);
     return;
   }
+  if (!is_check(*step_) && p.refresh_when && p.refresh_when->from) {
+    // The refresh ran because the field was old: it (or the bot) must renew
+    // it, or every check from now on is followed by a refresh.
+    // (An unreadable field was logged as session_age_unknown already.)
+    std::string problem;
+    if (auto start = session_started(problem)) {
+      const bool renewed = site_->now() - *start <= p.refresh_when->older_than;
+      if (!renewed && !age_not_renewed_logged_)
+        log::warn("session_age_not_renewed",
+                  "the refresh succeeded but left the session's start field as old as before; "
+                  "every check will be followed by a refresh",
+                  {{"site", site_->name}, {"session", id()}, {"from", p.refresh_when->from_text}});
+      age_not_renewed_logged_ = !renewed;
+    }
+  }
   save(out);
+}
+
+// Due when the session is older than refresh_when.older_than. An age that
+// cannot be read counts as due: a needless renewal costs one step, a missed
+// one lets the session reach its maximum age.
+bool RefreshCycle::refresh_due() {
+  const auto& when = *site_->profile->refresh_when;
+  std::string problem;
+  auto start = session_started(problem);
+  if (!start) {
+    if (!age_unknown_logged_)
+      log::warn("session_age_unknown", "the session's age cannot be read; refreshing it",
+                {{"site", site_->name},
+                 {"session", id()},
+                 {"from", when.from_text},
+                 {"problem", problem}});
+    age_unknown_logged_ = true;
+    return true;
+  }
+  age_unknown_logged_ = false;
+  const auto age = std::chrono::duration_cast<Millis>(site_->now() - *start);
+  const bool due = age > when.older_than;
+  if (log::enabled(spdlog::level::debug))
+    log::debug("refresh_when", due ? "session old enough: refreshing" : "refresh not due yet",
+               {{"site", site_->name},
+                {"session", id()},
+                {"age_s", age.count() / 1000},
+                {"older_than_s", when.older_than.count() / 1000}});
+  return due;
+}
+
+std::optional<WallTime> RefreshCycle::session_started(std::string& problem) const {
+  const auto& when = *site_->profile->refresh_when;
+  std::optional<WallTime> start;
+  if (when.from) {
+    const json* field = nullptr;
+    try {
+      if (doc_->contains(*when.from)) field = &doc_->at(*when.from);
+    } catch (const json::exception&) {  // e.g. "/a/b" where "a" is an array
+    }
+    if (!field) {
+      problem = "missing";
+      return std::nullopt;
+    }
+    start = parse_time_value(*field);
+    if (!start) {
+      problem = "not a time (expected epoch seconds or milliseconds, or RFC 3339 with a zone)";
+      return std::nullopt;
+    }
+  } else {
+    start = session_start_;
+    if (!start) {
+      problem = "missing";
+      return std::nullopt;
+    }
+  }
+  // A little ahead is clock skew; more is a wrong time (a local time written
+  // as UTC), which would put the refresh off for hours.
+  if (*start > site_->now() + std::chrono::minutes(5)) {
+    problem = "in the future";
+    return std::nullopt;
+  }
+  return start;
+}
+
+json& RefreshCycle::state() {
+  // Present and an object: every document here passed the schema check at
+  // this pointer (load_session_file).
+  return doc_->at(site_->profile->state_pointer);
 }
 
 void RefreshCycle::save(Actions& out) {
   phase_ = Phase::saving;
   auto& doc = *doc_;
-  doc["cookies"] = playwright_from_jar(doc["cookies"], jar_);
-  write_keepalive(doc, status_.keepalive_refreshed(read_keepalive(doc), *last_ok_));
+  state()["cookies"] = playwright_from_jar(state()["cookies"], jar_);
+  KeepaliveBlock k = status_.keepalive_refreshed(read_keepalive(doc), *last_ok_);
+  const auto& p = *site_->profile;
+  if (p.refresh_when && !p.refresh_when->from) {
+    // The refresh step renewed the session just now; else it began when it did.
+    if (!is_check(*step_))
+      k.session_start = log::iso8601(*last_ok_);
+    else if (session_start_)
+      k.session_start = log::iso8601(*session_start_);
+  }
+  write_keepalive(doc, k);
   // A save without new credentials loses nothing to a crash: its lag counts from now.
   const bool any_rotation = rotated_at_ != std::chrono::steady_clock::time_point{};
   out.emplace_back(action::Save{cycle_, doc_, *known_,
@@ -531,10 +663,13 @@ void RefreshCycle::saved(const SaveOutcome& r, Actions& out) {
       gave_up_ = false;
       status_.record_success(*last_ok_);
       auto took = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started_);
-      log::info("refresh_ok", "session refreshed",
-                {{"session", id()},
-                 {"refresh_count", status_.refresh_count},
-                 {"duration_ms", took.count()}});
+      json fields = {{"site", site_->name},
+                     {"session", id()},
+                     {"refresh_count", status_.refresh_count},
+                     {"duration_ms", took.count()}};
+      // With refresh_when, whether this cycle's check was followed by the refresh.
+      if (site_->profile->refresh_when) fields["refresh_step"] = !is_check(*step_);
+      log::info("refresh_ok", "session refreshed", fields);
       schedule(regular_delay(), out);  // before finish() publishes: the status shows it
       doc_.reset();
       finish(RefreshResult::success, CycleOutcome::success, {}, out);
@@ -542,7 +677,7 @@ void RefreshCycle::saved(const SaveOutcome& r, Actions& out) {
     }
     case SaveOutcome::Kind::changed_on_disk:
       log::info("file_changed", "session file changed during the refresh; reloading it",
-                {{"session", id()}});
+                {{"site", site_->name}, {"session", id()}});
       // known_ stays the version we read: the reload sees the bot's version
       // as a rewrite (a new login: attempts and unsaved credentials reset).
       forget_unsaved();
@@ -556,8 +691,12 @@ void RefreshCycle::saved(const SaveOutcome& r, Actions& out) {
       std::string msg = r.error ? r.error->message : "write failed";
       log::error("file_error",
                  "could not save the refreshed session; keeping it in memory and retrying",
-                 {{"session", id()}, {"file", path_}, {"reason", "write"}, {"error", msg}});
-      if (site_->metrics) site_->metrics->file_error(FileErrorKind::write);
+                 {{"site", site_->name},
+                  {"session", id()},
+                  {"file", path_},
+                  {"reason", "write"},
+                  {"error", msg}});
+      if (site_->metrics) site_->metrics->file_error(FileErrorKind::write, site_->name);
       doc_.reset();
       fail_transient("save failed: " + msg, std::nullopt, out);
       return;
@@ -570,17 +709,15 @@ void RefreshCycle::dispose(const std::string& reason, Actions& out) {
   auto& doc = *doc_;
   write_keepalive(doc,
                   SessionStatus::keepalive_logged_out(read_keepalive(doc), reason, site_->now()));
-  if (unsaved_jar_) doc["cookies"] = playwright_from_jar(doc["cookies"], *unsaved_jar_);
+  if (unsaved_jar_) state()["cookies"] = playwright_from_jar(state()["cookies"], *unsaved_jar_);
   // Announced by the I/O thread once the file is known to be this session's
   // and before it moves: after the bot's newer login nothing is announced
   // (the disposal is superseded), and the watcher's session_removed comes
   // after it. A failed disposal is logged after it as what it is.
-  const char* how = site_->on_logged_out == OnLoggedOut::quarantine ? "quarantine"
-                    : site_->on_logged_out == OnLoggedOut::mark     ? "mark"
-                                                                    : "delete";
-  auto announce = [id = id(), path = path_, how] {
+  const char* how = to_string(site_->on_logged_out);
+  auto announce = [site = site_->name, id = id(), path = path_, how] {
     log::warn("session_invalidated", "logged-out session is no longer refreshed",
-              {{"session", id}, {"file", path}, {"on_logged_out", how}});
+              {{"site", site}, {"session", id}, {"file", path}, {"on_logged_out", how}});
   };
   out.emplace_back(action::Dispose{cycle_, doc_, *known_, std::move(announce)});
 }
@@ -590,7 +727,7 @@ void RefreshCycle::disposed(const DisposeOutcome& r, Actions& out) {
     log::info("file_changed",
               "session file changed on disk before its disposal; the new session is kept and "
               "refreshed",
-              {{"session", id()}});
+              {{"site", site_->name}, {"session", id()}});
     doc_.reset();
     schedule(Millis(0), out);
     finish(std::nullopt, CycleOutcome::superseded, "file changed on disk", out);
@@ -606,13 +743,16 @@ void RefreshCycle::disposed(const DisposeOutcome& r, Actions& out) {
   doc_.reset();
   cancel_timer();
   if (r.error) {
-    log::error(
-        "file_error", "session is logged out but its file could not be updated",
-        {{"session", id()}, {"file", path_}, {"reason", "write"}, {"error", r.error->message}});
-    if (site_->metrics) site_->metrics->file_error(FileErrorKind::write);
+    log::error("file_error", "session is logged out but its file could not be updated",
+               {{"site", site_->name},
+                {"session", id()},
+                {"file", path_},
+                {"reason", "write"},
+                {"error", r.error->message}});
+    if (site_->metrics) site_->metrics->file_error(FileErrorKind::write, site_->name);
   } else if (r.where != path_) {
     log::info("session_quarantined", "logged-out session file moved",
-              {{"session", id()}, {"file", r.where}});
+              {{"site", site_->name}, {"session", id()}, {"file", r.where}});
   }
   finish(RefreshResult::logged_out, CycleOutcome::logged_out, {}, out);
 }
@@ -636,10 +776,11 @@ void RefreshCycle::fail_transient(const std::string& reason, std::optional<Milli
     status_.state = SessionState::failed;
     status_.last_error =
         "gave up after " + std::to_string(attempt_) + " failed attempts: " + reason;
-    log::error("retries_exhausted",
-               "refresh failed retry.max_attempts times in a row; not retried until the file "
-               "changes or a manual refresh",
-               {{"session", id()}, {"attempt", attempt_}, {"error", reason}});
+    log::error(
+        "retries_exhausted",
+        "refresh failed retry.max_attempts times in a row; not retried until the file "
+        "changes or a manual refresh",
+        {{"site", site_->name}, {"session", id()}, {"attempt", attempt_}, {"error", reason}});
     finish(RefreshResult::transient_error, CycleOutcome::failed, *status_.last_error, out);
     return;
   }
@@ -657,7 +798,8 @@ void RefreshCycle::fail_transient(const std::string& reason, std::optional<Milli
     status_.state = SessionState::at_risk;
   }
   log::warn("refresh_failed", "refresh failed, will retry",
-            {{"session", id()},
+            {{"site", site_->name},
+             {"session", id()},
              {"attempt", attempt_},
              {"error", reason},
              {"state", to_string(status_.state)},
@@ -674,7 +816,7 @@ bool RefreshCycle::is_check(const Step& step) const {
 void RefreshCycle::keep_unsaved() {
   unsaved_jar_ = jar_;
   if (doc_ && doc_->contains("headers")) unsaved_headers_ = (*doc_)["headers"];
-  if (doc_ && doc_->contains("origins")) unsaved_origins_ = (*doc_)["origins"];
+  if (doc_ && state().contains("origins")) unsaved_origins_ = state()["origins"];
 }
 
 void RefreshCycle::forget_unsaved() {
@@ -718,7 +860,7 @@ void RefreshCycle::begin_pause_write(Actions& out) {
   ++cycle_;
   started_ = std::chrono::steady_clock::now();
   publish(out);
-  out.emplace_back(action::Load{cycle_});
+  out.emplace_back(action::Load{cycle_, site_->profile->state_pointer});
 }
 
 void RefreshCycle::write_pause(const KeepaliveBlock& k, Actions& out) {
@@ -732,9 +874,9 @@ void RefreshCycle::write_pause(const KeepaliveBlock& k, Actions& out) {
                              : SessionStatus::keepalive_resumed(k));
   // Credentials that rotated at the site but could not be saved go with it:
   // a restart while paused must not bring back the stale cookie.
-  if (unsaved_jar_) doc["cookies"] = playwright_from_jar(doc["cookies"], *unsaved_jar_);
+  if (unsaved_jar_) state()["cookies"] = playwright_from_jar(state()["cookies"], *unsaved_jar_);
   if (unsaved_headers_) doc["headers"] = *unsaved_headers_;
-  if (unsaved_origins_) doc["origins"] = *unsaved_origins_;
+  if (unsaved_origins_) state()["origins"] = *unsaved_origins_;
   phase_ = Phase::saving;
   out.emplace_back(action::Save{cycle_, doc_, *known_, std::chrono::steady_clock::now()});
 }
@@ -765,8 +907,12 @@ void RefreshCycle::pause_saved(const SaveOutcome& r, Actions& out) {
     case SaveOutcome::Kind::failed: {
       std::string msg = r.error ? r.error->message : "write failed";
       log::error("file_error", "could not save the session's pause or resume",
-                 {{"session", id()}, {"file", path_}, {"reason", "write"}, {"error", msg}});
-      if (site_->metrics) site_->metrics->file_error(FileErrorKind::write);
+                 {{"site", site_->name},
+                  {"session", id()},
+                  {"file", path_},
+                  {"reason", "write"},
+                  {"error", msg}});
+      if (site_->metrics) site_->metrics->file_error(FileErrorKind::write, site_->name);
       doc_.reset();
       if (!paused_) schedule_as_at_start(out);  // as before the request
       finish(std::nullopt, CycleOutcome::transient_error, "save failed: " + msg, out);
@@ -782,15 +928,17 @@ void RefreshCycle::pause_written(const KeepaliveBlock& k, bool changed, Actions&
   if (paused_) {
     cancel_timer();
     if (changed)
-      log::info("session_paused", "session paused; not refreshed until resumed",
-                {{"session", id()}, {"reason", k.pause_reason.value_or("")}});
+      log::info(
+          "session_paused", "session paused; not refreshed until resumed",
+          {{"site", site_->name}, {"session", id()}, {"reason", k.pause_reason.value_or("")}});
     finish(std::nullopt, CycleOutcome::paused, {}, out);
     return;
   }
   if (status_.state == SessionState::pending && last_ok_ &&
       site_->now() - *last_ok_ < site_->idle_timeout)
     status_.state = SessionState::active;
-  if (changed) log::info("session_resumed", "session resumed", {{"session", id()}});
+  if (changed)
+    log::info("session_resumed", "session resumed", {{"site", site_->name}, {"session", id()}});
   schedule_as_at_start(out);  // before finish() publishes: the status shows it
   finish(std::nullopt, CycleOutcome::resumed, {}, out);
 }

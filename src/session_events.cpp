@@ -18,6 +18,7 @@ SessionEvent make(const char* type, const SessionStatus* before, const SessionSt
                   std::string reason) {
   SessionEvent e;
   e.type = type;
+  e.site = after.site;
   e.session = after.id;
   e.previous_state = before ? to_string(before->state) : "";
   e.state = to_string(after.state);
@@ -86,6 +87,7 @@ std::vector<SessionEvent> derive_events(const SessionStatus* before, const Sessi
 SessionEvent removed_event(const SessionStatus& last) {
   SessionEvent e;
   e.type = "removed";
+  e.site = last.site;
   e.session = last.id;
   e.previous_state = to_string(last.state);
   return e;

@@ -21,9 +21,8 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr std::string_view kPrefix = "session-";
-constexpr std::string_view kSuffix = ".json";
 constexpr std::string_view kTempMarker = ".tmp-";
+constexpr std::string_view kProbeStem = "session-exchange-probe";
 
 FileIdentity identity_of(const struct stat& st) {
   FileIdentity id;
@@ -78,26 +77,33 @@ bool nested_deeper_than(const json& v, int levels) {
   return false;
 }
 
-std::optional<FileError> validate_schema(const json& doc) {
+std::optional<FileError> validate_schema(const json& doc, const json::json_pointer& state) {
   if (!doc.is_object()) return FileError{FileErrorKind::schema, "top level is not a JSON object"};
   if (nested_deeper_than(doc, kMaxNesting))
     return FileError{FileErrorKind::schema,
                      "nested deeper than " + std::to_string(kMaxNesting) + " levels"};
-  auto cookies = doc.find("cookies");
-  if (cookies == doc.end()) return FileError{FileErrorKind::schema, "no \"cookies\" array"};
-  if (!cookies->is_array()) return FileError{FileErrorKind::schema, "\"cookies\" is not an array"};
+  const std::string at = state_path_prefix(state);
+  const json* st = storage_state_of(doc, state);
+  if (!st)
+    return FileError{FileErrorKind::schema, "no \"" + at.substr(0, at.size() - 1) +
+                                                "\" object (the profile's state_pointer)"};
+  auto cookies = st->find("cookies");
+  if (cookies == st->end())
+    return FileError{FileErrorKind::schema, "no \"" + at + "cookies\" array"};
+  if (!cookies->is_array())
+    return FileError{FileErrorKind::schema, "\"" + at + "cookies\" is not an array"};
   for (std::size_t i = 0; i < cookies->size(); ++i) {
     const auto& c = (*cookies)[i];
     if (!c.is_object() || !c.contains("name") || !c["name"].is_string() || !c.contains("value") ||
         !c["value"].is_string() || !c.contains("domain") || !c["domain"].is_string())
-      return FileError{FileErrorKind::schema,
-                       "cookies[" + std::to_string(i) + "] needs string name, value and domain"};
+      return FileError{FileErrorKind::schema, at + "cookies[" + std::to_string(i) +
+                                                  "] needs string name, value and domain"};
     if (c.contains("expires") && !c["expires"].is_number())
       return FileError{FileErrorKind::schema,
-                       "cookies[" + std::to_string(i) + "].expires is not a number"};
+                       at + "cookies[" + std::to_string(i) + "].expires is not a number"};
   }
-  if (auto o = doc.find("origins"); o != doc.end() && !o->is_array())
-    return FileError{FileErrorKind::schema, "\"origins\" is not an array"};
+  if (auto o = st->find("origins"); o != st->end() && !o->is_array())
+    return FileError{FileErrorKind::schema, "\"" + at + "origins\" is not an array"};
   if (auto h = doc.find("headers"); h != doc.end()) {
     if (!h->is_object()) return FileError{FileErrorKind::schema, "\"headers\" is not an object"};
     for (auto& [k, v] : h->items())
@@ -151,21 +157,76 @@ bool valid_session_id(std::string_view id) {
   return true;
 }
 
-std::optional<std::string> session_id_from_filename(std::string_view name) {
-  if (name.size() <= kPrefix.size() + kSuffix.size()) return std::nullopt;
-  if (name.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
-  if (name.substr(name.size() - kSuffix.size()) != kSuffix) return std::nullopt;
-  auto id = name.substr(kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
+std::optional<FilePattern> FilePattern::parse(std::string_view text, std::string* why) {
+  auto fail = [&](const std::string& reason) -> std::optional<FilePattern> {
+    if (why) *why = reason;
+    return std::nullopt;
+  };
+  constexpr std::string_view kId = "{id}";
+  auto at = text.find(kId);
+  if (at == std::string_view::npos) return fail("expected exactly one {id}");
+  if (text.find(kId, at + 1) != std::string_view::npos) return fail("expected exactly one {id}");
+  if (text.size() > 100) return fail("longer than 100 characters");
+  FilePattern p;
+  p.prefix_ = std::string(text.substr(0, at));
+  p.suffix_ = std::string(text.substr(at + kId.size()));
+  if (p.prefix_.empty() && p.suffix_.empty())
+    return fail("{id} alone would take every file in the directory");
+  for (const auto* part : {&p.prefix_, &p.suffix_})
+    for (char c : *part) {
+      bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                c == '_' || c == '.' || c == '-';
+      if (!ok) return fail("only letters, digits, _ . - around {id}");
+    }
+  if (!p.prefix_.empty() && p.prefix_.front() == '.')
+    return fail("must not start with a dot (temp files do)");
+  return p;
+}
+
+namespace {
+bool starts_with(const std::string& s, const std::string& p) {
+  return s.compare(0, p.size(), p) == 0;
+}
+bool ends_with(const std::string& s, const std::string& x) {
+  return s.size() >= x.size() && s.compare(s.size() - x.size(), x.size(), x) == 0;
+}
+}  // namespace
+
+bool FilePattern::overlaps(const FilePattern& o) const {
+  const bool prefixes = starts_with(prefix_, o.prefix_) || starts_with(o.prefix_, prefix_);
+  const bool suffixes = ends_with(suffix_, o.suffix_) || ends_with(o.suffix_, suffix_);
+  return prefixes && suffixes;
+}
+
+std::optional<std::string> FilePattern::id_of(std::string_view name) const {
+  if (name.size() <= prefix_.size() + suffix_.size()) return std::nullopt;
+  if (name.substr(0, prefix_.size()) != prefix_) return std::nullopt;
+  if (name.substr(name.size() - suffix_.size()) != suffix_) return std::nullopt;
+  auto id = name.substr(prefix_.size(), name.size() - prefix_.size() - suffix_.size());
   if (!valid_session_id(id)) return std::nullopt;
+  // Without a prefix, a dot name would be a hidden (or temp) file.
+  if (prefix_.empty() && id.front() == '.') return std::nullopt;
   return std::string(id);
 }
 
+std::string FilePattern::filename(std::string_view id) const {
+  return prefix_ + std::string(id) + suffix_;
+}
+
+std::string FilePattern::path(std::string_view dir, std::string_view id) const {
+  return std::string(dir) + "/" + filename(id);
+}
+
+std::optional<std::string> session_id_from_filename(std::string_view name) {
+  return FilePattern().id_of(name);
+}
+
 std::string session_filename(std::string_view id) {
-  return std::string(kPrefix) + std::string(id) + std::string(kSuffix);
+  return FilePattern().filename(id);
 }
 
 std::string session_path(std::string_view dir, std::string_view id) {
-  return std::string(dir) + "/" + session_filename(id);
+  return FilePattern().path(dir, id);
 }
 
 std::optional<FileIdentity> stat_identity(const std::string& path) {
@@ -175,7 +236,8 @@ std::optional<FileIdentity> stat_identity(const std::string& path) {
 }
 
 std::variant<LoadedSession, FileError> load_session_file(const std::string& path,
-                                                         std::size_t max_bytes) {
+                                                         std::size_t max_bytes,
+                                                         const json::json_pointer& state) {
   struct stat lst {};
   if (::lstat(path.c_str(), &lst) != 0) return errno_error(FileErrorKind::io, "stat", errno);
   if (S_ISLNK(lst.st_mode))
@@ -217,16 +279,35 @@ std::variant<LoadedSession, FileError> load_session_file(const std::string& path
   }
   ::close(fd);
   content.resize(got);
-  auto parsed = parse_session(content);
+  auto parsed = parse_session(content, state);
   if (auto* err = std::get_if<FileError>(&parsed)) return std::move(*err);
   return LoadedSession{std::move(std::get<json>(parsed)), identity_of(st)};
 }
 
-std::variant<json, FileError> parse_session(std::string_view content) {
+const json* storage_state_of(const json& doc, const json::json_pointer& state) {
+  if (!doc.is_object()) return nullptr;
+  // contains() throws for a pointer through an array with a non-number token.
+  try {
+    if (!doc.contains(state)) return nullptr;
+    const json& st = doc.at(state);
+    return st.is_object() ? &st : nullptr;
+  } catch (const json::exception&) {
+    return nullptr;
+  }
+}
+
+std::string state_path_prefix(const json::json_pointer& state) {
+  std::string out;
+  for (auto p = state; !p.empty(); p = p.parent_pointer()) out = p.back() + "." + out;
+  return out;
+}
+
+std::variant<json, FileError> parse_session(std::string_view content,
+                                            const json::json_pointer& state) {
   if (content.empty()) return FileError{FileErrorKind::parse, "file is empty"};
   json doc = json::parse(content, nullptr, false);
   if (doc.is_discarded()) return FileError{FileErrorKind::parse, "not valid JSON"};
-  if (auto err = validate_schema(doc)) return *err;
+  if (auto err = validate_schema(doc, state)) return *err;
   return doc;
 }
 
@@ -377,7 +458,7 @@ ExchangeProbe probe_atomic_exchange(const std::string& dir) {
   // A dot name with the temp marker: ignored by the watcher, and removed at
   // the next start-up if we crash in between.
   const std::string base =
-      dir + "/.session-exchange-probe" + std::string(kTempMarker) + random_suffix();
+      dir + "/." + std::string(kProbeStem) + std::string(kTempMarker) + random_suffix();
   const std::string a = base + ".a", b = base + ".b";
   ExchangeProbe out;
   auto create = [](const std::string& p) -> std::optional<FileIdentity> {
@@ -494,14 +575,18 @@ std::variant<std::string, FileError> quarantine_file(const std::string& path,
       return target;
     }
     if (errno != EEXIST) return errno_error(FileErrorKind::write, "link into " + dir, errno);
-    auto stem = name.substr(0, name.size() - kSuffix.size());
+    // name.<time>[-i].ext: the extension (any pattern's) stays last.
+    const auto dot = name.rfind('.');
+    const std::string ext = dot == std::string::npos || dot == 0 ? "" : name.substr(dot);
+    const std::string stem = name.substr(0, name.size() - ext.size());
     target = dir + "/" + stem + "." + std::to_string(std::time(nullptr)) +
-             (i ? "-" + std::to_string(i) : std::string()) + std::string(kSuffix);
+             (i ? "-" + std::to_string(i) : std::string()) + ext;
   }
   return FileError{FileErrorKind::write, "no free name in " + dir};
 }
 
-std::vector<std::string> restore_from_leftovers(const std::string& dir) {
+std::vector<std::string> restore_from_leftovers(const std::string& dir, const FilePattern& pattern,
+                                               const nlohmann::json::json_pointer& state) {
   // Leftovers by the session file they belong to: ".NAME.tmp-..." (a temp
   // file, or a version a save displaced) and ".NAME.tmp-....pin".
   std::map<std::string, std::vector<std::string>> leftovers;
@@ -511,7 +596,7 @@ std::vector<std::string> restore_from_leftovers(const std::string& dir) {
       auto marker = name.find(kTempMarker);
       if (name.size() < 2 || name.front() != '.' || marker == std::string_view::npos) continue;
       std::string session(name.substr(1, marker - 1));
-      if (!session_id_from_filename(session)) continue;
+      if (!pattern.id_of(session)) continue;
       leftovers[session].push_back(dir + "/" + std::string(name));
     }
     ::closedir(d);
@@ -522,7 +607,9 @@ std::vector<std::string> restore_from_leftovers(const std::string& dir) {
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
       continue;  // gone: not ours to recreate
-    if (std::holds_alternative<LoadedSession>(load_session_file(path))) continue;
+    // Complete as the site reads it (its storage state may be nested).
+    if (std::holds_alternative<LoadedSession>(load_session_file(path, kMaxSessionFileBytes, state)))
+      continue;
     // The newest complete one: the version the interrupted save displaced, or
     // a newer one written but not yet renamed (also the site's latest).
     std::vector<std::pair<std::int64_t, std::string>> by_age;
@@ -534,7 +621,9 @@ std::vector<std::string> restore_from_leftovers(const std::string& dir) {
     }
     std::sort(by_age.rbegin(), by_age.rend());
     for (const auto& [mtime, candidate] : by_age) {
-      if (!std::holds_alternative<LoadedSession>(load_session_file(candidate))) continue;
+      if (!std::holds_alternative<LoadedSession>(
+              load_session_file(candidate, kMaxSessionFileBytes, state)))
+        continue;
       if (::rename(candidate.c_str(), path.c_str()) == 0) restored.push_back(path);
       break;
     }
@@ -542,7 +631,8 @@ std::vector<std::string> restore_from_leftovers(const std::string& dir) {
   return restored;
 }
 
-int remove_stale_temp_files(const std::string& dir, std::chrono::seconds min_age) {
+int remove_stale_temp_files(const std::string& dir, std::chrono::seconds min_age,
+                            const FilePattern& pattern) {
   DIR* d = ::opendir(dir.c_str());
   if (!d) return 0;
   int removed = 0;
@@ -551,7 +641,9 @@ int remove_stale_temp_files(const std::string& dir, std::chrono::seconds min_age
     std::string_view name(e->d_name);
     if (name.size() < 2 || name.front() != '.' || name.find(kTempMarker) == std::string_view::npos)
       continue;
-    if (name.substr(1, kPrefix.size()) != kPrefix) continue;
+    // ".<session file name>.tmp-..." (saves, with ".pin" for the NFS path) or the probe's.
+    const auto stem = name.substr(1, name.find(kTempMarker) - 1);
+    if (!pattern.id_of(stem) && stem != kProbeStem) continue;
     std::string full = dir + "/" + std::string(name);
     struct stat st {};
     if (::lstat(full.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
@@ -583,6 +675,7 @@ KeepaliveBlock read_keepalive(const json& doc) {
     k.paused_at = str("pausedAt");
     k.pause_reason = str("pauseReason");
   }
+  k.session_start = str("sessionStart");
   return k;
 }
 
@@ -606,6 +699,7 @@ void write_keepalive(json& doc, const KeepaliveBlock& k) {
     block.erase("pausedAt");
     block.erase("pauseReason");
   }
+  if (k.session_start) block["sessionStart"] = *k.session_start;
   doc["keepalive"] = std::move(block);
 }
 

@@ -168,6 +168,7 @@ nlohmann::json to_json(const SessionStatus& s, WallTime now) {
   j["refreshCount"] = s.refresh_count;
   j["isActive"] = s.is_live();
   j["state"] = to_string(s.state);
+  if (!s.site.empty()) j["site"] = s.site;
   j["lastRefreshAgeSeconds"] =
       s.last_refresh
           ? nlohmann::json(duration_cast<milliseconds>(now - *s.last_refresh).count() / 1000.0)

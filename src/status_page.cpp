@@ -61,8 +61,9 @@ std::string page_href(const PageQuery& q, const std::string& after, const std::s
   return html_escape("/" + out);
 }
 
-std::string session_href(const std::string& id) {
-  return html_escape("/s/" + url_encode(id));
+// `site`: with several sites, the session's (ids are unique per site only).
+std::string session_href(const std::string& id, const std::string& site = {}) {
+  return html_escape("/s/" + url_encode(id) + (site.empty() ? "" : "?site=" + url_encode(site)));
 }
 
 // "3m 20s" for a span of seconds (positive).
@@ -93,12 +94,14 @@ std::string state_badge(SessionState s) {
   return std::string("<span class=\"state state-") + name + "\">" + name + "</span>";
 }
 
-void session_row(std::ostringstream& o, const SessionStatus& s, WallTime now) {
-  o << "<tr data-session=\"" << html_escape(s.id) << "\" data-state=\"" << to_string(s.state)
-    << "\"><td class=\"id\"><a href=\"" << session_href(s.id) << "\">" << html_escape(s.id)
-    << "</a></td><td class=\"st\">" << state_badge(s.state) << "</td><td class=\"err\">"
-    << (s.last_error ? html_escape(*s.last_error) : std::string()) << "</td><td>"
-    << when(s.last_refresh, now) << "</td><td>" << when(s.next_refresh, now)
+void session_row(std::ostringstream& o, const SessionStatus& s, WallTime now,
+                 bool with_site = false) {
+  o << "<tr data-session=\"" << html_escape(s.id) << "\" data-state=\"" << to_string(s.state);
+  if (with_site) o << "\" data-site=\"" << html_escape(s.site);
+  o << "\"><td class=\"id\"><a href=\"" << session_href(s.id, with_site ? s.site : "") << "\">"
+    << html_escape(s.id) << "</a></td><td class=\"st\">" << state_badge(s.state)
+    << "</td><td class=\"err\">" << (s.last_error ? html_escape(*s.last_error) : std::string())
+    << "</td><td>" << when(s.last_refresh, now) << "</td><td>" << when(s.next_refresh, now)
     << "</td><td class=\"num\">" << s.retry_count << "</td></tr>\n";
 }
 
@@ -106,15 +109,19 @@ const char* const kRowHead =
     "<thead><tr><th>Session</th><th>State</th><th>Last error</th><th>Last refresh</th>"
     "<th>Next refresh</th><th>Retries</th></tr></thead>\n";
 
+// `sites`: how many configured sites the page shows (0: one site, no
+// grouping); `site`: the session view's site, if several.
 void head(std::ostringstream& o, const std::string& title, const std::string& view,
-          const std::string& session) {
+          const std::string& session, std::size_t sites = 0, const std::string& site = {}) {
   o << "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
        "<title>"
     << html_escape(title)
     << "</title><link rel=\"stylesheet\" href=\"/ui/app.css\">"
        "<script src=\"/ui/app.js\" defer></script></head>\n<body data-view=\""
-    << view << "\" data-session=\"" << html_escape(session) << "\">\n";
+    << view << "\" data-session=\"" << html_escape(session);
+  if (sites > 0) o << "\" data-sites=\"" << sites << "\" data-site=\"" << html_escape(site);
+  o << "\">\n";
 }
 
 void header(std::ostringstream& o, const PageContext& c) {
@@ -132,6 +139,28 @@ void footer(std::ostringstream& o, const PageContext& c) {
     << html_escape(log::iso8601(c.now)) << "\">" << html_escape(log::iso8601(c.now))
     << "</time>. Refresh interval " << c.info.interval_s << " s, idle timeout "
     << c.info.idle_timeout_s << " s.</footer>\n</body></html>\n";
+}
+
+// "alpha: 3 active of 5, breaker closed" (and the directory's error).
+void site_line(std::ostringstream& o, const SiteLine& s) {
+  o << "<b class=\"site-name\">" << html_escape(s.name) << "</b>: <span class=\"n site-active\">"
+    << s.active << "</span> active of <span class=\"n site-total\">" << s.total
+    << "</span>, breaker <span class=\"breaker breaker-" << html_escape(s.breaker) << "\">"
+    << html_escape(s.breaker) << "</span>";
+  if (!s.error.empty())
+    o << ", <span class=\"err site-error\">" << html_escape(s.error) << "</span>";
+}
+
+void sites_list(std::ostringstream& o, const PageContext& c) {
+  if (c.sites.empty()) return;
+  o << "<section id=\"sites\"><h2>Sites</h2><ul class=\"sites\">";
+  for (const auto& s : c.sites) {
+    o << "<li data-site=\"" << html_escape(s.name) << "\""
+      << (s.error.empty() ? "" : " class=\"bad\"") << ">";
+    site_line(o, s);
+    o << "</li>";
+  }
+  o << "</ul></section>\n";
 }
 
 void counts(std::ostringstream& o, const StatusTable& t, const StatusSummary& sum) {
@@ -172,7 +201,7 @@ void attention(std::ostringstream& o, const StatusTable& t, const PageContext& c
   o << "<section id=\"attention\"><h2>Needs attention <span class=\"n\" id=\"attention-count\">"
     << list.size() << "</span></h2>\n";
   o << "<table id=\"attention-table\">" << kRowHead << "<tbody>\n";
-  for (std::size_t i = 0; i < shown; ++i) session_row(o, *list[i], c.now);
+  for (std::size_t i = 0; i < shown; ++i) session_row(o, *list[i], c.now, !c.sites.empty());
   o << "</tbody></table>\n";
   if (list.empty()) o << "<p class=\"empty\" id=\"attention-empty\">Nothing needs attention.</p>";
   if (shown < list.size())
@@ -267,14 +296,26 @@ void session_table(std::ostringstream& o, const StatusTable& t, const PageQuery&
     page.assign(match.begin(), match.begin() + n);
   }
   std::size_t below = 0, above = 0;  // matching ids before / after this page
+  std::string first, last;           // the page's id range (the pager's keys)
   if (!page.empty()) {
-    const std::string& first = page.front()->id;
-    const std::string& last = page.back()->id;
+    first = page.front()->id;
+    last = page.back()->id;
     for (const auto* s : match) {
       if (s->id < first) ++below;
       if (s->id > last) ++above;
     }
   }
+  // With sites, the page's rows by site (in the sites' order), each group
+  // under its site's line; inside a group, id order.
+  auto site_rank = [&](const std::string& name) {
+    for (std::size_t i = 0; i < c.sites.size(); ++i)
+      if (c.sites[i].name == name) return i;
+    return c.sites.size();
+  };
+  if (!c.sites.empty())
+    std::stable_sort(page.begin(), page.end(), [&](const SessionStatus* a, const SessionStatus* b) {
+      return site_rank(a->site) < site_rank(b->site);
+    });
 
   o << "<section id=\"sessions\"><h2>All sessions</h2>\n";
   search_form(o, q);
@@ -286,14 +327,26 @@ void session_table(std::ostringstream& o, const StatusTable& t, const PageQuery&
     o << "Sessions " << below + 1 << "&#8211;" << below + page.size() << " of " << match.size()
       << (q.q.empty() && q.state.empty() ? "" : " matching") << ".";
   o << "</p>\n<table id=\"session-table\">" << kRowHead << "<tbody>\n";
-  for (const auto* s : page) session_row(o, *s, c.now);
+  const std::string* group = nullptr;
+  for (const auto* s : page) {
+    if (!c.sites.empty() && (!group || *group != s->site)) {
+      group = &s->site;
+      const auto rank = site_rank(s->site);
+      o << "<tr class=\"site-group\" data-site=\"" << html_escape(s->site)
+        << "\"><th colspan=\"6\">";
+      if (rank < c.sites.size())
+        site_line(o, c.sites[rank]);
+      else
+        o << "<b class=\"site-name\">" << html_escape(s->site) << "</b>";
+      o << "</th></tr>\n";
+    }
+    session_row(o, *s, c.now, !c.sites.empty());
+  }
   o << "</tbody></table>\n<nav class=\"pager\">";
   if (below > 0)
     o << "<a rel=\"first\" href=\"" << page_href(q, "", "") << "\">&#171; first</a> "
-      << "<a rel=\"prev\" href=\"" << page_href(q, "", page.front()->id)
-      << "\">&#8249; previous</a> ";
-  if (above > 0)
-    o << "<a rel=\"next\" href=\"" << page_href(q, page.back()->id, "") << "\">next &#8250;</a>";
+      << "<a rel=\"prev\" href=\"" << page_href(q, "", first) << "\">&#8249; previous</a> ";
+  if (above > 0) o << "<a rel=\"next\" href=\"" << page_href(q, last, "") << "\">next &#8250;</a>";
   o << "</nav></section>\n";
 }
 
@@ -304,10 +357,23 @@ void event_log(std::ostringstream& o) {
 
 PageResult session_view(const StatusTable& t, const PageQuery& q, const PageContext& c) {
   std::ostringstream o;
-  const SessionStatus* s = t.find(q.session);
-  head(o, "sessiond: " + q.session, "session", q.session);
+  const SessionStatus* s = t.find(q.site, q.session);
+  if (!s && q.site.empty()) s = t.find(q.session);  // the one site that has it
+  const std::string site = c.sites.empty() ? std::string() : s ? s->site : q.site;
+  head(o, "sessiond: " + q.session, "session", q.session, c.sites.size(), site);
   header(o, c);
   o << "<p><a href=\"/\">&#8592; all sessions</a></p>\n";
+  if (const auto in = t.sites_of(q.session); !s && q.site.empty() && in.size() > 1) {
+    // Ids are unique per site only: say which sessions there are.
+    o << "<section id=\"session\"><h2>Session " << html_escape(q.session)
+      << "</h2><p id=\"ambiguous\">Several sites have this session:</p><ul>";
+    for (const auto& name : in)
+      o << "<li><a href=\"" << session_href(q.session, name) << "\">" << html_escape(name)
+        << "</a></li>";
+    o << "</ul></section>\n";
+    footer(o, c);
+    return {300, o.str()};
+  }
   if (!s) {
     o << "<section id=\"session\"><h2>Session " << html_escape(q.session)
       << "</h2><p id=\"unknown\">No such session on this replica (shard " << c.info.shard_index
@@ -333,10 +399,16 @@ PageResult session_view(const StatusTable& t, const PageQuery& q, const PageCont
     row("Pause reason", "session-pause-reason",
         s->pause_reason ? html_escape(*s->pause_reason) : std::string());
   }
-  o << "</dl><p><button type=\"button\" id=\"refresh-now\" data-session=\"" << html_escape(s->id)
-    << "\">Refresh now</button> <output id=\"refresh-result\" role=\"status\"></output></p>"
-    << "<p class=\"hint\">JSON: <a href=\"/sessions/" << html_escape(url_encode(s->id))
-    << "\">/sessions/" << html_escape(s->id) << "</a></p></section>\n";
+  // With several sites the JSON and the refresh name the site (an id may be
+  // in two).
+  const std::string json_path =
+      (site.empty() ? "/sessions/" : "/sites/" + url_encode(site) + "/sessions/") +
+      url_encode(s->id);
+  o << "</dl><p><button type=\"button\" id=\"refresh-now\" data-session=\"" << html_escape(s->id);
+  if (!site.empty()) o << "\" data-site=\"" << html_escape(site);
+  o << "\">Refresh now</button> <output id=\"refresh-result\" role=\"status\"></output></p>"
+    << "<p class=\"hint\">JSON: <a href=\"" << html_escape(json_path) << "\">"
+    << html_escape(json_path) << "</a></p></section>\n";
   event_log(o);
   footer(o, c);
   return {200, o.str()};
@@ -375,10 +447,11 @@ PageResult render_status_page(const StatusTable& table, const PageQuery& query,
                               const PageContext& context) {
   if (!query.session.empty()) return session_view(table, query, context);
   std::ostringstream o;
-  head(o, "sessiond", "overview", "");
+  head(o, "sessiond", "overview", "", context.sites.size());
   header(o, context);
   const auto sum = table.summary(context.now);
   counts(o, table, sum);
+  sites_list(o, context);
   attention(o, table, context);
   event_log(o);
   chart(o, context);

@@ -85,9 +85,22 @@ const char* const kAppJs = R"js('use strict';
     if (el && typeof n === 'number') el.textContent = String(n);
   }
 
-  function rowsFor(session) {
-    const sel = 'tr[data-session="' + CSS.escape(session) + '"]';
-    return Array.prototype.slice.call(document.querySelectorAll(sel));
+  // An event's rows: its session in its site (ids are unique per site only;
+  // rows carry data-site when the page shows several sites).
+  function rowsFor(ev) {
+    const sel = 'tr[data-session="' + CSS.escape(ev.session) + '"]';
+    return Array.prototype.slice.call(document.querySelectorAll(sel)).filter(function (tr) {
+      return !tr.dataset.site || !ev.site || tr.dataset.site === ev.site;
+    });
+  }
+
+  function severalSites() {
+    return document.body.dataset.sites && document.body.dataset.sites !== '0';
+  }
+
+  function sessionHref(session, site) {
+    return '/s/' + encodeURIComponent(session) +
+           (site && severalSites() ? '?site=' + encodeURIComponent(site) : '');
   }
 
   function cell(text) {
@@ -99,12 +112,13 @@ const char* const kAppJs = R"js('use strict';
   function attentionRow(ev) {
     const tr = document.createElement('tr');
     tr.dataset.session = ev.session;
+    if (ev.site && severalSites()) tr.dataset.site = ev.site;
     tr.dataset.state = ev.state;
     tr.className = 'new';
     const id = cell();
     id.className = 'id';
     const a = document.createElement('a');
-    a.href = '/s/' + encodeURIComponent(ev.session);
+    a.href = sessionHref(ev.session, ev.site);
     a.textContent = ev.session;
     id.appendChild(a);
     const st = cell();
@@ -117,7 +131,7 @@ const char* const kAppJs = R"js('use strict';
   }
 
   function applyToRows(ev) {
-    rowsFor(ev.session).forEach(function (tr) {
+    rowsFor(ev).forEach(function (tr) {
       if (!ev.state) {
         tr.classList.add('gone');
         return;
@@ -132,15 +146,20 @@ const char* const kAppJs = R"js('use strict';
     });
     const body = document.querySelector('#attention-table tbody');
     if (body && ev.state && ATTENTION.indexOf(ev.state) >= 0 &&
-        !body.querySelector('tr[data-session="' + CSS.escape(ev.session) + '"]')) {
+        !rowsFor(ev).some(function (tr) { return body.contains(tr); })) {
       body.insertBefore(attentionRow(ev), body.firstChild);
       const empty = $('attention-empty');
       if (empty) empty.hidden = true;
     }
   }
 
+  function isThisSession(ev) {
+    const site = document.body.dataset.site;
+    return document.body.dataset.session === ev.session && (!site || !ev.site || site === ev.site);
+  }
+
   function applyToSessionView(ev) {
-    if (document.body.dataset.session !== ev.session) return;
+    if (!isThisSession(ev)) return;
     const st = $('session-state');
     if (st && ev.state) st.replaceChildren(badge(ev.state));
     const err = $('session-error');
@@ -150,8 +169,7 @@ const char* const kAppJs = R"js('use strict';
   function logEvent(ev) {
     const list = $('event-log');
     if (!list) return;
-    if (document.body.dataset.view === 'session' && ev.session !== document.body.dataset.session)
-      return;
+    if (document.body.dataset.view === 'session' && !isThisSession(ev)) return;
     const li = document.createElement('li');
     li.dataset.type = ev.type;
     li.dataset.session = ev.session || '';
@@ -194,18 +212,20 @@ const char* const kAppJs = R"js('use strict';
     return adminToken ? {'Authorization': 'Bearer ' + adminToken} : {};
   }
 
-  async function postRefresh(id) {
-    return fetch('/sessions/' + encodeURIComponent(id) + '/refresh',
+  async function postRefresh(id, site) {
+    const path = site ? '/sites/' + encodeURIComponent(site) + '/sessions/' : '/sessions/';
+    return fetch(path + encodeURIComponent(id) + '/refresh',
                  {method: 'POST', headers: authHeaders(), credentials: 'same-origin'});
   }
 
   async function refreshNow(button) {
     const id = button.dataset.session;
+    const site = button.dataset.site;
     const out = $('refresh-result');
     button.disabled = true;
     out.textContent = 'refreshing\u2026';
     try {
-      let r = await postRefresh(id);
+      let r = await postRefresh(id, site);
       if (r.status === 401) {
         const token = window.prompt('This sessiond needs its admin token to refresh a session:');
         if (!token) {
@@ -213,7 +233,7 @@ const char* const kAppJs = R"js('use strict';
           return;
         }
         adminToken = token;
-        r = await postRefresh(id);
+        r = await postRefresh(id, site);
         if (r.status === 401) adminToken = null;
       }
       let body = {};
@@ -286,6 +306,11 @@ ul.counts { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: .
 ul.counts li { border: 1px solid #d0d7de; border-radius: 6px; padding: .3em .7em; }
 ul.counts a { color: inherit; text-decoration: none; }
 ul.counts .n { font-weight: 600; font-size: 1.2em; }
+ul.sites { list-style: none; padding: 0; }
+ul.sites li { padding: .15em 0; }
+tr.site-group th { background: #f6f8fa; font-weight: normal; }
+.breaker { font-size: .85em; padding: 0 .4em; border-radius: 4px; background: #dafbe1; }
+.breaker-open, .breaker-half_open { background: #ffebe9; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .25em .5em; border-bottom: 1px solid #eaeef2; vertical-align: top; }
 td.num { text-align: right; }

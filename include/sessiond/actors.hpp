@@ -13,6 +13,7 @@
 #include <caf/typed_actor.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,7 +54,10 @@ using metrics_atom = caf::atom_constant<caf::atom("metrics")>;  // /metrics
 using page_atom = caf::atom_constant<caf::atom("page")>;        // the status page at /
 using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
 using report_atom = caf::atom_constant<caf::atom("report")>;
-using finished_atom = caf::atom_constant<caf::atom("finished")>;  // a session's cycle ended
+using finished_atom = caf::atom_constant<caf::atom("finished")>;   // a session's cycle ended
+using locate_atom = caf::atom_constant<caf::atom("locate")>;       // which sites have this id
+using sites_atom = caf::atom_constant<caf::atom("sites")>;         // /sites
+using site_error_atom = caf::atom_constant<caf::atom("siteerr")>;  // a site's directory problem
 
 // -- payloads ---------------------------------------------------------------
 
@@ -66,6 +70,26 @@ struct DirEvent {
   std::uint32_t mask = 0;
 };
 using DirEventsPtr = std::shared_ptr<const std::vector<DirEvent>>;
+
+// What GET /sites says about a site besides its counts.
+struct SiteInfo {
+  std::string name;
+  std::string dir;
+  std::string pattern;
+  std::string profile;  // the profile file
+  std::int64_t interval_s = 0;
+  // Exact, for the site's gauges (0: not known, the gauges are left alone).
+  Millis interval{0};
+  Millis idle_timeout{0};
+  OnLoggedOut on_logged_out = OnLoggedOut::quarantine;
+  std::function<std::string()> breaker;  // its circuit: closed | open | half_open
+  // Its own queues in front of the shared HTTP client and browser pool
+  // (sampled at scrape); empty when it has none (the flags' one site).
+  std::function<HttpLoad()> http_load;
+  std::function<HttpLoad()> browser_load;
+  std::string error;  // found at start-up ("" = none); the watcher updates it
+};
+using SiteInfoListPtr = std::shared_ptr<const std::vector<SiteInfo>>;
 
 // Answers of the supervisor to the admin API.
 enum class AdminResult { registered, exists, unregistered, not_found };
@@ -145,8 +169,15 @@ using watcher_actor = caf::typed_actor<
 using status_board_actor = caf::typed_actor<
     // A session's new status.
     caf::reacts_to<put_atom, SessionStatusPtr>,
-    // A session is gone.
-    caf::reacts_to<forget_atom, std::string>,
+    // Session (site, id) is gone.
+    caf::reacts_to<forget_atom, std::string, std::string>,
+    // A reload removed (or is restarting) this site: forget its sessions.
+    caf::reacts_to<remove_atom, std::string>,
+    // A reload changed the configured sites.
+    caf::reacts_to<sites_atom, SiteInfoListPtr>,
+    // From a site's watcher: what is wrong with its sessions directory ("":
+    // nothing any more).
+    caf::reacts_to<site_error_atom, std::string, std::string>,
     // The first scan is done: ready.
     caf::reacts_to<scanned_atom>,
     // Shutting down: not ready any more.
@@ -155,10 +186,15 @@ using status_board_actor = caf::typed_actor<
     caf::replies_to<ready_atom>::with<bool>,
     // /metrics: the Prometheus text, with derived gauges brought up to date.
     caf::replies_to<metrics_atom>::with<std::string>,
-    // /status?state=&limit=: JSON.
-    caf::replies_to<status_atom, std::string, std::uint64_t>::with<std::string>,
-    // /sessions/{id}: JSON, "" when unknown.
-    caf::replies_to<session_atom, std::string>::with<std::string>,
+    // /status?state=&limit=&site=: JSON (site "": every site).
+    caf::replies_to<status_atom, std::string, std::uint64_t, std::string>::with<std::string>,
+    // /sites/{site}/sessions/{id} (site "": the only site that has the id):
+    // JSON, "" when unknown.
+    caf::replies_to<session_atom, std::string, std::string>::with<std::string>,
+    // The sites that have a session of this id (sorted).
+    caf::replies_to<locate_atom, std::string>::with<std::vector<std::string>>,
+    // GET /sites: JSON.
+    caf::replies_to<sites_atom>::with<std::string>,
     // GET / and /s/{id}: the status page's HTML.
     caf::replies_to<page_atom, PageQuery>::with<PageResult>,
     // (self) Log timers.
@@ -175,3 +211,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sessiond::CycleReport)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sessiond::AdminResult)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sessiond::PageQuery)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sessiond::PageResult)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(sessiond::SiteInfoListPtr)

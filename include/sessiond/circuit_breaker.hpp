@@ -11,6 +11,7 @@
 #include <chrono>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "sessiond/browser_step.hpp"
@@ -41,6 +42,8 @@ class CircuitBreaker {
 
   State state() const;
   bool is_open() const { return state() != State::closed; }
+  // The site it guards, named in its log lines (before any request).
+  void set_site(std::string site) { site_ = std::move(site); }
 
  private:
   struct Bucket {
@@ -52,12 +55,16 @@ class CircuitBreaker {
 
   CircuitBreakerPolicy policy_;
   Clock now_;
+  std::string site_;
   mutable std::mutex mutex_;
   State state_ = State::closed;
   std::chrono::steady_clock::time_point opened_at_{};
   bool probe_in_flight_ = false;
   std::vector<Bucket> buckets_;  // one per second of the window (a ring)
 };
+
+// "closed", "open", "half_open" (/sites, the status page).
+const char* to_string(CircuitBreaker::State state);
 
 // The same breaker in front of browser steps: a step refused by the open
 // circuit completes at once, `not_sent`, transient; a transient step counts

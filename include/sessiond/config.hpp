@@ -19,6 +19,21 @@ struct ConfigError : std::runtime_error {
 };
 
 enum class OnLoggedOut { quarantine, mark, remove };
+const char* to_string(OnLoggedOut mode);  // quarantine | mark | delete
+
+// One site of a multi-site config file ("sites": [...]). Unset optionals fall
+// back to the flags (interval, idle timeout, on_logged_out), then the profile.
+struct SiteConfig {
+  std::string name;  // [a-z0-9_-]{1,32}, unique
+  std::string profile_path;
+  std::string sessions_dir;
+  std::string file_pattern = "session-{id}.json";  // exactly one {id}
+  std::string base_url;                            // overrides the profile's
+  std::optional<Millis> interval;
+  std::optional<Millis> idle_timeout;
+  std::optional<OnLoggedOut> on_logged_out;
+  std::optional<std::size_t> max_in_flight;  // this site's share; capped by the profile's
+};
 
 struct Config {
   std::string command;            // run | once | status | refresh | check-config | demo
@@ -60,6 +75,7 @@ struct Config {
   int restart_limit = 5;         // restarts of one session actor ...
   Millis restart_window{60000};  // ... within this window, then it is marked failed
   bool per_session_metrics = false;
+  std::string site;              // status --site: only this site's sessions
   std::string url;               // status/refresh: the daemon's address (default: from --listen)
   std::string output = "table";  // status: table | json
   bool all = false;              // status --all: every replica of --peers, merged
@@ -68,7 +84,19 @@ struct Config {
   std::string browser;  // Chromium for browser steps ("" = Debian's headless shell, then chromium)
   bool browser_sandbox = true;         // false: --browser-no-sandbox
   bool save_without_exchange = false;  // force the NFS save path (tests)
+  // The config file's "sites" (empty: one site from the flags; see sites_of).
+  std::vector<SiteConfig> sites;
 };
+
+// The sites to run: the config file's "sites", or one site from the flags
+// (--profile, --sessions-dir, ...; its name is filled in from the profile).
+// Validates names (unique, [a-z0-9_-]{1,32}) and patterns; ConfigError names
+// the site and the key.
+std::vector<SiteConfig> sites_of(const Config& config);
+// A profile's name as a site name: lower case, [a-z0-9_-] (others become
+// '-'), at most 32 characters; "default" when nothing is left.
+std::string site_name_from(const std::string& profile_name);
+bool valid_site_name(const std::string& name);
 
 // `env` is the process environment (name -> value).
 Config parse_config(int argc, const char* const* argv,

@@ -34,6 +34,7 @@ struct SessionEvent {
   std::uint64_t id = 0;  // filled by EventBus::publish
   WallTime time{};       // filled by EventBus::publish
   std::string type;      // one of kEventTypes, or "reset" (stream control, see EventBus)
+  std::string site;      // the session's site ("" in single-site tests)
   std::string session;
   std::string previous_state;  // "" for registered
   std::string state;           // "" for removed

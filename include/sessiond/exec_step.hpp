@@ -21,8 +21,9 @@ namespace sessiond {
 
 struct ExecJob {
   std::string session_id;
-  nlohmann::json session;         // the document to hand over, cookies as they are now
-  std::vector<std::string> argv;  // templates ({file}, {id}, {base_url}, ...)
+  nlohmann::json session;                      // the document to hand over, cookies as they are now
+  nlohmann::json::json_pointer state_pointer;  // where its cookies are (the profile's)
+  std::vector<std::string> argv;               // templates ({file}, {id}, {base_url}, ...)
   std::string base_url;
   std::chrono::milliseconds timeout{15000};
   std::vector<std::string> env;  // names passed through from sessiond's environment
@@ -51,7 +52,10 @@ std::vector<std::string> exec_environment(const std::vector<std::string>& pass_t
 // characters (shorter ones are flags like "1" or "true", which would redact
 // ordinary words).
 constexpr std::size_t kMinSecretLength = 8;
-std::vector<std::string> session_secrets(const nlohmann::json& session);
+// `state`: where a nested storage state is (a profile's state_pointer).
+std::vector<std::string> session_secrets(
+    const nlohmann::json& session,
+    const nlohmann::json::json_pointer& state = nlohmann::json::json_pointer());
 
 // Every occurrence of a secret replaced by "[redacted]". With cut_at_start
 // (a tail that lost its beginning), so is the end of a secret the text starts

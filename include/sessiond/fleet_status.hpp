@@ -67,6 +67,9 @@ class FleetStatus {
 // "3s ago"-style ages and "in 4m" as `sessiond status` prints them.
 std::string format_age(double seconds);
 std::string format_until(const nlohmann::json& iso, WallTime now);
+// Rows as `sessiond status` prints them: columns padded to the widest cell
+// plus 3 spaces, the last one unpadded.
+std::string format_table(const std::vector<std::vector<std::string>>& rows);
 
 // The replicas named by --peers: a comma list of base URLs (taken as they
 // are), or a DNS name, optionally NAME:PORT, whose every A and AAAA record is

@@ -13,9 +13,14 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <set>
+#include <shared_mutex>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "sessiond/browser_step.hpp"
 #include "sessiond/duration.hpp"
@@ -36,6 +41,16 @@ struct MetricsConfig {
   double rate_limit_per_second = 0;  // the profile's token bucket; 0 = unlimited
   bool per_session = false;          // opt-in per-session series
   bool atomic_exchange = true;       // saves use renameat2(RENAME_EXCHANGE) (start-up probe)
+  // The sites (few; the `site` label of the per-site series). Empty: those
+  // series have no site label (tests of one site).
+  std::vector<std::string> sites;
+  // Each site's interval and idle timeout (its gauges); a site not here has
+  // `interval` and `idle_timeout`.
+  struct SiteTiming {
+    Millis interval{0};
+    Millis idle_timeout{0};
+  };
+  std::map<std::string, SiteTiming> site_timing;
 };
 
 class Metrics {
@@ -48,9 +63,11 @@ class Metrics {
   std::string serialize() const;  // the text exposition
 
   // -- where things happen (thread-safe) --
-  void refresh_finished(RefreshResult result, double seconds);
-  void request(const std::string& step, const std::string& code);  // one request / command
-  void file_error(FileErrorKind kind);
+  // `site`: one of MetricsConfig::sites, the series' `site` label ("" without sites).
+  void refresh_finished(RefreshResult result, double seconds, const std::string& site = {});
+  void request(const std::string& step, const std::string& code,
+               const std::string& site = {});  // one request / command
+  void file_error(FileErrorKind kind, const std::string& site = {});
   void actor_restarted() { restarts_->Increment(); }
   void browser_step(const BrowserStepResult& result);
   void browser_restarted() { browser_restarts_->Increment(); }
@@ -70,23 +87,42 @@ class Metrics {
   void set_hook_queue(const std::string& kind, double n);
 
   // -- derived (status board) and sampled (at scrape) --
-  void set_sessions(SessionState state, double n) {
-    sessions_[static_cast<std::size_t>(state)]->Set(n);
-  }
-  void set_oldest_refresh_age(double seconds) { oldest_age_->Set(seconds); }
+  void set_sessions(SessionState state, double n, const std::string& site = {});
+  // The sites with series (a copy: a reload may add one).
+  std::vector<std::string> sites() const;
+  // A site added by a reload: its series, at zero. Idempotent.
+  void add_site(const std::string& site);
+  // A site a reload removed: every series labelled site=NAME leaves the
+  // exposition (a stale value would read as a live site). Later updates for
+  // it are dropped; add_site(NAME) starts it again from zero.
+  void remove_site(const std::string& site);
+  // The oldest refresh age of a site's live sessions (of all without sites).
+  void set_oldest_refresh_age(double seconds, const std::string& site = {});
+  // A configured site's interval and idle timeout (a reload may change
+  // them); the flags' one site keeps MetricsConfig's.
+  void set_site_timing(const std::string& site, Millis interval, Millis idle_timeout);
   void set_ready(bool ready) { ready_->Set(ready ? 1 : 0); }
-  void set_last_refresh(const std::string& session, WallTime t);  // opt-in per-session series
-  void forget_session(const std::string& session);
-  void sample_http(const HttpLoad& load);
-  void sample_circuit(bool open) { circuit_->Set(open ? 1 : 0); }
+  // Opt-in per-session series. Session ids are unique per site only: with
+  // sites they carry the `site` label too.
+  void set_last_refresh(const std::string& session, WallTime t, const std::string& site = {});
+  void forget_session(const std::string& session, const std::string& site = {});
+  void sample_http(const HttpLoad& load);  // the shared client's (unlabelled)
+  // A configured site's own queue in front of the shared client or browser
+  // pool (its SiteLimiter, SiteBrowserLimiter): the HTTP and browser series
+  // with its `site` label. Unknown sites are ignored (the label stays bounded).
+  void sample_site_http(const std::string& site, const HttpLoad& load);
+  void sample_site_browser(const std::string& site, const HttpLoad& load);
+  void sample_circuit(bool open) {
+    if (circuit_) circuit_->Set(open ? 1 : 0);
+  }
+  // One site's circuit (a configured site; others are ignored: the label stays bounded).
+  void sample_site_circuit(const std::string& site, bool open);
   void sample_process();
   void sample_browser(int in_flight, int queued, std::uint64_t rss_bytes, std::uint64_t pss_bytes);
 
   // Counter values, for tests and logs.
-  double refreshes(RefreshResult result) const {
-    return refresh_total_[static_cast<std::size_t>(result)]->Value();
-  }
-  double file_errors(FileErrorKind kind) const;
+  double refreshes(RefreshResult result, const std::string& site = {}) const;
+  double file_errors(FileErrorKind kind, const std::string& site = {}) const;
   double actor_restarts() const { return restarts_->Value(); }
   double tokens_not_renewed() const { return token_not_renewed_->Value(); }
   // Refresh outcomes per minute, last hour (the status page's chart).
@@ -101,9 +137,38 @@ class Metrics {
   }
 
  private:
+  // The series that are per site (labelled `site` when there are sites).
+  struct SiteSeries {
+    std::map<std::string, std::string> labels;  // {} or {site: NAME}
+    std::array<prometheus::Counter*, 3> refresh{};
+    prometheus::Histogram* duration = nullptr;
+    std::array<prometheus::Gauge*, kSessionStateCount> sessions{};
+    prometheus::Gauge* circuit = nullptr;  // sites only
+    prometheus::Gauge* oldest_age = nullptr;
+    prometheus::Gauge* idle_timeout = nullptr;
+    prometheus::Gauge* interval = nullptr;
+  };
+  // A configured site's series; "" (or, never in practice, an unknown name)
+  // the first; nullptr for a removed site. The caller holds sites_mutex_
+  // while it uses them (remove_site frees them).
+  const SiteSeries* series_locked(const std::string& site) const;
+  void add_site_locked(const std::string& site);
+
   std::shared_ptr<prometheus::Registry> registry_;
-  std::array<prometheus::Counter*, 3> refresh_total_{};
-  prometheus::Histogram* refresh_duration_ = nullptr;
+  // sites_, site_series_ and removed_sites_ (a reload adds and removes sites)
+  mutable std::shared_mutex sites_mutex_;
+  std::vector<std::string> sites_;  // {""} without sites
+  std::map<std::string, SiteSeries> site_series_;
+  std::set<std::string> removed_sites_;  // removed and not added again
+  prometheus::Family<prometheus::Counter>* refresh_family_ = nullptr;
+  prometheus::Family<prometheus::Histogram>* duration_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* sessions_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* circuit_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* oldest_age_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* idle_timeout_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* interval_family_ = nullptr;
+  MetricsConfig::SiteTiming default_timing_;                 // MetricsConfig's
+  std::map<std::string, MetricsConfig::SiteTiming> timing_;  // MetricsConfig::site_timing
   prometheus::Family<prometheus::Counter>* requests_ = nullptr;
   prometheus::Family<prometheus::Counter>* file_errors_ = nullptr;
   prometheus::Counter* restarts_ = nullptr;
@@ -111,14 +176,18 @@ class Metrics {
   prometheus::Histogram* save_lag_ = nullptr;
   prometheus::Histogram* sync_duration_ = nullptr;
   prometheus::Counter* synced_saves_ = nullptr;
-  std::array<prometheus::Gauge*, kSessionStateCount> sessions_{};
-  prometheus::Gauge* oldest_age_ = nullptr;
   prometheus::Gauge* ready_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* in_flight_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* queued_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* rate_tokens_family_ = nullptr;
+  prometheus::Family<prometheus::Counter>* rate_limited_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* browser_in_flight_family_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* browser_queued_family_ = nullptr;
   prometheus::Gauge* in_flight_ = nullptr;
   prometheus::Gauge* queued_ = nullptr;
   prometheus::Gauge* rate_tokens_ = nullptr;
   prometheus::Counter* rate_limited_ = nullptr;
-  prometheus::Gauge* circuit_ = nullptr;
+  prometheus::Gauge* circuit_ = nullptr;  // without sites
   prometheus::Counter* process_cpu_ = nullptr;
   prometheus::Gauge* process_rss_ = nullptr;
   prometheus::Gauge* process_vsz_ = nullptr;
@@ -141,6 +210,7 @@ class Metrics {
   // Sampled totals turned into counters: what was reported so far.
   std::mutex sampled_mutex_;
   std::uint64_t rate_limited_reported_ = 0;
+  std::map<std::string, std::uint64_t> site_rate_limited_reported_;  // by site
   double process_cpu_reported_ = 0;
   RefreshHistory refresh_history_;
 };

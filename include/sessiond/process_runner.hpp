@@ -27,6 +27,11 @@ struct ProcessOptions {
   const std::atomic<bool>* cancel = nullptr;
 };
 
+// What every command sessiond starts (exec steps, the exec hook) gets from
+// its environment: PATH (a default when unset), HOME, LANG, LC_ALL and TZ
+// when set; never the rest (admin token, cloud credentials).
+std::vector<std::string> base_child_environment();
+
 // The most stdin_data run_process takes (a pipe's capacity, raised from 64 KiB).
 constexpr std::size_t kMaxStdinBytes = 1 << 20;
 

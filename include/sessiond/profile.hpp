@@ -33,7 +33,8 @@ struct ProfileError : std::runtime_error {
 };
 
 // All present conditions must hold (AND); a step's rule list matches when any
-// rule does (OR).
+// rule does (OR). body_contains and body_not_contains are templates, expanded
+// per session and then matched literally (see Step::evaluate).
 struct Rule {
   std::vector<std::pair<int, int>> status;  // inclusive ranges; empty = any status
   std::optional<std::string> redirect_contains;
@@ -51,6 +52,8 @@ struct Capture {
   std::string format = "{value}";  // e.g. "Bearer {value}"
   bool required = false;           // a missing value makes the step transient
 };
+
+struct TemplateContext;
 
 struct Step {
   std::string name;  // "check" or "refresh"
@@ -70,7 +73,24 @@ struct Step {
 
   bool is_exec() const { return !exec.empty(); }
   bool is_browser() const { return browser.has_value(); }
+  // The rules' markers expanded for the session in `ctx`. A marker whose
+  // placeholder expands to nothing (a missing or empty field) would match any
+  // page, so that decides nothing: transient, and `problem` (when given) says
+  // which placeholder, never its value.
+  Verdict evaluate(const HttpResponse& response, const TemplateContext& ctx,
+                   std::string* problem = nullptr) const;
+  // Without a session: a templated marker cannot be expanded (transient).
   Verdict evaluate(const HttpResponse& response) const;
+};
+
+// refresh_when: the refresh step runs only when the session is older than
+// `older_than` (the check still runs every interval).
+struct RefreshWhen {
+  Millis older_than{0};
+  // The session's start, from a session-file field (a JSON pointer); unset:
+  // the keepalive block's sessionStart (see README "Profile format").
+  std::optional<nlohmann::json::json_pointer> from;
+  std::string from_text;  // for logs: "/createdAt" or "keepalive.sessionStart"
 };
 
 // A token whose expiry bounds the session (e.g. a JWT access token).
@@ -98,7 +118,11 @@ struct Profile {
   std::vector<std::pair<std::string, std::string>> default_headers;
   std::optional<Step> check;
   std::optional<Step> refresh;
+  std::optional<RefreshWhen> refresh_when;  // unset: the refresh runs after every check
   std::optional<TokenDeadline> token_deadline;
+  // Where the storage state (cookies, origins) lives in a session file: a
+  // JSON pointer; empty = the top level (Playwright's own files).
+  nlohmann::json::json_pointer state_pointer;
   RetryPolicy retry;
   std::size_t max_in_flight = 64;          // HTTP requests toward the site at once
   double rate_limit_per_second = 0;        // 0: unlimited
@@ -108,9 +132,19 @@ struct Profile {
   CircuitBreakerPolicy circuit;
 };
 
+// Browser steps of this profile at once: browser.max_concurrent, 0 meaning
+// the number of cores (at least one).
+std::size_t browser_slots(const Profile& profile);
+
+// Whether the check or the refresh is a browser step (the daemon then needs
+// the browser pool).
+bool uses_browser(const Profile& profile);
+
 // Parses profile JSON (comments allowed). Throws ProfileError naming the field.
 Profile parse_profile(const std::string& text);
-Profile load_profile(const std::string& path);
+// `bytes`, if given, receives the file's content as parsed (a reload compares
+// what was read, not a second read that an edit may have changed).
+Profile load_profile(const std::string& path, std::string* bytes = nullptr);
 
 // What a template may refer to: {id}, {file}, {base_url}, {cookie:NAME},
 // {header:NAME} (the session file's "headers"), {field:/json/pointer}.
@@ -120,8 +154,27 @@ struct TemplateContext {
   const std::string& base_url;
   std::string file;                               // exec steps only
   const std::vector<std::string>* jar = nullptr;  // current cookies, preferred over the file's
+  const nlohmann::json::json_pointer* state = nullptr;  // the profile's state_pointer; null: top
 };
 std::string expand_template(const std::string& text, const TemplateContext& ctx);
+// expand_template for a marker matched against a page (a rule's body_contains,
+// a browser condition's text): nullopt when a placeholder expands to nothing,
+// and `empty` (when given) names that placeholder, e.g. "{field:/name}".
+std::optional<std::string> expand_marker(const std::string& text, const TemplateContext& ctx,
+                                         std::string* empty = nullptr);
+// Expands the text of each of the browser step's conditions for one session.
+// Returns the first placeholder that expands to nothing (nothing expanded is
+// then usable), nullopt when all expanded.
+std::optional<std::string> expand_page_conditions(BrowserStepSpec& spec,
+                                                  const TemplateContext& ctx);
+
+// A point in time in a session-file field: a number of seconds since the
+// epoch, or of milliseconds when 1e11 or more (JavaScript's Date.now()), or an
+// RFC 3339 string with a zone ("2025-01-23T10:30:00.000Z", "...+03:30").
+// nullopt: anything else, or outside 1970..2199.
+std::optional<std::chrono::system_clock::time_point> parse_time_value(const nlohmann::json& v);
+// RFC 3339 with "Z" or a numeric offset, fractional seconds optional.
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text);
 
 // The HTTP request for a step: URL, profile default headers, the session
 // file's "headers" (captured tokens, bot-provided Authorization), step headers
@@ -135,9 +188,11 @@ HttpRequest make_request(const Profile& profile, const Step& step, const Templat
 bool apply_captures(const Step& step, const HttpResponse& response, const std::string& base_url,
                     nlohmann::json& session, std::vector<std::string>& jar);
 
-// exp of the profile's deadline token in this session, if present.
-std::optional<std::chrono::system_clock::time_point> token_expiry(const TokenDeadline& deadline,
-                                                                  const nlohmann::json& session);
+// exp of the profile's deadline token in this session, if present. `state`:
+// where the cookies are (the profile's state_pointer).
+std::optional<std::chrono::system_clock::time_point> token_expiry(
+    const TokenDeadline& deadline, const nlohmann::json& session,
+    const nlohmann::json::json_pointer& state = nlohmann::json::json_pointer());
 
 // exp claim of a JWT (no signature check: we only schedule by it); nullopt
 // when absent or outside 1970..2199.

@@ -16,6 +16,7 @@
 //             │                  ▼
 //             │              disposing ─▶ idle, stopped (invalid)
 //             └─ file error ─▶ idle, stopped until the file changes
+//  refresh_when, not old enough yet: checking ─▶ saving (no refresh step)
 //  transient (any step) ─▶ idle + schedule(backoff, capped to the idle deadline)
 //    ... the retry.max_attempts-th in a row ─▶ idle, failed, stopped until the file changes
 //
@@ -53,6 +54,7 @@ struct SiteSettings {
   std::string name;
   std::shared_ptr<const Profile> profile;
   std::string sessions_dir;
+  FilePattern pattern;  // how its session files are named
   OnLoggedOut on_logged_out = OnLoggedOut::quarantine;
   Millis interval{std::chrono::minutes(5)};         // effective (flag or profile)
   Millis idle_timeout{std::chrono::minutes(10)};    // effective (flag or profile)
@@ -72,7 +74,10 @@ struct FirstLook {
   KeepaliveBlock keepalive;  // as read; paused: registered, not scheduled
 };
 // Reads `path` for the first schedule (blocking; on the disk pool).
-FirstLook read_first_look(const std::string& path, WallTime now);
+// `state`: the profile's state_pointer.
+FirstLook read_first_look(
+    const std::string& path, WallTime now,
+    const nlohmann::json::json_pointer& state = nlohmann::json::json_pointer());
 
 struct Loaded {
   std::variant<LoadedSession, FileError> result;
@@ -87,10 +92,12 @@ namespace action {
 // Read the file's keepalive block (read_first_look); answer with the tag.
 struct ReadFirstLook {
   std::uint64_t tag;
+  nlohmann::json::json_pointer state;  // the profile's state_pointer
 };
 // Read and parse the session file.
 struct Load {
   std::uint64_t tag;
+  nlohmann::json::json_pointer state;  // the profile's state_pointer
 };
 struct SendHttp {
   std::uint64_t tag;
@@ -212,6 +219,8 @@ class RefreshCycle {
   void verdict(Verdict v, const std::string& detail, std::optional<Millis> server_wait,
                Actions& out);
   void logged_in(Actions& out);
+  bool refresh_due();
+  std::optional<WallTime> session_started(std::string& problem) const;
   void save(Actions& out);
   void saved(const SaveOutcome& r, Actions& out);
   void dispose(const std::string& reason, Actions& out);
@@ -252,11 +261,19 @@ class RefreshCycle {
   // retry.max_attempts reached: failed until the file changes or a manual refresh.
   bool gave_up_ = false;
   bool token_not_renewed_logged_ = false;  // logged again after a renewal
-  std::optional<WallTime> exp_before_;     // token_deadline's exp as this cycle read it
+  // refresh_when: the session's start as the keepalive block (or the bot's
+  // write of the file) says, read with the file; logged once until readable.
+  std::optional<WallTime> session_start_;
+  bool age_unknown_logged_ = false;
+  bool age_not_renewed_logged_ = false;  // a due refresh left the field as old
+  std::optional<WallTime> exp_before_;   // token_deadline's exp as this cycle read it
 
   // The cycle in flight.
   std::chrono::steady_clock::time_point started_;
   std::shared_ptr<nlohmann::json> doc_;
+  // The storage state (cookies, origins) in *doc_, at the profile's
+  // state_pointer: every read and write of them goes through here.
+  nlohmann::json& state();
   CookieLines jar_;
   bool jar_rotated_ = false;  // a step of this cycle answered with new credentials
   // When the first changed cookie jar of this cycle arrived (zero: none yet):

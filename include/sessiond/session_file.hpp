@@ -47,20 +47,64 @@ struct LoadedSession {
 
 constexpr std::size_t kMaxSessionFileBytes = 8u << 20;
 
-// session-<id>.json -> id, when id matches [A-Za-z0-9_.-]{1,64}.
-std::optional<std::string> session_id_from_filename(std::string_view filename);
 bool valid_session_id(std::string_view id);
+
+// How a site names its session files: a pattern with exactly one {id}, such
+// as session-{id}.json (the default) or {id}_session.json. The text around
+// {id} is [A-Za-z0-9_.-], does not start with a dot (writers' temp files do)
+// and is not empty. An id matches [A-Za-z0-9_.-]{1,64}; with nothing before
+// {id}, it does not start with a dot either.
+class FilePattern {
+ public:
+  static constexpr const char* kDefault = "session-{id}.json";
+  FilePattern() = default;  // session-{id}.json
+  // nullopt with `why` set when the text is not a valid pattern.
+  static std::optional<FilePattern> parse(std::string_view text, std::string* why = nullptr);
+
+  // The id in a file name of this pattern, or nullopt.
+  std::optional<std::string> id_of(std::string_view filename) const;
+  std::string filename(std::string_view id) const;
+  // dir + "/" + filename(id): where session `id` lives.
+  std::string path(std::string_view dir, std::string_view id) const;
+  std::string text() const { return prefix_ + "{id}" + suffix_; }
+  // Whether some file name could match both patterns: then two sites in one
+  // directory would both manage it. (A name matching both starts with both
+  // prefixes and ends with both suffixes, so one prefix starts the other and
+  // one suffix ends the other; conservative beyond that.)
+  bool overlaps(const FilePattern& other) const;
+  bool operator==(const FilePattern& o) const {
+    return prefix_ == o.prefix_ && suffix_ == o.suffix_;
+  }
+
+ private:
+  std::string prefix_ = "session-";
+  std::string suffix_ = ".json";
+};
+
+// The default pattern (session-<id>.json): id, when it matches [A-Za-z0-9_.-]{1,64}.
+std::optional<std::string> session_id_from_filename(std::string_view filename);
 std::string session_filename(std::string_view id);
-// dir + "/" + session_filename(id): where session `id` lives.
+// dir + "/" + session_filename(id): where session `id` lives (default pattern).
 std::string session_path(std::string_view dir, std::string_view id);
 
 // Reads (without following links or blocking on FIFOs), then parse_session().
+// `state`: where the storage state (cookies, origins) lives in the file (a
+// profile's state_pointer; empty = the top level).
 std::variant<LoadedSession, FileError> load_session_file(
-    const std::string& path, std::size_t max_bytes = kMaxSessionFileBytes);
+    const std::string& path, std::size_t max_bytes = kMaxSessionFileBytes,
+    const nlohmann::json::json_pointer& state = nlohmann::json::json_pointer());
 // The bytes of a session file -> the validated document, or a parse error
 // (empty, not JSON) or schema error naming the field. Never throws; the one
 // code path for content read from disk (fuzzed: tests/fuzz/).
-std::variant<nlohmann::json, FileError> parse_session(std::string_view content);
+std::variant<nlohmann::json, FileError> parse_session(
+    std::string_view content,
+    const nlohmann::json::json_pointer& state = nlohmann::json::json_pointer());
+// The storage state object at `state` in a session document; nullptr when it
+// is missing or not an object.
+const nlohmann::json* storage_state_of(const nlohmann::json& doc,
+                                       const nlohmann::json::json_pointer& state);
+// "storageState." for "/storageState" (empty for the top level): error paths.
+std::string state_path_prefix(const nlohmann::json::json_pointer& state);
 std::optional<FileIdentity> stat_identity(const std::string& path);
 
 // Writes `content` to `path` atomically with mode 0600.
@@ -121,12 +165,18 @@ std::variant<std::string, FileError> quarantine_file(const std::string& path,
 // After a power loss between a save and its group commit (SyncBatcher): a
 // session file that does not load (empty, torn) is replaced by the newest
 // complete leftover of its own (the version the save displaced). Files that
-// load are never touched. Returns the paths restored.
-std::vector<std::string> restore_from_leftovers(const std::string& dir);
+// load are never touched. `pattern` names the site's files, `state` where
+// their storage state lives (a profile's state_pointer). Returns the paths
+// restored.
+std::vector<std::string> restore_from_leftovers(
+    const std::string& dir, const FilePattern& pattern = FilePattern(),
+    const nlohmann::json::json_pointer& state = nlohmann::json::json_pointer());
 
 // Removes temp files left by a crashed writer (older than `min_age`: another
 // replica may be writing right now).
-int remove_stale_temp_files(const std::string& dir, std::chrono::seconds min_age);
+// Only temp files of names of `pattern` (and of the save-method probe).
+int remove_stale_temp_files(const std::string& dir, std::chrono::seconds min_age,
+                            const FilePattern& pattern = FilePattern());
 
 // The keepalive block sessiond owns inside each file.
 struct KeepaliveBlock {
@@ -140,6 +190,10 @@ struct KeepaliveBlock {
   bool paused = false;
   std::optional<std::string> paused_at;  // RFC 3339
   std::optional<std::string> pause_reason;
+  // refresh_when's default age (RFC 3339): when the session began, i.e. the
+  // bot's login or the last refresh step that renewed it. Kept only by
+  // profiles with refresh_when; written when set, left as it is otherwise.
+  std::optional<std::string> session_start;
 };
 KeepaliveBlock read_keepalive(const nlohmann::json& doc);
 void write_keepalive(nlohmann::json& doc, const KeepaliveBlock& block);

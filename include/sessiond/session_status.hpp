@@ -78,6 +78,7 @@ struct CycleReport {
 std::string to_string(const CycleReport& r);
 
 struct SessionStatus {
+  std::string site;  // the site's name: ids are unique per site only
   std::string id;
   SessionState state = SessionState::pending;
   std::optional<WallTime> last_refresh;  // last successful refresh

@@ -7,11 +7,15 @@
 #include <caf/stateful_actor.hpp>
 
 #include <functional>
+#include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "sessiond/actors.hpp"
 #include "sessiond/events.hpp"
 #include "sessiond/metrics.hpp"
+#include "sessiond/status_page.hpp"
 #include "sessiond/status_table.hpp"
 
 namespace sessiond {
@@ -25,6 +29,7 @@ struct StatusBoardSetup {
   std::function<WallTime()> now = [] { return std::chrono::system_clock::now(); };
   std::shared_ptr<EventBus> events;  // optional: state changes are published here
   OnLoggedOut on_logged_out = OnLoggedOut::quarantine;  // what "invalidated" says was done
+  std::vector<SiteInfo> sites;  // the configured sites (their on_logged_out wins for theirs)
 };
 
 struct StatusBoardState {
@@ -32,8 +37,20 @@ struct StatusBoardState {
   StatusBoardSetup setup;
   StatusTable table;
   bool ready = false;
+  std::size_t scans = 0;  // sites whose first scan is done
   bool draining = false;
+  std::map<std::string, std::string> site_errors;  // site -> what is wrong with its directory
 };
+
+// GET /sites: each configured site with its settings, counts by state, circuit
+// and error (a plain function: the board's handler, tested on its own).
+nlohmann::json sites_json(const std::vector<SiteInfo>& sites,
+                          const std::map<std::string, std::string>& errors,
+                          const StatusTable& table, WallTime now);
+
+// The status page's site lines, from sites_json's "sites" (the same numbers
+// as GET /sites).
+std::vector<SiteLine> site_lines(const nlohmann::json& sites);
 
 status_board_actor::behavior_type status_board_impl(
     status_board_actor::stateful_pointer<StatusBoardState> self, StatusBoardSetup setup);

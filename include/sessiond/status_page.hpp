@@ -18,6 +18,7 @@ namespace sessiond {
 // What GET / was asked (already checked by the admin routes).
 struct PageQuery {
   std::string session;  // non-empty: the per-session view (/s/{id}, /?session=)
+  std::string site;     // the session's site (?site=): ids are unique per site only
   std::string q;        // search: ids containing it
   std::string state;    // only sessions in this state ("" = all)
   std::string after;    // page: ids after this one (id order)
@@ -25,6 +26,15 @@ struct PageQuery {
   std::size_t limit = kDefaultLimit;
   static constexpr std::size_t kDefaultLimit = 50;
   static constexpr std::size_t kMaxLimit = 500;
+};
+
+// One configured site's line: what GET /sites says of it (sites_json).
+struct SiteLine {
+  std::string name;
+  int total = 0;
+  int active = 0;
+  std::string breaker;  // closed | open | half_open
+  std::string error;    // what is wrong with its directory ("" = nothing)
 };
 
 // What the page shows besides the sessions.
@@ -35,6 +45,9 @@ struct PageContext {
   StatusInfo info;
   std::vector<RefreshHistory::Minute> history;  // oldest first
   std::size_t attention_limit = 100;            // rows in "needs attention"
+  // With several sites (a config file's "sites"): a line per site, and the
+  // session table's rows grouped by site. Empty: one site, no grouping.
+  std::vector<SiteLine> sites;
 };
 
 struct PageResult {

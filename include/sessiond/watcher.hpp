@@ -14,7 +14,7 @@
 //                                   which reports every file gone, then looks
 //                                   every second until it is back and watches it again
 //   IN_Q_OVERFLOW                   events were lost: rescan and diff
-// Names that are not session-<id>.json are logged once (debug); names that
+// Names that are not of the pattern (session-<id>.json) are logged once (debug); names that
 // start with a dot (temp files of writers) silently; ids of other shards are
 // not ours. After the first full scan: scanned.
 
@@ -29,6 +29,7 @@
 
 #include "sessiond/actors.hpp"
 #include "sessiond/duration.hpp"
+#include "sessiond/session_file.hpp"
 #include "sessiond/sharding.hpp"
 
 namespace sessiond {
@@ -58,6 +59,7 @@ std::shared_ptr<DirEventSource> make_inotify_source();
 
 struct WatcherSetup {
   std::string dir;
+  FilePattern pattern;  // which names are session files
   supervisor_actor supervisor;
   Millis rescan_interval{30000};
   Shard shard;
@@ -65,6 +67,10 @@ struct WatcherSetup {
   std::shared_ptr<DirEventSource> events;
   // Optional: counts an unreadable directory as a file error ("io"), once per outage.
   Metrics* metrics = nullptr;
+  // Optional: the site's name in logs, and the board told what is wrong with
+  // the directory (and when it is back).
+  std::string site;
+  status_board_actor board;
 };
 
 struct WatcherState {

@@ -111,11 +111,32 @@ void check_accepted(json doc) {
   FUZZ_CHECK(req.url.rfind(profile().base_url + "/pwa?m=" + id, 0) == 0, "request URL");
 }
 
+// The same bytes read as a file whose storage state is nested (a profile's
+// state_pointer, nics24's {"storageState": {...}} layout).
+void check_nested(std::string_view text) {
+  static const json::json_pointer at("/storageState");
+  auto parsed = parse_session(text, at);
+  if (auto* err = std::get_if<FileError>(&parsed)) {
+    FUZZ_CHECK(!err->message.empty(), "a nested-layout error says what is wrong");
+    return;
+  }
+  const json& doc = std::get<json>(parsed);
+  const json* state = storage_state_of(doc, at);
+  FUZZ_CHECK(
+      state && state->is_object() && state->contains("cookies") && (*state)["cookies"].is_array(),
+      "an accepted nested session has storageState.cookies");
+  auto again = parse_session(serialize_session(doc), at);
+  FUZZ_CHECK(std::holds_alternative<json>(again) && std::get<json>(again) == doc,
+             "nested layout: serialise + parse is the identity");
+  (void)jar_from_playwright((*state)["cookies"]);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   try {
+    check_nested(text);
     auto parsed = parse_session(text);
     if (auto* err = std::get_if<FileError>(&parsed)) {
       FUZZ_CHECK(!err->message.empty(), "an error says what is wrong");

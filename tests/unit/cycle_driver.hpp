@@ -140,9 +140,10 @@ struct Driver {
         [&](const auto& act) {
           using T = std::decay_t<decltype(act)>;
           if constexpr (std::is_same_v<T, action::ReadFirstLook>) {
-            c().done(act.tag, read_first_look(path, now()), more);
+            c().done(act.tag, read_first_look(path, now(), act.state), more);
           } else if constexpr (std::is_same_v<T, action::Load>) {
-            c().done(act.tag, Loaded{load_session_file(path)}, more);
+            c().done(act.tag, Loaded{load_session_file(path, kMaxSessionFileBytes, act.state)},
+                     more);
           } else if constexpr (std::is_same_v<T, action::Save>) {
             c().done(act.tag, save_if_unchanged(path, *act.doc, act.expected), more);
           } else if constexpr (std::is_same_v<T, action::Dispose>) {

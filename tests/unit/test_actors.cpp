@@ -68,13 +68,20 @@ status_board_actor::behavior_type board_recorder(status_board_actor::pointer,
                                                  std::shared_ptr<Recorded> rec) {
   return {
       [=](put_atom, const SessionStatusPtr& s) { rec->statuses.push_back(*s); },
-      [=](forget_atom, const std::string& id) { rec->forgotten.push_back(id); },
+      [=](forget_atom, const std::string&, const std::string& id) { rec->forgotten.push_back(id); },
+      [=](site_error_atom, const std::string&, const std::string&) {},
+      [=](remove_atom, const std::string&) {},
+      [=](sites_atom, const SiteInfoListPtr&) {},
       [=](scanned_atom) {},
       [=](drain_atom) {},
       [=](ready_atom) { return true; },
       [=](metrics_atom) { return std::string(); },
-      [=](status_atom, const std::string&, std::uint64_t) { return std::string(); },
-      [=](session_atom, const std::string&) { return std::string(); },
+      [=](status_atom, const std::string&, std::uint64_t, const std::string&) {
+        return std::string();
+      },
+      [=](session_atom, const std::string&, const std::string&) { return std::string(); },
+      [=](locate_atom, const std::string&) { return std::vector<std::string>(); },
+      [=](sites_atom) { return std::string(); },
       [=](page_atom, const PageQuery&) { return PageResult{}; },
       [=](heartbeat_atom) {},
       [=](report_atom) {},
@@ -510,9 +517,11 @@ struct BoardAnswers {
 caf::behavior ask_board(caf::event_based_actor* self, status_board_actor board,
                         std::shared_ptr<BoardAnswers> out) {
   self->request(board, caf::infinite, ready_atom::value).then([=](bool r) { out->ready = r; });
-  self->request(board, caf::infinite, status_atom::value, std::string(), std::uint64_t{10})
+  self->request(board, caf::infinite, status_atom::value, std::string(), std::uint64_t{10},
+                std::string())
       .then([=](const std::string& s) { out->status = s; });
-  self->request(board, caf::infinite, session_atom::value, std::string("09120000002"))
+  self->request(board, caf::infinite, session_atom::value, std::string(),
+                std::string("09120000002"))
       .then([=](const std::string& s) { out->session = s; });
   self->request(board, caf::infinite, metrics_atom::value).then([=](const std::string& s) {
     out->metrics = s;
@@ -542,7 +551,7 @@ TEST_CASE("the status board keeps the latest status of each session and derives 
   put("09120000002", SessionState::pending);
   put("09120000002", SessionState::retrying);  // the latest one counts
   put("09120000003", SessionState::invalid);
-  caf::anon_send(board, forget_atom::value, std::string("09120000003"));
+  caf::anon_send(board, forget_atom::value, std::string(), std::string("09120000003"));
   f.sched->run();
 
   auto before_scan = std::make_shared<BoardAnswers>();

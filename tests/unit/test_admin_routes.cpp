@@ -49,7 +49,8 @@ struct Script {
   std::map<std::string, CycleReport> pauses;       // pause <id> <reason>; default not_found
   std::map<std::string, CycleReport> resumes;      // resume <id>; default not_found
   bool ready = true;
-  std::map<std::string, std::string> sessions;  // GET /sessions/{id}; default ""
+  std::map<std::string, std::string> sessions;              // GET /sessions/{id}; default ""
+  std::map<std::string, std::vector<std::string>> located;  // locate_atom: sites per id
   std::vector<std::string> asked;
 
   void note(std::string what) {
@@ -140,7 +141,10 @@ status_board_actor::behavior_type standin_board(status_board_actor::pointer self
   auto parked = std::make_shared<Parked>();
   return {
       [=](put_atom, const SessionStatusPtr&) {},
-      [=](forget_atom, const std::string&) {},
+      [=](forget_atom, const std::string&, const std::string&) {},
+      [=](site_error_atom, const std::string&, const std::string&) {},
+      [=](remove_atom, const std::string&) {},
+      [=](sites_atom, const SiteInfoListPtr&) {},
       [=](scanned_atom) {},
       [=](drain_atom) {},
       [=](ready_atom) {
@@ -152,12 +156,21 @@ status_board_actor::behavior_type standin_board(status_board_actor::pointer self
         return answer<std::string>(self, *s, parked->strings,
                                    std::string("# TYPE sessiond_up gauge\nsessiond_up 1\n"));
       },
-      [=](status_atom, const std::string& state, std::uint64_t limit) {
-        s->note("status " + state + " " + std::to_string(limit));
+      [=](status_atom, const std::string& state, std::uint64_t limit, const std::string& site) {
+        s->note("status " + state + " " + std::to_string(limit) + (site.empty() ? "" : " " + site));
         return answer<std::string>(self, *s, parked->strings,
                                    json{{"state", state}, {"limit", limit}}.dump());
       },
-      [=](session_atom, const std::string& id) {
+      [=](locate_atom, const std::string& id) {
+        auto it = s->located.find(id);
+        return it == s->located.end() ? std::vector<std::string>() : it->second;
+      },
+      [=](sites_atom) {
+        s->note("sites");
+        return std::string(R"({"sites":[]})");
+      },
+      [=](session_atom, const std::string& site, const std::string& id) {
+        if (!site.empty()) s->note("site " + site);
         s->note("session " + id);
         auto it = s->sessions.find(id);
         return answer<std::string>(self, *s, parked->strings,
@@ -1000,4 +1013,48 @@ TEST_CASE("replicas over HTTP: without --peers the page says how to set it", "[a
   CHECK(r->get_header_value("Content-Security-Policy") == kStatusPageCsp);
   CHECK(r->body.find("id=\"not-configured\"") != std::string::npos);
   CHECK(f.board_script->take().empty());
+}
+
+TEST_CASE("admin routes: several sites, /sites/{site}/sessions/{id} and /sessions/{id}",
+          "[admin][sites]") {
+  Fixture f;
+  auto nics_script = std::make_shared<Script>();
+  supervisor_actor nics = f.sys.spawn(standin_supervisor, nics_script);
+  AdminRoutes routes(f.sys,
+                     {SiteHandle{"rade", f.supervisor, FilePattern()},
+                      SiteHandle{"nics24", nics, *FilePattern::parse("{id}_session.json")}},
+                     f.board, AdminRoutes::Options{"", 300ms, 200ms});
+  f.sup_script->reports["alice"] = {"alice", CycleOutcome::success, "", SessionState::active, 0};
+  nics_script->reports["alice"] = {"alice", CycleOutcome::success, "", SessionState::active, 0};
+  nics_script->reports["bob"] = {"bob", CycleOutcome::success, "", SessionState::active, 0};
+
+  // Named: always that site's supervisor.
+  CHECK(routes.session_route("POST", "alice", "refresh", "", std::nullopt, "nics24").status == 200);
+  CHECK(nics_script->take() == std::vector<std::string>{"refresh alice"});
+  CHECK(f.sup_script->take().empty());
+  CHECK(routes.session_route("POST", "alice", "refresh", "", std::nullopt, "nope").status == 404);
+  CHECK(routes.session_route("GET", "alice", "", "", std::nullopt, "Bad!").status == 400);
+
+  // Unnamed: the one site the board knows the id in, 409 when several, 404 when none.
+  f.board_script->located["bob"] = {"nics24"};
+  f.board_script->located["alice"] = {"nics24", "rade"};
+  CHECK(routes.refresh_session("bob", "").status == 200);
+  CHECK(nics_script->take() == std::vector<std::string>{"refresh bob"});
+  auto both = routes.refresh_session("alice", "");
+  CHECK(both.status == 409);
+  CHECK(body_of(both)["error"].get<std::string>().find("/sites/{site}/sessions/alice") !=
+        std::string::npos);
+  CHECK(routes.refresh_session("carol", "").status == 404);
+  // PUT of an id nobody has yet: name the site (several sites).
+  CHECK(routes.put_session("carol", "").status == 400);
+  auto put = routes.put_session("carol", "", "nics24");
+  CHECK(put.status == 404);
+  CHECK(body_of(put)["error"] == "no file carol_session.json in the sessions directory");
+
+  // Every site refreshes; /status passes the site filter, an unknown one is 404.
+  CHECK(body_of(routes.refresh_all("")) == json{{"refreshing", 14}});
+  CHECK(routes.status({std::nullopt, std::nullopt, std::string("rade")}).status == 200);
+  CHECK(routes.status({std::nullopt, std::nullopt, std::string("nope")}).status == 404);
+  CHECK(routes.sites().status == 200);
+  caf::anon_send_exit(nics, caf::exit_reason::user_shutdown);
 }

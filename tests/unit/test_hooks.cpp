@@ -222,8 +222,8 @@ TEST_CASE("the exec hook's environment has the event and none of sessiond's secr
   CHECK(has(env, "LANG=C.UTF-8"));
   for (const auto& entry : env) {
     const auto name = entry.substr(0, entry.find('='));
-    const bool allowed = name == "PATH" || name == "HOME" || name == "LANG" || name == "TZ" ||
-                         name.rfind("SESSIOND_EVENT_", 0) == 0;
+    const bool allowed = name == "PATH" || name == "HOME" || name == "LANG" || name == "LC_ALL" ||
+                         name == "TZ" || name.rfind("SESSIOND_EVENT_", 0) == 0;
     CHECK(allowed);
     CHECK(entry.find("admin-token-value") == std::string::npos);
   }

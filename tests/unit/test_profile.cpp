@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "sessiond/cookie_jar.hpp"
@@ -173,6 +174,39 @@ TEST_CASE("the bundled profiles parse", "[profile]") {
   auto redirect = response(302, "", {{"location", "https://baman24.ir/login?next=/pwa"}});
   CHECK(http.check->evaluate(redirect) == Verdict::logged_out);
   CHECK(http.check->evaluate(response(200, "<div id=root></div>")) == Verdict::transient);
+
+  // my.rade.ir: network idle, then the dashboard's top bar, in one page load.
+  auto rade = load_profile(root + "/profiles/rade.json");
+  CHECK(rade.name == "rade");
+  CHECK(rade.base_url == "https://my.rade.ir");
+  REQUIRE(rade.check);
+  REQUIRE(rade.check->is_browser());
+  CHECK(rade.check->browser->wait_network_idle);
+  REQUIRE(rade.check->browser->wait_for.size() == 1);
+  CHECK(rade.check->browser->wait_for[0].selector ==
+        std::optional<std::string>("app-profile-top-bar"));
+  CHECK_FALSE(rade.refresh);
+  CHECK_FALSE(rade.refresh_when);
+
+  // nics24: a check every 10 minutes, the bot's login once createdAt is 90 minutes old.
+  auto nics = load_profile(root + "/profiles/nics24.json");
+  CHECK(nics.name == "nics24");
+  CHECK(nics.base_url == "https://etebarito.nics24.ir");
+  CHECK(nics.interval == Millis(10 * 60000));
+  REQUIRE(nics.check);
+  REQUIRE(nics.check->is_browser());
+  CHECK(nics.check->browser->url == "/pishkhan");
+  CHECK(nics.check->browser->wait_network_idle);
+  REQUIRE(nics.check->browser->wait_for.size() == 1);
+  CHECK(nics.check->browser->wait_for[0].text == std::optional<std::string>("پیشخوان"));
+  REQUIRE(nics.check->browser->logged_out.size() == 1);
+  CHECK(nics.check->browser->logged_out[0].url_contains == std::optional<std::string>("/login"));
+  REQUIRE(nics.refresh);
+  CHECK(nics.refresh->is_exec());
+  REQUIRE(nics.refresh_when);
+  CHECK(nics.refresh_when->older_than == Millis(90 * 60000));
+  REQUIRE(nics.refresh_when->from);
+  CHECK(nics.refresh_when->from->to_string() == "/createdAt");
 
   CHECK_THROWS_AS(load_profile(root + "/profiles/does-not-exist.json"), ProfileError);
 }
@@ -719,6 +753,9 @@ TEST_CASE("browser step defaults; profile browser.max_concurrent defaults to 0",
   auto p = parse_profile(R"({"base_url": "https://s.test",
     "check": {"browser": {"url": "https://s.test/pwa", "wait_for": {"selector": "#app"}}}})");
   CHECK(p.browser_max_concurrent == 0);  // the number of cores
+  CHECK(browser_slots(p) == std::max(1u, std::thread::hardware_concurrency()));
+  p.browser_max_concurrent = 3;
+  CHECK(browser_slots(p) == 3);
   const BrowserStepSpec& b = *p.check->browser;
   CHECK(b.wait_for.size() == 1);
   CHECK(b.logged_out.empty());

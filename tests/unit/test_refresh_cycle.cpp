@@ -38,6 +38,30 @@ const char* kExecProfile = R"({
   "retry": {"base": "2s", "max": "30s"}
 })";
 
+// A due session's check answers "logged out"; returns the cycle's actions,
+// not yet performed (the disposal among them).
+Actions logged_out_until_disposal(Driver& d) {
+  d.write(session_doc(d.wall0 - 1min));
+  d.start();
+  d.refresh_now();
+  REQUIRE(d.http.size() == 1);
+  auto p = d.http.front();
+  d.http.pop_front();
+  Actions actions;
+  d.c().done(p.tag,
+             testing::scripted_response(p.request, 302, "", std::nullopt, {{"location", "/login"}}),
+             actions);
+  return actions;
+}
+
+action::Dispose* find_dispose(Actions& actions) {
+  auto it = std::find_if(actions.begin(), actions.end(), [](const Action& a) {
+    return std::holds_alternative<action::Dispose>(a);
+  });
+  REQUIRE(it != actions.end());
+  return &std::get<action::Dispose>(*it);
+}
+
 void check_regular_delay(const Driver& d) {
   REQUIRE_FALSE(d.schedules.empty());
   auto delay = d.schedules.back().delay;
@@ -801,26 +825,14 @@ TEST_CASE(
   SECTION("delete") {
     d.site->on_logged_out = OnLoggedOut::remove;
   }
-  d.write(session_doc(d.wall0 - 1min));
-  d.start();
-  d.refresh_now();
-  REQUIRE(d.http.size() == 1);
-  auto p = d.http.front();
-  d.http.pop_front();
-  Actions actions;
-  d.c().done(p.tag,
-             testing::scripted_response(p.request, 302, "", std::nullopt, {{"location", "/login"}}),
-             actions);
-  auto dispose = std::find_if(actions.begin(), actions.end(), [](const Action& a) {
-    return std::holds_alternative<action::Dispose>(a);
-  });
-  REQUIRE(dispose != actions.end());
+  Actions actions = logged_out_until_disposal(d);
+  auto dispose = find_dispose(actions);
   // Decided, not yet announced: the bot may still put a new login in place.
   CHECK(logs.count("session_invalidated") == 0);
   // The I/O thread announces while the file is still there (the watcher has
   // nothing to report yet), then moves or deletes it.
   bool file_there_when_announced = false;
-  auto& announce = std::get<action::Dispose>(*dispose).announce;
+  auto& announce = dispose->announce;
   announce = [&, inner = announce] {
     file_there_when_announced = fs::exists(d.path);
     inner();
@@ -841,16 +853,7 @@ TEST_CASE("cycle: a disposal superseded by the bot's new login announces nothing
           "[cycle][dispose]") {
   testing::CapturedLogs logs;
   Driver d;
-  d.write(session_doc(d.wall0 - 1min));
-  d.start();
-  d.refresh_now();
-  REQUIRE(d.http.size() == 1);
-  auto p = d.http.front();
-  d.http.pop_front();
-  Actions actions;
-  d.c().done(p.tag,
-             testing::scripted_response(p.request, 302, "", std::nullopt, {{"location", "/login"}}),
-             actions);
+  Actions actions = logged_out_until_disposal(d);
   // The bot's new login lands before the disposal runs.
   d.write(session_doc(d.wall0));
   d.perform(actions);
@@ -864,23 +867,12 @@ TEST_CASE("cycle: a disposal superseded by the bot's new login announces nothing
 TEST_CASE("cycle: a failed disposal is logged after the decision", "[cycle][dispose]") {
   testing::CapturedLogs logs;
   Driver d;
-  d.write(session_doc(d.wall0 - 1min));
-  d.start();
-  d.refresh_now();
-  auto p = d.http.front();
-  d.http.pop_front();
-  Actions actions;
-  d.c().done(p.tag,
-             testing::scripted_response(p.request, 302, "", std::nullopt, {{"location", "/login"}}),
-             actions);
-  auto dispose = std::find_if(actions.begin(), actions.end(), [](const Action& a) {
-    return std::holds_alternative<action::Dispose>(a);
-  });
-  REQUIRE(dispose != actions.end());
+  Actions actions = logged_out_until_disposal(d);
+  auto dispose = find_dispose(actions);
   DisposeOutcome failed;
   failed.error = FileError{FileErrorKind::write, "link into invalid: Permission denied"};
-  std::get<action::Dispose>(*dispose).announce();  // as the I/O thread does before the move
-  d.done(std::get<action::Dispose>(*dispose).tag, failed);
+  dispose->announce();  // as the I/O thread does before the move
+  d.done(dispose->tag, failed);
   auto events = logs.events();
   auto invalidated = std::find(events.begin(), events.end(), "session_invalidated");
   auto error = std::find(events.begin(), events.end(), "file_error");

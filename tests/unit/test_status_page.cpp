@@ -7,6 +7,7 @@
 
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
@@ -19,21 +20,18 @@
 #include "admin_routes.hpp"
 #include "sessiond/status_board.hpp"
 #include "sessiond/status_page.hpp"
+#include "test_support.hpp"
 
 using namespace sessiond;
 using namespace std::chrono_literals;
 
 namespace {
 
-const WallTime kNow = WallTime(std::chrono::seconds(1800000000));
+const WallTime kNow = testing::kStatusNow;
 
 SessionStatus status(const std::string& id, SessionState state,
                      std::optional<std::chrono::seconds> age = std::nullopt) {
-  SessionStatus s;
-  s.id = id;
-  s.state = state;
-  if (age) s.last_refresh = kNow - *age;
-  return s;
+  return testing::make_status(id, state, age);
 }
 
 PageContext context() {
@@ -414,6 +412,7 @@ TEST_CASE("status page: the route asks the real status board and checks its para
   bad(&PageParams::limit, "ten");
   bad(&PageParams::after, "a/b");
   bad(&PageParams::q, "line\nbreak");
+  bad(&PageParams::site, "Not A Site");
   PageParams ok;
   ok.limit = "500";
   ok.q = "09";
@@ -428,4 +427,166 @@ TEST_CASE("status page: the route asks the real status board and checks its para
   CHECK(login.body.find("<form method=\"post\" action=\"/login\">") != std::string::npos);
   CHECK(header(login, "Content-Security-Policy") == kStatusPageCsp);
   caf::anon_send_exit(board, caf::exit_reason::user_shutdown);
+}
+
+namespace {
+
+SessionStatus at_site(const std::string& site, const std::string& id, SessionState state) {
+  auto s = status(id, state, 30s);
+  s.site = site;
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("status page: with several sites, a line per site and the rows grouped by site",
+          "[status_page]") {
+  StatusTable t;
+  // The same id in two sites; ids interleave across sites.
+  t.put(at_site("beta", "0912", SessionState::active));
+  t.put(at_site("alpha", "0912", SessionState::active));
+  t.put(at_site("alpha", "0915", SessionState::retrying));
+  t.put(at_site("beta", "0913", SessionState::pending));
+  t.put(at_site("alpha", "0911", SessionState::active));
+  auto c = context();
+  // As the board has them from sites_json: the configured order, not by name.
+  c.sites = {{"beta", 2, 1, "open", ""},
+             {"alpha", 3, 2, "closed", ""},
+             {"delta", 0, 0, "closed", "cannot read /srv/<delta>"}};
+  const std::string html = render_status_page(t, {}, c).html;
+
+  const std::string list = between(html, "<section id=\"sites\">", "</section>");
+  CHECK(list.find("<li data-site=\"beta\"><b class=\"site-name\">beta</b>: <span class=\"n "
+                  "site-active\">1</span> active of <span class=\"n site-total\">2</span>, "
+                  "breaker <span class=\"breaker breaker-open\">open</span></li>") !=
+        std::string::npos);
+  CHECK(list.find("<li data-site=\"alpha\">") != std::string::npos);
+  // A site without sessions (its directory is missing) is listed with its error, escaped.
+  CHECK(list.find("<li data-site=\"delta\" class=\"bad\">") != std::string::npos);
+  CHECK(list.find("cannot read /srv/&lt;delta&gt;") != std::string::npos);
+  CHECK(list.find(">delta</b>: <span class=\"n site-active\">0</span> active of") !=
+        std::string::npos);
+
+  // The session table: beta's rows under beta's line, then alpha's; id order inside.
+  const std::string table = between(html, "id=\"session-table\"", "</table>");
+  std::vector<std::string> order;
+  static const std::regex item(
+      R"re(<tr (?:class="site-group" data-site="([^"]*)"|data-session="([^"]*)" data-state="[^"]*" data-site="([^"]*)"))re");
+  for (auto it = std::sregex_iterator(table.begin(), table.end(), item);
+       it != std::sregex_iterator(); ++it)
+    order.push_back((*it)[1].matched ? "[" + (*it)[1].str() + "]"
+                                     : (*it)[3].str() + "/" + (*it)[2].str());
+  CHECK(order == std::vector<std::string>{"[beta]", "beta/0912", "beta/0913", "[alpha]",
+                                          "alpha/0911", "alpha/0912", "alpha/0915"});
+  CHECK(table.find("<th colspan=\"6\"><b class=\"site-name\">alpha</b>: <span class=\"n "
+                   "site-active\">2</span> active of <span class=\"n site-total\">3</span>") !=
+        std::string::npos);
+  CHECK(table.find("data-site=\"delta\"") == std::string::npos);  // no rows: no group
+
+  // Paging stays by id: the pager's keys are the page's smallest and largest ids.
+  PageQuery q;
+  q.limit = 2;
+  q.after = "0911";
+  const std::string paged = render_status_page(t, q, c).html;
+  CHECK(paged.find("rel=\"next\" href=\"/?limit=2&amp;after=0912\"") != std::string::npos);
+  CHECK(paged.find("rel=\"prev\" href=\"/?limit=2&amp;before=0912\"") != std::string::npos);
+}
+
+TEST_CASE("status page: with several sites, a session is named by its site too", "[status_page]") {
+  StatusTable t;
+  t.put(at_site("beta", "0912", SessionState::active));
+  t.put(at_site("alpha", "0912", SessionState::retrying));
+  t.put(at_site("alpha", "0911", SessionState::active));
+  auto c = context();
+  c.sites = {{"alpha", 2, 1, "closed", ""}, {"beta", 1, 1, "closed", ""}};
+  const std::string html = render_status_page(t, {}, c).html;
+  CHECK(html.find("data-sites=\"2\"") != std::string::npos);
+  CHECK(html.find("<a href=\"/s/0912?site=beta\">") != std::string::npos);
+  CHECK(html.find("<a href=\"/s/0912?site=alpha\">") != std::string::npos);
+
+  // An id two sites have: the view lists them instead of "no such session".
+  PageQuery q;
+  q.session = "0912";
+  auto both = render_status_page(t, q, c);
+  CHECK(both.status == 300);
+  CHECK(both.html.find("id=\"ambiguous\"") != std::string::npos);
+  CHECK(both.html.find("href=\"/s/0912?site=alpha\"") != std::string::npos);
+  // With its site: that session, its JSON and refresh under /sites/{site}.
+  q.site = "beta";
+  auto beta = render_status_page(t, q, c);
+  CHECK(beta.status == 200);
+  CHECK(beta.html.find("<span class=\"state state-active\">") != std::string::npos);
+  CHECK(beta.html.find("href=\"/sites/beta/sessions/0912\"") != std::string::npos);
+  CHECK(beta.html.find("data-session=\"0912\" data-site=\"beta\">Refresh now") !=
+        std::string::npos);
+  // An id one site has needs no site.
+  q = {};
+  q.session = "0911";
+  CHECK(render_status_page(t, q, c).status == 200);
+  q.site = "beta";
+  CHECK(render_status_page(t, q, c).status == 404);
+}
+
+TEST_CASE("status page: one site (or none) renders as before, ungrouped", "[status_page]") {
+  StatusTable t;
+  t.put(at_site("only", "0912", SessionState::active));
+  t.put(status("0913", SessionState::active, 30s));
+  const std::string html = render(t);  // context().sites is empty
+  CHECK(html.find("id=\"sites\"") == std::string::npos);
+  CHECK(html.find("site-group") == std::string::npos);
+  CHECK(html.find("data-site") == std::string::npos);
+  CHECK(rows(html, "session-table") == std::vector<std::string>{"0912", "0913"});
+}
+
+TEST_CASE("status page: the board's site lines are GET /sites' numbers", "[status_page]") {
+  StatusTable t;
+  t.put(at_site("alpha", "1", SessionState::active));
+  t.put(at_site("alpha", "2", SessionState::failed));
+  SiteInfo alpha;
+  alpha.name = "alpha";
+  alpha.breaker = [] { return std::string("half_open"); };
+  SiteInfo gone;
+  gone.name = "gone";
+  gone.error = "cannot read /s/gone";
+  const auto json = sites_json({alpha, gone}, {}, t, kNow);
+  const auto lines = site_lines(json["sites"]);
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[0].name == "alpha");
+  CHECK(lines[0].total == json["sites"][0]["totalSessions"]);
+  CHECK(lines[0].total == 2);
+  CHECK(lines[0].active == json["sites"][0]["activeSessions"]);
+  CHECK(lines[0].breaker == "half_open");
+  CHECK(lines[0].error.empty());
+  CHECK(lines[1].error == "cannot read /s/gone");
+}
+
+TEST_CASE("status page: the real board groups by site only with several sites", "[status_page]") {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  auto page_of = [&](std::vector<SiteInfo> sites) {
+    StatusBoardSetup setup;
+    setup.now = [] { return kNow; };
+    setup.sites = std::move(sites);
+    auto board = sys.spawn(status_board_impl, setup);
+    caf::anon_send(
+        board, put_atom::value,
+        std::make_shared<const SessionStatus>(at_site("a", "0912", SessionState::active)));
+    caf::scoped_actor self{sys};
+    std::string html;
+    self->request(board, caf::infinite, page_atom::value, PageQuery{})
+        .receive([&](const PageResult& r) { html = r.html; }, [](caf::error&) {});
+    caf::anon_send_exit(board, caf::exit_reason::user_shutdown);
+    return html;
+  };
+  SiteInfo a, b;
+  a.name = "a";
+  b.name = "b";
+  b.error = "no such directory";
+  const auto two = page_of({a, b});
+  CHECK(two.find("<li data-site=\"a\">") != std::string::npos);
+  CHECK(two.find("<li data-site=\"b\" class=\"bad\">") != std::string::npos);
+  CHECK(two.find("<tr class=\"site-group\" data-site=\"a\">") != std::string::npos);
+  const auto one = page_of({a});
+  CHECK(one.find("id=\"sites\"") == std::string::npos);
+  CHECK(one.find("site-group") == std::string::npos);
 }

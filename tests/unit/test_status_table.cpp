@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "sessiond/status_table.hpp"
+#include "test_support.hpp"
 
 using namespace sessiond;
 using namespace std::chrono_literals;
@@ -11,15 +12,11 @@ using json = nlohmann::json;
 
 namespace {
 
-const WallTime kNow = WallTime(std::chrono::seconds(1800000000));
+const WallTime kNow = testing::kStatusNow;
 
 SessionStatus status(const std::string& id, SessionState state,
                      std::optional<std::chrono::seconds> age = std::nullopt) {
-  SessionStatus s;
-  s.id = id;
-  s.state = state;
-  if (age) s.last_refresh = kNow - *age;
-  return s;
+  return testing::make_status(id, state, age);
 }
 
 // One session in each state, put in no particular order.

@@ -136,6 +136,18 @@ inline nlohmann::json sample_cookies() {
   });
 }
 
+// A fixed "now" for status tests, and a status as the board holds it
+// (`age`: last refreshed that long before kStatusNow).
+inline const WallTime kStatusNow = WallTime(std::chrono::seconds(1800000000));
+inline SessionStatus make_status(const std::string& id, SessionState state,
+                                 std::optional<std::chrono::seconds> age = std::nullopt) {
+  SessionStatus s;
+  s.id = id;
+  s.state = state;
+  if (age) s.last_refresh = kStatusNow - *age;
+  return s;
+}
+
 // One cookie of a test session, as Playwright stores it.
 inline nlohmann::json cookie(const std::string& name, const std::string& value) {
   return {{"name", name},  {"value", value},   {"domain", "127.0.0.1"}, {"path", "/"},

@@ -1,0 +1,111 @@
+// --per-session-metrics: session ids are unique per site only, so with a
+// config file's sites the per-session series carry the `site` label too: two
+// sites' sessions of the same id are two series, and one site forgetting its
+// session leaves the other's. The flags' one site keeps {session} alone.
+
+#include <catch2/catch.hpp>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "sessiond/metrics.hpp"
+#include "sessiond/status_board.hpp"
+
+using namespace sessiond;
+using namespace std::chrono_literals;
+
+namespace {
+
+const WallTime kNow = WallTime(std::chrono::seconds(1'800'000'000));
+const std::string kFamily = "sessiond_session_last_refresh_timestamp_seconds";
+
+bool has(const std::string& text, const std::string& line) {
+  return text.find("\n" + line + "\n") != std::string::npos;
+}
+
+void put(status_board_actor board, const std::string& site, const std::string& id,
+         WallTime last_refresh) {
+  SessionStatus s;
+  s.site = site;
+  s.id = id;
+  s.state = SessionState::active;
+  s.last_refresh = last_refresh;
+  caf::anon_send(board, put_atom::value, SessionStatusPtr(std::make_shared<SessionStatus>(s)));
+}
+
+std::string scrape(caf::actor_system& sys, status_board_actor board) {
+  caf::scoped_actor self{sys};
+  std::string out;
+  self->request(board, caf::infinite, metrics_atom::value)
+      .receive([&](const std::string& s) { out = s; }, [&](caf::error& e) { FAIL(sys.render(e)); });
+  return out;
+}
+
+SiteInfo site(const std::string& name) {
+  SiteInfo s;
+  s.name = name;
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("per-session series of two sites with the same id are kept apart", "[metrics][sites]") {
+  MetricsConfig mc;
+  mc.sites = {"rade", "nics24"};
+  mc.per_session = true;
+  auto metrics = std::make_shared<Metrics>(mc);
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  StatusBoardSetup setup;
+  setup.metrics = metrics;
+  setup.now = [] { return kNow; };
+  setup.sites = {site("rade"), site("nics24")};
+  auto board = sys.spawn(status_board_impl, setup);
+  put(board, "rade", "0912", WallTime(std::chrono::seconds(1000)));
+  put(board, "nics24", "0912", WallTime(std::chrono::seconds(2000)));
+
+  auto text = scrape(sys, board);
+  CHECK(has(text, kFamily + R"({session="0912",site="rade"} 1000)"));
+  CHECK(has(text, kFamily + R"({session="0912",site="nics24"} 2000)"));
+
+  // nics24 forgets its 0912: rade's stays.
+  caf::anon_send(board, forget_atom::value, std::string("nics24"), std::string("0912"));
+  text = scrape(sys, board);
+  CHECK(has(text, kFamily + R"({session="0912",site="rade"} 1000)"));
+  CHECK(text.find(R"(session="0912",site="nics24")") == std::string::npos);
+
+  // A removed site's per-session series leave with it.
+  put(board, "nics24", "0913", WallTime(std::chrono::seconds(3000)));
+  CHECK(has(scrape(sys, board), kFamily + R"({session="0913",site="nics24"} 3000)"));
+  metrics->remove_site("nics24");
+  text = scrape(sys, board);
+  CHECK(text.find(R"(site="nics24")") == std::string::npos);
+  CHECK(has(text, kFamily + R"({session="0912",site="rade"} 1000)"));
+  caf::anon_send_exit(board, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE("the flags' one site keeps per-session series labelled by session only",
+          "[metrics][sites]") {
+  MetricsConfig mc;  // no sites
+  mc.per_session = true;
+  auto metrics = std::make_shared<Metrics>(mc);
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  StatusBoardSetup setup;
+  setup.metrics = metrics;
+  setup.now = [] { return kNow; };
+  setup.sites = {site("default")};
+  auto board = sys.spawn(status_board_impl, setup);
+  put(board, "default", "0912", WallTime(std::chrono::seconds(1000)));
+  CHECK(has(scrape(sys, board), kFamily + R"({session="0912"} 1000)"));
+  caf::anon_send(board, forget_atom::value, std::string("default"), std::string("0912"));
+  CHECK(scrape(sys, board).find(kFamily + "{") == std::string::npos);
+  caf::anon_send_exit(board, caf::exit_reason::user_shutdown);
+}
