@@ -492,6 +492,8 @@ Config parse_config(int argc, const char* const* argv,
       }
     }
     c.config_file = config_file;
+    doc.erase("sites");
+    c.config_globals = doc.dump();
   }
   // 3. Environment.
   if (auto it = env.find("DEBUG_MODE"); it != env.end() && it->second == "true")

@@ -1,20 +1,11 @@
 #include "sessiond/daemon_plan.hpp"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include "sessiond/browser_probe.hpp"
 
 namespace sessiond {
 namespace {
-
-std::string file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // A site of the config file (`flags`: the one site of the flags, whose
 // errors keep their flag names).
@@ -74,12 +65,9 @@ Plan make_plan(Config config, const std::string& base_url_override) {
   plan.from_flags = config.sites.empty();
   for (const auto& sc : sites_of(config))
     plan.sites.push_back(make_site_plan(config, sc, plan.from_flags, base_url_override));
-  if (!config.config_file.empty()) {
-    auto doc = nlohmann::json::parse(file_bytes(config.config_file), nullptr, false, true);
-    if (doc.is_object()) doc.erase("sites");
+  if (!config.config_file.empty())
     plan.global_fingerprint =
-        nlohmann::json{doc.dump(), config.admin_token, config.webhook_secret}.dump();
-  }
+        nlohmann::json{config.config_globals, config.admin_token, config.webhook_secret}.dump();
   std::size_t shares = 0;
   for (const auto& site : plan.sites) {
     shares += site.max_in_flight;

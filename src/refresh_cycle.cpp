@@ -688,16 +688,8 @@ void RefreshCycle::saved(const SaveOutcome& r, Actions& out) {
     case SaveOutcome::Kind::failed: {
       // The site rotated the cookies already: keep them for the next cycle.
       keep_unsaved();
-      std::string msg = r.error ? r.error->message : "write failed";
-      log::error("file_error",
-                 "could not save the refreshed session; keeping it in memory and retrying",
-                 {{"site", site_->name},
-                  {"session", id()},
-                  {"file", path_},
-                  {"reason", "write"},
-                  {"error", msg}});
-      if (site_->metrics) site_->metrics->file_error(FileErrorKind::write, site_->name);
-      doc_.reset();
+      const std::string msg = report_write_error(
+          r, "could not save the refreshed session; keeping it in memory and retrying");
       fail_transient("save failed: " + msg, std::nullopt, out);
       return;
     }
@@ -905,20 +897,27 @@ void RefreshCycle::pause_saved(const SaveOutcome& r, Actions& out) {
              out);
       return;
     case SaveOutcome::Kind::failed: {
-      std::string msg = r.error ? r.error->message : "write failed";
-      log::error("file_error", "could not save the session's pause or resume",
-                 {{"site", site_->name},
-                  {"session", id()},
-                  {"file", path_},
-                  {"reason", "write"},
-                  {"error", msg}});
-      if (site_->metrics) site_->metrics->file_error(FileErrorKind::write, site_->name);
-      doc_.reset();
+      const std::string msg = report_write_error(r, "could not save the session's pause or resume");
       if (!paused_) schedule_as_at_start(out);  // as before the request
       finish(std::nullopt, CycleOutcome::transient_error, "save failed: " + msg, out);
       return;
     }
   }
+}
+
+// A save that failed: logged and counted as a write error, the document
+// read for it dropped. Returns what went wrong (for the status).
+std::string RefreshCycle::report_write_error(const SaveOutcome& r, const char* message) {
+  std::string msg = r.error ? r.error->message : "write failed";
+  log::error("file_error", message,
+             {{"site", site_->name},
+              {"session", id()},
+              {"file", path_},
+              {"reason", "write"},
+              {"error", msg}});
+  if (site_->metrics) site_->metrics->file_error(FileErrorKind::write, site_->name);
+  doc_.reset();
+  return msg;
 }
 
 void RefreshCycle::pause_written(const KeepaliveBlock& k, bool changed, Actions& out) {

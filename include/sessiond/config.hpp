@@ -42,6 +42,9 @@ struct Config {
   bool version = false;  // --version
 
   std::string config_file;
+  // The config file's keys other than "sites", as read (what a reload
+  // compares: no second read that an edit could change in between).
+  std::string config_globals;
   std::string profile_path;
   std::string base_url;  // overrides the profile's (staging sites, tests)
   std::string sessions_dir = "sessions";

@@ -228,6 +228,7 @@ class RefreshCycle {
   void fail_transient(const std::string& reason, std::optional<Millis> server_wait, Actions& out);
   bool is_check(const Step& step) const;
   void keep_unsaved();
+  std::string report_write_error(const SaveOutcome& r, const char* message);
   void forget_unsaved();
   void request_pause(Purpose wanted, Actions& out);
   void begin_pause_write(Actions& out);

@@ -212,6 +212,21 @@ class Daemon:
         return self.check_logs(secrets)
 
 
+def processes_naming(text):
+    """PIDs whose command line contains `text` (a test's own TMPDIR: its Chromium)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if text.encode() in f.read():
+                    out.append(pid)
+        except OSError:
+            continue
+    return out
+
+
 def session_files(directory):
     return sorted(f for f in os.listdir(directory) if f.startswith("session-") and f.endswith(".json"))
 

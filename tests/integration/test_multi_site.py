@@ -11,7 +11,7 @@ import signal
 import subprocess
 import time
 
-from harness import (DEMO_PROFILE, SESSIOND, SOURCE_DIR, Daemon, FakeSite, check, daemon_metrics, daemon_status,
+from harness import (processes_naming, DEMO_PROFILE, SESSIOND, SOURCE_DIR, Daemon, FakeSite, check, daemon_metrics, daemon_status,
                      http, load, metric_sum, parse_ts, run, scaled_profile, temp_dir, wait_ready, wait_until, wall_now)
 
 # Per site: the fake site, its pattern, interval and idle timeout.
@@ -40,18 +40,6 @@ def seed_as(site, directory, count, first, pattern):
         os.rename(os.path.join(directory, f"session-{m}.json"),
                   os.path.join(directory, pattern.replace("{id}", m)))
     return mobiles
-
-
-def our_chromium():
-    out = []
-    for pid in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if BROWSER_TMP.encode() in f.read():
-                    out.append(pid)
-        except OSError:
-            continue
-    return out
 
 
 def site_circuit(d, name):
@@ -211,7 +199,7 @@ def test_multi_site():
     finally:
         code = d.stop()
     check(code == 0, f"exit status {code}")
-    wait_until(lambda: not our_chromium(), 5, what="no Chromium left")
+    wait_until(lambda: not processes_naming(BROWSER_TMP), 5, what="no Chromium left")
     for name, site in (("alpha", a), ("beta", b), ("gamma", c)):
         stats = site.stats()
         print(f"{name}: lost {stats['lost']}, requests {stats['requests']}")

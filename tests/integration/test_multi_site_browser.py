@@ -11,7 +11,7 @@ them."""
 import json
 import os
 
-from harness import (SOURCE_DIR, Daemon, FakeSite, check, daemon_metrics, daemon_status, metric_sum, run, temp_dir,
+from harness import (processes_naming, SOURCE_DIR, Daemon, FakeSite, check, daemon_metrics, daemon_status, metric_sum, run, temp_dir,
                      wait_ready, wait_until)
 
 BROWSER_TMP = temp_dir("share-browser-tmp-")
@@ -30,18 +30,6 @@ def browser_profile(name):
     with open(path, "w") as f:
         json.dump(doc, f, indent=2)
     return path
-
-
-def our_chromium():
-    out = []
-    for pid in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if BROWSER_TMP.encode() in f.read():
-                    out.append(pid)
-        except OSError:
-            continue
-    return out
 
 
 def successes(d, site):
@@ -95,7 +83,7 @@ def test_multi_site_browser():
     finally:
         code = d.stop()
     check(code == 0, f"exit status {code}")
-    wait_until(lambda: not our_chromium(), 5, what="no Chromium left")
+    wait_until(lambda: not processes_naming(BROWSER_TMP), 5, what="no Chromium left")
     for name, site in (("slow", slow), ("fast", fast)):
         stats = site.stats()
         print(f"{name}: lost {stats['lost']}, requests {stats['requests']}")

@@ -15,38 +15,18 @@
 #include <memory>
 #include <string>
 
+#include "board_support.hpp"
 #include "sessiond/metrics.hpp"
 #include "sessiond/status_board.hpp"
 
 using namespace sessiond;
+using namespace sessiond::testing;
 using namespace std::chrono_literals;
 
 namespace {
 
 const WallTime kNow = WallTime(std::chrono::seconds(1'800'000'000));
 const std::string kFamily = "sessiond_session_last_refresh_timestamp_seconds";
-
-bool has(const std::string& text, const std::string& line) {
-  return text.find("\n" + line + "\n") != std::string::npos;
-}
-
-void put(status_board_actor board, const std::string& site, const std::string& id,
-         WallTime last_refresh) {
-  SessionStatus s;
-  s.site = site;
-  s.id = id;
-  s.state = SessionState::active;
-  s.last_refresh = last_refresh;
-  caf::anon_send(board, put_atom::value, SessionStatusPtr(std::make_shared<SessionStatus>(s)));
-}
-
-std::string scrape(caf::actor_system& sys, status_board_actor board) {
-  caf::scoped_actor self{sys};
-  std::string out;
-  self->request(board, caf::infinite, metrics_atom::value)
-      .receive([&](const std::string& s) { out = s; }, [&](caf::error& e) { FAIL(sys.render(e)); });
-  return out;
-}
 
 SiteInfo site(const std::string& name) {
   SiteInfo s;
@@ -68,26 +48,26 @@ TEST_CASE("per-session series of two sites with the same id are kept apart", "[m
   setup.now = [] { return kNow; };
   setup.sites = {site("rade"), site("nics24")};
   auto board = sys.spawn(status_board_impl, setup);
-  put(board, "rade", "0912", WallTime(std::chrono::seconds(1000)));
-  put(board, "nics24", "0912", WallTime(std::chrono::seconds(2000)));
+  put_active(board, "rade", "0912", WallTime(std::chrono::seconds(1000)));
+  put_active(board, "nics24", "0912", WallTime(std::chrono::seconds(2000)));
 
-  auto text = scrape(sys, board);
-  CHECK(has(text, kFamily + R"({session="0912",site="rade"} 1000)"));
-  CHECK(has(text, kFamily + R"({session="0912",site="nics24"} 2000)"));
+  auto text = scrape_board(sys, board);
+  CHECK(has_line(text, kFamily + R"({session="0912",site="rade"} 1000)"));
+  CHECK(has_line(text, kFamily + R"({session="0912",site="nics24"} 2000)"));
 
   // nics24 forgets its 0912: rade's stays.
   caf::anon_send(board, forget_atom::value, std::string("nics24"), std::string("0912"));
-  text = scrape(sys, board);
-  CHECK(has(text, kFamily + R"({session="0912",site="rade"} 1000)"));
+  text = scrape_board(sys, board);
+  CHECK(has_line(text, kFamily + R"({session="0912",site="rade"} 1000)"));
   CHECK(text.find(R"(session="0912",site="nics24")") == std::string::npos);
 
   // A removed site's per-session series leave with it.
-  put(board, "nics24", "0913", WallTime(std::chrono::seconds(3000)));
-  CHECK(has(scrape(sys, board), kFamily + R"({session="0913",site="nics24"} 3000)"));
+  put_active(board, "nics24", "0913", WallTime(std::chrono::seconds(3000)));
+  CHECK(has_line(scrape_board(sys, board), kFamily + R"({session="0913",site="nics24"} 3000)"));
   metrics->remove_site("nics24");
-  text = scrape(sys, board);
+  text = scrape_board(sys, board);
   CHECK(text.find(R"(site="nics24")") == std::string::npos);
-  CHECK(has(text, kFamily + R"({session="0912",site="rade"} 1000)"));
+  CHECK(has_line(text, kFamily + R"({session="0912",site="rade"} 1000)"));
   caf::anon_send_exit(board, caf::exit_reason::user_shutdown);
 }
 
@@ -103,9 +83,9 @@ TEST_CASE("the flags' one site keeps per-session series labelled by session only
   setup.now = [] { return kNow; };
   setup.sites = {site("default")};
   auto board = sys.spawn(status_board_impl, setup);
-  put(board, "default", "0912", WallTime(std::chrono::seconds(1000)));
-  CHECK(has(scrape(sys, board), kFamily + R"({session="0912"} 1000)"));
+  put_active(board, "default", "0912", WallTime(std::chrono::seconds(1000)));
+  CHECK(has_line(scrape_board(sys, board), kFamily + R"({session="0912"} 1000)"));
   caf::anon_send(board, forget_atom::value, std::string("default"), std::string("0912"));
-  CHECK(scrape(sys, board).find(kFamily + "{") == std::string::npos);
+  CHECK(scrape_board(sys, board).find(kFamily + "{") == std::string::npos);
   caf::anon_send_exit(board, caf::exit_reason::user_shutdown);
 }

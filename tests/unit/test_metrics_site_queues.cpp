@@ -17,17 +17,15 @@
 #include <string>
 #include <vector>
 
+#include "board_support.hpp"
 #include "sessiond/metrics.hpp"
 #include "sessiond/site_limiter.hpp"
 #include "sessiond/status_board.hpp"
 
 using namespace sessiond;
+using namespace sessiond::testing;
 
 namespace {
-
-bool has(const std::string& text, const std::string& line) {
-  return text.find("\n" + line + "\n") != std::string::npos;
-}
 
 // The shared runners: keep what they are given, never answer (the requests
 // stay in flight).
@@ -39,14 +37,6 @@ struct HeldBrowser : BrowserRunner {
   std::vector<Callback> held;
   void submit(BrowserStepRequest, Callback done) override { held.push_back(std::move(done)); }
 };
-
-std::string scrape(caf::actor_system& sys, status_board_actor board) {
-  caf::scoped_actor self{sys};
-  std::string out;
-  self->request(board, caf::infinite, metrics_atom::value)
-      .receive([&](const std::string& s) { out = s; }, [&](caf::error& e) { FAIL(sys.render(e)); });
-  return out;
-}
 
 }  // namespace
 
@@ -91,22 +81,22 @@ TEST_CASE("each site's own queues are sampled with its site label", "[metrics][s
   setup.sites = {a, b};
   auto board = sys.spawn(status_board_impl, setup);
 
-  auto text = scrape(sys, board);
-  CHECK(has(text, R"(sessiond_http_in_flight{site="rade"} 1)"));
-  CHECK(has(text, R"(sessiond_http_queued{site="rade"} 2)"));
-  CHECK(has(text, R"(sessiond_rate_limited_total{site="rade"} 0)"));
-  CHECK(has(text, R"(sessiond_http_in_flight{site="nics24"} 1)"));
-  CHECK(has(text, R"(sessiond_http_queued{site="nics24"} 2)"));
-  CHECK(has(text, R"(sessiond_rate_limited_total{site="nics24"} 1)"));
-  CHECK(has(text, R"(sessiond_browser_in_flight{site="nics24"} 1)"));
-  CHECK(has(text, R"(sessiond_browser_queued{site="nics24"} 2)"));
+  auto text = scrape_board(sys, board);
+  CHECK(has_line(text, R"(sessiond_http_in_flight{site="rade"} 1)"));
+  CHECK(has_line(text, R"(sessiond_http_queued{site="rade"} 2)"));
+  CHECK(has_line(text, R"(sessiond_rate_limited_total{site="rade"} 0)"));
+  CHECK(has_line(text, R"(sessiond_http_in_flight{site="nics24"} 1)"));
+  CHECK(has_line(text, R"(sessiond_http_queued{site="nics24"} 2)"));
+  CHECK(has_line(text, R"(sessiond_rate_limited_total{site="nics24"} 1)"));
+  CHECK(has_line(text, R"(sessiond_browser_in_flight{site="nics24"} 1)"));
+  CHECK(has_line(text, R"(sessiond_browser_queued{site="nics24"} 2)"));
   // rade runs no browser step: no browser series of its own.
   CHECK(text.find(R"(sessiond_browser_queued{site="rade"})") == std::string::npos);
   // The shared client's own series stay unlabelled.
   CHECK(text.find("\nsessiond_http_queued ") != std::string::npos);
 
   // The counter only grows: a second scrape with no new wait adds nothing.
-  CHECK(has(scrape(sys, board), R"(sessiond_rate_limited_total{site="nics24"} 1)"));
+  CHECK(has_line(scrape_board(sys, board), R"(sessiond_rate_limited_total{site="nics24"} 1)"));
   caf::anon_send_exit(board, caf::exit_reason::user_shutdown);
 }
 
@@ -122,7 +112,7 @@ TEST_CASE("a site's rate-limited counter survives its limiter being replaced", "
   // A reload changed the site: its new limiter counts from zero again.
   load.rate_limited_total = 2;
   m.sample_site_http("rade", load);
-  CHECK(has(m.serialize(), R"(sessiond_rate_limited_total{site="rade"} 9)"));
+  CHECK(has_line(m.serialize(), R"(sessiond_rate_limited_total{site="rade"} 9)"));
   // Unknown sites are ignored (the label stays bounded); removed ones leave.
   m.sample_site_http("never", load);
   CHECK(m.serialize().find(R"(site="never")") == std::string::npos);

@@ -15,37 +15,17 @@
 #include <memory>
 #include <string>
 
+#include "board_support.hpp"
 #include "sessiond/metrics.hpp"
 #include "sessiond/status_board.hpp"
 
 using namespace sessiond;
+using namespace sessiond::testing;
 using namespace std::chrono_literals;
 
 namespace {
 
 const WallTime kNow = WallTime(std::chrono::seconds(1'800'000'000));
-
-bool has(const std::string& text, const std::string& line) {
-  return text.find("\n" + line + "\n") != std::string::npos;
-}
-
-void put(status_board_actor board, const std::string& site, const std::string& id,
-         std::chrono::seconds age) {
-  SessionStatus s;
-  s.site = site;
-  s.id = id;
-  s.state = SessionState::active;
-  s.last_refresh = kNow - age;
-  caf::anon_send(board, put_atom::value, SessionStatusPtr(std::make_shared<SessionStatus>(s)));
-}
-
-std::string scrape(caf::actor_system& sys, status_board_actor board) {
-  caf::scoped_actor self{sys};
-  std::string out;
-  self->request(board, caf::infinite, metrics_atom::value)
-      .receive([&](const std::string& s) { out = s; }, [&](caf::error& e) { FAIL(sys.render(e)); });
-  return out;
-}
 
 SiteInfo site(const std::string& name, Millis interval, Millis idle_timeout) {
   SiteInfo s;
@@ -73,17 +53,17 @@ TEST_CASE("each site has its own oldest refresh age, idle timeout and interval",
   setup.sites = {site("rade", Millis(300000), Millis(3600000)),
                  site("nics24", Millis(60000), Millis(600000))};
   auto board = sys.spawn(status_board_impl, setup);
-  put(board, "rade", "0912", 1000s);  // long ago, but well inside rade's hour
-  put(board, "nics24", "0912", 100s);
-  put(board, "nics24", "0913", 500s);  // past 80% of nics24's 10 minutes
+  put_active(board, "rade", "0912", kNow - 1000s);  // long ago, but well inside rade's hour
+  put_active(board, "nics24", "0912", kNow - 100s);
+  put_active(board, "nics24", "0913", kNow - 500s);  // past 80% of nics24's 10 minutes
 
-  auto text = scrape(sys, board);
-  CHECK(has(text, R"(sessiond_oldest_refresh_age_seconds{site="rade"} 1000)"));
-  CHECK(has(text, R"(sessiond_oldest_refresh_age_seconds{site="nics24"} 500)"));
-  CHECK(has(text, R"(sessiond_idle_timeout_seconds{site="rade"} 3600)"));
-  CHECK(has(text, R"(sessiond_idle_timeout_seconds{site="nics24"} 600)"));
-  CHECK(has(text, R"(sessiond_refresh_interval_seconds{site="rade"} 300)"));
-  CHECK(has(text, R"(sessiond_refresh_interval_seconds{site="nics24"} 60)"));
+  auto text = scrape_board(sys, board);
+  CHECK(has_line(text, R"(sessiond_oldest_refresh_age_seconds{site="rade"} 1000)"));
+  CHECK(has_line(text, R"(sessiond_oldest_refresh_age_seconds{site="nics24"} 500)"));
+  CHECK(has_line(text, R"(sessiond_idle_timeout_seconds{site="rade"} 3600)"));
+  CHECK(has_line(text, R"(sessiond_idle_timeout_seconds{site="nics24"} 600)"));
+  CHECK(has_line(text, R"(sessiond_refresh_interval_seconds{site="rade"} 300)"));
+  CHECK(has_line(text, R"(sessiond_refresh_interval_seconds{site="nics24"} 60)"));
   // No process-wide series beside the sites' (it would be the first site's).
   CHECK(text.find("\nsessiond_idle_timeout_seconds ") == std::string::npos);
   CHECK(text.find("\nsessiond_oldest_refresh_age_seconds ") == std::string::npos);
@@ -92,9 +72,9 @@ TEST_CASE("each site has its own oldest refresh age, idle timeout and interval",
   auto sites = std::make_shared<std::vector<SiteInfo>>(setup.sites);
   (*sites)[1] = site("nics24", Millis(120000), Millis(1200000));
   caf::anon_send(board, sites_atom::value, SiteInfoListPtr(sites));
-  text = scrape(sys, board);
-  CHECK(has(text, R"(sessiond_idle_timeout_seconds{site="nics24"} 1200)"));
-  CHECK(has(text, R"(sessiond_refresh_interval_seconds{site="nics24"} 120)"));
+  text = scrape_board(sys, board);
+  CHECK(has_line(text, R"(sessiond_idle_timeout_seconds{site="nics24"} 1200)"));
+  CHECK(has_line(text, R"(sessiond_refresh_interval_seconds{site="nics24"} 120)"));
 
   // A removed site's series leave; one a reload adds has its own.
   metrics->remove_site("nics24");
@@ -103,8 +83,8 @@ TEST_CASE("each site has its own oldest refresh age, idle timeout and interval",
   metrics->set_oldest_refresh_age(12, "epsilon");
   text = metrics->serialize();
   CHECK(text.find(R"(site="nics24")") == std::string::npos);
-  CHECK(has(text, R"(sessiond_idle_timeout_seconds{site="epsilon"} 90)"));
-  CHECK(has(text, R"(sessiond_oldest_refresh_age_seconds{site="epsilon"} 12)"));
+  CHECK(has_line(text, R"(sessiond_idle_timeout_seconds{site="epsilon"} 90)"));
+  CHECK(has_line(text, R"(sessiond_oldest_refresh_age_seconds{site="epsilon"} 12)"));
   caf::anon_send_exit(board, caf::exit_reason::user_shutdown);
 }
 
@@ -121,11 +101,11 @@ TEST_CASE("the flags' one site keeps the unlabelled timing series", "[metrics][s
   // The daemon names the flags' site; it has no label.
   setup.sites = {site("default", Millis(300000), Millis(900000))};
   auto board = sys.spawn(status_board_impl, setup);
-  put(board, "default", "0912", 42s);
-  auto text = scrape(sys, board);
-  CHECK(has(text, "sessiond_oldest_refresh_age_seconds 42"));
-  CHECK(has(text, "sessiond_idle_timeout_seconds 900"));
-  CHECK(has(text, "sessiond_refresh_interval_seconds 300"));
+  put_active(board, "default", "0912", kNow - 42s);
+  auto text = scrape_board(sys, board);
+  CHECK(has_line(text, "sessiond_oldest_refresh_age_seconds 42"));
+  CHECK(has_line(text, "sessiond_idle_timeout_seconds 900"));
+  CHECK(has_line(text, "sessiond_refresh_interval_seconds 300"));
   CHECK(text.find("site=") == std::string::npos);
   caf::anon_send_exit(board, caf::exit_reason::user_shutdown);
 }

@@ -25,10 +25,14 @@ HttpRequest req(std::int64_t priority) {
   return r;
 }
 
-// Holds every request until told to answer: a slow site.
-class HeldTransport final : public HttpTransport {
+// Holds every request until told to answer: a slow site (its HTTP requests
+// or its browser pages). `answered` is the answer every request gets.
+template <class Runner, class Request, class Result>
+class Held : public Runner {
  public:
-  void submit(HttpRequest, Callback done) override {
+  using Callback = typename Runner::Callback;
+  explicit Held(Result answered) : answered_(std::move(answered)) {}
+  void submit(Request, Callback done) override {
     std::lock_guard<std::mutex> lock(mu_);
     held_.push_back(std::move(done));
   }
@@ -42,16 +46,31 @@ class HeldTransport final : public HttpTransport {
       std::lock_guard<std::mutex> lock(mu_);
       now.swap(held_);
     }
-    for (auto& cb : now) {
-      HttpResponse r;
-      r.status = 200;
-      cb(std::move(r));
-    }
+    for (auto& cb : now) cb(answered_);
   }
 
  private:
+  Result answered_;
   std::mutex mu_;
   std::vector<Callback> held_;
+};
+
+struct HeldTransport : Held<HttpTransport, HttpRequest, HttpResponse> {
+  HeldTransport()
+      : Held([] {
+          HttpResponse r;
+          r.status = 200;
+          return r;
+        }()) {}
+};
+
+struct HeldBrowser : Held<BrowserRunner, BrowserStepRequest, BrowserStepResult> {
+  HeldBrowser()
+      : Held([] {
+          BrowserStepResult r;
+          r.verdict = BrowserStepResult::Verdict::logged_in;
+          return r;
+        }()) {}
 };
 
 }  // namespace
@@ -142,35 +161,6 @@ TEST_CASE("stop() answers what waits for a token, and every later submit", "[sit
   shared.answer_all();
   CHECK(shutdown == 2);  // the one in flight completes with the client's answer
 }
-
-// Holds every browser step until told to answer: a slow site's pages.
-class HeldBrowser final : public BrowserRunner {
- public:
-  void submit(BrowserStepRequest, Callback done) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    held_.push_back(std::move(done));
-  }
-  std::size_t held() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return held_.size();
-  }
-  void answer_all() {
-    std::vector<Callback> now;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      now.swap(held_);
-    }
-    for (auto& cb : now) {
-      BrowserStepResult r;
-      r.verdict = BrowserStepResult::Verdict::logged_in;
-      cb(std::move(r));
-    }
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<Callback> held_;
-};
 
 TEST_CASE("a slow site fills its own browser pages, not the shared pool's", "[sites][limits]") {
   HeldBrowser pool;
