@@ -54,10 +54,12 @@ void perform(Self self, Actions& actions) {
               reply_to(self, act.tag)(std::move(r));
             }
           } else if constexpr (std::is_same_v<T, action::Save>) {
-            rt.io->post([path = cycle.path(), doc = act.doc, expected = act.expected,
-                         responded_at = act.responded_at, sync = rt.sync,
-                         metrics = rt.metrics.get(), done = reply_to(self, act.tag)] {
+            rt.io->post_first([path = cycle.path(), doc = act.doc, expected = act.expected,
+                               responded_at = act.responded_at, sync = rt.sync,
+                               metrics = rt.metrics.get(), hold = st.answer_hold,
+                               done = reply_to(self, act.tag)]() mutable {
               auto out = save_if_unchanged(path, *doc, expected, sync);
+              hold.reset();  // renamed (or not saved): the answer is settled
               if (out.kind == SaveOutcome::Kind::saved && metrics)
                 metrics->save_lag(
                     std::chrono::duration<double>(std::chrono::steady_clock::now() - responded_at)
@@ -151,7 +153,11 @@ session_actor::behavior_type session_actor_impl(Self self, SitePtr site, std::st
         handle(self, [gen](RefreshCycle& c, Actions& out) { c.tick(gen, out); });
       },
       [=](result_atom, std::uint64_t tag, const WorkResultPtr& r) {
+        auto& st = self->state;
+        if (const auto* answer = std::get_if<HttpResponse>(r.get()))
+          st.answer_hold = answer->answer_hold;
         handle(self, [&](RefreshCycle& c, Actions& out) { c.done(tag, *r, out); });
+        st.answer_hold.reset();
       },
       [=](changed_atom, const FileIdentity& seen) {
         handle(self, [&](RefreshCycle& c, Actions& out) { c.file_changed(seen, out); });

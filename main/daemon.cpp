@@ -282,6 +282,7 @@ Services build_services(const Plan& plan) {
   // connections toward a site than requests we allow at once.
   http_opts.max_host_connections = static_cast<long>(plan.host_connections);
   http_opts.user_agent = "sessiond/" SESSIOND_VERSION;
+  http_opts.answer_lag_target = cfg.save_lag_target;
   if (one_site) {
     http_opts.rate_per_second = first.profile->rate_limit_per_second;
     http_opts.rate_burst = first.profile->rate_limit_burst;

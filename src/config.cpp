@@ -304,6 +304,12 @@ const std::vector<Flag>& flags() {
        [](Config& c, const std::string& v) {
          c.max_in_flight = static_cast<std::size_t>(int_value("max-in-flight", v, 1, 100000));
        }},
+      {"save-lag-target", "DUR",
+       "keep HTTP answers saved within this lag of arriving: the requests open at once "
+       "shrink while answers wait longer (default 3ms; 0 = off, --max-in-flight alone)",
+       [](Config& c, const std::string& v) {
+         c.save_lag_target = v == "0" ? Millis(0) : duration_value("save-lag-target", v);
+       }},
       {"io-threads", "N", "threads for disk I/O (default 16; saves fsync in parallel)",
        [](Config& c, const std::string& v) {
          c.io_threads = static_cast<std::size_t>(int_value("io-threads", v, 1, 256));

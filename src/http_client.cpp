@@ -21,6 +21,7 @@
 
 #include "sessiond/http_client.hpp"
 
+#include "sessiond/answer_window.hpp"
 #include "sessiond/token_bucket.hpp"
 
 #include <curl/curl.h>
@@ -148,6 +149,34 @@ std::optional<std::chrono::milliseconds> retry_after_delay(
   return std::min(std::chrono::ceil<std::chrono::milliseconds>(delta), kMax);
 }
 
+// The answers handed out and not settled yet, and the window that caps them
+// with the transfers (Options::answer_lag_target). Shared with the holds, which
+// may outlive the client (a save finishing at shutdown).
+struct AnswerSlots {
+  explicit AnswerSlots(AnswerWindow w) : window(w) {}
+  std::mutex mu;
+  AnswerWindow window;       // guarded by mu
+  std::size_t answered = 0;  // guarded by mu
+  CURLM* multi = nullptr;    // guarded by mu; woken when one settles, null once stopped
+};
+
+// One answer's place in the window: released when its last copy goes.
+struct AnswerHold {
+  AnswerHold(std::shared_ptr<AnswerSlots> s, std::chrono::steady_clock::time_point at)
+      : slots(std::move(s)), received_at(at) {}
+  AnswerHold(const AnswerHold&) = delete;
+  AnswerHold& operator=(const AnswerHold&) = delete;
+  ~AnswerHold() {
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> lock(slots->mu);
+    --slots->answered;
+    slots->window.settled(now - received_at, now);
+    if (slots->multi) curl_multi_wakeup(slots->multi);
+  }
+  std::shared_ptr<AnswerSlots> slots;
+  std::chrono::steady_clock::time_point received_at;
+};
+
 struct HttpClient::Impl {
   struct Pending {
     HttpRequest request;
@@ -180,11 +209,27 @@ struct HttpClient::Impl {
         in_flight(in_flight_counter),
         bucket(options.rate_per_second, options.rate_burst, TokenBucket::Clock::now()) {
     if (options.max_in_flight == 0) options.max_in_flight = 1;
+    if (options.answer_lag_target.count() > 0)
+      answers = std::make_shared<AnswerSlots>(AnswerWindow(
+          options.answer_window_min, options.max_in_flight, options.answer_lag_target));
+  }
+
+  // How many more transfers may start: max_in_flight, or with the window the
+  // open requests (running, and answered but not settled) below its limit.
+  std::size_t room(std::size_t running) const {
+    std::size_t open = running, cap = options.max_in_flight;
+    if (answers) {
+      std::lock_guard<std::mutex> lock(answers->mu);
+      open += answers->answered;
+      cap = std::min(cap, answers->window.limit());
+    }
+    return open < cap ? cap - open : 0;
   }
 
   Options options;
   std::atomic<std::size_t>& in_flight;
   CURLM* multi = nullptr;
+  std::shared_ptr<AnswerSlots> answers;  // null: answer_lag_target zero
   std::thread thread;
 
   mutable std::mutex mu;
@@ -458,6 +503,13 @@ struct HttpClient::Impl {
     t->easy = nullptr;
     release_handle(easy);
     in_flight.fetch_sub(1);
+    if (answers) {
+      {
+        std::lock_guard<std::mutex> lock(answers->mu);
+        ++answers->answered;
+      }
+      resp.answer_hold = std::make_shared<AnswerHold>(answers, resp.received_at);
+    }
 
     invoke(t->done, std::move(resp));
   }
@@ -520,7 +572,8 @@ struct HttpClient::Impl {
         std::lock_guard<std::mutex> lock(mu);
         if (stopping) break;
         const auto now = TokenBucket::Clock::now();
-        while (!queue.empty() && active.size() + batch.size() < options.max_in_flight) {
+        std::size_t room_now = room(active.size());
+        while (!queue.empty() && batch.size() < room_now) {
           if (!bucket.try_take(now)) {
             Pending& top = queue.front();
             if (!top.waited_for_token) {
@@ -588,6 +641,7 @@ HttpClient::HttpClient(Options options)
   global_init();
   impl_->multi = curl_multi_init();
   if (!impl_->multi) throw std::runtime_error("curl_multi_init failed");
+  if (impl_->answers) impl_->answers->multi = impl_->multi;
   if (impl_->options.max_host_connections > 0) {
     curl_multi_setopt(impl_->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                       impl_->options.max_host_connections);
@@ -607,6 +661,10 @@ HttpClient::~HttpClient() {
   impl_->drain_queue();
   for (CURL* e : impl_->free_handles) curl_easy_cleanup(e);
   impl_->free_handles.clear();
+  if (impl_->answers) {
+    std::lock_guard<std::mutex> lock(impl_->answers->mu);
+    impl_->answers->multi = nullptr;  // holds released from now on wake nobody
+  }
   curl_multi_cleanup(impl_->multi);
   impl_->multi = nullptr;
 }
@@ -632,6 +690,11 @@ HttpLoad HttpClient::load() const {
   out.queued = impl_->queue.size();
   out.rate_limit_tokens = impl_->bucket.tokens(TokenBucket::Clock::now());
   out.rate_limited_total = impl_->rate_limited_total;
+  if (impl_->answers) {
+    std::lock_guard<std::mutex> answers_lock(impl_->answers->mu);
+    out.answers_unsettled = impl_->answers->answered;
+    out.answer_window = impl_->answers->window.limit();
+  }
   return out;
 }
 

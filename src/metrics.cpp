@@ -117,6 +117,14 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
   queued_family_ = gauge_family("sessiond_http_queued",
                                 "HTTP requests waiting for a slot (in-flight cap, rate limit)");
   queued_ = &queued_family_->Add({});
+  answers_unsettled_ = &gauge_family("sessiond_http_answers_unsaved",
+                                     "HTTP answers received and not settled yet (saved, or found "
+                                     "to need no save): what a kill -9 now would lose")
+                            ->Add({});
+  answer_window_ = &gauge_family("sessiond_http_answer_window",
+                                 "HTTP requests that may be open at once (running or answered "
+                                 "and not settled), as --save-lag-target keeps it")
+                        ->Add({});
   gauge("sessiond_http_max_in_flight", "Cap on HTTP requests running at once toward the site")
       ->Set(static_cast<double>(c.max_in_flight));
   gauge("sessiond_rate_limit_per_second",
@@ -430,6 +438,8 @@ void Metrics::sample_http(const HttpLoad& load) {
   in_flight_->Set(static_cast<double>(load.in_flight));
   queued_->Set(static_cast<double>(load.queued));
   rate_tokens_->Set(load.rate_limit_tokens);
+  answers_unsettled_->Set(static_cast<double>(load.answers_unsettled));
+  answer_window_->Set(static_cast<double>(load.answer_window));
   std::lock_guard<std::mutex> lock(sampled_mutex_);
   if (load.rate_limited_total > rate_limited_reported_) {
     rate_limited_->Increment(static_cast<double>(load.rate_limited_total - rate_limited_reported_));

@@ -586,7 +586,7 @@ std::variant<std::string, FileError> quarantine_file(const std::string& path,
 }
 
 std::vector<std::string> restore_from_leftovers(const std::string& dir, const FilePattern& pattern,
-                                               const nlohmann::json::json_pointer& state) {
+                                                const nlohmann::json::json_pointer& state) {
   // Leftovers by the session file they belong to: ".NAME.tmp-..." (a temp
   // file, or a version a save displaced) and ".NAME.tmp-....pin".
   std::map<std::string, std::vector<std::string>> leftovers;

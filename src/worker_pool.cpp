@@ -24,9 +24,17 @@ void WorkerPool::post(std::function<void()> task) {
   cv_.notify_one();
 }
 
+void WorkerPool::post_first(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    first_.push_back(std::move(task));
+  }
+  cv_.notify_one();
+}
+
 std::size_t WorkerPool::queued() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return tasks_.size();
+  return first_.size() + tasks_.size();
 }
 
 void WorkerPool::run() {
@@ -34,10 +42,11 @@ void WorkerPool::run() {
     std::function<void()> task;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      cv_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
-      if (tasks_.empty()) return;  // stopping and drained
-      task = std::move(tasks_.front());
-      tasks_.pop_front();
+      cv_.wait(lock, [this] { return stopping_ || !first_.empty() || !tasks_.empty(); });
+      auto& from = !first_.empty() ? first_ : tasks_;
+      if (from.empty()) return;  // stopping and drained
+      task = std::move(from.front());
+      from.pop_front();
     }
     try {
       task();

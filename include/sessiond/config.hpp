@@ -74,6 +74,10 @@ struct Config {
   std::string webhook_secret;  // the contents of --webhook-secret-file
   Millis webhook_retry_max{600000};
   std::size_t max_in_flight = 256;
+  // Answers settle (saved, or found to need no save) within this lag of
+  // arriving: the HTTP client's AnswerWindow. A kill -9 loses what the site
+  // rotated and sessiond has not renamed yet (issue 11).
+  Millis save_lag_target{3};
   std::size_t io_threads = 16;   // fsync-bound: saves wait on the disk in parallel
   int restart_limit = 5;         // restarts of one session actor ...
   Millis restart_window{60000};  // ... within this window, then it is marked failed

@@ -48,6 +48,11 @@ struct HttpResponse {
   std::chrono::microseconds elapsed{0};
   // When the transfer completed (the HTTP thread): where the save lag starts.
   std::chrono::steady_clock::time_point received_at{};
+  // With Options::answer_lag_target: this answer's place in the client's
+  // window (AnswerWindow), kept until the last copy is gone. Whoever saves
+  // what the answer rotated keeps a copy until the rename; everyone else just
+  // drops the response.
+  std::shared_ptr<const void> answer_hold;
 
   bool transport_ok() const { return curl_code == 0; }
   // First header with that (case-insensitive) name.
@@ -66,6 +71,10 @@ struct HttpLoad {
   std::size_t queued = 0;
   double rate_limit_tokens = 0;          // tokens in the bucket now (burst when unlimited)
   std::uint64_t rate_limited_total = 0;  // requests that had to wait for a token
+  // With an answer lag target (the shared client only): answers not settled
+  // yet, and how many requests the AnswerWindow lets be open now.
+  std::size_t answers_unsettled = 0;
+  std::size_t answer_window = 0;
 };
 
 // What session actors talk to; tests substitute a scripted transport.
@@ -85,6 +94,12 @@ class HttpClient final : public HttpTransport {
     std::string user_agent = "sessiond";
     double rate_per_second = 0;  // token bucket: requests started per second; 0 = unlimited
     double rate_burst = 0;       // bucket size; 0 = one second's worth
+    // Nonzero: a request stays open until its answer is settled (the
+    // response's answer_hold released), and the open requests are capped by
+    // an AnswerWindow that keeps answers settled within this lag (issue 11).
+    // Zero: a request is open until its answer arrives (max_in_flight only).
+    std::chrono::microseconds answer_lag_target{0};
+    std::size_t answer_window_min = 8;
   };
 
   explicit HttpClient(Options options);

@@ -184,6 +184,8 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* browser_in_flight_family_ = nullptr;
   prometheus::Family<prometheus::Gauge>* browser_queued_family_ = nullptr;
   prometheus::Gauge* in_flight_ = nullptr;
+  prometheus::Gauge* answers_unsettled_ = nullptr;
+  prometheus::Gauge* answer_window_ = nullptr;
   prometheus::Gauge* queued_ = nullptr;
   prometheus::Gauge* rate_tokens_ = nullptr;
   prometheus::Counter* rate_limited_ = nullptr;

@@ -26,6 +26,9 @@ struct SessionActorState {
   std::vector<caf::typed_response_promise<CycleReport>> pausing;   // pause requests
   std::vector<caf::typed_response_promise<CycleReport>> resuming;  // resume requests
   std::optional<caf::typed_response_promise<drained_atom>> drain_promise;
+  // While an HTTP answer is handled: its place in the client's window, which a
+  // save it leads to keeps until the rename (HttpResponse::answer_hold).
+  std::shared_ptr<const void> answer_hold;
 };
 
 session_actor::behavior_type session_actor_impl(

@@ -18,6 +18,10 @@ class Executor {
  public:
   virtual ~Executor() = default;
   virtual void post(std::function<void()> task) = 0;
+  // Runs before every task posted with post(): saves of credentials the site
+  // already rotated go ahead of loads for new requests (issue 11: a kill -9
+  // loses what is not renamed yet). Executors without priorities just run it.
+  virtual void post_first(std::function<void()> task) { post(std::move(task)); }
 };
 
 class WorkerPool final : public Executor {
@@ -28,12 +32,14 @@ class WorkerPool final : public Executor {
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   void post(std::function<void()> task) override;
+  void post_first(std::function<void()> task) override;
   std::size_t queued() const;
 
  private:
   void run();
   mutable std::mutex mutex_;
   std::condition_variable cv_;
+  std::deque<std::function<void()>> first_;  // taken before tasks_
   std::deque<std::function<void()>> tasks_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;

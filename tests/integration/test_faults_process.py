@@ -448,7 +448,7 @@ def kill9_no_grace(m, load):
     mobiles = site.seed(directory, sessions, localstorage_bytes=2000)
     m.update(fault=f"kill -9 at {load}x load, no rotate grace",
              injected=f"{sessions} sessions every {interval_ms} ms, SIGKILL after ~4 s of refreshes", sessions=sessions)
-    d = start(site, directory, interval_ms=interval_ms)
+    d = start(site, directory, *os.environ.get("KILL_NO_GRACE_FLAGS", "").split(), interval_ms=interval_ms)
     try:
         wait_ready(d)
         wait_until(lambda: set(mobiles) <= {e["session"] for e in d.events("refresh_ok")}, 15, interval=0.1,
@@ -469,6 +469,11 @@ def kill9_no_grace(m, load):
     docs = check_files_whole(directory, [f"session-{mb}.json" for mb in mobiles])
     stale = sorted(name for name, doc in docs.items() if not cookies_work(site, doc))
     allowed = max(1, int(rate * 0.005))
+    if os.environ.get("ASAN_OPTIONS"):
+        # A sanitized daemon takes milliseconds per answer: the window then sits at
+        # its floor (8 open requests), which bounds what a kill can lose. The
+        # 5 ms figure is for the product build (scripts/test.sh runs both).
+        allowed = max(allowed, 8)
     m.update(refreshes_per_s=round(rate), save_lag_p50_ms=round(lag[0] * 1000, 2),
              save_lag_p99_ms=round(lag[1] * 1000, 2), stale_files=len(stale), stale_allowed=allowed)
     print(f"{load}x: {rate:.0f} refreshes/s, save lag p50 {lag[0] * 1000:.2f} ms p99 {lag[1] * 1000:.2f} ms, "

@@ -69,6 +69,9 @@ TEST_CASE("config defaults", "[config]") {
   CHECK(c.status_interval == 10min);
   CHECK(c.rescan_interval == 30s);
   CHECK(c.max_in_flight == 256);
+  CHECK(c.save_lag_target == 3ms);
+  CHECK(parse({"run", "--save-lag-target", "0"}).save_lag_target == 0ms);
+  CHECK(parse({"run", "--save-lag-target", "10ms"}).save_lag_target == 10ms);
   CHECK_FALSE(c.per_session_metrics);
   CHECK(c.output == "table");
   CHECK(resolve_shard_index(c) == 0);
@@ -174,6 +177,7 @@ TEST_CASE("bad command lines give a ConfigError naming the flag", "[config]") {
   expect({"run", "--on-logged-out", "nope"}, "--on-logged-out");
   expect({"run", "--log-level", "loud"}, "--log-level");
   expect({"run", "--output", "xml"}, "--output");
+  expect({"run", "--save-lag-target", "fast"}, "--save-lag-target");
   expect({"run", "--per-session-metrics=maybe"}, "--per-session-metrics");
   expect({"run", "--nope"}, "--nope");
   expect({"run", "--interval"}, "--interval");  // missing value

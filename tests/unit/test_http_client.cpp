@@ -659,3 +659,55 @@ TEST_CASE("Retry-After: delta-seconds or HTTP-date, capped at an hour", "[http]"
   CHECK(retry_after_delay(with("-5"), now) == std::nullopt);
   CHECK(retry_after_delay(with("soon"), now) == std::nullopt);
 }
+
+TEST_CASE("with an answer lag target, a request stays open until its answer is released",
+          "[http][answer_window]") {
+  TestServer server;
+  server.svr.Get("/a", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok", "text/plain");
+  });
+  server.start();
+  auto o = opts(2);
+  o.answer_lag_target = std::chrono::hours(1);  // never late here: the window stays at 2
+  HttpClient client(o);
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<HttpResponse> held;
+  int answered = 0;
+  for (int i = 0; i < 3; ++i) {
+    client.submit(get(server.url("/a")), [&](HttpResponse r) {
+      std::lock_guard<std::mutex> lock(mu);
+      ++answered;
+      held.push_back(std::move(r));  // kept, like a save in progress
+      cv.notify_all();
+    });
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  REQUIRE(cv.wait_for(lock, 2s, [&] { return answered == 2; }));
+  // Both answers are held: the third request may not start.
+  CHECK_FALSE(cv.wait_for(lock, 300ms, [&] { return answered == 3; }));
+  CHECK(client.queued() == 1);
+  REQUIRE(held.size() == 2);
+  CHECK(held[0].answer_hold != nullptr);
+  held.erase(held.begin());  // one answer settled: the third starts
+  CHECK(cv.wait_for(lock, 2s, [&] { return answered == 3; }));
+  held.clear();
+}
+
+TEST_CASE("without an answer lag target, answers hold nothing", "[http][answer_window]") {
+  TestServer server;
+  server.svr.Get("/a", [&](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok", "text/plain");
+  });
+  server.start();
+  HttpClient client(opts(1));
+  std::promise<HttpResponse> first, second;
+  client.submit(get(server.url("/a")), [&](HttpResponse r) { first.set_value(std::move(r)); });
+  client.submit(get(server.url("/a")), [&](HttpResponse r) { second.set_value(std::move(r)); });
+  auto f = first.get_future();
+  REQUIRE(f.wait_for(2s) == std::future_status::ready);
+  const HttpResponse kept = f.get();  // kept, yet the next request runs
+  CHECK(kept.answer_hold == nullptr);
+  CHECK(second.get_future().wait_for(2s) == std::future_status::ready);
+}
