@@ -333,7 +333,7 @@ class Daemon:
                "--idle-timeout", idle_timeout, "--listen", f"127.0.0.1:{self.port}", "--log-level", log_level]
         if io_threads:
             cmd += ["--io-threads", str(io_threads)]
-        cmd += list(extra_args)
+        cmd += list(extra_args) + list(ctx.args.daemon_args)
         self.cmd = cmd
         self.t_spawn = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=subprocess.STDOUT,
@@ -720,12 +720,15 @@ def throughput_step(ctx, site, directory, interval, profile, n):
     fs0 = proc_stats(site.pid)["cpu_s"]
     t0 = time.monotonic()
     w = CpuWindow([d.pid, site.pid])
-    queued = []
+    queued, window, unsaved = [], [], []
     end = t0 + a.window
     while time.monotonic() < end:
         time.sleep(min(1.0, max(0.0, end - time.monotonic())))
         try:
-            queued.append(d.metrics().get("sessiond_http_queued", 0))
+            m = d.metrics()
+            queued.append(m.get("sessiond_http_queued", 0))
+            window.append(m.get("sessiond_http_answer_window", 0))
+            unsaved.append(m.get("sessiond_http_answers_unsaved", 0))
         except OSError:
             pass
     m1, p1, s1 = d.metrics(), d.stats(), site.stats()
@@ -750,6 +753,9 @@ def throughput_step(ctx, site, directory, interval, profile, n):
         "fakesite_cores": round((fs1 - fs0) / dt, 2),
         "fakesite_cpu_ms_per_request": round((fs1 - fs0) / site_req * 1000, 4) if site_req else None,
         "queued_median": statistics.median(queued) if queued else None,
+        # --save-lag-target's window (0 when off) and the answers waiting for their save.
+        "answer_window_median": statistics.median(window) if window else None,
+        "answers_unsaved_median": statistics.median(unsaved) if unsaved else None,
         # Saturated: sessiond does not keep up with what the interval asks for.
         "saturated": refreshes / dt < 0.9 * n / (parse_dur(interval) * 0.9),
         "transient_errors": int(m1.get('sessiond_refresh_total{result="transient_error"}', 0)),
@@ -797,7 +803,7 @@ def bench_throughput(ctx):
                 step = throughput_step(ctx, site, directory, interval, profiles[mode], n)
                 steps.append(step)
                 log(f"{mode} interval {interval}: {step['refreshes_per_s']:.0f} refreshes/s, "
-                    f"{step['cpu_s_per_1000']} CPU-s/1000, queued {step['queued_median']}, lost {step['lost']}")
+                    f"{step['cpu_s_per_1000']} CPU-s/1000, queued {step['queued_median']}, window {step['answer_window_median']} (unsaved {step['answers_unsaved_median']}), lost {step['lost']}")
             res["modes"][mode] = {"steps": steps}
         if have_wrk:
             for ae in (None, CURL_ACCEPT_ENCODING):
@@ -1615,9 +1621,57 @@ def report_browser(res):
 # ---------------------------------------------------------------- main
 
 
+def bench_crash(ctx):
+    """kill -9 under load against a site that retires a rotated cookie at once
+    (issue 11): the fault suite's kill9_no_grace scenarios (400 sessions, 1 s
+    interval = 1x, 250 ms = 4x overloaded), run --crash-runs times per
+    --save-lag-target setting, interleaved. A stale file is a session the crash
+    logged out; the target is <= refreshes/s x 5 ms."""
+    a = ctx.args
+    script = os.path.join(ROOT, "tests", "integration", "test_faults_process.py")
+    runs = []
+    for i in range(a.crash_runs):
+        for setting in a.crash_settings:
+            env = dict(os.environ, SESSIOND_BIN=ctx.sessiond_bin, FAKESITE_BIN=ctx.fakesite_bin,
+                       SESSIOND_SOURCE_DIR=ROOT, SCENARIOS="kill9_no_grace_1x,kill9_no_grace_4x",
+                       KILL_NO_GRACE_FLAGS=f"--save-lag-target {setting}")
+            out = subprocess.run([sys.executable, "-u", script], env=env, capture_output=True, text=True,
+                                 timeout=300, cwd=os.path.dirname(script)).stdout
+            line = next((ln for ln in out.splitlines() if ln.startswith("RESULTS ")), None)
+            if line is None:
+                log(f"crash run {i + 1} ({setting}): no RESULTS line")
+                continue
+            for r in json.loads(line[len("RESULTS "):]):
+                r.update(setting=setting, run=i + 1)
+                runs.append(r)
+                log(f"{setting:>4} {r['scenario']}: {r.get('refreshes_per_s')} refreshes/s, lag p50 "
+                    f"{r.get('save_lag_p50_ms')} ms p99 {r.get('save_lag_p99_ms')} ms, stale "
+                    f"{r.get('stale_files')} (allowed {r.get('stale_allowed')})")
+    rows = []
+    for setting in a.crash_settings:
+        for scen in ("kill9_no_grace_1x", "kill9_no_grace_4x"):
+            rs = [r for r in runs if r["setting"] == setting and r["scenario"] == scen and "stale_files" in r]
+            if not rs:
+                continue
+            rows.append([setting, scen.rsplit("_", 1)[1], len(rs),
+                         " / ".join(str(r["refreshes_per_s"]) for r in rs),
+                         " / ".join(str(r["save_lag_p50_ms"]) for r in rs),
+                         " / ".join(str(r["save_lag_p99_ms"]) for r in rs),
+                         " / ".join(f"{r['stale_files']} ({r['stale_allowed']})" for r in rs)])
+    table("kill -9 under load, no rotate grace (400 sessions; stale files after the kill, allowed in brackets)",
+          ["--save-lag-target", "load", "runs", "refreshes/s", "save lag p50 ms", "save lag p99 ms", "stale (allowed)"],
+          rows)
+    write_results("crash", {"machine": ctx.machine, "runs": runs})
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["memory", "throughput", "cpu", "latency", "startup", "all", "browser"])
+    ap.add_argument("what", choices=["memory", "throughput", "cpu", "latency", "startup", "all", "browser", "crash"])
+    ap.add_argument("--daemon-args", type=lambda s: s.split(), default=[],
+                    help="more sessiond flags for every daemon started, e.g. \"--save-lag-target 0\"")
+    ap.add_argument("--crash-runs", type=int, default=3, help="crash: runs of each scenario per setting")
+    ap.add_argument("--crash-settings", type=lambda s: s.split(","), default=["3ms", "0"],
+                    help="crash: --save-lag-target values compared (default 3ms,0)")
     ap.add_argument("--build-dir", default="build-bench")
     ap.add_argument("--sessiond-bin", default=os.environ.get("BENCH_DAEMON_BIN", ""),
                     help="sessiond binary (default <build-dir>/sessiond; env BENCH_DAEMON_BIN)")
@@ -1689,6 +1743,8 @@ def main():
             bench_throughput(ctx)
         if args.what == "browser":
             bench_browser(ctx)
+        if args.what == "crash":
+            bench_crash(ctx)
     finally:
         ctx.close()
         print(f"\ntotal {time.monotonic() - started:.0f}s, load average at end {os.getloadavg()[0]:.2f}")

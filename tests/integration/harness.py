@@ -452,9 +452,12 @@ def measured(fn):
 def run_scenarios(scenarios, results_name=None):
     """Runs several scenario functions (each returns a dict of measurements or
     raises), every one even if an earlier one failed; prints one verdict line
-    each and a JSON summary line (`RESULTS {...}`); if $RELIABILITY_RESULTS_DIR
+    each and a JSON summary line (`RESULTS {...}`); $SCENARIOS picks some by name; if $RELIABILITY_RESULTS_DIR
     is set, also writes <dir>/<results_name>.json. Exits 1 if any failed."""
     results, failed = [], []
+    only = os.environ.get("SCENARIOS")  # a comma list: run just these (bench/run.py crash)
+    if only:
+        scenarios = [fn for fn in scenarios if fn.__name__ in only.split(",")]
     for fn in scenarios:
         started = time.monotonic()
         row = {"scenario": fn.__name__}
