@@ -34,6 +34,14 @@ void perform(Self self, Actions& actions) {
             rt.io->post([path, now, state = act.state, done = reply_to(self, act.tag)] {
               done(read_first_look(path, now(), state));
             });
+          } else if constexpr (std::is_same_v<T, action::Admit>) {
+            if (rt.admission)
+              rt.admission->request(act.priority,
+                                    [done = reply_to(self, act.tag)](AdmissionSlot slot) {
+                                      done(Admitted{std::move(slot)});
+                                    });
+            else
+              reply_to(self, act.tag)(Admitted{});
           } else if constexpr (std::is_same_v<T, action::Load>) {
             rt.io->post([path = cycle.path(), state = act.state, done = reply_to(self, act.tag)] {
               done(Loaded{load_session_file(path, kMaxSessionFileBytes, state)});

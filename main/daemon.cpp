@@ -9,6 +9,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 
 #include "admin_server.hpp"
 #include "demo.hpp"
+#include "sessiond/admission.hpp"
 #include "sessiond/browser_pool.hpp"
 #include "sessiond/browser_probe.hpp"
 #include "sessiond/circuit_breaker.hpp"
@@ -199,6 +201,9 @@ struct SiteServices {
   std::unique_ptr<SiteBrowserLimiter> browser_limiter;  // null with one site or no browser step
   std::unique_ptr<GuardedTransport> guarded;
   std::unique_ptr<GuardedBrowser> guarded_browser;
+  // Bounds the site's cycles that hold a loaded file (RefreshCycle::admit_first):
+  // a start-up where every session is due at once loads only a few at a time.
+  std::unique_ptr<AdmissionGate> admission;
   // Group commits of the site's saves (syncfs of its directory's filesystem:
   // sites may live on different ones). Its saves come from the io threads:
   // released after them (Services::io).
@@ -208,6 +213,7 @@ struct SiteServices {
   void stop_queues() {
     if (limiter) limiter->stop();
     if (browser_limiter) browser_limiter->stop();
+    if (admission) admission->stop();
   }
 };
 
@@ -242,6 +248,12 @@ SiteServices make_site_services(const SitePlan& site, bool one_site, const Servi
   ss.breaker = std::make_unique<CircuitBreaker>(circuit);
   ss.breaker->set_site(site.name);
   ss.sync = std::make_unique<SyncBatcher>(site.sessions_dir, s.metrics.get());
+  // Once a backlog is through, the heap it freed goes back to the system
+  // (glibc keeps freed chunks of its arenas otherwise): a supplement, as the
+  // gate keeps the backlog itself small. On the disk pool: it takes a while.
+  ss.admission =
+      std::make_unique<AdmissionGate>(admission_slots(site.max_in_flight),
+                                      [io = s.io.get()] { io->post([] { ::malloc_trim(0); }); });
   HttpTransport* inner = s.http.get();
   if (!one_site) {
     SiteLimiter::Options lo;
@@ -446,6 +458,7 @@ SiteActors spawn_site(caf::actor_system& system, const Plan& plan, const SitePla
   rt->sync = site_services.sync.get();
   rt->exec = services.exec.get();
   rt->browser = site_services.guarded_browser.get();
+  rt->admission = site_services.admission.get();
   rt->metrics = services.metrics;
   rt->events = services.events;
   rt->board = board;
@@ -460,6 +473,7 @@ SiteActors spawn_site(caf::actor_system& system, const Plan& plan, const SitePla
   settings->idle_timeout = sp.idle_timeout;
   settings->catchup_window = std::min(sp.interval / 4, Millis(30000));
   settings->refresh_at_start = mode == DaemonMode::once;
+  settings->admit_first = true;
   settings->metrics = services.metrics.get();
   auto site = std::make_shared<Site>(Site{settings, rt});
 

@@ -153,7 +153,9 @@ void RefreshCycle::done(std::uint64_t tag, const WorkResult& result, Actions& ou
   std::visit(
       [&](const auto& r) {
         using T = std::decay_t<decltype(r)>;
-        if constexpr (std::is_same_v<T, Loaded>) {
+        if constexpr (std::is_same_v<T, Admitted>) {
+          if (phase_ == Phase::admitting) admitted(r, out);
+        } else if constexpr (std::is_same_v<T, Loaded>) {
           if (phase_ == Phase::loading) loaded(r, out);
         } else if constexpr (std::is_same_v<T, HttpResponse>) {
           if (phase_ == Phase::checking || phase_ == Phase::refreshing) answered(r, out);
@@ -186,6 +188,12 @@ void RefreshCycle::remove(Actions& out) {
     settle(pause_wanted_, CycleOutcome::removed, {}, out);
     pause_wanted_ = Purpose::refresh;
   }
+  // Still waiting for its turn: nothing started, so nothing to finish (the
+  // late grant is dropped and its slot given back).
+  if (phase_ == Phase::admitting) {
+    finish(std::nullopt, CycleOutcome::removed, {}, out);  // leaves
+    return;
+  }
   // A running cycle finishes first (its disposal may be what removed the file).
   if (phase_ == Phase::idle) out.emplace_back(action::Leave{});
 }
@@ -207,6 +215,12 @@ void RefreshCycle::drain(Actions& out) {
   if (pause_wanted_ != Purpose::refresh) {
     settle(pause_wanted_, CycleOutcome::shutting_down, {}, out);
     pause_wanted_ = Purpose::refresh;
+  }
+  if (phase_ == Phase::admitting) {
+    // Not started yet: a drain does not wait for the rest of the queue.
+    drain_pending_ = true;
+    finish(std::nullopt, CycleOutcome::shutting_down, "shutting down before its turn", out);
+    return;
   }
   if (phase_ == Phase::idle)
     out.emplace_back(action::Drained{});
@@ -246,7 +260,8 @@ void RefreshCycle::first_look(const FirstLook& look, Actions& out) {
 void RefreshCycle::begin(Actions& out) {
   if (phase_ != Phase::idle || draining_) return;
   cancel_timer();
-  phase_ = Phase::loading;
+  // The file is read and the request built once admitted, not while waiting.
+  phase_ = site_->admit_first ? Phase::admitting : Phase::loading;
   ++cycle_;
   started_ = std::chrono::steady_clock::now();
   // Checked before the fields are built: they allocate, and debug is rarely on.
@@ -254,18 +269,33 @@ void RefreshCycle::begin(Actions& out) {
     log::debug("refresh", "refreshing session",
                {{"site", site_->name}, {"session", id()}, {"attempt", attempt_ + 1}});
   publish(out);
+  if (phase_ == Phase::admitting)
+    out.emplace_back(action::Admit{cycle_, priority()});
+  else
+    out.emplace_back(action::Load{cycle_, site_->profile->state_pointer});
+}
+
+void RefreshCycle::admitted(const Admitted& a, Actions& out) {
+  slot_ = a.slot;
+  phase_ = Phase::loading;
   out.emplace_back(action::Load{cycle_, site_->profile->state_pointer});
+}
+
+std::int64_t RefreshCycle::priority() const {
+  const WallTime deadline = last_ok_ ? *last_ok_ + site_->idle_timeout : site_->now();
+  return std::chrono::duration_cast<Millis>(deadline.time_since_epoch()).count();
 }
 
 void RefreshCycle::finish(std::optional<RefreshResult> result, CycleOutcome outcome,
                           std::string detail, Actions& out) {
   phase_ = Phase::idle;
+  slot_.reset();  // the next waiting session's turn
   if (purpose_ != Purpose::refresh) {
     settle(purpose_, outcome, detail, out);
     purpose_ = Purpose::refresh;
   }
   step_ = nullptr;
-  jar_.clear();
+  CookieLines().swap(jar_);  // not clear(): its capacity would stay with every idle session
   jar_rotated_ = false;
   rotated_at_ = {};
   if (result && site_->metrics)
@@ -381,10 +411,8 @@ void RefreshCycle::run_step(const Step& step, Actions& out) {
   const auto& p = *site_->profile;
   step_ = &step;
   phase_ = is_check(step) ? Phase::checking : Phase::refreshing;
-  // Waiting requests start closest-to-logout first; an unknown last refresh
-  // counts as due now.
-  const WallTime deadline = last_ok_ ? *last_ok_ + site_->idle_timeout : site_->now();
-  const auto priority = std::chrono::duration_cast<Millis>(deadline.time_since_epoch()).count();
+  // Waiting requests start closest-to-logout first.
+  const auto priority = this->priority();
   if (step.is_exec()) {
     // A private copy of the file, with the cookies as they are now.
     ExecJob job;

@@ -10,7 +10,7 @@
 //                                                                   │
 //   ┌──────────────── tick / refresh / file changed ◀──────────────┘
 //   ▼
-//  idle ─▶ loading ─▶ checking ─▶ refreshing ─▶ saving ──▶ idle + schedule(interval)
+//  idle ─▶ [admitting] ─▶ loading ─▶ checking ─▶ refreshing ─▶ saving ──▶ idle + schedule(interval)
 //             │           │  logged out │            └─ changed on disk ─▶ idle + tick now
 //             │           └──────┬──────┘
 //             │                  ▼
@@ -19,6 +19,10 @@
 //  refresh_when, not old enough yet: checking ─▶ saving (no refresh step)
 //  transient (any step) ─▶ idle + schedule(backoff, capped to the idle deadline)
 //    ... the retry.max_attempts-th in a row ─▶ idle, failed, stopped until the file changes
+//
+// admitting (admit_first): a refresh waits for a slot of the site's admission
+// gate before it reads the file, so the sessions that wait for their turn
+// hold no document and no built request (a drain or removal ends the wait).
 //
 // One cycle at a time, ever: overlapping refreshes of a rotating cookie log
 // the session out. Results of an older cycle are ignored (their tag differs).
@@ -35,6 +39,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sessiond/admission.hpp"
 #include "sessiond/browser_step.hpp"
 #include "sessiond/config.hpp"
 #include "sessiond/cookie_jar.hpp"
@@ -60,6 +65,9 @@ struct SiteSettings {
   Millis idle_timeout{std::chrono::minutes(10)};    // effective (flag or profile)
   Millis catchup_window{std::chrono::seconds(30)};  // spread of overdue first refreshes
   bool refresh_at_start = false;  // first cycle at once, whatever the file says (`once`)
+  // A refresh asks for admission (action::Admit) before it loads the file:
+  // the daemon's sites, whose gate bounds the loaded cycles.
+  bool admit_first = false;
   std::function<WallTime()> now = [] { return std::chrono::system_clock::now(); };
   Metrics* metrics = nullptr;  // outlives every session
 };
@@ -83,8 +91,14 @@ struct Loaded {
   std::variant<LoadedSession, FileError> result;
 };
 
+// The cycle's turn at the admission gate: held until the cycle ends (empty
+// where no gate bounds the site).
+struct Admitted {
+  AdmissionSlot slot;
+};
+
 using WorkResult = std::variant<FirstLook, Loaded, HttpResponse, ExecOutcome, BrowserStepResult,
-                                SaveOutcome, DisposeOutcome>;
+                                SaveOutcome, DisposeOutcome, Admitted>;
 
 // -- actions ------------------------------------------------------------------
 
@@ -93,6 +107,12 @@ namespace action {
 struct ReadFirstLook {
   std::uint64_t tag;
   nlohmann::json::json_pointer state;  // the profile's state_pointer
+};
+// Wait for a slot of the site's admission gate (smaller priority first);
+// answer with Admitted and the tag.
+struct Admit {
+  std::uint64_t tag;
+  std::int64_t priority;
 };
 // Read and parse the session file.
 struct Load {
@@ -156,7 +176,7 @@ struct Settled {
 using Action = std::variant<action::ReadFirstLook, action::Load, action::SendHttp, action::RunExec,
                             action::RunBrowser, action::Save, action::Dispose, action::Schedule,
                             action::Publish, action::Finished, action::Drained, action::Leave,
-                            action::Settled>;
+                            action::Settled, action::Admit>;
 using Actions = std::vector<Action>;
 
 class RefreshCycle {
@@ -195,7 +215,7 @@ class RefreshCycle {
   bool draining() const { return draining_; }
 
  private:
-  enum class Phase { idle, loading, checking, refreshing, saving, disposing };
+  enum class Phase { idle, admitting, loading, checking, refreshing, saving, disposing };
   // What the running cycle is for: a refresh, or writing a pause or resume.
   enum class Purpose { refresh, pause, resume };
 
@@ -206,6 +226,10 @@ class RefreshCycle {
   std::optional<Millis> until_idle_deadline() const;
   Millis regular_delay();
   void begin(Actions& out);
+  void admitted(const Admitted& a, Actions& out);
+  // Queue order of this session's waits: its idle deadline (ms since the
+  // epoch); an unknown last refresh counts as due now.
+  std::int64_t priority() const;
   void finish(std::optional<RefreshResult> result, CycleOutcome outcome, std::string detail,
               Actions& out);
   void first_look(const FirstLook& look, Actions& out);
@@ -271,6 +295,7 @@ class RefreshCycle {
 
   // The cycle in flight.
   std::chrono::steady_clock::time_point started_;
+  AdmissionSlot slot_;  // its turn at the admission gate, given back when it ends
   std::shared_ptr<nlohmann::json> doc_;
   // The storage state (cookies, origins) in *doc_, at the profile's
   // state_pointer: every read and write of them goes through here.

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "sessiond/actors.hpp"
+#include "sessiond/admission.hpp"
 #include "sessiond/browser_step.hpp"
 #include "sessiond/events.hpp"
 #include "sessiond/http_client.hpp"
@@ -26,6 +27,8 @@ struct Runtime {
   SyncBatcher* sync = nullptr;       // group commit of saves; null: each save fsyncs
   Executor* exec = nullptr;          // external commands (its own concurrency cap)
   BrowserRunner* browser = nullptr;  // null: no profile uses browser steps
+  // The site's admission gate (action::Admit); null: admitted at once.
+  AdmissionGate* admission = nullptr;
   std::shared_ptr<Metrics> metrics;
   status_board_actor board;         // receives status snapshots
   session_listener_actor listener;  // optional: hears how cycles end

@@ -51,7 +51,7 @@ inline std::optional<std::string> sid_of(const HttpRequest& r) {
 inline const char* kind_name(std::size_t index) {
   static const char* names[] = {"ReadFirstLook", "Load",    "SendHttp", "RunExec", "RunBrowser",
                                 "Save",          "Dispose", "Schedule", "Publish", "Finished",
-                                "Drained",       "Leave",   "Settled"};
+                                "Drained",       "Leave",   "Settled",  "Admit"};
   return index < std::size(names) ? names[index] : "?";
 }
 
@@ -72,6 +72,10 @@ struct Driver {
   bool hold_save = false;
   std::deque<Action> held;
 
+  // Admit: asks `gate` when set (else admitted at once); the grants wait in
+  // `grants` until admit() delivers them, as the actor's mailbox would.
+  AdmissionGate* gate = nullptr;
+  std::deque<std::pair<std::uint64_t, AdmissionSlot>> grants;
   std::deque<action::SendHttp> http;
   std::deque<action::RunExec> execs;
   std::deque<action::RunBrowser> browsers;
@@ -151,6 +155,13 @@ struct Driver {
                      dispose_logged_out(path, dir, site->on_logged_out, *act.doc, act.expected,
                                         act.announce),
                      more);
+          } else if constexpr (std::is_same_v<T, action::Admit>) {
+            if (gate)
+              gate->request(act.priority, [this, tag = act.tag](AdmissionSlot slot) {
+                grants.emplace_back(tag, std::move(slot));
+              });
+            else
+              grants.emplace_back(act.tag, AdmissionSlot{});
           } else if constexpr (std::is_same_v<T, action::SendHttp>) {
             http.push_back(act);
           } else if constexpr (std::is_same_v<T, action::RunExec>) {
@@ -248,6 +259,14 @@ struct Driver {
     bool started = false;
     run([&](Actions& o) { started = c().refresh_now(o); });
     return started;
+  }
+
+  // Delivers the oldest grant of the admission gate.
+  void admit() {
+    REQUIRE_FALSE(grants.empty());
+    auto g = std::move(grants.front());
+    grants.pop_front();
+    done(g.first, Admitted{std::move(g.second)});
   }
 
   // Answers the oldest request; `sid` rotates the sid cookie.
