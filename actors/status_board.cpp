@@ -111,6 +111,7 @@ status_board_actor::behavior_type status_board_impl(
           if (s.idle_timeout.count() > 0) m.set_site_timing(s.name, s.interval, s.idle_timeout);
           if (s.http_load) m.sample_site_http(s.name, s.http_load());
           if (s.browser_load) m.sample_site_browser(s.name, s.browser_load());
+          if (s.admission_queued) m.sample_admission(s.name, s.admission_queued());
           any_open = any_open || open;
         }
         m.sample_circuit(any_open);  // the unlabelled series, without sites

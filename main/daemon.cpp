@@ -437,6 +437,8 @@ SiteInfo site_info(const SitePlan& site, const SiteServices& services) {
     info.http_load = [limiter] { return limiter->load(); };
   if (const auto* limiter = services.browser_limiter.get())
     info.browser_load = [limiter] { return limiter->load(); };
+  if (const auto* gate = services.admission.get())
+    info.admission_queued = [gate] { return gate->queued(); };
   info.error = site.error;
   return info;
 }

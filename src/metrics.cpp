@@ -121,6 +121,10 @@ Metrics::Metrics(const MetricsConfig& c) : registry_(std::make_shared<prometheus
                                      "HTTP answers received and not settled yet (saved, or found "
                                      "to need no save): what a kill -9 now would lose")
                             ->Add({});
+  admission_queued_family_ = gauge_family(
+      "sessiond_refresh_admission_queued",
+      "Refresh cycles due and waiting for an admission slot, before they load their file (the "
+      "backlog of a start-up or an overload; sessiond_http_queued shows only the admitted ones)");
   answer_window_ = &gauge_family("sessiond_http_answer_window",
                                  "HTTP requests that may be open at once (running or answered "
                                  "and not settled), as --save-lag-target keeps it")
@@ -336,7 +340,7 @@ void Metrics::remove_site(const std::string& site) {
   remove_labelled(*requests_, "site", site);
   remove_labelled(*file_errors_, "site", site);
   for (auto* f : {in_flight_family_, queued_family_, rate_tokens_family_, browser_in_flight_family_,
-                  browser_queued_family_})
+                  browser_queued_family_, admission_queued_family_})
     remove_labelled(*f, "site", site);
   remove_labelled(*rate_limited_family_, "site", site);
   if (per_session_last_) remove_labelled(*per_session_last_, "site", site);
@@ -464,6 +468,17 @@ void Metrics::sample_site_http(const std::string& site, const HttpLoad& load) {
                                                          : load.rate_limited_total;
   if (added > 0) counter.Increment(static_cast<double>(added));
   reported = load.rate_limited_total;
+}
+
+void Metrics::sample_admission(const std::string& site, std::size_t queued) {
+  std::shared_lock<std::shared_mutex> lock(sites_mutex_);
+  if (site.empty()) {
+    admission_queued_family_->Add({}).Set(static_cast<double>(queued));
+    return;
+  }
+  auto it = site_series_.find(site);
+  if (it == site_series_.end()) return;
+  admission_queued_family_->Add(it->second.labels).Set(static_cast<double>(queued));
 }
 
 void Metrics::sample_site_browser(const std::string& site, const HttpLoad& load) {

@@ -86,6 +86,9 @@ struct SiteInfo {
   // Its own queues in front of the shared HTTP client and browser pool
   // (sampled at scrape); empty when it has none (the flags' one site).
   std::function<HttpLoad()> http_load;
+  // Refresh cycles due and waiting for the site's admission gate (before they
+  // load their file): sessiond_refresh_admission_queued.
+  std::function<std::size_t()> admission_queued;
   std::function<HttpLoad()> browser_load;
   std::string error;  // found at start-up ("" = none); the watcher updates it
 };

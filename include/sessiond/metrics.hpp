@@ -112,6 +112,8 @@ class Metrics {
   // with its `site` label. Unknown sites are ignored (the label stays bounded).
   void sample_site_http(const std::string& site, const HttpLoad& load);
   void sample_site_browser(const std::string& site, const HttpLoad& load);
+  // A site's refresh cycles waiting for its admission gate ("" = the flags' one site, no label).
+  void sample_admission(const std::string& site, std::size_t queued);
   void sample_circuit(bool open) {
     if (circuit_) circuit_->Set(open ? 1 : 0);
   }
@@ -185,6 +187,7 @@ class Metrics {
   prometheus::Family<prometheus::Gauge>* browser_queued_family_ = nullptr;
   prometheus::Gauge* in_flight_ = nullptr;
   prometheus::Gauge* answers_unsettled_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* admission_queued_family_ = nullptr;
   prometheus::Gauge* answer_window_ = nullptr;
   prometheus::Gauge* queued_ = nullptr;
   prometheus::Gauge* rate_tokens_ = nullptr;

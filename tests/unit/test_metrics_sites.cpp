@@ -33,6 +33,7 @@ void use(Metrics& m, const std::string& site) {
   m.file_error(FileErrorKind::io, site);
   m.set_sessions(SessionState::active, 4, site);
   m.sample_site_circuit(site, true);
+  m.sample_admission(site, 7);
 }
 
 }  // namespace
@@ -61,6 +62,7 @@ TEST_CASE("a removed site's series leave the exposition", "[metrics][sites]") {
         std::string::npos);
   CHECK(text.find(R"(sessiond_http_requests_total{code="200",site="rade",step="check"} 1)") !=
         std::string::npos);
+  CHECK(text.find(R"(sessiond_refresh_admission_queued{site="rade"} 7)") != std::string::npos);
 
   // A cycle that finishes after its site was removed is not counted anywhere
   // (nor under another site's label).
@@ -90,4 +92,10 @@ TEST_CASE("a removed site's series leave the exposition", "[metrics][sites]") {
   m.remove_site("never");
   m.remove_site("");
   CHECK(lines_of(m.serialize(), "rade") == rade_lines);
+}
+
+TEST_CASE("the flags' one site's admission backlog has no site label", "[metrics][sites]") {
+  Metrics m(MetricsConfig{});
+  m.sample_admission("", 12);
+  CHECK(m.serialize().find("sessiond_refresh_admission_queued 12") != std::string::npos);
 }
