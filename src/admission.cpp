@@ -19,7 +19,7 @@ void release(const std::shared_ptr<State>& state);
 
 // A slot whose last copy gives it back.
 AdmissionSlot make_slot(const std::shared_ptr<State>& state) {
-  return AdmissionSlot(state.get(), [state](const void*) { release(state); });
+  return make_release_token([state] { release(state); });
 }
 
 // Grants outside the lock: a callback may request again, or drop its slot.

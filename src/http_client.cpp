@@ -160,22 +160,26 @@ struct AnswerSlots {
   CURLM* multi = nullptr;    // guarded by mu; woken when one settles, null once stopped
 };
 
-// One answer's place in the window: released when its last copy goes.
-struct AnswerHold {
-  AnswerHold(std::shared_ptr<AnswerSlots> s, std::chrono::steady_clock::time_point at)
-      : slots(std::move(s)), received_at(at) {}
-  AnswerHold(const AnswerHold&) = delete;
-  AnswerHold& operator=(const AnswerHold&) = delete;
-  ~AnswerHold() {
+namespace {
+
+// One answer's place in the window: settled (its lag counted, the HTTP thread
+// woken to start what the window lets in) when its last copy goes.
+ReleaseToken hold_answer(const std::shared_ptr<AnswerSlots>& slots,
+                         std::chrono::steady_clock::time_point received_at) {
+  {
+    std::lock_guard<std::mutex> lock(slots->mu);
+    ++slots->answered;
+  }
+  return make_release_token([slots, received_at] {
     const auto now = std::chrono::steady_clock::now();
     std::lock_guard<std::mutex> lock(slots->mu);
     --slots->answered;
     slots->window.settled(now - received_at, now);
     if (slots->multi) curl_multi_wakeup(slots->multi);
-  }
-  std::shared_ptr<AnswerSlots> slots;
-  std::chrono::steady_clock::time_point received_at;
-};
+  });
+}
+
+}  // namespace
 
 struct HttpClient::Impl {
   struct Pending {
@@ -503,13 +507,7 @@ struct HttpClient::Impl {
     t->easy = nullptr;
     release_handle(easy);
     in_flight.fetch_sub(1);
-    if (answers) {
-      {
-        std::lock_guard<std::mutex> lock(answers->mu);
-        ++answers->answered;
-      }
-      resp.answer_hold = std::make_shared<AnswerHold>(answers, resp.received_at);
-    }
+    if (answers) resp.answer_hold = hold_answer(answers, resp.received_at);
 
     invoke(t->done, std::move(resp));
   }

@@ -19,11 +19,12 @@
 #include <mutex>
 #include <vector>
 
+#include "sessiond/release_token.hpp"
+
 namespace sessiond {
 
-// A held slot: released when the last copy goes (also when the message that
-// carries it to an actor that is gone is dropped).
-using AdmissionSlot = std::shared_ptr<const void>;
+// A held slot (release_token.hpp): given back when its last copy goes.
+using AdmissionSlot = ReleaseToken;
 
 template <class Payload>
 class AdmissionQueue {

@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "sessiond/release_token.hpp"
+
 namespace sessiond {
 
 struct HttpRequest {
@@ -49,10 +51,10 @@ struct HttpResponse {
   // When the transfer completed (the HTTP thread): where the save lag starts.
   std::chrono::steady_clock::time_point received_at{};
   // With Options::answer_lag_target: this answer's place in the client's
-  // window (AnswerWindow), kept until the last copy is gone. Whoever saves
-  // what the answer rotated keeps a copy until the rename; everyone else just
-  // drops the response.
-  std::shared_ptr<const void> answer_hold;
+  // window (AnswerWindow), given back when the last copy is gone. Whoever
+  // saves what the answer rotated keeps a copy until the rename; everyone
+  // else just drops the response.
+  ReleaseToken answer_hold;
 
   bool transport_ok() const { return curl_code == 0; }
   // First header with that (case-insensitive) name.

@@ -14,6 +14,7 @@
 
 #include "sessiond/actors.hpp"
 #include "sessiond/refresh_cycle.hpp"
+#include "sessiond/release_token.hpp"
 #include "sessiond/runtime.hpp"
 
 namespace sessiond {
@@ -28,7 +29,7 @@ struct SessionActorState {
   std::optional<caf::typed_response_promise<drained_atom>> drain_promise;
   // While an HTTP answer is handled: its place in the client's window, which a
   // save it leads to keeps until the rename (HttpResponse::answer_hold).
-  std::shared_ptr<const void> answer_hold;
+  ReleaseToken answer_hold;
 };
 
 session_actor::behavior_type session_actor_impl(

@@ -119,18 +119,25 @@ TEST_CASE("admission slots: enough for the requests in flight and those loading 
   CHECK(admission_slots(1) == 64);
 }
 
-TEST_CASE("cycle: with admit_first a due session reads its file only once admitted",
-          "[coldstart][cycle]") {
+// A gate of one slot, held by another session; this session is due (its last
+// refresh 20 minutes ago) and its timer has fired: it waits for admission.
+struct WaitingForTheOnlySlot {
+  WaitingForTheOnlySlot() {
+    d.site->admit_first = true;
+    d.gate = &gate;
+    gate.request(0, [&](AdmissionSlot s) { other = std::move(s); });
+    d.write(session_doc(d.wall0 - 20min));
+    d.start();
+    d.fire();
+  }
   Driver d;
-  AdmissionGate gate(1);
-  d.site->admit_first = true;
-  d.gate = &gate;
-  // Another session holds the only slot.
-  AdmissionSlot other;
-  gate.request(0, [&](AdmissionSlot s) { other = std::move(s); });
-  d.write(session_doc(d.wall0 - 20min));
-  d.start();
-  d.fire();
+  AdmissionGate gate{1};
+  AdmissionSlot other;  // the other session's slot
+};
+
+TEST_CASE_METHOD(WaitingForTheOnlySlot,
+                 "cycle: with admit_first a due session reads its file only once admitted",
+                 "[coldstart][cycle]") {
   CHECK(d.count("Admit") == 1);
   CHECK(d.count("Load") == 0);  // no document while it waits
   CHECK(d.http.empty());
@@ -163,18 +170,10 @@ TEST_CASE("cycle: without a gate, admit_first admits at once and refreshes as be
   CHECK(d.count("Load") == 1);
 }
 
-TEST_CASE("cycle: a drain or a removal while waiting for admission ends the wait at once",
-          "[coldstart][cycle]") {
+TEST_CASE_METHOD(WaitingForTheOnlySlot,
+                 "cycle: a drain or a removal while waiting for admission ends the wait at once",
+                 "[coldstart][cycle]") {
   const bool drain = GENERATE(true, false);
-  Driver d;
-  AdmissionGate gate(1);
-  d.site->admit_first = true;
-  d.gate = &gate;
-  AdmissionSlot other;
-  gate.request(0, [&](AdmissionSlot s) { other = std::move(s); });
-  d.write(session_doc(d.wall0 - 20min));
-  d.start();
-  d.fire();
   REQUIRE(d.count("Admit") == 1);
   if (drain) {
     d.drain();
