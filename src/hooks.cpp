@@ -198,6 +198,7 @@ void Hooks::count(const char* kind, const char* result, double n) {
 
 void Hooks::sample_queues() {
   if (!options_.metrics) return;
+  std::lock_guard<std::mutex> lock(sample_mutex_);
   if (exec_queue_)
     options_.metrics->set_hook_queue("exec", static_cast<double>(exec_queue_->size()));
   if (webhook_queue_)

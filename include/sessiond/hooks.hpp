@@ -193,6 +193,10 @@ class Hooks {
   std::atomic<bool> stopping_{false};
   std::mutex stop_mutex_;  // the webhook's retry wait
   std::condition_variable stop_cv_;
+  // The dispatcher (after a push) and the delivery threads (after a pop) both
+  // sample the queues: reading a size and setting the gauge under one lock
+  // keeps an older reading from landing last.
+  std::mutex sample_mutex_;
   std::vector<std::thread> threads_;
   bool started_ = false;
 };

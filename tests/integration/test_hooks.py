@@ -250,7 +250,12 @@ def part3_stuck_hook(site):
         before = {m: len(d.events("refresh_ok", m)) for m in mobiles}
         time.sleep(6)  # the observation window while the hook hangs
         m = daemon_metrics(d)
-        check(metric_sum(m, "sessiond_hook_queue", kind="exec") >= 2, "the other events should queue")
+        queued = metric_sum(m, "sessiond_hook_queue", kind="exec")
+        # Said on failure: what the hooks had to queue. (It failed once in CI: the dispatcher and the
+        # exec thread both set this gauge, and an older reading could land last; now under one lock.)
+        check(queued >= 2, f"the other events should queue: exec queue {queued}, "
+                           f"{len(d.events('session_added'))} session_added logged, exec deliveries "
+                           f"dropped {metric_sum(m, 'sessiond_hook_deliveries_total', kind='exec', result='dropped')}")
         with open(os.path.join(out_dir, "started")) as f:
             check(len(f.read().split()) == 1, "a second hook ran: the first was not stuck")
         for mobile in mobiles:
