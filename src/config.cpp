@@ -310,7 +310,9 @@ const std::vector<Flag>& flags() {
        [](Config& c, const std::string& v) {
          c.save_lag_target = v == "0" ? Millis(0) : duration_value("save-lag-target", v);
        }},
-      {"io-threads", "N", "threads for disk I/O (default 16; saves fsync in parallel)",
+      {"io-threads", "N",
+       "threads for disk I/O (default 16: reads, saves, removals; many in parallel where the disk "
+       "or NFS is slow)",
        [](Config& c, const std::string& v) {
          c.io_threads = static_cast<std::size_t>(int_value("io-threads", v, 1, 256));
        }},

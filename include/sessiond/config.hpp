@@ -78,8 +78,8 @@ struct Config {
   // arriving: the HTTP client's AnswerWindow. A kill -9 loses what the site
   // rotated and sessiond has not renamed yet (issue 11).
   Millis save_lag_target{3};
-  std::size_t io_threads = 16;   // fsync-bound: saves wait on the disk in parallel
-  int restart_limit = 5;         // restarts of one session actor ...
+  std::size_t io_threads = 16;  // reads, saves, removals: in parallel where the disk or NFS is slow
+  int restart_limit = 5;        // restarts of one session actor ...
   Millis restart_window{60000};  // ... within this window, then it is marked failed
   bool per_session_metrics = false;
   std::string site;              // status --site: only this site's sessions
