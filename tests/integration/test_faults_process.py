@@ -15,6 +15,7 @@ import re
 import stat
 import subprocess
 import time
+from collections import namedtuple
 
 from harness import (measured, Daemon, Failure, FakeSite, check, cookie, daemon_metrics, http,
                      metric_histogram_quantiles, metric_sum, parse_ts,
@@ -434,20 +435,14 @@ def disk_full(m):
         subprocess.run(["umount", mnt], capture_output=True, timeout=30)
 
 
-def kill9_no_grace(m, load):
-    """kill -9 under load against a site that stops accepting a rotated-away
-    cookie at once (no grace): every file whose cookie the site no longer
-    takes is a session the crash logged out. A save renames its file right
-    after the site's response (durability comes later, in a group commit), so
-    at most the responses of the last ~5 ms can be lost: stale files <=
-    refreshes/s x 5 ms (issue 11), at 1x and at 4x overload."""
-    sessions = int(os.environ.get("KILL_NO_GRACE_SESSIONS", "400"))
-    interval_ms = 1000 if load == 1 else 250
+KillRound = namedtuple("KillRound", "rate lag_p50 lag_p99 stale")  # refreshes/s, seconds, file names
+
+
+def kill9_no_grace_round(load, sessions, interval_ms, seed):
+    """One kill -9 under load: a KillRound."""
     site = FakeSite(idle_timeout="4s", extra=["--rotate-grace", "0s"])
     directory = temp_dir("sessions-nograce-")
     mobiles = site.seed(directory, sessions, localstorage_bytes=2000)
-    m.update(fault=f"kill -9 at {load}x load, no rotate grace",
-             injected=f"{sessions} sessions every {interval_ms} ms, SIGKILL after ~4 s of refreshes", sessions=sessions)
     d = start(site, directory, *os.environ.get("KILL_NO_GRACE_FLAGS", "").split(), interval_ms=interval_ms)
     try:
         wait_ready(d)
@@ -455,7 +450,7 @@ def kill9_no_grace(m, load):
                    what="every session refreshed once")
         t0 = wall_now()
         n0 = len(d.events("refresh_ok"))
-        time.sleep(3.0 + random.Random(load).uniform(0.0, 1.0))
+        time.sleep(3.0 + random.Random(seed).uniform(0.0, 1.0))
         lag = metric_histogram_quantiles(daemon_metrics(d), "sessiond_save_lag_seconds", (0.5, 0.99))
         n1, t1 = len(d.events("refresh_ok")), wall_now()
         d.proc.kill()
@@ -468,7 +463,41 @@ def kill9_no_grace(m, load):
     rate = (n1 - n0) / (t1 - t0)
     docs = check_files_whole(directory, [f"session-{mb}.json" for mb in mobiles])
     stale = sorted(name for name, doc in docs.items() if not cookies_work(site, doc))
-    target = max(1, int(rate * 0.005))  # issue 11: refreshes/s x 5 ms
+    d.check_logs_killed(site.secrets())
+    site.stop()
+    return KillRound(rate, lag[0], lag[1], stale)
+
+
+def stale_target(rate):
+    """Issue 11: at most the rotations of the last 5 ms, refreshes/s x 5 ms (at least 1)."""
+    return max(1, int(rate * 0.005))
+
+
+def kill9_no_grace(m, load):
+    """kill -9 under load against a site that stops accepting a rotated-away
+    cookie at once (no grace): every file whose cookie the site no longer
+    takes is a session the crash logged out. A save renames its file right
+    after the site's response (durability comes later, in a group commit), so
+    at most the responses of the last ~5 ms can be lost: stale files <=
+    refreshes/s x 5 ms (issue 11), at 1x and at 4x overload.
+
+    One kill samples how many answers were open at a random instant, a count
+    that varies from kill to kill (0 to 9 at 4x on a quiet 2-core machine);
+    $KILL_NO_GRACE_ROUNDS kills (default 3, each a fresh daemon and site) are
+    checked on their median, so one unlucky instant does not decide."""
+    sessions = int(os.environ.get("KILL_NO_GRACE_SESSIONS", "400"))
+    rounds = max(1, int(os.environ.get("KILL_NO_GRACE_ROUNDS", "3")))
+    interval_ms = 1000 if load == 1 else 250
+    m.update(fault=f"kill -9 at {load}x load, no rotate grace",
+             injected=f"{rounds} x ({sessions} sessions every {interval_ms} ms, SIGKILL after ~4 s of refreshes)",
+             sessions=sessions, rounds=rounds)
+    measured = [kill9_no_grace_round(load, sessions, interval_ms, load * 100 + i) for i in range(rounds)]
+    for r in measured:
+        print(f"{load}x: {r.rate:.0f} refreshes/s, save lag p50 {r.lag_p50 * 1000:.2f} ms p99 "
+              f"{r.lag_p99 * 1000:.2f} ms, {len(r.stale)} of {sessions} files stale after kill -9 "
+              f"(target {stale_target(r.rate)})")
+    rate, p50, p99, stale = sorted(measured, key=lambda r: len(r.stale))[rounds // 2]  # the median kill
+    target = stale_target(rate)
     # Checked: three times the target, at least the window's floor (8). Lost by
     # any design: answers of the last milliseconds and responses still in the
     # socket buffers; bounded by the window: answers that wait (under overload
@@ -478,14 +507,12 @@ def kill9_no_grace(m, load):
     # a shared CI machine or a sanitized build cannot promise a process
     # milliseconds of CPU.
     allowed = max(3 * target, 8)
-    m.update(refreshes_per_s=round(rate), save_lag_p50_ms=round(lag[0] * 1000, 2),
-             save_lag_p99_ms=round(lag[1] * 1000, 2), stale_files=len(stale), stale_allowed=target)
-    print(f"{load}x: {rate:.0f} refreshes/s, save lag p50 {lag[0] * 1000:.2f} ms p99 {lag[1] * 1000:.2f} ms, "
-          f"{len(stale)} of {sessions} files stale after kill -9 (target {target}, checked {allowed})")
+    m.update(refreshes_per_s=round(rate), save_lag_p50_ms=round(p50 * 1000, 2),
+             save_lag_p99_ms=round(p99 * 1000, 2), stale_files=len(stale), stale_allowed=target,
+             stale_files_per_round=[len(r.stale) for r in measured])
+    print(f"{load}x median kill: {len(stale)} stale (target {target}, checked {allowed})")
     check(len(stale) <= allowed, f"{len(stale)} files hold cookies the site rotated away (at most {allowed} at "
-          f"{rate:.0f} refreshes/s): {stale[:5]}")
-    d.check_logs_killed(site.secrets())
-    site.stop()
+          f"{rate:.0f} refreshes/s) in the median of {rounds} kills: {stale[:5]}")
 
 
 @measured
