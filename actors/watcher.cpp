@@ -19,6 +19,7 @@
 #include "sessiond/json_log.hpp"
 #include "sessiond/metrics.hpp"
 #include "sessiond/session_file.hpp"
+#include "sessiond/thread_name.hpp"
 
 namespace sessiond {
 namespace {
@@ -36,7 +37,10 @@ class InotifySource final : public DirEventSource {
     fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     stop_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!ok()) return false;
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      name_this_thread("sd-inotify");
+      run();
+    });
     return true;
   }
 

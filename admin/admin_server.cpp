@@ -3,6 +3,7 @@
 #include <httplib.h>
 
 #include "sessiond/config.hpp"
+#include "sessiond/thread_name.hpp"
 
 namespace sessiond {
 namespace {
@@ -216,7 +217,10 @@ void AdminServer::start() {
     throw std::runtime_error("cannot listen on " + options_.listen.host + ":" +
                              std::to_string(options_.listen.port) +
                              " (address in use or not available)");
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  thread_ = std::thread([this] {
+    name_this_thread("sd-admin");
+    server_->listen_after_bind();
+  });
 }
 
 void AdminServer::stop() {

@@ -124,26 +124,52 @@ def proc_stats(pid):
     return out
 
 
-def context_switches(pid):
-    """(voluntary, involuntary) context switches of all of pid's live threads:
-    a thread blocking to wait for work counts one voluntary switch, so their
-    count per refresh measures the hand-offs between threads."""
-    vol = invol = 0
+def threads_by_name(pid):
+    """{thread name: [CPU seconds, voluntary, involuntary context switches]}
+    summed over pid's live threads of that name (sessiond names its threads by
+    role: sd-http, sd-io, sd-actors, ...). A thread blocking to wait for work
+    counts one voluntary switch, so switches per refresh measure hand-offs."""
+    out = {}
     try:
         tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return 0, 0
+        return out
     for tid in tids:
         try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                head, tail = f.read().rsplit(")", 1)
+            name = head.split("(", 1)[1]
+            fields = tail.split()
+            row = out.setdefault(name, [0.0, 0, 0])
+            row[0] += (int(fields[11]) + int(fields[12])) / CLK_TCK
             with open(f"/proc/{pid}/task/{tid}/status") as f:
                 for line in f:
                     if line.startswith("voluntary_ctxt_switches:"):
-                        vol += int(line.split()[1])
+                        row[1] += int(line.split()[1])
                     elif line.startswith("nonvoluntary_ctxt_switches:"):
-                        invol += int(line.split()[1])
-        except OSError:
+                        row[2] += int(line.split()[1])
+        except (OSError, IndexError, ValueError):
             pass  # the thread ended
-    return vol, invol
+    return out
+
+
+def context_switches(threads):
+    """(voluntary, involuntary) of a threads_by_name() reading."""
+    return sum(r[1] for r in threads.values()), sum(r[2] for r in threads.values())
+
+
+def per_thread_role(before, after, refreshes):
+    """Per thread name over a window: CPU ms and context switches per refresh.
+    Threads that started or ended inside the window count from 0 or not at all."""
+    if not refreshes:
+        return None
+    roles = {}
+    for name, (cpu, vol, invol) in after.items():
+        cpu0, vol0, invol0 = before.get(name, (0.0, 0, 0))
+        roles[name] = {"cpu_ms_per_refresh": round((cpu - cpu0) / refreshes * 1000, 4),
+                       "voluntary_per_refresh": round((vol - vol0) / refreshes, 2),
+                       "involuntary_per_refresh": round((invol - invol0) / refreshes, 2)}
+    return dict(sorted(roles.items(), key=lambda kv: -kv[1]["cpu_ms_per_refresh"]))
 
 
 def per_refresh(before, after, refreshes):
@@ -717,6 +743,16 @@ def bench_memory(ctx):
 CURL_ACCEPT_ENCODING = "deflate, gzip, br, zstd"  # what libcurl 7.88 sends for CURLOPT_ACCEPT_ENCODING ""
 
 
+def run_beside_site(site, cmd):
+    """Runs a load command against the fake site: (its completed process, the
+    site's CPU seconds meanwhile, the machine's CpuWindow over the site)."""
+    f0 = proc_stats(site.pid)["cpu_s"]
+    w = CpuWindow([site.pid])
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    load = w.close()
+    return out, proc_stats(site.pid)["cpu_s"] - f0, load
+
+
 def run_wrk(site, connections, duration_s, accept_encoding=None):
     mobile, sid = site.login()
     cmd = ["timeout", str(duration_s + 20), "wrk", "-t", "2", "-c", str(connections), "-d", f"{duration_s}s",
@@ -724,11 +760,8 @@ def run_wrk(site, connections, duration_s, accept_encoding=None):
     if accept_encoding:
         cmd += ["-H", f"Accept-Encoding: {accept_encoding}"]
     cmd.append(f"{site.base_url}/pwa")
-    f0 = proc_stats(site.pid)["cpu_s"]
-    w = CpuWindow([site.pid])
-    out = subprocess.run(cmd, capture_output=True, text=True).stdout
-    load = w.close()
-    f1 = proc_stats(site.pid)["cpu_s"]
+    done, site_cpu, load = run_beside_site(site, cmd)
+    out = done.stdout
     site.logout(mobile)  # else its session idles out later and counts as lost
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     total = re.search(r"(\d+) requests in", out)
@@ -738,8 +771,8 @@ def run_wrk(site, connections, duration_s, accept_encoding=None):
     return {"accept_encoding": accept_encoding, "requests_per_s": rate, "connections": connections,
             "duration_s": duration_s, "requests": int(total.group(1)) if total else None,
             "non_2xx_3xx": int(non2xx.group(1)) if non2xx else 0, "latency_avg": lat.group(1) if lat else None,
-            "fakesite_cores": round((f1 - f0) / load["seconds"], 2),
-            "fakesite_cpu_ms_per_request": round((f1 - f0) / (rate * load["seconds"]) * 1000, 4) if rate else None,
+            "fakesite_cores": round(site_cpu / load["seconds"], 2),
+            "fakesite_cpu_ms_per_request": round(site_cpu / (rate * load["seconds"]) * 1000, 4) if rate else None,
             "load": load, "command": " ".join(cmd[3:]).replace(sid, "<sid>")}
 
 
@@ -757,13 +790,9 @@ def run_generator(ctx, site, accept_encoding, label):
     cmd = ["timeout", "-k", "5", str(int(a.generator_seconds) + 40), ctx.loadgen_bin, "--base-url", site.base_url,
            "--dir", d, "--concurrency", str(a.max_in_flight), "--seconds", str(a.generator_seconds),
            "--accept-encoding", accept_encoding]
-    f0 = proc_stats(site.pid)["cpu_s"]
-    w = CpuWindow([site.pid])
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    out, site_cpu, load = run_beside_site(site, cmd)
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    load = w.close()
-    f1 = proc_stats(site.pid)["cpu_s"]
     site.logout_many(mobiles)  # else they idle out later and count as lost
     remove_tree(d)
     try:
@@ -783,8 +812,8 @@ def run_generator(ctx, site, accept_encoding, label):
         "cpu_s_per_1000": round(g["cpu_s"] / refreshes * 1000, 3) if refreshes else None,
         "context_switches_per_refresh": per_refresh((r0.ru_nvcsw, r0.ru_nivcsw), (r1.ru_nvcsw, r1.ru_nivcsw),
                                                     refreshes),
-        "fakesite_cores": round((f1 - f0) / load["seconds"], 2),
-        "fakesite_cpu_ms_per_request": round((f1 - f0) / g["requests"] * 1000, 4) if g["requests"] else None,
+        "fakesite_cores": round(site_cpu / load["seconds"], 2),
+        "fakesite_cpu_ms_per_request": round(site_cpu / g["requests"] * 1000, 4) if g["requests"] else None,
         "load": load, "command": " ".join(cmd[4:]).replace(d, "<dir>")})
     if g["errors"] or g["logged_out"]:
         log(f"generator: {g['errors']} errors, {g['logged_out']} logged out")
@@ -800,7 +829,7 @@ def throughput_step(ctx, site, directory, interval, profile, n):
     time.sleep(a.warmup)
     m0, p0, s0 = d.metrics(), d.stats(), site.stats()
     fs0 = proc_stats(site.pid)["cpu_s"]
-    cs0 = context_switches(d.pid)
+    th0 = threads_by_name(d.pid)
     t0 = time.monotonic()
     w = CpuWindow([d.pid, site.pid])
     queued, window, unsaved = [], [], []
@@ -816,7 +845,7 @@ def throughput_step(ctx, site, directory, interval, profile, n):
             pass
     m1, p1, s1 = d.metrics(), d.stats(), site.stats()
     fs1 = proc_stats(site.pid)["cpu_s"]
-    cs1 = context_switches(d.pid)
+    th1 = threads_by_name(d.pid)
     dt = time.monotonic() - t0
     load = w.close()
     stop_s, rc = d.stop()
@@ -833,7 +862,13 @@ def throughput_step(ctx, site, directory, interval, profile, n):
         "site_requests_per_s": round(site_req / dt, 1),
         "cpu_s": round(cpu, 2),
         "cpu_s_per_1000": round(cpu / refreshes * 1000, 3) if refreshes else None,
-        "context_switches_per_refresh": per_refresh(cs0, cs1, refreshes),
+        "context_switches_per_refresh": per_refresh(context_switches(th0), context_switches(th1), refreshes),
+        # Group commit: saves per syncfs (SyncBatcher's gather window).
+        "saves_per_sync": round((m1.get("sessiond_saves_synced_total", 0) - m0.get("sessiond_saves_synced_total", 0))
+                                / max(1.0, m1.get("sessiond_save_sync_seconds_count", 0)
+                                      - m0.get("sessiond_save_sync_seconds_count", 0)), 1),
+        # Where the CPU and the hand-offs are, by thread role (thread_name.hpp).
+        "per_thread_role": per_thread_role(th0, th1, refreshes),
         "sessiond_cores": round(cpu / dt, 2),
         "fakesite_cores": round((fs1 - fs0) / dt, 2),
         "fakesite_cpu_ms_per_request": round((fs1 - fs0) / site_req * 1000, 4) if site_req else None,
@@ -904,7 +939,10 @@ def bench_throughput(ctx):
                 step = throughput_step(ctx, site, directory, interval, profiles[mode], n)
                 steps.append(step)
                 log(f"{mode} interval {interval}: {step['refreshes_per_s']:.0f} refreshes/s, "
-                    f"{step['cpu_s_per_1000']} CPU-s/1000, queued {step['queued_median']}, window {step['answer_window_median']} (unsaved {step['answers_unsaved_median']}), switches/refresh {step['context_switches_per_refresh']}, lost {step['lost']}")
+                    f"{step['cpu_s_per_1000']} CPU-s/1000, queued {step['queued_median']}, window {step['answer_window_median']} (unsaved {step['answers_unsaved_median']}), switches/refresh {step['context_switches_per_refresh']}, saves/sync {step['saves_per_sync']}, lost {step['lost']}")
+                roles = step["per_thread_role"] or {}
+                log("  CPU ms per refresh by thread: " + ", ".join(
+                    f"{name} {r['cpu_ms_per_refresh']}" for name, r in list(roles.items())[:6]))
             res["modes"][mode] = {"steps": steps}
         if have_gen:
             generator_runs("after")

@@ -44,6 +44,7 @@
 #include "sessiond/status_board.hpp"
 #include "sessiond/supervisor.hpp"
 #include "sessiond/sync_batcher.hpp"
+#include "sessiond/thread_name.hpp"
 #include "sessiond/watcher.hpp"
 
 namespace sessiond {
@@ -301,8 +302,8 @@ Services build_services(const Plan& plan) {
     http_opts.rate_burst = first.profile->rate_limit_burst;
   }
   s.http = std::make_unique<HttpClient>(http_opts);
-  s.io = std::make_unique<WorkerPool>(cfg.io_threads);
-  s.exec = std::make_unique<WorkerPool>(plan.exec_slots);
+  s.io = std::make_unique<WorkerPool>(cfg.io_threads, "sd-io");
+  s.exec = std::make_unique<WorkerPool>(plan.exec_slots, "sd-exec");
   MetricsConfig mc;
   mc.interval = first.interval;
   mc.idle_timeout = first.idle_timeout;
@@ -393,7 +394,16 @@ Services build_services(const Plan& plan) {
   return s;
 }
 
+// CAF's threads (scheduler workers, its clock) are called "sd-actors".
+class NameActorThreads final : public caf::thread_hook {
+ public:
+  void init(caf::actor_system&) override {}
+  void thread_started() override { name_this_thread("sd-actors"); }
+  void thread_terminates() override {}
+};
+
 void configure_scheduler(caf::actor_system_config& cfg) {
+  cfg.add_thread_hook<NameActorThreads>();
   // Not "stealing": CAF 0.17 steals from the tail of a singly linked queue
   // by walking it, so a fan-out to every session (drain, refresh all)
   // turns quadratic (a drain of 100k sessions took 40-100 s instead of

@@ -51,6 +51,7 @@
 
 #include "sessiond/devtools.hpp"
 #include "sessiond/storage_state.hpp"
+#include "sessiond/thread_name.hpp"
 
 namespace sessiond {
 
@@ -250,7 +251,10 @@ class BrowserPool::Impl {
     // A write to a browser that just died must be an error, not a signal.
     ::signal(SIGPIPE, SIG_IGN);
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+      name_this_thread("sd-browser");
+      run();
+    });
   }
 
   ~Impl() {

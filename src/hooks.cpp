@@ -12,6 +12,7 @@
 #include "sessiond/json_log.hpp"
 #include "sessiond/metrics.hpp"
 #include "sessiond/process_runner.hpp"
+#include "sessiond/thread_name.hpp"
 
 namespace sessiond {
 
@@ -218,11 +219,21 @@ void Hooks::start() {
         for (const char* result : {"ok", "failed", "retried", "dropped"})
           options_.metrics->hook_delivery(kind, result, 0);
   sample_queues();
-  threads_.emplace_back([this] { dispatch_loop(); });
+  threads_.emplace_back([this] {
+    name_this_thread("sd-hooks");
+    dispatch_loop();
+  });
   if (exec_queue_)
     for (std::size_t i = 0; i < std::max<std::size_t>(1, options_.concurrency); ++i)
-      threads_.emplace_back([this] { exec_loop(); });
-  if (webhook_queue_) threads_.emplace_back([this] { webhook_loop(); });
+      threads_.emplace_back([this] {
+        name_this_thread("sd-hook-exec");
+        exec_loop();
+      });
+  if (webhook_queue_)
+    threads_.emplace_back([this] {
+      name_this_thread("sd-webhook");
+      webhook_loop();
+    });
 }
 
 void Hooks::stop() {

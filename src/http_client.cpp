@@ -22,6 +22,7 @@
 #include "sessiond/http_client.hpp"
 
 #include "sessiond/answer_window.hpp"
+#include "sessiond/thread_name.hpp"
 #include "sessiond/token_bucket.hpp"
 
 #include <curl/curl.h>
@@ -644,7 +645,10 @@ HttpClient::HttpClient(Options options)
     curl_multi_setopt(impl_->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                       impl_->options.max_host_connections);
   }
-  impl_->thread = std::thread([impl = impl_.get()] { impl->run(); });
+  impl_->thread = std::thread([impl = impl_.get()] {
+    name_this_thread("sd-http");
+    impl->run();
+  });
 }
 
 HttpClient::~HttpClient() {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "sessiond/thread_name.hpp"
+
 namespace sessiond {
 namespace {
 
@@ -82,7 +84,11 @@ BasicSiteLimiter<Runner>::BasicSiteLimiter(Runner& inner, Options options)
     : inner_(inner),
       queue_(options.max_in_flight, options.rate_per_second, options.rate_burst,
              TokenBucket::Clock::now()) {
-  if (options.rate_per_second > 0) timer_ = std::thread([this] { timer_loop(); });
+  if (options.rate_per_second > 0)
+    timer_ = std::thread([this] {
+      name_this_thread("sd-ratelimit");
+      timer_loop();
+    });
 }
 
 template <class Runner>

@@ -1,10 +1,16 @@
 #include "sessiond/worker_pool.hpp"
 
+#include "sessiond/thread_name.hpp"
+
 namespace sessiond {
 
-WorkerPool::WorkerPool(std::size_t threads) {
+WorkerPool::WorkerPool(std::size_t threads, const char* name) {
   if (threads == 0) threads = 1;
-  for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+  for (std::size_t i = 0; i < threads; ++i)
+    threads_.emplace_back([this, name] {
+      name_this_thread(name);
+      run();
+    });
 }
 
 WorkerPool::~WorkerPool() {

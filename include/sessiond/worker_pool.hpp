@@ -26,7 +26,8 @@ class Executor {
 
 class WorkerPool final : public Executor {
  public:
-  explicit WorkerPool(std::size_t threads);
+  // `name`: what its threads are called (thread_name.hpp), e.g. "sd-io".
+  WorkerPool(std::size_t threads, const char* name);
   ~WorkerPool() override;
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
