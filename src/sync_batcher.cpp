@@ -8,6 +8,7 @@
 
 #include "sessiond/json_log.hpp"
 #include "sessiond/metrics.hpp"
+#include "sessiond/thread_name.hpp"
 
 namespace sessiond {
 
@@ -17,9 +18,13 @@ namespace {
 constexpr auto kRetryAfterFailure = std::chrono::seconds(1);
 }  // namespace
 
-SyncBatcher::SyncBatcher(const std::string& dir, Metrics* metrics) : metrics_(metrics) {
+SyncBatcher::SyncBatcher(const std::string& dir, Metrics* metrics, std::chrono::milliseconds gather)
+    : metrics_(metrics), gather_(gather) {
   dir_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    name_this_thread("sd-sync");
+    run();
+  });
 }
 
 SyncBatcher::~SyncBatcher() {
@@ -34,18 +39,25 @@ SyncBatcher::~SyncBatcher() {
 }
 
 void SyncBatcher::keep_until_durable(std::string displaced) {
+  bool first_of_batch = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    first_of_batch = pending_.empty();
     pending_.push_back(std::move(displaced));
     ++added_;
   }
-  work_cv_.notify_one();
+  // Only the first save of a batch wakes the thread; the rest join its window.
+  if (first_of_batch) work_cv_.notify_one();
 }
 
 bool SyncBatcher::flush(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mutex_);
   const std::uint64_t target = added_;
-  return done_cv_.wait_for(lock, timeout, [&] { return synced_ >= target; });
+  ++flushing_;
+  work_cv_.notify_one();  // a gathering batch goes now
+  const bool done = done_cv_.wait_for(lock, timeout, [&] { return synced_ >= target; });
+  --flushing_;
+  return done;
 }
 
 std::uint64_t SyncBatcher::syncs() const {
@@ -73,6 +85,7 @@ void SyncBatcher::run() {
   for (;;) {
     work_cv_.wait(lock, [&] { return stopping_ || !pending_.empty(); });
     if (pending_.empty()) return;  // stopping, nothing left
+    work_cv_.wait_for(lock, gather_, [&] { return stopping_ || flushing_ > 0; });
     // Everything handed in until now: saves that arrive during the sync wait
     // for the next one (group commit: the busier, the larger the batch).
     std::vector<std::string> batch;

@@ -122,10 +122,33 @@ TEST_CASE("saves from many threads are all synced and their previous versions re
   REQUIRE(sync.flush());
   CHECK(leftovers(dir.path).empty());
   for (const auto& p : paths) CHECK(sid_of(p) == "v" + std::to_string(kRounds));
-  // Group commit: fewer syncs than saves (at least one save waited for a sync
-  // in progress), and never more.
+  // Group commit: at least one sync, never more than one per save.
   CHECK(sync.syncs() >= 1);
   CHECK(sync.syncs() <= static_cast<std::uint64_t>(kSessions * kRounds));
+}
+
+TEST_CASE("saves inside one gather window share one sync, which a flush starts at once", "[sync]") {
+  TempDir dir;
+  constexpr int kSessions = 10;
+  std::vector<std::string> paths;
+  std::vector<FileIdentity> known;
+  for (int i = 0; i < kSessions; ++i) {
+    paths.push_back(session_path(dir.path, "acct" + std::to_string(i)));
+    known.push_back(bot_writes(paths.back(), session_doc(std::nullopt, "v0")));
+  }
+  // A window no test outlasts: only the flush can end the batch.
+  SyncBatcher sync(dir.path, nullptr, std::chrono::hours(1));
+  for (int i = 0; i < kSessions; ++i)
+    REQUIRE(save_if_unchanged(paths[i], session_doc(std::nullopt, "v1"), known[i],
+                              SaveMethod::exchange, {}, &sync)
+                .kind == SaveOutcome::Kind::saved);
+  CHECK(leftovers(dir.path).size() == kSessions);  // every previous version kept until the sync
+  CHECK(sync.syncs() == 0);
+  const auto started = std::chrono::steady_clock::now();
+  REQUIRE(sync.flush(std::chrono::seconds(20)));
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
+  CHECK(sync.syncs() == 1);
+  CHECK(leftovers(dir.path).empty());
 }
 
 TEST_CASE("start-up restores a file a power loss left empty or torn from its previous version",
