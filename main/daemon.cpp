@@ -722,11 +722,15 @@ namespace {
 // per core) and keeps what a burst freed in each: a first start of 100k due
 // sessions peaked at 4.1-4.2 KB per session with that default, 3.7-3.8 KB
 // with 2 arenas, at no measurable CPU cost (docs/PERFORMANCE.md): the
-// daemon's threads mostly wait. MALLOC_ARENA_MAX, if set, still decides.
-// Before any thread starts.
+// daemon's threads mostly wait. An operator's limit (MALLOC_ARENA_MAX, or
+// glibc.malloc.arena_max in GLIBC_TUNABLES) still decides. Before any thread
+// starts.
 void limit_malloc_arenas() {
   constexpr int kMallocArenas = 2;
-  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) ::mallopt(M_ARENA_MAX, kMallocArenas);
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  const bool operator_set = std::getenv("MALLOC_ARENA_MAX") != nullptr ||
+                            (tunables && std::strstr(tunables, "malloc.arena_max") != nullptr);
+  if (!operator_set) ::mallopt(M_ARENA_MAX, kMallocArenas);
 }
 
 }  // namespace

@@ -4,11 +4,11 @@
 
 namespace sessiond {
 
-WorkerPool::WorkerPool(std::size_t threads, const char* name) {
+WorkerPool::WorkerPool(std::size_t threads, const std::string& name) {
   if (threads == 0) threads = 1;
   for (std::size_t i = 0; i < threads; ++i)
     threads_.emplace_back([this, name] {
-      name_this_thread(name);
+      name_this_thread(name.c_str());
       run();
     });
 }

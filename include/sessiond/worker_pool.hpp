@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -27,7 +28,7 @@ class Executor {
 class WorkerPool final : public Executor {
  public:
   // `name`: what its threads are called (thread_name.hpp), e.g. "sd-io".
-  WorkerPool(std::size_t threads, const char* name);
+  WorkerPool(std::size_t threads, const std::string& name);
   ~WorkerPool() override;
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;

@@ -491,12 +491,12 @@ def kill9_no_grace(m, load):
     m.update(fault=f"kill -9 at {load}x load, no rotate grace",
              injected=f"{rounds} x ({sessions} sessions every {interval_ms} ms, SIGKILL after ~4 s of refreshes)",
              sessions=sessions, rounds=rounds)
-    measured = [kill9_no_grace_round(load, sessions, interval_ms, load * 100 + i) for i in range(rounds)]
-    for r in measured:
+    kills = [kill9_no_grace_round(load, sessions, interval_ms, load * 100 + i) for i in range(rounds)]
+    for r in kills:
         print(f"{load}x: {r.rate:.0f} refreshes/s, save lag p50 {r.lag_p50 * 1000:.2f} ms p99 "
               f"{r.lag_p99 * 1000:.2f} ms, {len(r.stale)} of {sessions} files stale after kill -9 "
               f"(target {stale_target(r.rate)})")
-    rate, p50, p99, stale = sorted(measured, key=lambda r: len(r.stale))[rounds // 2]  # the median kill
+    rate, p50, p99, stale = sorted(kills, key=lambda r: len(r.stale))[rounds // 2]  # the median kill
     target = stale_target(rate)
     # Checked: three times the target, at least the window's floor (8). Lost by
     # any design: answers of the last milliseconds and responses still in the
@@ -509,7 +509,7 @@ def kill9_no_grace(m, load):
     allowed = max(3 * target, 8)
     m.update(refreshes_per_s=round(rate), save_lag_p50_ms=round(p50 * 1000, 2),
              save_lag_p99_ms=round(p99 * 1000, 2), stale_files=len(stale), stale_allowed=target,
-             stale_files_per_round=[len(r.stale) for r in measured])
+             stale_files_per_round=[len(r.stale) for r in kills])
     print(f"{load}x median kill: {len(stale)} stale (target {target}, checked {allowed})")
     check(len(stale) <= allowed, f"{len(stale)} files hold cookies the site rotated away (at most {allowed} at "
           f"{rate:.0f} refreshes/s) in the median of {rounds} kills: {stale[:5]}")

@@ -36,8 +36,8 @@ TEST_CASE("a name longer than the kernel keeps is cut to its first 15 characters
 }
 
 TEST_CASE("a worker pool's threads carry the pool's name", "[thread_name]") {
+  std::promise<std::string> seen;  // outlives the pool: its threads are joined first
   WorkerPool pool(2, "sd-io");
-  std::promise<std::string> seen;
   pool.post([&] { seen.set_value(this_thread_name()); });
   CHECK(seen.get_future().get() == "sd-io");
 }
