@@ -37,10 +37,7 @@ class InotifySource final : public DirEventSource {
     fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     stop_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (!ok()) return false;
-    thread_ = std::thread([this] {
-      name_this_thread("sd-inotify");
-      run();
-    });
+    thread_ = start_named_thread("sd-inotify", [this] { run(); });
     return true;
   }
 

@@ -217,10 +217,7 @@ void AdminServer::start() {
     throw std::runtime_error("cannot listen on " + options_.listen.host + ":" +
                              std::to_string(options_.listen.port) +
                              " (address in use or not available)");
-  thread_ = std::thread([this] {
-    name_this_thread("sd-admin");
-    server_->listen_after_bind();
-  });
+  thread_ = start_named_thread("sd-admin", [this] { server_->listen_after_bind(); });
 }
 
 void AdminServer::stop() {

@@ -251,10 +251,7 @@ class BrowserPool::Impl {
     // A write to a browser that just died must be an error, not a signal.
     ::signal(SIGPIPE, SIG_IGN);
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    thread_ = std::thread([this] {
-      name_this_thread("sd-browser");
-      run();
-    });
+    thread_ = start_named_thread("sd-browser", [this] { run(); });
   }
 
   ~Impl() {

@@ -219,21 +219,12 @@ void Hooks::start() {
         for (const char* result : {"ok", "failed", "retried", "dropped"})
           options_.metrics->hook_delivery(kind, result, 0);
   sample_queues();
-  threads_.emplace_back([this] {
-    name_this_thread("sd-hooks");
-    dispatch_loop();
-  });
+  threads_.push_back(start_named_thread("sd-hooks", [this] { dispatch_loop(); }));
   if (exec_queue_)
     for (std::size_t i = 0; i < std::max<std::size_t>(1, options_.concurrency); ++i)
-      threads_.emplace_back([this] {
-        name_this_thread("sd-hook-exec");
-        exec_loop();
-      });
+      threads_.push_back(start_named_thread("sd-hook-exec", [this] { exec_loop(); }));
   if (webhook_queue_)
-    threads_.emplace_back([this] {
-      name_this_thread("sd-webhook");
-      webhook_loop();
-    });
+    threads_.push_back(start_named_thread("sd-webhook", [this] { webhook_loop(); }));
 }
 
 void Hooks::stop() {

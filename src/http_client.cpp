@@ -645,10 +645,7 @@ HttpClient::HttpClient(Options options)
     curl_multi_setopt(impl_->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                       impl_->options.max_host_connections);
   }
-  impl_->thread = std::thread([impl = impl_.get()] {
-    name_this_thread("sd-http");
-    impl->run();
-  });
+  impl_->thread = start_named_thread("sd-http", [impl = impl_.get()] { impl->run(); });
 }
 
 HttpClient::~HttpClient() {

@@ -85,10 +85,7 @@ BasicSiteLimiter<Runner>::BasicSiteLimiter(Runner& inner, Options options)
       queue_(options.max_in_flight, options.rate_per_second, options.rate_burst,
              TokenBucket::Clock::now()) {
   if (options.rate_per_second > 0)
-    timer_ = std::thread([this] {
-      name_this_thread("sd-ratelimit");
-      timer_loop();
-    });
+    timer_ = start_named_thread("sd-ratelimit", [this] { timer_loop(); });
 }
 
 template <class Runner>

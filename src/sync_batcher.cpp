@@ -21,10 +21,7 @@ constexpr auto kRetryAfterFailure = std::chrono::seconds(1);
 SyncBatcher::SyncBatcher(const std::string& dir, Metrics* metrics, std::chrono::milliseconds gather)
     : metrics_(metrics), gather_(gather) {
   dir_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  thread_ = std::thread([this] {
-    name_this_thread("sd-sync");
-    run();
-  });
+  thread_ = start_named_thread("sd-sync", [this] { run(); });
 }
 
 SyncBatcher::~SyncBatcher() {

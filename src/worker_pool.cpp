@@ -7,10 +7,7 @@ namespace sessiond {
 WorkerPool::WorkerPool(std::size_t threads, const std::string& name) {
   if (threads == 0) threads = 1;
   for (std::size_t i = 0; i < threads; ++i)
-    threads_.emplace_back([this, name] {
-      name_this_thread(name.c_str());
-      run();
-    });
+    threads_.push_back(start_named_thread(name, [this] { run(); }));
 }
 
 WorkerPool::~WorkerPool() {
