@@ -102,7 +102,14 @@ std::optional<SteadyTime> next_retry_at(const RetrySchedule& s, SteadyTime enque
 
 // -- HookQueue -----------------------------------------------------------------------
 
-HookQueue::HookQueue(std::size_t limit) : limit_(std::max<std::size_t>(1, limit)) {}
+HookQueue::HookQueue(std::size_t limit, DepthReport on_depth)
+    : limit_(std::max<std::size_t>(1, limit)), on_depth_(std::move(on_depth)) {
+  report_depth();
+}
+
+void HookQueue::report_depth() const {
+  if (on_depth_) on_depth_(items_.size());
+}
 
 std::size_t HookQueue::push(SessionEvent e, SteadyTime now) {
   std::size_t dropped = 0;
@@ -115,6 +122,7 @@ std::size_t HookQueue::push(SessionEvent e, SteadyTime now) {
     }
     dropped_ += dropped;
     items_.push_back(Item{std::move(e), now});
+    report_depth();
   }
   cv_.notify_one();
   return dropped;
@@ -126,6 +134,7 @@ std::optional<HookQueue::Item> HookQueue::pop(std::chrono::milliseconds timeout)
   if (closed_ || items_.empty()) return std::nullopt;
   Item item = std::move(items_.front());
   items_.pop_front();
+  report_depth();
   return item;
 }
 
@@ -146,6 +155,7 @@ std::size_t HookQueue::close() {
     closed_ = true;
     left = items_.size();
     items_.clear();
+    report_depth();
   }
   cv_.notify_all();
   return left;
@@ -197,28 +207,26 @@ void Hooks::count(const char* kind, const char* result, double n) {
   if (options_.metrics && n > 0) options_.metrics->hook_delivery(kind, result, n);
 }
 
-void Hooks::sample_queues() {
-  if (!options_.metrics) return;
-  std::lock_guard<std::mutex> lock(sample_mutex_);
-  if (exec_queue_)
-    options_.metrics->set_hook_queue("exec", static_cast<double>(exec_queue_->size()));
-  if (webhook_queue_)
-    options_.metrics->set_hook_queue("webhook", static_cast<double>(webhook_queue_->size()));
+HookQueue::DepthReport Hooks::depth_gauge(const char* kind) const {
+  if (!options_.metrics) return {};
+  return [metrics = options_.metrics, kind](std::size_t n) {
+    metrics->set_hook_queue(kind, static_cast<double>(n));
+  };
 }
 
 void Hooks::start() {
   if (started_ || !enabled() || !bus_) return;
   started_ = true;
   subscription_ = bus_->subscribe(options_.types, std::nullopt, kSubscriptionLimit);
-  if (!options_.exec.empty()) exec_queue_ = std::make_unique<HookQueue>(options_.queue_limit);
+  if (!options_.exec.empty())
+    exec_queue_ = std::make_unique<HookQueue>(options_.queue_limit, depth_gauge("exec"));
   if (!options_.webhook_url.empty())
-    webhook_queue_ = std::make_unique<HookQueue>(options_.queue_limit);
+    webhook_queue_ = std::make_unique<HookQueue>(options_.queue_limit, depth_gauge("webhook"));
   if (options_.metrics)  // every series from the start, at 0
     for (const char* kind : {"exec", "webhook"})
       if ((kind[0] == 'e' && exec_queue_) || (kind[0] == 'w' && webhook_queue_))
         for (const char* result : {"ok", "failed", "retried", "dropped"})
           options_.metrics->hook_delivery(kind, result, 0);
-  sample_queues();
   threads_.push_back(start_named_thread("sd-hooks", [this] { dispatch_loop(); }));
   if (exec_queue_)
     for (std::size_t i = 0; i < std::max<std::size_t>(1, options_.concurrency); ++i)
@@ -243,7 +251,6 @@ void Hooks::stop() {
   for (auto& t : threads_)
     if (t.joinable()) t.join();
   threads_.clear();
-  sample_queues();
   if (discarded > 0)
     log::warn("hooks_stopped", "shutdown: queued hook deliveries discarded",
               {{"discarded", discarded}});
@@ -271,7 +278,6 @@ void Hooks::dispatch_loop() {
       if (webhook_queue_)
         count("webhook", "dropped", static_cast<double>(webhook_queue_->push(e, now)));
     }
-    if (!batch.empty()) sample_queues();
     if (sub->closed() && !sub->dropped()) {
       // The bus closed it (shutdown): wait for stop() instead of spinning.
       std::unique_lock<std::mutex> lock(stop_mutex_);
@@ -295,7 +301,6 @@ void Hooks::exec_loop() {
   while (!stopping_) {
     auto item = exec_queue_->pop(kPollStep);
     if (!item) continue;
-    sample_queues();
     run_exec(*item);
   }
 }
@@ -356,7 +361,6 @@ void Hooks::webhook_loop() {
   while (!stopping_) {
     auto item = webhook_queue_->pop(kPollStep);
     if (!item) continue;
-    sample_queues();
     current = &item->event;
     const auto started = std::chrono::steady_clock::now();
     auto out =

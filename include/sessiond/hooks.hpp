@@ -74,7 +74,11 @@ class HookQueue {
     SessionEvent event;
     SteadyTime enqueued{};
   };
-  explicit HookQueue(std::size_t limit);
+  // Told the queue's length on construction and after every change, under
+  // the queue's lock, so the last report is the current length whichever
+  // threads push and pop (the sessiond_hook_queue gauge).
+  using DepthReport = std::function<void(std::size_t)>;
+  explicit HookQueue(std::size_t limit, DepthReport on_depth = {});
   // Returns how many were dropped to make room (0 or 1).
   std::size_t push(SessionEvent e, SteadyTime now);
   // Waits up to `timeout` for an item; nullopt on timeout or once closed.
@@ -86,7 +90,10 @@ class HookQueue {
   std::size_t close();
 
  private:
+  void report_depth() const;  // with mutex_ held
+
   const std::size_t limit_;
+  const DepthReport on_depth_;
   mutable std::mutex mutex_;
   std::condition_variable cv_;
   std::deque<Item> items_;
@@ -182,7 +189,7 @@ class Hooks {
   void webhook_loop();
   void run_exec(const HookQueue::Item& item);
   void count(const char* kind, const char* result, double n = 1);
-  void sample_queues();
+  HookQueue::DepthReport depth_gauge(const char* kind) const;
 
   std::shared_ptr<EventBus> bus_;
   HookOptions options_;
@@ -193,10 +200,6 @@ class Hooks {
   std::atomic<bool> stopping_{false};
   std::mutex stop_mutex_;  // the webhook's retry wait
   std::condition_variable stop_cv_;
-  // The dispatcher (after a push) and the delivery threads (after a pop) both
-  // sample the queues: reading a size and setting the gauge under one lock
-  // keeps an older reading from landing last.
-  std::mutex sample_mutex_;
   std::vector<std::thread> threads_;
   bool started_ = false;
 };

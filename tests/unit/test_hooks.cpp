@@ -197,6 +197,21 @@ TEST_CASE("a full hook queue drops the oldest and counts it", "[hooks]") {
   CHECK(q.size() == 0);
 }
 
+TEST_CASE("a hook queue reports its length after every change", "[hooks]") {
+  std::vector<std::size_t> depths;
+  HookQueue q(2, [&](std::size_t n) { depths.push_back(n); });
+  const SteadyTime t{};
+  q.push(event(1), t);
+  q.push(event(2), t);
+  q.push(event(3), t);  // full: the oldest goes, the length stays
+  CHECK(q.pop(0ms));
+  CHECK(q.pop(0ms));
+  CHECK_FALSE(q.pop(0ms));  // empty: nothing changed, nothing reported
+  q.push(event(4), t);
+  q.close();
+  CHECK(depths == std::vector<std::size_t>{0, 1, 2, 2, 1, 0, 1, 0});
+}
+
 TEST_CASE("the hook command: words or a JSON array", "[hooks]") {
   CHECK(parse_hook_command("/usr/bin/notify --to bot") ==
         std::vector<std::string>{"/usr/bin/notify", "--to", "bot"});
