@@ -13,8 +13,19 @@
 // one refresh counts when both answered "logged in". After --seconds the run
 // stops (transfers still in flight are abandoned, not counted) and prints one
 // JSON line. Bench tool only: not linked into sessiond; loopback URLs only.
+//
+// --save: each refresh also writes the session's file with sessiond's file
+// operations (its cookies from the jar into the document, serialised, a new
+// 0600 temp file, renameat2(RENAME_EXCHANGE) with the old one, which is then
+// unlinked) but none of its checks or its sync, on the same thread: what one
+// event loop per core would cost at best with a file per refresh
+// (docs/PERFORMANCE.md, issue 11); the document stays in memory, not re-read.
+// (A plain rename over the old file costs more on ext4: replacing a file
+// makes it write the new one's blocks out at once, auto_da_alloc.)
 
 #include <curl/curl.h>
+#include <fcntl.h>
+#include <stdio.h>  // renameat2
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -57,6 +68,7 @@ struct Options {
   // anything else: that header value (e.g. "identity").
   bool accept_encoding_set = false;
   std::string accept_encoding;
+  bool save = false;  // write each refreshed session's file (see the top)
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -64,6 +76,7 @@ struct Options {
       << "sessiond-loadgen: " << why << "\n"
       << "usage: sessiond-loadgen --base-url http://127.0.0.1:PORT --dir DIR\n"
          "         [--concurrency C (64)] [--seconds S (10)] [--accept-encoding VALUE|all]\n"
+         "         [--save]\n"
          "DIR holds Playwright storage-state files session-*.json (the fake site's POST /seed).\n"
          "Prints one JSON line: refreshes, seconds, refreshes_per_s, requests, errors,\n"
          "logged_out, cpu_s.\n";
@@ -90,7 +103,9 @@ Options parse_args(int argc, char** argv) {
       else if (a == "--accept-encoding") {
         o.accept_encoding_set = true;
         o.accept_encoding = need();
-      } else if (a == "-h" || a == "--help")
+      } else if (a == "--save")
+        o.save = true;
+      else if (a == "-h" || a == "--help")
         usage("help");
       else
         usage("unknown option " + a);
@@ -121,6 +136,8 @@ double cpu_seconds() {
 
 struct Session {
   CURL* easy = nullptr;  // owns the session's cookie engine
+  std::string path;      // --save: its file
+  json doc;              // --save: its document (cookies replaced at each save)
   std::string csrftoken;
   std::string domain = "127.0.0.1";  // of the sid cookie: the token cookie goes there too
   bool busy = false;
@@ -160,8 +177,29 @@ size_t header_cb(char* p, size_t sz, size_t n, void* ud) {
 }
 
 struct Counters {
-  long long refreshes = 0, requests = 0, errors = 0, logged_out = 0;
+  long long refreshes = 0, requests = 0, errors = 0, logged_out = 0, save_errors = 0;
 };
+
+// The session's jar into its document, written to a temp file beside it and
+// exchanged with it; the old version is unlinked. False on any error
+// (counted, the run goes on).
+bool save_session(Session& s) {
+  sessiond::CookieLines jar;
+  curl_slist* list = nullptr;
+  if (curl_easy_getinfo(s.easy, CURLINFO_COOKIELIST, &list) != CURLE_OK) return false;
+  for (curl_slist* l = list; l; l = l->next) jar.emplace_back(l->data);
+  curl_slist_free_all(list);
+  s.doc["cookies"] = sessiond::playwright_from_jar(s.doc["cookies"], jar);
+  const std::string text = s.doc.dump();
+  const std::string tmp = s.path + ".loadgen-tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ok = ::close(fd) == 0 && ok;
+  if (ok) ok = ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, s.path.c_str(), RENAME_EXCHANGE) == 0;
+  ::unlink(tmp.c_str());  // the old version, or the new one when the exchange failed
+  return ok;
+}
 
 class Generator {
  public:
@@ -200,6 +238,10 @@ class Generator {
       if (doc.is_discarded() || !doc.contains("cookies") || !doc["cookies"].is_array())
         throw std::runtime_error("not a storage-state file: " + files[i].string());
       Session& s = sessions_[i];
+      if (opt_.save) {
+        s.path = files[i].string();
+        s.doc = doc;
+      }
       s.easy = curl_easy_init();
       if (!s.easy) throw std::runtime_error("curl_easy_init failed");
       curl_easy_setopt(s.easy, CURLOPT_COOKIEFILE, "");  // the engine on, no file
@@ -365,7 +407,10 @@ class Generator {
       start_refresh(l);
       return;
     }
-    if (verdict == in) ++counters_.refreshes;
+    if (verdict == in) {
+      ++counters_.refreshes;
+      if (opt_.save && !save_session(s)) ++counters_.save_errors;
+    }
     release(l);
     start_next(l);
   }
@@ -407,6 +452,8 @@ int main(int argc, char** argv) {
                 {"requests", c.requests},
                 {"errors", c.errors},
                 {"logged_out", c.logged_out},
+                {"save", opt.save},
+                {"save_errors", c.save_errors},
                 {"cpu_s", std::round(cpu * 1000) / 1000},
                 {"concurrency", opt.concurrency}};
     std::cout << out.dump() << std::endl;

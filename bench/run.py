@@ -776,20 +776,22 @@ def run_wrk(site, connections, duration_s, accept_encoding=None):
             "load": load, "command": " ".join(cmd[3:]).replace(sid, "<sid>")}
 
 
-def run_generator(ctx, site, accept_encoding, label):
+def run_generator(ctx, site, accept_encoding, label, save=False):
     """The raw generator (bench/loadgen.cpp): per session the profile's two
     requests (GET /pwa, POST /api/refresh with the rotation followed), C lanes,
     on its own freshly seeded accounts (never sessiond's files); they are
     force-logged-out afterwards so that they do not idle out and count as lost.
     accept_encoding: "identity" (the identity mode's header) or "all" (libcurl's
-    list, what the shipped profile sends)."""
+    list, what the shipped profile sends). save: each refresh also writes its
+    file (temp + rename, on the generator's one thread): the floor of one event
+    loop per core with a file per refresh."""
     a = ctx.args
     d = os.path.join(ctx.work, f"loadgen-{label}")
     os.makedirs(d)
     _, mobiles = site.seed(d, a.generator_sessions, a.localstorage_bytes)
     cmd = ["timeout", "-k", "5", str(int(a.generator_seconds) + 40), ctx.loadgen_bin, "--base-url", site.base_url,
            "--dir", d, "--concurrency", str(a.max_in_flight), "--seconds", str(a.generator_seconds),
-           "--accept-encoding", accept_encoding]
+           "--accept-encoding", accept_encoding] + (["--save"] if save else [])
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     out, site_cpu, load = run_beside_site(site, cmd)
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -799,7 +801,8 @@ def run_generator(ctx, site, accept_encoding, label):
         g = json.loads(out.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         log(f"generator failed (exit {out.returncode}): {out.stderr[-300:]}")
-        return {"accept_encoding": accept_encoding, "refreshes_per_s": None, "exit": out.returncode, "load": load}
+        return {"accept_encoding": accept_encoding, "save": save, "refreshes_per_s": None, "exit": out.returncode,
+                "load": load}
     refreshes = g["refreshes"]
     # The window tracked the site only: the generator's own CPU (getrusage)
     # moves from "other" to "bench processes".
@@ -815,8 +818,8 @@ def run_generator(ctx, site, accept_encoding, label):
         "fakesite_cores": round(site_cpu / load["seconds"], 2),
         "fakesite_cpu_ms_per_request": round(site_cpu / g["requests"] * 1000, 4) if g["requests"] else None,
         "load": load, "command": " ".join(cmd[4:]).replace(d, "<dir>")})
-    if g["errors"] or g["logged_out"]:
-        log(f"generator: {g['errors']} errors, {g['logged_out']} logged out")
+    if g["errors"] or g["logged_out"] or g.get("save_errors"):
+        log(f"generator: {g['errors']} errors, {g['logged_out']} logged out, {g.get('save_errors', 0)} failed saves")
     return g
 
 
@@ -913,11 +916,13 @@ def bench_throughput(ctx):
 
     def generator_runs(when):
         for mode, _, _ in modes:
-            log(f"raw generator -c{a.max_in_flight} {a.generator_seconds}s, {a.generator_sessions} sessions, "
-                f"Accept-Encoding {gen_ae[mode]} ({when})")
-            g = run_generator(ctx, site, gen_ae[mode], f"{mode}-{when}")
-            log(f"raw generator: {g.get('refreshes_per_s')} refreshes/s, {g.get('cpu_s_per_1000')} CPU-s/1000, switches/refresh {g.get('context_switches_per_refresh')}")
-            res["generator"].append(g)
+            for save in (False, True):
+                what = "raw generator" + (" --save" if save else "")
+                log(f"{what} -c{a.max_in_flight} {a.generator_seconds}s, {a.generator_sessions} sessions, "
+                    f"Accept-Encoding {gen_ae[mode]} ({when})")
+                g = run_generator(ctx, site, gen_ae[mode], f"{mode}-{when}{'-save' if save else ''}", save)
+                log(f"{what}: {g.get('refreshes_per_s')} refreshes/s, {g.get('cpu_s_per_1000')} CPU-s/1000, switches/refresh {g.get('context_switches_per_refresh')}")
+                res["generator"].append(g)
     profiles = {"identity": os.path.join(ctx.work, "profile-identity.json"), "shipped": ctx.profile}
     write_profile(profiles["identity"], a.max_in_flight, {"Accept-Encoding": "identity"})
     try:
@@ -959,8 +964,9 @@ def bench_throughput(ctx):
     plain, plain_all = wrk_rate(None)
     comp, comp_all = wrk_rate(CURL_ACCEPT_ENCODING)
 
-    def gen_figures(mode):
-        runs = [g for g in res["generator"] if g["accept_encoding"] == gen_ae[mode] and g.get("refreshes_per_s")]
+    def gen_figures(mode, save=False):
+        runs = [g for g in res["generator"] if g["accept_encoding"] == gen_ae[mode] and g.get("refreshes_per_s")
+                and bool(g.get("save")) == save]
         rate = statistics.mean(g["refreshes_per_s"] for g in runs) if runs else None
         cpu = [g["cpu_s_per_1000"] for g in runs if g["cpu_s_per_1000"]]
         return rate, (round(statistics.mean(cpu), 3) if cpu else None), runs
@@ -970,6 +976,7 @@ def bench_throughput(ctx):
         unsat = [s for s in steps if not s["saturated"]]
         same = comp if ae is None else plain
         gen, gen_cpu, gen_runs = gen_figures(mode)
+        gen_save, gen_save_cpu, gen_save_runs = gen_figures(mode, save=True)
         res["modes"][mode]["summary"] = {
             "max_refreshes_per_s": best["refreshes_per_s"] if best else None,
             "at_interval": best["interval"] if best else None,
@@ -979,6 +986,11 @@ def bench_throughput(ctx):
             "generator_refreshes_per_s_runs": [g["refreshes_per_s"] for g in gen_runs],
             "generator_cpu_s_per_1000": gen_cpu,
             "vs_generator": round(best["refreshes_per_s"] / gen, 3) if best and gen else None,
+            # Secondary: the generator also writing each refreshed file (--save).
+            "generator_save_refreshes_per_s": round(gen_save, 1) if gen_save else None,
+            "generator_save_refreshes_per_s_runs": [g["refreshes_per_s"] for g in gen_save_runs],
+            "generator_save_cpu_s_per_1000": gen_save_cpu,
+            "vs_generator_save": round(best["refreshes_per_s"] / gen_save, 3) if best and gen_save else None,
             "sessiond_requests_per_s_at_max": round(2 * best["refreshes_per_s"], 1) if best else None,
             "vs_plain_wrk": round(2 * best["refreshes_per_s"] / plain, 3) if best and plain else None,
             "vs_wrk_same_accept_encoding": round(2 * best["refreshes_per_s"] / same, 3) if best and same else None,
@@ -1007,6 +1019,12 @@ def bench_throughput(ctx):
                      ", ".join(fmt(r, 0) for r in sm["generator_refreshes_per_s_runs"]),
                      fmt(sm["generator_cpu_s_per_1000"], 3),
                      ", ".join(fmt(g["load"]["other_processes_cores"]) for g in gen_figures(mode)[2]), "-"])
+        rows.append([f"raw generator --save ({gen_ae[mode]}): also writes each refreshed file",
+                     fmt(sm["generator_save_refreshes_per_s"], 0),
+                     ", ".join(fmt(r, 0) for r in sm["generator_save_refreshes_per_s_runs"]),
+                     fmt(sm["generator_save_cpu_s_per_1000"], 3),
+                     ", ".join(fmt(g["load"]["other_processes_cores"]) for g in gen_figures(mode, True)[2]),
+                     f"{fmt(sm['vs_generator_save'], 3)} (secondary)"])
         best = max(res["modes"][mode]["steps"], key=lambda st: st["refreshes_per_s"], default=None)
         rows.append([f"sessiond {mode}, at {sm['at_interval']}", fmt(sm["max_refreshes_per_s"], 0), "-",
                      fmt(sm["cpu_s_per_1000_at_max"], 3), fmt(best["load"]["other_processes_cores"]) if best else "-",
