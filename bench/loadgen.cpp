@@ -20,8 +20,6 @@
 // unlinked) but none of its checks or its sync, on the same thread: what one
 // event loop per core would cost at best with a file per refresh
 // (docs/PERFORMANCE.md, issue 11); the document stays in memory, not re-read.
-// (A plain rename over the old file costs more on ext4: replacing a file
-// makes it write the new one's blocks out at once, auto_da_alloc.)
 
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -79,7 +77,7 @@ struct Options {
          "         [--save]\n"
          "DIR holds Playwright storage-state files session-*.json (the fake site's POST /seed).\n"
          "Prints one JSON line: refreshes, seconds, refreshes_per_s, requests, errors,\n"
-         "logged_out, cpu_s.\n";
+         "logged_out, cpu_s, save, save_errors, sessions_saved.\n";
   std::exit(2);
 }
 
@@ -138,6 +136,7 @@ struct Session {
   CURL* easy = nullptr;  // owns the session's cookie engine
   std::string path;      // --save: its file
   json doc;              // --save: its document (cookies replaced at each save)
+  bool saved = false;    // --save: written at least once
   std::string csrftoken;
   std::string domain = "127.0.0.1";  // of the sid cookie: the token cookie goes there too
   bool busy = false;
@@ -288,6 +287,10 @@ class Generator {
   }
 
   double elapsed() const { return elapsed_; }
+  std::size_t sessions_saved() const {
+    return static_cast<std::size_t>(std::count_if(sessions_.begin(), sessions_.end(),
+                                                  [](const Session& s) { return s.saved; }));
+  }
 
  private:
   // Picks the next session that is neither busy in another lane nor logged
@@ -409,7 +412,12 @@ class Generator {
     }
     if (verdict == in) {
       ++counters_.refreshes;
-      if (opt_.save && !save_session(s)) ++counters_.save_errors;
+      if (opt_.save) {
+        if (save_session(s))
+          s.saved = true;
+        else
+          ++counters_.save_errors;
+      }
     }
     release(l);
     start_next(l);
@@ -454,6 +462,7 @@ int main(int argc, char** argv) {
                 {"logged_out", c.logged_out},
                 {"save", opt.save},
                 {"save_errors", c.save_errors},
+                {"sessions_saved", g.sessions_saved()},
                 {"cpu_s", std::round(cpu * 1000) / 1000},
                 {"concurrency", opt.concurrency}};
     std::cout << out.dump() << std::endl;

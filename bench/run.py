@@ -783,8 +783,8 @@ def run_generator(ctx, site, accept_encoding, label, save=False):
     force-logged-out afterwards so that they do not idle out and count as lost.
     accept_encoding: "identity" (the identity mode's header) or "all" (libcurl's
     list, what the shipped profile sends). save: each refresh also writes its
-    file (temp + rename, on the generator's one thread): the floor of one event
-    loop per core with a file per refresh."""
+    file (temp file, RENAME_EXCHANGE, unlink, on the generator's one thread):
+    the floor of one event loop per core with a file per refresh."""
     a = ctx.args
     d = os.path.join(ctx.work, f"loadgen-{label}")
     os.makedirs(d)
@@ -965,8 +965,9 @@ def bench_throughput(ctx):
     comp, comp_all = wrk_rate(CURL_ACCEPT_ENCODING)
 
     def gen_figures(mode, save=False):
+        # A --save run whose saves failed (no RENAME_EXCHANGE here) did less than a save: left out.
         runs = [g for g in res["generator"] if g["accept_encoding"] == gen_ae[mode] and g.get("refreshes_per_s")
-                and bool(g.get("save")) == save]
+                and bool(g.get("save")) == save and not g.get("save_errors")]
         rate = statistics.mean(g["refreshes_per_s"] for g in runs) if runs else None
         cpu = [g["cpu_s_per_1000"] for g in runs if g["cpu_s_per_1000"]]
         return rate, (round(statistics.mean(cpu), 3) if cpu else None), runs

@@ -76,7 +76,8 @@ class HookQueue {
   };
   // Told the queue's length on construction and after every change, under
   // the queue's lock, so the last report is the current length whichever
-  // threads push and pop (the sessiond_hook_queue gauge).
+  // threads push and pop (the sessiond_hook_queue gauge). It must not throw
+  // (a popped item would be lost) nor call the queue (its lock is held).
   using DepthReport = std::function<void(std::size_t)>;
   explicit HookQueue(std::size_t limit, DepthReport on_depth = {});
   // Returns how many were dropped to make room (0 or 1).
