@@ -314,6 +314,16 @@ void RefreshCycle::finish(std::optional<RefreshResult> result, CycleOutcome outc
   if (pause_wanted_ != Purpose::refresh && !removed_ && !draining_) begin_pause_write(out);
 }
 
+Loaded::Loaded(std::variant<LoadedSession, FileError> loaded) {
+  if (auto* err = std::get_if<FileError>(&loaded)) {
+    result = std::move(*err);
+    return;
+  }
+  auto& session = std::get<LoadedSession>(loaded);
+  result = session.identity;
+  doc = std::make_shared<json>(std::move(session.doc));
+}
+
 void RefreshCycle::loaded(const Loaded& l, Actions& out) {
   if (auto* err = std::get_if<FileError>(&l.result)) {
     if (err->kind == FileErrorKind::not_found) {
@@ -340,8 +350,8 @@ void RefreshCycle::loaded(const Loaded& l, Actions& out) {
     finish(std::nullopt, CycleOutcome::file_error, err->message, out);
     return;
   }
-  const auto& session = std::get<LoadedSession>(l.result);
-  const bool rewritten = known_ && *known_ != session.identity;
+  const auto& identity = std::get<FileIdentity>(l.result);
+  const bool rewritten = known_ && *known_ != identity;
   if (rewritten) {
     // The login bot wrote a new session: it is the truth from now on.
     log::info("session_reloaded", "session file changed on disk; using the new version",
@@ -350,9 +360,9 @@ void RefreshCycle::loaded(const Loaded& l, Actions& out) {
     attempt_ = 0;
     gave_up_ = false;
   }
-  known_ = session.identity;
+  known_ = identity;
   error_reported_for_.reset();
-  doc_ = std::make_shared<json>(session.doc);
+  doc_ = l.doc;
   KeepaliveBlock k = read_keepalive(*doc_);
   if (!last_ok_ && k.last_refresh) last_ok_ = parse_iso8601(*k.last_refresh);
   status_.adopt(k);
@@ -400,7 +410,7 @@ void RefreshCycle::loaded(const Loaded& l, Actions& out) {
     session_start_.reset();
     if (!doc_->contains("keepalive"))
       session_start_ = WallTime(std::chrono::duration_cast<WallTime::duration>(
-          std::chrono::nanoseconds(session.identity.mtime_ns)));
+          std::chrono::nanoseconds(identity.mtime_ns)));
     else if (k.session_start)
       session_start_ = parse_rfc3339(*k.session_start);
   }

@@ -87,8 +87,13 @@ FirstLook read_first_look(
     const std::string& path, WallTime now,
     const nlohmann::json::json_pointer& state = nlohmann::json::json_pointer());
 
+// A load's answer. The document moves into its own allocation on the I/O
+// thread, and the cycle keeps that as its working copy: no copy of the whole
+// DOM per refresh on the actor's thread (docs/PERFORMANCE.md, seventh round).
 struct Loaded {
-  std::variant<LoadedSession, FileError> result;
+  explicit Loaded(std::variant<LoadedSession, FileError> loaded);
+  std::variant<FileIdentity, FileError> result;  // the identity of the version read
+  std::shared_ptr<nlohmann::json> doc;           // set when loaded
 };
 
 // The cycle's turn at the admission gate: held until the cycle ends (empty
