@@ -24,10 +24,6 @@
 namespace sessiond {
 namespace {
 
-// A spare that stays this long after its session file went is removed (a
-// younger one may belong to a save of a file being re-created).
-constexpr std::chrono::seconds kOrphanedSpareAge{60};
-
 // Blocks on the inotify fd (and an eventfd to stop) on its own thread and
 // hands batches of events to `deliver`.
 class InotifySource final : public DirEventSource {
@@ -175,14 +171,9 @@ void rescan(Self self) {
       st.dir_missing_reported = false;
     }
     std::unordered_set<std::string> seen;
-    std::vector<std::string> spares;
     while (auto* e = ::readdir(d)) {
       std::string name = e->d_name;
       if (name == "." || name == ".." || e->d_type == DT_DIR) continue;
-      if (auto owner = spare_owner(name); owner && st.setup.pattern.id_of(*owner)) {
-        spares.push_back(std::move(name));
-        continue;
-      }
       auto id = owned_id(st, name);
       if (!id) continue;
       seen.insert(*id);
@@ -192,9 +183,6 @@ void rescan(Self self) {
         report_added(self, *id, found);
     }
     ::closedir(d);
-    // A spare whose session file is gone (deleted, quarantined by hand)
-    // holds credentials nobody refreshes any more.
-    for (const auto& spare : spares) remove_orphaned_spare(st.setup.dir, spare, kOrphanedSpareAge);
     std::vector<std::string> gone;
     for (auto& [id, _] : st.known)
       if (!seen.count(id)) gone.push_back(id);

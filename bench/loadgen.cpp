@@ -15,10 +15,9 @@
 // JSON line. Bench tool only: not linked into sessiond; loopback URLs only.
 //
 // --save: each refresh also writes the session's file with sessiond's file
-// operations (its cookies from the jar into the document, serialised, written
-// into the session's 0600 spare, renameat2(RENAME_EXCHANGE) with the file, the
-// spare then holding the old version) but none of its checks or its sync, on
-// the same thread: what one
+// operations (its cookies from the jar into the document, serialised, a new
+// 0600 temp file, renameat2(RENAME_EXCHANGE) with the old one, which is then
+// unlinked) but none of its checks or its sync, on the same thread: what one
 // event loop per core would cost at best with a file per refresh
 // (docs/PERFORMANCE.md, issue 11); the document stays in memory, not re-read.
 
@@ -180,8 +179,9 @@ struct Counters {
   long long refreshes = 0, requests = 0, errors = 0, logged_out = 0, save_errors = 0;
 };
 
-// The session's jar into its document, written into its spare beside it and
-// exchanged with it. False on any error (counted, the run goes on).
+// The session's jar into its document, written to a temp file beside it and
+// exchanged with it; the old version is unlinked. False on any error
+// (counted, the run goes on).
 bool save_session(Session& s) {
   sessiond::CookieLines jar;
   curl_slist* list = nullptr;
@@ -190,17 +190,13 @@ bool save_session(Session& s) {
   curl_slist_free_all(list);
   s.doc["cookies"] = sessiond::playwright_from_jar(s.doc["cookies"], jar);
   const std::string text = s.doc.dump();
-  // As sessiond saves with its group commit: into the session's spare, which
-  // the exchange leaves holding the old version for the next save to rewrite
-  // (after the first save no file is created or removed).
-  const std::string spare = s.path + ".loadgen-spare";
-  int fd = ::open(spare.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  const std::string tmp = s.path + ".loadgen-tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return false;
-  bool ok = ::pwrite(fd, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size());
-  ok = ok && ::ftruncate(fd, static_cast<off_t>(text.size())) == 0;
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   ok = ::close(fd) == 0 && ok;
-  if (ok) ok = ::renameat2(AT_FDCWD, spare.c_str(), AT_FDCWD, s.path.c_str(), RENAME_EXCHANGE) == 0;
-  if (!ok) ::unlink(spare.c_str());
+  if (ok) ok = ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, s.path.c_str(), RENAME_EXCHANGE) == 0;
+  ::unlink(tmp.c_str());  // the old version, or the new one when the exchange failed
   return ok;
 }
 

@@ -7,15 +7,6 @@
 #include <variant>
 
 namespace sessiond {
-namespace {
-
-// The previous version a save left in the spare: it holds the same
-// credentials and leaves with the file.
-void remove_spare(const std::string& path) {
-  ::unlink(spare_path_of(path).c_str());
-}
-
-}  // namespace
 
 DisposeOutcome dispose_logged_out(const std::string& path, const std::string& sessions_dir,
                                   OnLoggedOut mode, const nlohmann::json& doc,
@@ -39,7 +30,6 @@ DisposeOutcome dispose_logged_out(const std::string& path, const std::string& se
       out.error = FileError{FileErrorKind::write, std::string("unlink: ") + std::strerror(errno)};
     } else {
       out.where = path;
-      remove_spare(path);
     }
     return out;
   }
@@ -58,10 +48,8 @@ DisposeOutcome dispose_logged_out(const std::string& path, const std::string& se
     auto moved = quarantine_file(path, sessions_dir);
     if (auto* err = std::get_if<FileError>(&moved))
       out.error = *err;
-    else {
+    else
       out.where = std::get<std::string>(moved);
-      remove_spare(path);
-    }
   } else {
     out.where = path;
     out.identity = saved.identity;

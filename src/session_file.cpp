@@ -124,32 +124,6 @@ std::string random_suffix() {
 
 }  // namespace
 
-std::string spare_path_of(const std::string& path) {
-  return dirname_of(path) + "/." + basename_of(path) + std::string(kTempMarker) + "spare";
-}
-
-std::optional<std::string> spare_owner(std::string_view name) {
-  constexpr std::string_view kSpareSuffix = "spare";
-  if (name.size() < 2 || name.front() != '.') return std::nullopt;
-  const auto marker = name.rfind(kTempMarker);
-  if (marker == std::string_view::npos || marker < 2 ||
-      name.substr(marker + kTempMarker.size()) != kSpareSuffix)
-    return std::nullopt;
-  return std::string(name.substr(1, marker - 1));
-}
-
-bool remove_orphaned_spare(const std::string& dir, std::string_view spare_name,
-                           std::chrono::seconds min_age) {
-  auto owner = spare_owner(spare_name);
-  if (!owner) return false;
-  struct stat st {};
-  if (::lstat((dir + "/" + *owner).c_str(), &st) == 0 || errno != ENOENT) return false;
-  const std::string spare = dir + "/" + std::string(spare_name);
-  if (::lstat(spare.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
-  if (std::time(nullptr) - st.st_mtime < min_age.count()) return false;
-  return ::unlink(spare.c_str()) == 0;
-}
-
 const char* to_string(FileErrorKind kind) {
   switch (kind) {
     case FileErrorKind::not_found:
@@ -348,14 +322,12 @@ struct TempFile {
   FileIdentity identity;
 };
 
-std::string random_temp_path(const std::string& path) {
-  return dirname_of(path) + "/." + basename_of(path) + std::string(kTempMarker) + random_suffix();
-}
-
-// Writes `content` to a new 0600 file `tmp` (next to the session file; its
-// name must not exist), fsynced unless a SyncBatcher makes it durable later.
-std::variant<TempFile, FileError> write_temp_file(const std::string& tmp,
+// Writes `content` to a new 0600 temp file next to `path`, fsynced unless a
+// SyncBatcher makes it durable later.
+std::variant<TempFile, FileError> write_temp_file(const std::string& path,
                                                   const std::string& content, bool fsync_now) {
+  const std::string tmp =
+      dirname_of(path) + "/." + basename_of(path) + std::string(kTempMarker) + random_suffix();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return errno_error(FileErrorKind::write, "create temp file", errno);
   auto abandon = [&](const char* what, int err) {
@@ -383,62 +355,6 @@ std::variant<TempFile, FileError> write_temp_file(const std::string& tmp,
   return TempFile{tmp, identity_of(st)};
 }
 
-// Rewrites a session's spare in place (the version it holds is durable: the
-// batcher said so). No inode to allocate now and none to free after the sync:
-// on ext4 a save cost 21-23 instead of 61-178 us of CPU (docs/PERFORMANCE.md,
-// seventh round). Anything unexpected (gone, not a plain 0600 file of ours
-// with one link, a failed write) removes it: the caller then writes a new one.
-std::optional<TempFile> rewrite_spare(const std::string& spare, const std::string& content) {
-  int fd = ::open(spare.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) {
-    if (errno != ENOENT) ::unlink(spare.c_str());
-    return std::nullopt;
-  }
-  struct stat st {};
-  bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
-            (st.st_mode & 07777) == 0600 && st.st_uid == ::geteuid();
-  std::size_t done = 0;
-  while (ok && done < content.size()) {
-    ssize_t n =
-        ::pwrite(fd, content.data() + done, content.size() - done, static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) continue;
-    ok = n > 0;
-    if (ok) done += static_cast<std::size_t>(n);
-  }
-  if (ok && st.st_size > static_cast<off_t>(content.size()))
-    ok = ::ftruncate(fd, static_cast<off_t>(content.size())) == 0;
-  ok = ok && ::fstat(fd, &st) == 0;
-  ok = (::close(fd) == 0) && ok;
-  if (!ok) {
-    ::unlink(spare.c_str());
-    return std::nullopt;
-  }
-  return TempFile{spare, identity_of(st)};
-}
-
-// The new version of a save, written next to the file. With a batcher and the
-// exchange, into the session's spare (rewritten, or created under that name so
-// that the exchange leaves the previous version there); else a new temp file.
-struct NewVersion {
-  TempFile file;
-  bool spare = false;
-};
-std::variant<NewVersion, FileError> write_new_version(const std::string& path,
-                                                      const std::string& content, SyncBatcher* sync,
-                                                      bool exchange) {
-  if (sync && exchange) {
-    const std::string spare = spare_path_of(path);
-    if (sync->spare_reusable(spare)) {
-      if (auto rewritten = rewrite_spare(spare, content)) return NewVersion{*rewritten, true};
-      auto created = write_temp_file(spare, content, false);
-      if (auto* file = std::get_if<TempFile>(&created)) return NewVersion{*file, true};
-    }
-  }
-  auto written = write_temp_file(random_temp_path(path), content, sync == nullptr);
-  if (auto* err = std::get_if<FileError>(&written)) return *err;
-  return NewVersion{std::get<TempFile>(written), false};
-}
-
 }  // namespace
 
 // No fsync of the directory after a rename: after a crash the rename may be
@@ -446,7 +362,7 @@ std::variant<NewVersion, FileError> write_new_version(const std::string& path,
 // would double the cost of every save (~10 ms per fsync on some disks).
 std::variant<FileIdentity, FileError> write_file_atomic(const std::string& path,
                                                         const std::string& content) {
-  auto written = write_temp_file(random_temp_path(path), content, true);
+  auto written = write_temp_file(path, content, true);
   if (auto* err = std::get_if<FileError>(&written)) return *err;
   const auto& tmp = std::get<TempFile>(written);
   if (::rename(tmp.path.c_str(), path.c_str()) != 0) {
@@ -595,11 +511,10 @@ SaveOutcome save_if_unchanged(const std::string& path, const json& doc,
     return failed_outcome("stat", errno);
   }
   if (identity_of(st) != expected) return changed;
-  auto written =
-      write_new_version(path, serialize_session(doc), sync, method == SaveMethod::exchange);
+  auto written = write_temp_file(path, serialize_session(doc), sync == nullptr);
   if (auto* err = std::get_if<FileError>(&written))
     return SaveOutcome{SaveOutcome::Kind::failed, {}, *err};
-  const auto& [tmp, into_spare] = std::get<NewVersion>(written);
+  const auto& tmp = std::get<TempFile>(written);
   if (stage_hook) stage_hook(SaveStage::temp_written);
   if (method == SaveMethod::pin_check) {
     auto out = replace_if_pinned_unchanged(path, tmp.path, expected, stage_hook, sync);
@@ -631,13 +546,7 @@ SaveOutcome save_if_unchanged(const std::string& path, const json& doc,
   }
   struct stat displaced {};
   if (::lstat(tmp.path.c_str(), &displaced) == 0 && identity_of(displaced) == expected) {
-    // The version we read, which ours replaces: under the spare's name it
-    // stays (the next save rewrites it once it is durable), else it goes
-    // after the sync.
-    if (into_spare)
-      sync->keep_spare_until_durable(tmp.path);
-    else
-      keep_or_remove(tmp.path, sync);
+    keep_or_remove(tmp.path, sync);  // the version we read: ours replaces it
     return SaveOutcome{SaveOutcome::Kind::saved, tmp.identity, std::nullopt};
   }
   // The bot's file was displaced: put it back, drop ours.
@@ -676,30 +585,6 @@ std::variant<std::string, FileError> quarantine_file(const std::string& path,
   return FileError{FileErrorKind::write, "no free name in " + dir};
 }
 
-bool looks_torn(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return false;
-  std::string content;
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0 || content.size() + static_cast<std::size_t>(n) > kMaxSessionFileBytes) break;
-    content.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  // Empty, or blocks of zeros (data written back after the size), or a
-  // prefix of a document (the input ends before the JSON does).
-  if (content.find_first_not_of(std::string_view(" \t\r\n", 4)) == std::string::npos) return true;
-  if (content.find('\0') != std::string::npos) return true;
-  try {
-    [[maybe_unused]] const json whole = json::parse(content);
-    return false;
-  } catch (const json::parse_error& e) {
-    return e.byte >= content.size();
-  }
-}
-
 std::vector<std::string> restore_from_leftovers(const std::string& dir, const FilePattern& pattern,
                                                 const nlohmann::json::json_pointer& state) {
   // Leftovers by the session file they belong to: ".NAME.tmp-..." (a temp
@@ -725,10 +610,6 @@ std::vector<std::string> restore_from_leftovers(const std::string& dir, const Fi
     // Complete as the site reads it (its storage state may be nested).
     if (std::holds_alternative<LoadedSession>(load_session_file(path, kMaxSessionFileBytes, state)))
       continue;
-    // Only what a power loss leaves. A file the bot or an operator wrote wrong
-    // is theirs to fix: every session has a spare, so restoring any file that
-    // does not load would silently replace their write with our older one.
-    if (!looks_torn(path)) continue;
     // The newest complete one: the version the interrupted save displaced, or
     // a newer one written but not yet renamed (also the site's latest).
     std::vector<std::pair<std::int64_t, std::string>> by_age;
@@ -760,9 +641,6 @@ int remove_stale_temp_files(const std::string& dir, std::chrono::seconds min_age
     std::string_view name(e->d_name);
     if (name.size() < 2 || name.front() != '.' || name.find(kTempMarker) == std::string_view::npos)
       continue;
-    // A spare holds its file's previous version and is rewritten by the next
-    // save; the watcher removes those whose file is gone.
-    if (spare_owner(name)) continue;
     // ".<session file name>.tmp-..." (saves, with ".pin" for the NFS path) or the probe's.
     const auto stem = name.substr(1, name.find(kTempMarker) - 1);
     if (!pattern.id_of(stem) && stem != kProbeStem) continue;

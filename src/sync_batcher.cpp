@@ -21,7 +21,6 @@ constexpr auto kRetryAfterFailure = std::chrono::seconds(1);
 SyncBatcher::SyncBatcher(const std::string& dir, Metrics* metrics, std::chrono::milliseconds gather)
     : metrics_(metrics), gather_(gather) {
   dir_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd_ >= 0) ::syncfs(dir_fd_);  // failing: the first batch's sync says so
   thread_ = start_named_thread("sd-sync", [this] { run(); });
 }
 
@@ -37,29 +36,15 @@ SyncBatcher::~SyncBatcher() {
 }
 
 void SyncBatcher::keep_until_durable(std::string displaced) {
-  add(std::move(displaced), false);
-}
-
-void SyncBatcher::keep_spare_until_durable(std::string spare) {
-  add(std::move(spare), true);
-}
-
-void SyncBatcher::add(std::string path, bool spare) {
   bool first_of_batch = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     first_of_batch = pending_.empty();
-    if (spare) unsynced_spares_.insert(path);
-    pending_.push_back({std::move(path), spare});
+    pending_.push_back(std::move(displaced));
     ++added_;
   }
   // Only the first save of a batch wakes the thread; the rest join its window.
   if (first_of_batch) work_cv_.notify_one();
-}
-
-bool SyncBatcher::spare_reusable(const std::string& spare) const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return unsynced_spares_.count(spare) == 0;
 }
 
 bool SyncBatcher::flush(std::chrono::milliseconds timeout) {
@@ -100,7 +85,7 @@ void SyncBatcher::run() {
     work_cv_.wait_for(lock, gather_, [&] { return stopping_ || flushing_ > 0; });
     // Everything handed in until now: saves that arrive during the sync wait
     // for the next one (group commit: the busier, the larger the batch).
-    std::vector<Displaced> batch;
+    std::vector<std::string> batch;
     batch.swap(pending_);
     const std::uint64_t upto = added_;
     lock.unlock();
@@ -111,8 +96,7 @@ void SyncBatcher::run() {
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
           batch.size());
     if (ok)
-      for (const auto& d : batch)
-        if (!d.spare) ::unlink(d.path.c_str());
+      for (const auto& path : batch) ::unlink(path.c_str());
     lock.lock();
     if (!ok) {
       if (metrics_) metrics_->file_error(FileErrorKind::write);
@@ -124,8 +108,6 @@ void SyncBatcher::run() {
     }
     if (failing_) log::info("file_error", "saved sessions are durable again", {{"reason", "sync"}});
     failing_ = false;
-    for (const auto& d : batch)
-      if (d.spare) unsynced_spares_.erase(d.path);
     synced_ = upto;
     ++syncs_;
     done_cv_.notify_all();

@@ -163,37 +163,18 @@ std::variant<std::string, FileError> quarantine_file(const std::string& path,
                                                      const std::string& sessions_dir);
 
 // After a power loss between a save and its group commit (SyncBatcher): a
-// session file that does not load and looks torn (looks_torn) is replaced by
-// the newest complete leftover of its own (the version the save displaced,
-// usually its spare). Files that load, or fail to load for another reason
-// (the bot's or an operator's mistake), are never touched. `pattern` names the site's files,
-// `state` where their storage state lives (a profile's state_pointer). Returns the paths restored.
+// session file that does not load (empty, torn) is replaced by the newest
+// complete leftover of its own (the version the save displaced). Files that
+// load are never touched. `pattern` names the site's files, `state` where
+// their storage state lives (a profile's state_pointer). Returns the paths
+// restored.
 std::vector<std::string> restore_from_leftovers(
     const std::string& dir, const FilePattern& pattern = FilePattern(),
     const nlohmann::json::json_pointer& state = nlohmann::json::json_pointer());
 
-// What a power loss can leave of a file written just before it: nothing but
-// whitespace, NUL bytes (data blocks not yet written back), or a JSON
-// document that ends before it is complete.
-bool looks_torn(const std::string& path);
-
-// A session file's spare: ".NAME.tmp-spare" next to it, the file a batched
-// exchange save writes its new version into and which then holds the
-// previous version (SyncBatcher). Same mode (0600) and owner as the file.
-std::string spare_path_of(const std::string& path);
-// The session file name a spare's name belongs to (nullopt: not a spare name).
-std::optional<std::string> spare_owner(std::string_view name);
-// Removes `spare_name` (a name in `dir`) if its session file is gone and it
-// is older than `min_age` (a save of a re-created file is not raced). True if
-// removed. The watcher's rescan calls it: a removed session's previous
-// credentials do not outstay it.
-bool remove_orphaned_spare(const std::string& dir, std::string_view spare_name,
-                           std::chrono::seconds min_age);
-
 // Removes temp files left by a crashed writer (older than `min_age`: another
 // replica may be writing right now).
-// Only temp files of names of `pattern` (and of the save-method probe); never
-// a spare (spare_path_of).
+// Only temp files of names of `pattern` (and of the save-method probe).
 int remove_stale_temp_files(const std::string& dir, std::chrono::seconds min_age,
                             const FilePattern& pattern = FilePattern());
 

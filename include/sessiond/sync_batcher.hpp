@@ -9,12 +9,6 @@
 // (restore_from_leftovers in session_file.hpp). One fsync per save on the
 // I/O threads, inside the crash window, is what this replaces.
 //
-// With the exchange, the displaced version is kept under the session's spare
-// name (".NAME.tmp-spare") instead: after the sync it is not removed but
-// rewritten by the session's next save (spare_reusable), so a save neither
-// allocates nor frees an inode. Each session file thus has one spare next to it
-// holding its previous version.
-//
 // A batch gathers for a short window after its first save: on a fast disk a
 // syncfs took less time than the gap between two saves, so without it each
 // save paid its own sync and its own wake-up of this thread.
@@ -25,7 +19,6 @@
 #include <mutex>
 #include <string>
 #include <thread>
-#include <unordered_set>
 #include <vector>
 
 namespace sessiond {
@@ -39,7 +32,6 @@ class SyncBatcher {
   static constexpr std::chrono::milliseconds kGatherWindow{10};
 
   // `dir`: a directory on the filesystem to sync (the sessions directory).
-  // Syncs it once first: spares an earlier process left may not be durable.
   SyncBatcher(const std::string& dir, Metrics* metrics,
               std::chrono::milliseconds gather = kGatherWindow);
   ~SyncBatcher();  // flush(), then stop
@@ -49,12 +41,6 @@ class SyncBatcher {
   // `displaced`: the previous version of a file that a save just replaced
   // (a temp name in the same directory); removed after the next sync.
   void keep_until_durable(std::string displaced);
-  // `spare`: a session's spare, which a save just swapped with the file: it
-  // holds the displaced version, kept after the sync (not removed).
-  void keep_spare_until_durable(std::string spare);
-  // False while `spare` holds a version not yet made durable: a save must not
-  // rewrite it then (it is the power-loss fallback) and writes a new temp file.
-  bool spare_reusable(const std::string& spare) const;
   // Waits until everything handed in so far is synced and removed (drain,
   // shutdown, tests). False when that took longer than `timeout`.
   bool flush(std::chrono::milliseconds timeout = std::chrono::seconds(30));
@@ -63,7 +49,6 @@ class SyncBatcher {
   std::uint64_t syncs() const;
 
  private:
-  void add(std::string path, bool spare);
   void run();
   bool sync_filesystem();
 
@@ -73,14 +58,9 @@ class SyncBatcher {
   mutable std::mutex mutex_;
   std::condition_variable work_cv_;
   std::condition_variable done_cv_;
-  struct Displaced {
-    std::string path;
-    bool spare;  // kept after the sync, else removed
-  };
-  std::vector<Displaced> pending_;
-  std::unordered_set<std::string> unsynced_spares_;
+  std::vector<std::string> pending_;
   std::uint64_t added_ = 0;   // displaced versions handed in
-  std::uint64_t synced_ = 0;  // ... of which synced (and removed, unless spares)
+  std::uint64_t synced_ = 0;  // ... of which synced and removed
   std::uint64_t syncs_ = 0;
   std::size_t flushing_ = 0;  // flush() callers waiting: a batch stops gathering
   bool stopping_ = false;

@@ -77,9 +77,8 @@ def bad_files(m):
                "session-" + "a" * 65 + ".json", "Session-09120000002.json", "session-x.JSON", "session-x.json~"]
     for name in ignored:
         write(os.path.join(sessions, name), b'{"cookies": []}')
-    # (The good sessions' spares are sessiond's own: their previous versions.)
     snapshot = {name: open(os.path.join(sessions, name), "rb").read() for name in os.listdir(sessions)
-                if name not in [f"session-{g}.json" for g in good] and not name.endswith(".tmp-spare")}
+                if name not in [f"session-{g}.json" for g in good]}
     outside_before = open(outside, "rb").read()
 
     # One file_error per bad file, with its id and the expected reason.

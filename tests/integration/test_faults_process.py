@@ -371,38 +371,22 @@ def disk_full(m):
         wait_until(lambda: set(mobiles) <= {e["session"] for e in d.events("refresh_ok")}, 10, interval=0.1,
                    what="every session refreshed once")
         errors_before = metric_sum(daemon_metrics(d), "sessiond_session_file_errors_total", reason="write")
-        def fill(tag):
-            with open(os.path.join(mnt, f"filler-{tag}"), "wb") as f:
-                for _ in range(1024):  # bounded: at most 64 MiB
-                    try:
-                        f.write(b"\0" * 65536)
-                        f.flush()
-                    except OSError:
-                        break
-            # Smaller pieces until not one byte more fits.
-            for i in range(64):
+        # Fill the file system.
+        filler = os.path.join(mnt, "filler")
+        with open(filler, "wb") as f:
+            for _ in range(1024):  # bounded: at most 64 MiB
                 try:
-                    with open(os.path.join(mnt, f"filler-{tag}-{i}"), "wb") as f:
-                        f.write(b"\0" * 4096)
+                    f.write(b"\0" * 65536)
+                    f.flush()
                 except OSError:
                     break
-        fill("a")
-        t_full = wall_now()
-        # A save rewrites its session's spare in place (blocks already there):
-        # that goes on while the disk is full (counted, not required: a file
-        # that grows by a page fails). Without spares each save needs new
-        # blocks: remove them, fill what they freed, and the saves fail.
-        time.sleep(1.0)
-        m["saves_into_spares_while_full"] = len([e for e in d.events("refresh_ok")
-                                                 if parse_ts(e["ts"]) >= t_full])
-        for attempt in range(5):  # a save may re-create a spare before the space is gone again
-            spares = glob.glob(os.path.join(directory, ".*.tmp-spare"))
-            if not spares:
+        # Smaller pieces until not one byte more fits.
+        for i in range(64):
+            try:
+                with open(os.path.join(mnt, f"filler{i}"), "wb") as f:
+                    f.write(b"\0" * 4096)
+            except OSError:
                 break
-            for spare in spares:
-                os.remove(spare)
-            fill(f"b{attempt}")
-        check(not glob.glob(os.path.join(directory, ".*.tmp-spare")), "spares keep coming back on a full disk")
         t_full = wall_now()
         write_errors = lambda: [e for e in d.events("file_error") if e.get("reason") == "write" and
                                 parse_ts(e["ts"]) >= t_full]

@@ -91,19 +91,6 @@ TEST_CASE("dispose_logged_out delete unlinks the version it read", "[file_policy
   CHECK_FALSE(fs::exists(dir.path + "/invalid"));
 }
 
-TEST_CASE("a disposed file's spare (its previous credentials) goes with it", "[file_policy]") {
-  auto mode = GENERATE(OnLoggedOut::remove, OnLoggedOut::quarantine, OnLoggedOut::mark);
-  TempDir dir;
-  const std::string path = session_path(dir.path, "acct1");
-  auto read_version = bot_writes(path, session_doc("v1"));
-  bot_writes(spare_path_of(path), session_doc("v0"));
-  auto out =
-      dispose_logged_out(path, dir.path, mode, marked_invalid(session_doc("v1")), read_version);
-  REQUIRE_FALSE(out.error);
-  // Marked in place: the file (and its credentials) stay, and so does the spare.
-  CHECK(fs::exists(spare_path_of(path)) == (mode == OnLoggedOut::mark));
-}
-
 TEST_CASE("dispose_logged_out mark rewrites the file with the invalid block", "[file_policy]") {
   TempDir dir;
   const std::string path = session_path(dir.path, "acct1");

@@ -3,7 +3,6 @@
 // one durable; after a power loss before that sync, start-up restores an
 // empty or torn file from that version (restore_from_leftovers).
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -79,13 +78,7 @@ TEST_CASE("a batched save keeps the displaced version until the sync", "[sync]")
       CHECK_FALSE(fs::exists(kept_path));
   }
   REQUIRE(sync.flush());
-  if (method == SaveMethod::exchange) {
-    // Under the spare's name: the next save rewrites it.
-    CHECK(leftovers(dir.path) == std::vector<std::string>{".session-acct1.json.tmp-spare"});
-    CHECK(sid_of(spare_path_of(path)) == "old");
-  } else {
-    CHECK(leftovers(dir.path).empty());
-  }
+  CHECK(leftovers(dir.path).empty());
   CHECK(sync.syncs() >= 1);
   CHECK(sid_of(path) == "new");
 }
@@ -105,7 +98,7 @@ TEST_CASE("a save that lost to the bot hands nothing to the batcher", "[sync]") 
   CHECK(leftovers(dir.path).empty());
 }
 
-TEST_CASE("saves from many threads are all synced, leaving one spare per session", "[sync]") {
+TEST_CASE("saves from many threads are all synced and their previous versions removed", "[sync]") {
   TempDir dir;
   constexpr int kSessions = 40, kRounds = 5;
   std::vector<std::string> paths;
@@ -127,13 +120,8 @@ TEST_CASE("saves from many threads are all synced, leaving one spare per session
     });
   for (auto& t : threads) t.join();
   REQUIRE(sync.flush());
-  // Temp files of saves that found their spare unsynced are gone; each spare
-  // holds a complete earlier version.
-  CHECK(leftovers(dir.path).size() == kSessions);
-  for (const auto& p : paths) {
-    CHECK(sid_of(p) == "v" + std::to_string(kRounds));
-    CHECK(sid_of(spare_path_of(p)) != "v" + std::to_string(kRounds));
-  }
+  CHECK(leftovers(dir.path).empty());
+  for (const auto& p : paths) CHECK(sid_of(p) == "v" + std::to_string(kRounds));
   // Group commit: at least one sync, never more than one per save.
   CHECK(sync.syncs() >= 1);
   CHECK(sync.syncs() <= static_cast<std::uint64_t>(kSessions * kRounds));
@@ -160,120 +148,7 @@ TEST_CASE("saves inside one gather window share one sync, which a flush starts a
   REQUIRE(sync.flush(std::chrono::seconds(20)));
   CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(10));
   CHECK(sync.syncs() == 1);
-  CHECK(leftovers(dir.path).size() == kSessions);  // the spares, now reusable
-  for (const auto& p : paths) CHECK(sync.spare_reusable(spare_path_of(p)));
-}
-
-TEST_CASE("a session's next save rewrites its spare once the sync made it durable", "[sync]") {
-  TempDir dir;
-  const std::string path = session_path(dir.path, "acct1");
-  const std::string spare = spare_path_of(path);
-  auto known = bot_writes(path, session_doc(std::nullopt, "v0"));
-  SyncBatcher sync(dir.path, nullptr, std::chrono::hours(1));
-  auto save = [&](const std::string& sid) {
-    auto out = save_if_unchanged(path, session_doc(std::nullopt, sid), known, SaveMethod::exchange,
-                                 {}, &sync);
-    REQUIRE(out.kind == SaveOutcome::Kind::saved);
-    known = out.identity;
-  };
-  save("v1");  // the first: the spare is created and then holds v0
-  CHECK_FALSE(sync.spare_reusable(spare));
-  REQUIRE(sync.flush(std::chrono::seconds(20)));
-  CHECK(sync.spare_reusable(spare));
-  const auto spare_inode = stat_identity(spare)->inode;
-  save("v2");  // rewrites the spare: the file is now that inode, v1 in the spare
-  CHECK(stat_identity(path)->inode == spare_inode);
-  CHECK(sid_of(spare) == "v1");
-  CHECK(leftovers(dir.path) == std::vector<std::string>{".session-acct1.json.tmp-spare"});
-  // Before the sync the spare is the power-loss fallback: not rewritten, a
-  // new temp file takes the save and its displaced version goes after the sync.
-  save("v3");
-  CHECK(sid_of(spare) == "v1");
-  CHECK(leftovers(dir.path).size() == 2);
-  REQUIRE(sync.flush(std::chrono::seconds(20)));
-  CHECK(leftovers(dir.path) == std::vector<std::string>{".session-acct1.json.tmp-spare"});
-  CHECK(sid_of(path) == "v3");
-  struct stat st {};
-  REQUIRE(::stat(spare.c_str(), &st) == 0);
-  CHECK((st.st_mode & 0777) == 0600);
-}
-
-TEST_CASE("a spare that is not a plain 0600 file of its own is never written through", "[sync]") {
-  TempDir dir;
-  const std::string path = session_path(dir.path, "acct1");
-  const std::string spare = spare_path_of(path);
-  const std::string other = session_path(dir.path, "other");
-  auto known = bot_writes(path, session_doc(std::nullopt, "v0"));
-  bot_writes(other, session_doc(std::nullopt, "others"));
-  SECTION("a hard link to another file") {
-    REQUIRE(::link(other.c_str(), spare.c_str()) == 0);
-  }
-  SECTION("a symbolic link") {
-    REQUIRE(::symlink(other.c_str(), spare.c_str()) == 0);
-  }
-  SECTION("another mode") {
-    bot_writes(spare, session_doc(std::nullopt, "old"));
-    REQUIRE(::chmod(spare.c_str(), 0644) == 0);
-  }
-  SyncBatcher sync(dir.path, nullptr);
-  auto out = save_if_unchanged(path, session_doc(std::nullopt, "v1"), known, SaveMethod::exchange,
-                               {}, &sync);
-  REQUIRE(out.kind == SaveOutcome::Kind::saved);
-  REQUIRE(sync.flush());
-  CHECK(sid_of(path) == "v1");
-  CHECK(sid_of(other) == "others");
-  struct stat st {};
-  REQUIRE(::lstat(spare.c_str(), &st) == 0);  // a new spare of its own, with v0
-  CHECK(S_ISREG(st.st_mode));
-  CHECK(st.st_nlink == 1);
-  CHECK((st.st_mode & 0777) == 0600);
-  CHECK(sid_of(spare) == "v0");
-}
-
-TEST_CASE("looks_torn: what a power loss leaves, not what a writer got wrong", "[sync]") {
-  TempDir dir;
-  auto torn = [&](const std::string& content) {
-    const std::string p = dir.path + "/f.json";
-    { std::ofstream(p, std::ios::binary | std::ios::trunc) << content; }
-    return looks_torn(p);
-  };
-  CHECK(torn(""));
-  CHECK(torn(" \n"));
-  CHECK(torn(std::string(300, '\0')));
-  CHECK(torn("{\"cookies\": [{\"name\": \"sid\"" + std::string(20, '\0')));
-  CHECK(torn("{\"cookies\": [{\"name\": \"si"));
-  CHECK_FALSE(torn("{\"cookies\": [}, \"origins\": []}"));  // a syntax error inside
-  CHECK_FALSE(torn("{\"cookies\": 5}"));                    // whole, just not a session
-  CHECK_FALSE(looks_torn(dir.path + "/missing.json"));
-}
-
-TEST_CASE("a file the bot wrote wrong is not replaced by its spare at start-up", "[sync]") {
-  TempDir dir;
-  const std::string path = session_path(dir.path, "acct1");
-  bot_writes(spare_path_of(path), session_doc(std::nullopt, "old"));
-  { std::ofstream(path) << "{\"cookies\": [}, \"origins\": []}"; }
-  CHECK(restore_from_leftovers(dir.path).empty());
-  CHECK(std::holds_alternative<FileError>(load_session_file(path)));
-  CHECK(sid_of(spare_path_of(path)) == "old");
-}
-
-TEST_CASE("an orphaned spare is removed once its session file has been gone a while", "[sync]") {
-  TempDir dir;
-  const std::string path = session_path(dir.path, "acct1");
-  const std::string spare = spare_path_of(path);
-  CHECK(spare_owner(".session-acct1.json.tmp-spare") ==
-        std::optional<std::string>("session-acct1.json"));
-  CHECK_FALSE(spare_owner(".session-acct1.json.tmp-1-2-3"));
-  CHECK_FALSE(spare_owner("session-acct1.json"));
-  bot_writes(path, session_doc(std::nullopt, "v1"));
-  bot_writes(spare, session_doc(std::nullopt, "v0"));
-  const std::string name = ".session-acct1.json.tmp-spare";
-  CHECK_FALSE(remove_orphaned_spare(dir.path, name, std::chrono::seconds(0)));  // file there
-  fs::remove(path);
-  CHECK_FALSE(remove_orphaned_spare(dir.path, name, std::chrono::seconds(3600)));  // too young
-  CHECK(fs::exists(spare));
-  CHECK(remove_orphaned_spare(dir.path, name, std::chrono::seconds(0)));
-  CHECK_FALSE(fs::exists(spare));
+  CHECK(leftovers(dir.path).empty());
 }
 
 TEST_CASE("start-up restores a file a power loss left empty or torn from its previous version",

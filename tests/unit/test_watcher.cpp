@@ -385,26 +385,6 @@ TEST_CASE("watcher: a name that is not a session is logged once", "[watcher]") {
   CHECK(logs.mentions(".tmp-9") == 0);
 }
 
-TEST_CASE("watcher: a rescan removes the spares of files gone for a minute", "[watcher]") {
-  Fixture f;
-  auto age = [](const std::string& path, int seconds) {
-    struct timespec times[2];
-    times[0].tv_sec = times[1].tv_sec = ::time(nullptr) - seconds;
-    times[0].tv_nsec = times[1].tv_nsec = 0;
-    REQUIRE(::utimensat(AT_FDCWD, path.c_str(), times, 0) == 0);
-  };
-  { std::ofstream(f.dir + "/session-a.json") << "{}"; }
-  for (const char* id : {"a", "b", "c"}) {
-    const std::string spare = f.dir + "/.session-" + std::string(id) + ".json.tmp-spare";
-    { std::ofstream(spare) << "{}"; }
-    age(spare, std::string(id) == "c" ? 10 : 120);
-  }
-  f.start();  // the first scan is a rescan
-  CHECK(std::filesystem::exists(f.dir + "/.session-a.json.tmp-spare"));        // its file is there
-  CHECK_FALSE(std::filesystem::exists(f.dir + "/.session-b.json.tmp-spare"));  // orphaned
-  CHECK(std::filesystem::exists(f.dir + "/.session-c.json.tmp-spare"));  // not for a minute yet
-}
-
 TEST_CASE("watcher: the event source is stopped when the watcher ends", "[watcher]") {
   Fixture f;
   f.start();
