@@ -345,6 +345,7 @@ struct Account {
   bool has_prev = false;  // rotated-away sid still accepted until prev_until
   SidKey prev_sid;
   TP prev_until;
+  TP rotated_at{};  // the last rotation: a crash test dates the rotations a kill lost
   std::string refresh_token, csrftoken;
   std::string jwt, prev_jwt;
   std::int64_t jwt_exp = 0;  // unix seconds
@@ -946,6 +947,7 @@ struct FakeSite::Impl {
     a.prev_jwt = a.jwt;
     a.has_prev = opt.rotate_grace.count() > 0;
     a.prev_until = now + opt.rotate_grace;
+    a.rotated_at = now;
     a.sid = random_sid();
     sids.emplace(a.sid, SidRef{&a, a.gen});
     add_secret(sid_hex(a.sid));
@@ -1316,6 +1318,10 @@ nlohmann::json FakeSite::stats(bool per_session) const {
           {"refreshes", a->refreshes},
           {"api_calls", a->api_calls},
           {"replicas", std::move(reps)},
+          // CLOCK_MONOTONIC (Python's time.monotonic_ns()); 0: never rotated.
+          {"rotated_at_monotonic_ns",
+           std::chrono::duration_cast<std::chrono::nanoseconds>(a->rotated_at.time_since_epoch())
+               .count()},
           {"idle_ms",
            std::chrono::duration_cast<std::chrono::milliseconds>(now - a->last_seen).count()}};
     }
