@@ -1831,10 +1831,9 @@ def bench_crash(ctx):
                 continue
             for r in json.loads(line[len("RESULTS "):]):
                 r.update(setting=setting, run=i + 1)
-                if r.get("stale_older_than_5ms_per_round"):
-                    r["stale_older_than_5ms"] = r["stale_older_than_5ms_per_round"][0]
-                    r["stale_ages_ms"] = r["stale_ages_ms_per_round"][0]
-                    r["run_wait_us"] = r["run_wait_us_per_round"][0]
+                for key in ("stale_older_than_5ms", "stale_ages_ms", "run_wait_us"):  # one round per run here
+                    if r.get(key + "_per_round"):
+                        r[key] = r[key + "_per_round"][0]
                 runs.append(r)
                 log(f"{setting:>4} {r['scenario']}: {r.get('refreshes_per_s')} refreshes/s, lag p50 "
                     f"{r.get('save_lag_p50_ms')} ms p99 {r.get('save_lag_p99_ms')} ms, stale "
