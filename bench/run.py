@@ -1854,7 +1854,7 @@ def bench_crash(ctx):
                          " / ".join(str(r.get("stale_older_than_5ms", "-")) for r in rs),
                          " / ".join(str(r.get("run_wait_us", "-")) for r in rs)])
     table("kill -9 under load, no rotate grace (400 sessions; stale files after the kill, allowed in brackets; "
-          "of them, rotations the site answered more than 5 ms before the kill)",
+          "of them, rotations the site made more than 5 ms before the kill)",
           ["--save-lag-target", "load", "runs", "refreshes/s", "save lag p50 ms", "save lag p99 ms", "stale (allowed)",
            "stale rotated > 5 ms before the kill", "waited for a CPU, µs per time slice"],
           rows)

@@ -494,7 +494,7 @@ def kill9_no_grace_round(load, sessions, interval_ms, seed):
 
 
 def older_than(ages_ms, ms):
-    """The rotations a kill lost that the site had answered more than `ms` before it."""
+    """The rotations a kill lost that the site had made more than `ms` before it."""
     return sum(1 for a in ages_ms if a > ms)
 
 
