@@ -90,6 +90,8 @@ FirstLook read_first_look(
 // A load's answer. The document moves into its own allocation on the I/O
 // thread, and the cycle keeps that as its working copy: no copy of the whole
 // DOM per refresh on the actor's thread (docs/PERFORMANCE.md, seventh round).
+// The cycle edits it in place (WorkResultPtr's const does not reach through
+// this pointer), so a Loaded goes to one cycle only.
 struct Loaded {
   explicit Loaded(std::variant<LoadedSession, FileError> loaded);
   std::variant<FileIdentity, FileError> result;  // the identity of the version read

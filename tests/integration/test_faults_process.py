@@ -444,8 +444,8 @@ KillRound = namedtuple("KillRound", "rate lag_p50 lag_p99 stale stale_ages_ms ru
 
 def run_queue_totals(pid):
     """(ns waited runnable for a CPU, time slices) summed over a process's
-    threads (/proc/<pid>/task/*/schedstat): a contended machine delays every
-    hand-off on the save path by this wait."""
+    threads (/proc/<pid>/task/*/schedstat): how long its threads, once
+    runnable, waited for a core."""
     waited = slices = 0
     for stat in glob.glob(f"/proc/{pid}/task/*/schedstat"):
         try:
@@ -531,7 +531,8 @@ def kill9_no_grace(m, load):
               f"(target {stale_target(r.rate)}); {older_than(r.stale_ages_ms, 5)} of them rotated more than "
               f"5 ms before the kill (ms before it: {r.stale_ages_ms}); threads waited {r.run_wait_us} µs "
               f"for a CPU per time slice")
-    rate, p50, p99, stale, _, _ = sorted(kills, key=lambda r: len(r.stale))[rounds // 2]  # the median kill
+    median = sorted(kills, key=lambda r: len(r.stale))[rounds // 2]
+    rate, stale = median.rate, median.stale
     target = stale_target(rate)
     # Checked: three times the target, at least the window's floor (8). Lost by
     # any design: answers of the last milliseconds and responses still in the
@@ -542,8 +543,8 @@ def kill9_no_grace(m, load):
     # a shared CI machine or a sanitized build cannot promise a process
     # milliseconds of CPU.
     allowed = max(3 * target, 8)
-    m.update(refreshes_per_s=round(rate), save_lag_p50_ms=round(p50 * 1000, 2),
-             save_lag_p99_ms=round(p99 * 1000, 2), stale_files=len(stale), stale_allowed=target,
+    m.update(refreshes_per_s=round(rate), save_lag_p50_ms=round(median.lag_p50 * 1000, 2),
+             save_lag_p99_ms=round(median.lag_p99 * 1000, 2), stale_files=len(stale), stale_allowed=target,
              stale_files_per_round=[len(r.stale) for r in kills],
              stale_older_than_5ms_per_round=[older_than(r.stale_ages_ms, 5) for r in kills],
              stale_ages_ms_per_round=[r.stale_ages_ms for r in kills],
